@@ -1,0 +1,137 @@
+"""`json_schema`: the parsed output validates against a JSON Schema.
+
+The schema is the grader's own (`schema:` inline) or, without one, the
+prompt's declared `output.schema`. `jsonschema` is imported only when a schema
+is checked or used, so `agent-evals --help` and `validate` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from agent_evals.errors import GraderError
+from agent_evals.graders import base
+from agent_evals.graders._common import cannot_read
+from agent_evals.graders.base import Grade, GraderBase, Sample
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+_SHOWN_ERRORS = 3
+_KEPT_ERRORS = 20
+_MESSAGE_LIMIT = 120
+
+
+def _check_schema(schema: dict[str, Any]) -> None:
+    """Raise ValueError if `schema` is not a valid JSON Schema (under its own `$schema` draft)."""
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = exc.json_path if exc.path else "the schema root"
+        raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
+
+
+class JsonSchemaOptions(base.Options):
+    """Options of `json_schema`."""
+
+    # Aliased because a field named `schema` shadows a (deprecated) BaseModel method.
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        description="An inline JSON Schema; default: the prompt's output.schema.",
+    )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            _check_schema(schema)
+        return schema
+
+
+def _validator(schema: dict[str, Any]) -> Validator:
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema)
+    # Check `format` too: a schema author who writes `format: date` means it.
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+class JsonSchema(GraderBase):
+    """Pass when the parsed output is valid under the schema; the reason lists the first violations."""
+
+    Options: ClassVar[type[base.Options]] = JsonSchemaOptions
+    options: JsonSchemaOptions
+
+    def __init__(self, spec: Any, options: Any) -> None:
+        super().__init__(spec, options)
+        # Validators are cached per schema text: building one resolves $refs and checks formats.
+        self._validators: dict[str, Validator] = {}
+
+    def _validator_for(self, schema: dict[str, Any], inline: bool) -> Validator:
+        key = json.dumps(schema, sort_keys=True, default=str)
+        found = self._validators.get(key)
+        if found is None:
+            if not inline:
+                # The inline schema was checked at load time; the prompt's is checked here.
+                try:
+                    _check_schema(schema)
+                except ValueError as exc:
+                    raise GraderError(f"the prompt's output schema is not usable: {exc}") from None
+            found = self._validators[key] = _validator(schema)
+        return found
+
+    async def grade(self, sample: Sample) -> Grade:
+        """Validate the parsed output against the schema.
+
+        Raises:
+            GraderError: there is no schema (neither inline nor from the prompt),
+                or the prompt's schema is invalid.
+        """
+        inline = self.options.json_schema is not None
+        schema = self.options.json_schema if inline else sample.output_schema
+        if schema is None:
+            raise GraderError(
+                "json_schema grader has no schema: set 'schema' on the grader or 'output.schema' in the prompt"
+            )
+        instance, why_not = _parsed(sample)
+        if why_not is not None:
+            return cannot_read(why_not)
+        # iter_errors follows the schema's keyword order: stable from run to run, so diffs stay quiet.
+        errors = list(self._validator_for(schema, inline).iter_errors(instance))
+        if not errors:
+            return Grade(score=1.0, passed=True, reason="output matches the schema", details={"errors": []})
+        found = [{"path": e.json_path, "message": _shorten(e.message)} for e in errors[:_KEPT_ERRORS]]
+        shown = "; ".join(f"{e['path']}: {e['message']}" for e in found[:_SHOWN_ERRORS])
+        more = f" (and {len(errors) - _SHOWN_ERRORS} more)" if len(errors) > _SHOWN_ERRORS else ""
+        count = "1 schema violation" if len(errors) == 1 else f"{len(errors)} schema violations"
+        return Grade(
+            score=0.0,
+            passed=False,
+            reason=f"{count}: {shown}{more}",
+            details={"errors": found, "error_count": len(errors)},
+        )
+
+
+def _parsed(sample: Sample) -> tuple[Any, str | None]:
+    """The output as JSON, or why it is not JSON."""
+    if sample.parse_error is not None:
+        return None, f"output is not JSON: {sample.parse_error}"
+    if sample.parsed is not None:
+        return sample.parsed, None
+    # A text prompt's output is not parsed by the runner; a literal `null` also lands here.
+    try:
+        return json.loads(sample.output), None
+    except ValueError as exc:
+        return None, f"output is not JSON: {exc}"

@@ -1,0 +1,249 @@
+"""The file formats, as frozen strict models: unknown keys are errors.
+
+Every file carries a `schema_version`. Prompts and eval sets have a content
+hash over what changes behaviour, so two runs can tell whether they used the
+same prompt or the same cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def canonical_hash(data: Any) -> str:
+    """sha256 of the canonical JSON form of `data` (sorted keys, no spaces)."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class _Sourced(_Model):
+    """A model loaded from a file; remembers where, so later errors can say so."""
+
+    _path: str | None = PrivateAttr(default=None)
+    _marks: Any = PrivateAttr(default=None)
+
+    @property
+    def source_path(self) -> str | None:
+        return self._path
+
+    def line_of(self, *loc: int | str, value: bool = False) -> int | None:
+        """The line of the key (or, with value=True, the value) at `loc` in the source file."""
+        from agent_evals import _yaml
+
+        if self._marks is None:
+            return None
+        return _yaml.value_line(self._marks, loc) if value else _yaml.line_of(self._marks, loc)
+
+
+# --- prompts -----------------------------------------------------------------
+
+
+class Owner(_Model):
+    name: str = Field(min_length=1, description="The person or team accountable for this prompt.")
+    oncall: str = Field(min_length=1, description="Who gets paged: a rotation, channel or address.")
+
+
+class ModelSpec(_Model):
+    provider: str = Field(
+        min_length=1, description="A provider type or a provider named in agent-evals.yaml."
+    )
+    name: str = Field(default="", description="The model name sent to the provider.")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, description="Sent verbatim in the request body.")
+
+    def params(self) -> dict[str, Any]:
+        """The sampling parameters that are set, in a stable order."""
+        out: dict[str, Any] = {}
+        for key in ("temperature", "max_tokens", "top_p", "seed", "stop"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+class Message(_Model):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class OutputSpec(_Model):
+    format: Literal["text", "json"] = "text"
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    @model_validator(mode="after")
+    def _schema_needs_json(self) -> OutputSpec:
+        if self.json_schema is not None and self.format != "json":
+            raise ValueError("a schema needs 'format: json'")
+        return self
+
+
+class Litmus(_Model):
+    """The three questions a production agent must answer (see `readiness`)."""
+
+    if_wrong_1pct: str | None = None
+    who_gets_paged: str | None = None
+    business_number: str | None = None
+
+
+class Prompt(_Sourced):
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=ID_PATTERN)
+    version: str | int
+    description: str = ""
+    owner: Owner
+    model: ModelSpec
+    messages: tuple[Message, ...] = Field(min_length=1)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    litmus: Litmus | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything that changes what is sent or how output is read."""
+        return canonical_hash(
+            self.model_dump(mode="json", include={"model", "messages", "output"}, by_alias=True)
+        )
+
+
+# --- eval sets -----------------------------------------------------------------
+
+
+class Provenance(_Model):
+    source: str = Field(min_length=1, description="Where the cases come from, e.g. a log and its window.")
+    sampled_at: str | None = None
+    method: str | None = None
+    synthetic: bool = False
+    source_hash: str | None = None
+    time_window: str | None = None
+    filters: tuple[str, ...] = ()
+    seed: int | None = None
+    notes: str | None = None
+
+    @field_validator("sampled_at", mode="before")
+    @classmethod
+    def _date_to_str(cls, value: Any) -> Any:
+        # YAML turns 2026-11-01 into a date; keep it as the text the file says.
+        return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+class GraderSpec(BaseModel):
+    """A grader entry: the common keys here, the type's own options in `options`.
+
+    The type's options model (see `agent_evals.graders`) checks the rest, so an
+    unknown option is an error that names its line.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str = Field(min_length=1)
+    name: str | None = None
+    weight: float = Field(default=1.0, ge=0)
+    required: bool = True
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Case(_Model):
+    id: str = Field(min_length=1)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    expected: Any = None
+    tags: tuple[str, ...] = ()
+    cluster: str | None = Field(default=None, description="Cases sharing a conversation or source trace.")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class EvalSet(_Sourced):
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=ID_PATTERN)
+    prompt: str = Field(min_length=1, description="The id of the prompt these cases exercise.")
+    description: str = ""
+    metric: str | None = Field(default=None, description="The business metric this eval set protects.")
+    provenance: Provenance | None = None
+    graders: tuple[GraderSpec, ...] = Field(min_length=1)
+    cases: tuple[Case, ...] = ()
+    cases_file: str | None = Field(default=None, description="A JSONL file of cases beside this file.")
+
+    # Where each case starts: (path, line); set by the loader (cases may come from JSONL).
+    _case_sources: list[tuple[str, int | None]] | None = PrivateAttr(default=None)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the cases and graders: what decides the scores."""
+        return canonical_hash(
+            {
+                "prompt": self.prompt,
+                "graders": [g.model_dump(mode="json") for g in self.graders],
+                "cases": [c.model_dump(mode="json") for c in self.cases],
+            }
+        )
+
+    def case_source(self, index: int) -> tuple[str | None, int | None]:
+        """The file and line where case `index` is written (the YAML or its JSONL file)."""
+        if self._case_sources is not None and index < len(self._case_sources):
+            return self._case_sources[index]
+        return self.source_path, self.line_of("cases", index)
+
+
+# --- project config --------------------------------------------------------------
+
+
+class Paths(_Model):
+    prompts: str = "prompts"
+    evalsets: str = "evalsets"
+    runs: str = ".agent-evals/runs"
+
+
+class RunDefaults(_Model):
+    provider: str | None = None
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    initial_backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=30.0, ge=0)
+
+
+class ProviderConfig(_Model):
+    type: Literal["openai", "anthropic", "local", "python"]
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable with the key."
+    )
+    target: str | None = Field(default=None, description="module:function, for type python.")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Price(_Model):
+    input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
+
+
+class ProjectConfig(_Sourced):
+    schema_version: Literal[1] = 1
+    paths: Paths = Field(default_factory=Paths)
+    defaults: RunDefaults = Field(default_factory=RunDefaults)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)

@@ -1,0 +1,182 @@
+"""`agent-evals run` end to end: records, summaries, errors, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent_evals.cli import main
+from agent_evals.record import load_record
+from tests.support import EVALSET, basic_project, write_tree
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    basic_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    # Each test's agent module lives in its own tmp root; forget the previous one.
+    monkeypatch.delitem(sys.modules, "agent", raising=False)
+    return tmp_path
+
+
+def test_run_writes_a_complete_record(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--output", "out.jsonl"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "triage" in out
+    assert "66.7% (2/3)" in out
+    record = load_record(project / "out.jsonl")
+    assert record.status == "complete"
+    assert record.header.schema_version == 1
+    assert record.header.prompt["id"] == "triage"
+    assert record.header.prompt["hash"].startswith("sha256:")
+    assert record.header.evalset["hash"].startswith("sha256:")
+    assert record.header.provider["name"] == "python:agent:answer"
+    assert record.header.provider["params"] == {"temperature": 0}
+    assert [(c.case_id, c.status) for c in record.cases] == [("c1", "pass"), ("c2", "pass"), ("c3", "fail")]
+    c3 = record.cases[2]
+    assert c3.grades[0].reason == "disposition: expected 'billing', got 'other'"
+    assert c3.request is not None
+    assert c3.request["messages"][-1]["content"] == "Subject: Invoice\ncharged twice\n"
+    assert json.loads(c3.output or "") == {"disposition": "other"}
+    assert c3.attempts == 1
+    assert c3.latency_ms is not None
+    assert record.end is not None
+    assert record.end.counts == {"pass": 2, "fail": 1, "error": 0, "skipped": 0}
+
+
+def test_default_record_location_and_git_info(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import git
+
+    repo = git.Repo.init(project)
+    repo.index.add(["prompts/triage.yaml"])
+    repo.index.commit("init")
+    repo.create_remote("origin", "https://user:s3cret-token@example.com/team/agents.git")
+    assert main(["run"]) == 0
+    records = list((project / ".agent-evals/runs").glob("*/triage.jsonl"))
+    assert len(records) == 1
+    header = load_record(records[0]).header
+    assert header.git is not None
+    assert header.git["commit"] == repo.head.commit.hexsha
+    assert header.git["dirty"] is True  # untracked files
+    assert header.git["remotes"] == {"origin": "https://example.com/team/agents.git"}
+    assert "s3cret" not in records[0].read_text()
+
+
+def test_filter_by_tag_and_id(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--filter", "refund", "--filter", "c2", "--output", "out.jsonl"]) == 0
+    record = load_record(project / "out.jsonl")
+    assert [c.case_id for c in record.cases] == ["c1", "c2"]
+    assert record.header.evalset["selected"] == 2
+
+
+def test_provider_failure_is_an_error_not_a_fail(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_tree(
+        project,
+        {
+            "agent.py": """\
+                async def answer(request):
+                    if "log in" in request["messages"][-1]["content"]:
+                        raise RuntimeError("agent crashed")
+                    return {"disposition": "refund"}
+                """
+        },
+    )
+    code = main(["run", "--output", "out.jsonl"])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "1 case(s) could not be evaluated" in captured.err
+    statuses = {c.case_id: c.status for c in load_record(project / "out.jsonl").cases}
+    assert statuses == {"c1": "pass", "c2": "error", "c3": "fail"}
+
+
+def test_a_template_error_stops_the_run_before_any_call(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tree(
+        project, {"agent.py": "async def answer(request):\n    raise SystemExit('must not be called')\n"}
+    )
+    (project / "evalsets/triage.yaml").write_text(
+        EVALSET.replace("vars: {subject: Login, body: cannot log in}", "vars: {subject: Login}")
+    )
+    code = main(["run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("prompts/triage.yaml:18: undefined variable in messages[1] for case 'c2'")
+    assert not (project / ".agent-evals/runs").exists()
+
+
+def test_unknown_evalset_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--evalset", "nope"]) == 2
+    assert capsys.readouterr().err.strip() == "no eval set 'nope' (known: triage)"
+
+
+def test_bad_option_is_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--concurrency", "0"]) == 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_killed_run_keeps_every_finished_case(project: Path, signum: int) -> None:
+    many = (
+        EVALSET.split("cases:")[0]
+        + "cases:\n"
+        + "".join(
+            f"  - id: k{i}\n    vars: {{subject: s{i}, body: I want my money back}}\n    expected: {{disposition: refund}}\n"
+            for i in range(200)
+        )
+    )
+    (project / "evalsets/triage.yaml").write_text(many)
+    env = {**os.environ, "TEST_AGENT_DELAY": "0.05"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent_evals.cli", "run", "-j", "2", "--output", "out.jsonl"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = project / "out.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if out.exists() and out.read_text().count('"kind":"case"') >= 5:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum, err
+    assert f"interrupted by {signal.Signals(signum).name}" in err
+    record = load_record(out)
+    assert record.status == "interrupted"
+    assert 5 <= len(record.cases) < 200
+    assert all(c.status == "pass" for c in record.cases)
+    # Every case line in the file is a finished case with its grade.
+    assert record.end is not None
+    assert record.end.counts["pass"] == len(record.cases)
+
+
+def test_record_cut_mid_line_is_still_readable(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--output", "out.jsonl"]) == 0
+    text = (project / "out.jsonl").read_text().splitlines(keepends=True)
+    # Simulate SIGKILL during a write: no end line, the last case half written.
+    (project / "cut.jsonl").write_text("".join(text[:-2]) + text[-2][: len(text[-2]) // 2])
+    record = load_record(project / "cut.jsonl")
+    assert record.status == "interrupted"
+    assert [c.case_id for c in record.cases] == ["c1", "c2"]
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from agent_evals.cli import main\n"
+        "rc = main(['--help'])\n"
+        "print(rc, sorted(m for m in ('pandas', 'sklearn', 'scipy', 'git', 'httpx') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0 []"

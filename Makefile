@@ -12,9 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO := .agent-evals/demo
+
+# The example offline, then the gate on a bundled regressing edit (examples/candidate/):
+# the last step must fail the gate with exit 1, and the demo checks that it does.
 demo: $(STAMP)
 	$(BIN)/agent-evals validate
-	$(BIN)/agent-evals run
+	$(BIN)/agent-evals run --output $(DEMO)/baseline.jsonl
+	$(BIN)/agent-evals run --prompt-file examples/candidate/ticket-triage.yaml --output $(DEMO)/candidate.jsonl
+	@$(BIN)/agent-evals diff $(DEMO)/baseline.jsonl $(DEMO)/candidate.jsonl --report-md $(DEMO)/report.md; \
+	code=$$?; \
+	if [ $$code -eq 1 ]; then echo "demo: the gate failed on the regressing edit (exit 1), as it should. PR comment: $(DEMO)/report.md"; \
+	else echo "demo: expected the gate to fail with exit 1, got $$code"; exit 1; fi
 
 test: lint typecheck unit
 

@@ -15,12 +15,20 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from agent_evals import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from agent_evals.gate import GateReport
+    from agent_evals.models import ProjectConfig
+    from agent_evals.retry import RetryPolicy
+
 from agent_evals.errors import EXIT_CANNOT_EVALUATE, EXIT_CONFIG, EXIT_OK, AgentEvalsError, Interrupted
 
 app = typer.Typer(
@@ -92,15 +100,19 @@ def run(
     filter_: Annotated[
         list[str] | None, typer.Option("--filter", help="Only cases whose id or a tag matches (glob).")
     ] = None,
+    prompt_file: Annotated[
+        Path | None, typer.Option(help="Run this prompt file in place of the project's prompt with its id.")
+    ] = None,
 ) -> None:
     """Run prompts on their eval sets, grade the outputs, write a run record."""
-    from agent_evals.load import load_project
+    from agent_evals.load import load_project, with_prompt_file
     from agent_evals.report.terminal import print_run, progress
-    from agent_evals.retry import RetryPolicy
     from agent_evals.runner import RunOptions, execute, plan, run_sync
     from agent_evals.summary import summarize
 
     project = load_project(Path("."))
+    if prompt_file is not None:
+        project = with_prompt_file(project, prompt_file)
     jobs = plan(
         project,
         prompt_ids=prompt or (),
@@ -109,15 +121,9 @@ def run(
         model=model,
         filters=filter_ or (),
     )
-    d = project.config.defaults
     options = RunOptions(
-        concurrency=concurrency or d.concurrency,
-        retry=RetryPolicy(
-            max_attempts=d.max_attempts,
-            timeout_s=d.timeout_s,
-            initial_backoff_s=d.initial_backoff_s,
-            max_backoff_s=d.max_backoff_s,
-        ),
+        concurrency=concurrency or project.config.defaults.concurrency,
+        retry=_retry_policy(project.config),
         output=output,
     )
     with progress(err, jobs) as tick:
@@ -128,6 +134,131 @@ def run(
     if errors:
         err.print(f"{errors} case(s) could not be evaluated (see the errors above)")
         raise typer.Exit(EXIT_CANNOT_EVALUATE)
+
+
+ReportMd = Annotated[
+    Path | None, typer.Option("--report-md", help="Write the Markdown report (for a PR comment).")
+]
+ReportJunit = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")]
+ReportJson = Annotated[Path | None, typer.Option("--json", help="Write the full diff and verdict as JSON.")]
+MaxRegressions = Annotated[
+    int | None, typer.Option(min=0, help="Override the gate: most cases allowed to regress.")
+]
+MinPassRate = Annotated[
+    float | None, typer.Option(min=0, max=1, help="Override the gate: candidate pass-rate floor.")
+]
+Alpha = Annotated[float | None, typer.Option(min=0, max=1, help="Override the gate: significance level.")]
+MaxErrorRate = Annotated[float | None, typer.Option(min=0, max=1, help="Override: above this, exit 3.")]
+
+
+def _publish(report: GateReport, md: Path | None, junit: Path | None, json_path: Path | None) -> int:
+    """Print the gate to the terminal, write the reports asked for, return the exit code."""
+    from agent_evals.report import json_report, markdown
+    from agent_evals.report import junit as junit_report
+    from agent_evals.report.terminal import print_gate
+
+    print_gate(out, report)
+    text = markdown.render(report)
+    renderers: dict[Path | None, Callable[[GateReport], str]] = {
+        md: lambda _: text,
+        junit: junit_report.render,
+        json_path: json_report.render,
+    }
+    for path, render in renderers.items():
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(report), encoding="utf-8")
+    markdown.append_step_summary(text)
+    return report.exit_code
+
+
+@app.command("diff")
+def diff_cmd(
+    base: Annotated[Path, typer.Argument(help="The baseline run record.")],
+    candidate: Annotated[Path, typer.Argument(help="The candidate run record.")],
+    report_md: ReportMd = None,
+    junit: ReportJunit = None,
+    json_path: ReportJson = None,
+    max_regressions: MaxRegressions = None,
+    min_pass_rate: MinPassRate = None,
+    alpha: Alpha = None,
+    max_error_rate: MaxErrorRate = None,
+) -> None:
+    """Compare two run records case by case and gate the candidate. Exit 1 on regression."""
+    from agent_evals.ci import compare_records
+
+    overrides = {
+        "max_regressions": max_regressions,
+        "min_pass_rate": min_pass_rate,
+        "alpha": alpha,
+        "max_error_rate": max_error_rate,
+    }
+    report = compare_records(base, candidate, Path("."), overrides=overrides)
+    raise typer.Exit(_publish(report, report_md, junit, json_path))
+
+
+@app.command()
+def ci(
+    base: Annotated[
+        str | None, typer.Option("--base", help="Gate changes since the merge-base with this ref.")
+    ] = None,
+    baseline_dir: Annotated[
+        Path | None,
+        typer.Option(help="Compare with run records committed here instead of re-running the baseline."),
+    ] = None,
+    accept_policy_change: Annotated[
+        bool,
+        typer.Option(help="The change loosens the gate on purpose (reviewed): use the candidate's policy."),
+    ] = False,
+    concurrency: Annotated[
+        int | None, typer.Option("-j", "--concurrency", min=1, help="Calls in flight.")
+    ] = None,
+    provider: Annotated[str | None, typer.Option(help="Run both sides on this provider.")] = None,
+    model: Annotated[str | None, typer.Option(help="Run both sides on this model name.")] = None,
+    report_md: ReportMd = None,
+    junit: ReportJunit = None,
+    json_path: ReportJson = None,
+    max_regressions: MaxRegressions = None,
+    min_pass_rate: MinPassRate = None,
+    alpha: Alpha = None,
+    max_error_rate: MaxErrorRate = None,
+) -> None:
+    """Gate every prompt and eval set changed since BASE: run baseline and candidate, diff, gate."""
+    from agent_evals.ci import CiOptions, run_ci
+    from agent_evals.load import load_config
+    from agent_evals.report.terminal import progress
+    from agent_evals.runner import RunOptions, run_sync
+
+    config = load_config(Path("."))
+    options = CiOptions(
+        base_ref=base,
+        baseline_dir=baseline_dir,
+        accept_policy_change=accept_policy_change,
+        overrides={
+            "max_regressions": max_regressions,
+            "min_pass_rate": min_pass_rate,
+            "alpha": alpha,
+            "max_error_rate": max_error_rate,
+        },
+        run=RunOptions(concurrency=concurrency or config.defaults.concurrency, retry=_retry_policy(config)),
+        provider=provider,
+        model=model,
+    )
+    with progress(err, []) as tick:
+        report = run_ci(Path("."), options, on_result=tick, runner=run_sync)
+    raise typer.Exit(_publish(report, report_md, junit, json_path))
+
+
+def _retry_policy(config: ProjectConfig) -> RetryPolicy:
+    from agent_evals.retry import RetryPolicy
+
+    d = config.defaults
+    return RetryPolicy(
+        max_attempts=d.max_attempts,
+        timeout_s=d.timeout_s,
+        initial_backoff_s=d.initial_backoff_s,
+        max_backoff_s=d.max_backoff_s,
+    )
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

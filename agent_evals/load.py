@@ -8,10 +8,11 @@ them so `validate` can report every problem in one pass.
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import os
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,10 @@ CONFIG_FILE = "agent-evals.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 M = TypeVar("M", bound=BaseModel)
+
+CasesReader = Callable[[str], "tuple[str, str] | None"]
+"""Reads an eval set's `cases_file`, given the reference as written (relative to the
+eval set): its text and the path to name in errors, or None when there is no such file."""
 
 # Hints for keys a user is most likely to leave out, by dotted path.
 _MISSING_HINTS = {
@@ -171,93 +176,131 @@ def _validate(model: type[M], data: Any, path: Path) -> M:
     return obj
 
 
-def _check_id_matches_file(data: _yaml.MarkedDict, path: Path) -> None:
+def _check_id_matches_file(data: _yaml.MarkedDict, path: Path, shown: Path | None = None) -> None:
     file_id = path.stem
     if "id" in data and isinstance(data["id"], str) and data["id"] != file_id:
         raise ConfigError(
             f"id '{data['id']}' does not match the file name '{path.name}'",
-            path=path,
+            path=shown or path,
             line=data.key_lines["id"],
             hint=f"rename the file to '{data['id']}{path.suffix}' or set 'id: {file_id}'",
         )
 
 
-def load_prompt(path: Path) -> Prompt:
+def _mapping(path: Path, text: str | None, shown: str | None) -> tuple[_yaml.MarkedDict, Path]:
+    """The file's top-level mapping, and the path its errors and `source_path` name."""
+    where = path if shown is None else Path(shown)
+    return _yaml.load_mapping(path if text is None else where, text=text), where
+
+
+def load_prompt(path: Path, text: str | None = None, *, shown: str | None = None) -> Prompt:
     """Load and check one prompt file.
+
+    Args:
+        path: the prompt file; its name is what the `id` must match.
+        text: the file's content, when it does not come from disk (e.g. from a git commit).
+        shown: how errors and `source_path` name the file, e.g. `prompts/x.yaml@1a2b3c4d`
+            (default: `path`).
 
     Raises:
         ConfigError: the file is not valid YAML or not a valid prompt.
     """
-    data = _yaml.load_mapping(path)
-    prompt = _validate(Prompt, data, path)
-    _check_id_matches_file(data, path)
+    data, where = _mapping(path, text, shown)
+    prompt = _validate(Prompt, data, where)
+    _check_id_matches_file(data, path, where)
     return prompt
 
 
-def _read_cases_file(evalset_path: Path, ref: str, line: int | None) -> tuple[list[Any], list[int], Path]:
-    cases_path = (evalset_path.parent / ref).resolve()
-    shown = Path(os.path.relpath(cases_path)) if cases_path.is_absolute() else cases_path
-    if not cases_path.is_file():
+def _disk_cases_reader(evalset_path: Path) -> CasesReader:
+    def read(ref: str) -> tuple[str, str] | None:
+        cases_path = (evalset_path.parent / ref).resolve()
+        shown = Path(os.path.relpath(cases_path)) if cases_path.is_absolute() else cases_path
+        if not cases_path.is_file():
+            return None
+        try:
+            return cases_path.read_text(encoding="utf-8"), str(shown)
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", path=shown, hint="save the file as UTF-8") from None
+
+    return read
+
+
+def _read_cases_file(
+    evalset_path: Path, ref: str, line: int | None, read: CasesReader
+) -> tuple[list[Any], list[int], str]:
+    found = read(ref)
+    if found is None:
         raise ConfigError(
             f"cases_file '{ref}' not found",
             path=evalset_path,
             line=line,
             hint="give a path relative to this eval set",
         )
+    content, shown = found
     rows: list[Any] = []
     lines: list[int] = []
-    with cases_path.open(encoding="utf-8") as fh:
+    # newline=None reads lines as a text file does, whatever the line endings.
+    for lineno, text in enumerate(io.StringIO(content, newline=None), start=1):
+        if not text.strip():
+            continue
         try:
-            for lineno, text in enumerate(fh, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    rows.append(json.loads(text.rstrip("\r\n")))
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(
-                        f"not valid JSON: {exc.msg} at column {exc.colno}",
-                        path=shown,
-                        line=lineno,
-                        hint="each line must be one JSON object",
-                    ) from None
-                lines.append(lineno)
-        except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", path=shown, hint="save the file as UTF-8") from None
+            rows.append(json.loads(text.rstrip("\r\n")))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"not valid JSON: {exc.msg} at column {exc.colno}",
+                path=shown,
+                line=lineno,
+                hint="each line must be one JSON object",
+            ) from None
+        lines.append(lineno)
     return rows, lines, shown
 
 
-def load_evalset(path: Path) -> EvalSet:
+def load_evalset(
+    path: Path,
+    text: str | None = None,
+    *,
+    shown: str | None = None,
+    read_cases: CasesReader | None = None,
+) -> EvalSet:
     """Load and check one eval set, with its JSONL cases file if it names one.
+
+    Args:
+        path: the eval set file; its name is what the `id` must match.
+        text: the file's content, when it does not come from disk (e.g. from a git commit).
+        shown: how errors and `source_path` name the file (default: `path`).
+        read_cases: reads the `cases_file` (default: from disk, beside `path`).
 
     Raises:
         ConfigError: the file (or its cases file) is not valid.
     """
-    data = _yaml.load_mapping(path)
+    data, where = _mapping(path, text, shown)
     sources: list[tuple[str, int | None]] | None = None
     ref = data.get("cases_file")
     if isinstance(ref, str):
         if data.get("cases"):
             raise ConfigError(
                 "both 'cases' and 'cases_file' are set",
-                path=path,
+                path=where,
                 line=data.key_lines["cases_file"],
                 hint="keep the cases in one place",
             )
-        rows, lines, shown = _read_cases_file(path, ref, data.key_lines["cases_file"])
+        reader = read_cases or _disk_cases_reader(path)
+        rows, lines, cases_shown = _read_cases_file(where, ref, data.key_lines["cases_file"], reader)
         errors: list[ConfigError] = []
         for row, lineno in zip(rows, lines, strict=True):
             try:
                 Case.model_validate(row)
             except ValidationError as exc:
-                for err in translate(exc, path=shown, marks=None, model=Case):
+                for err in translate(exc, path=cases_shown, marks=None, model=Case):
                     err.line = lineno
-                    errors.append(ConfigError(err.message, path=shown, line=lineno, hint=err.hint))
+                    errors.append(ConfigError(err.message, path=cases_shown, line=lineno, hint=err.hint))
         if errors:
             raise ConfigErrors(errors)
         data["cases"] = rows
-        sources = [(str(shown), lineno) for lineno in lines]
-    evalset = _validate(EvalSet, data, path)
-    _check_id_matches_file(data, path)
+        sources = [(cases_shown, lineno) for lineno in lines]
+    evalset = _validate(EvalSet, data, where)
+    _check_id_matches_file(data, path, where)
     if sources is not None:
         evalset._case_sources = sources
     _check_duplicate_case_ids(evalset)
@@ -285,12 +328,19 @@ def _check_duplicate_case_ids(evalset: EvalSet) -> None:
         raise ConfigErrors(errors)
 
 
-def load_config(root: Path) -> ProjectConfig:
-    """Load `agent-evals.yaml` from `root`, or the defaults when there is none."""
+def load_config(root: Path, text: str | None = None, *, shown: str | None = None) -> ProjectConfig:
+    """Load `agent-evals.yaml` from `root` (or from `text`), or the defaults when there is none.
+
+    Args:
+        root: the project root.
+        text: the config's content, when it does not come from disk (e.g. from a git commit).
+        shown: how errors name the file (default: its path under `root`).
+    """
     path = root / CONFIG_FILE
-    if not path.is_file():
+    if text is None and not path.is_file():
         return ProjectConfig()
-    return _validate(ProjectConfig, _yaml.load_mapping(path), path)
+    data, where = _mapping(path, text, shown)
+    return _validate(ProjectConfig, data, where)
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -344,6 +394,23 @@ def load_project(root: Path, files: Sequence[Path] | None = None) -> Project:
                     tried.add(candidate.resolve())
                     _load_into(project.prompts, load_prompt, _rel(candidate, root), errors)
     return project
+
+
+def with_prompt_file(project: Project, path: Path) -> Project:
+    """The project with the prompt in `path` standing in for the project's prompt of the same id.
+
+    Raises:
+        ConfigError: the file is not a valid prompt.
+    """
+    prompt = load_prompt(path, shown=str(path))
+    prompts = {**project.prompts, prompt.id: prompt}
+    return Project(
+        root=project.root,
+        config=project.config,
+        prompts=prompts,
+        evalsets=project.evalsets,
+        errors=project.errors,
+    )
 
 
 def _rel(path: Path, root: Path) -> Path:

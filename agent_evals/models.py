@@ -163,6 +163,47 @@ class GraderSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ScoreDrops(_Model):
+    """Largest allowed drop in mean score (0-1 scale), overall and per grader or tag."""
+
+    overall: float | None = Field(default=None, ge=0, le=1)
+    graders: dict[str, float] = Field(default_factory=dict)
+    tags: dict[str, float] = Field(default_factory=dict)
+
+
+class GatePolicy(_Model):
+    """When a candidate fails the gate. Eval sets set it; agent-evals.yaml sets defaults.
+
+    A significant paired regression always fails (at `alpha`); the other rules
+    are off until set.
+    """
+
+    max_regressions: int | None = Field(
+        default=None, ge=0, description="Most cases allowed to go pass -> fail."
+    )
+    min_pass_rate: float | None = Field(default=None, ge=0, le=1, description="Candidate pass rate floor.")
+    max_score_drop: ScoreDrops | None = None
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of the paired test.")
+    noninferiority_margin: float | None = Field(
+        default=None, gt=0, le=1, description="Pass if no worse than this, with 1 - alpha confidence."
+    )
+    critical: tuple[str, ...] = Field(default=(), description="Tags or case ids that must never regress.")
+    max_error_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Above this the gate cannot judge: exit 3."
+    )
+    detect_drop: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="The smallest drop the team wants to see; drives the power note.",
+    )
+
+    @field_validator("max_score_drop", mode="before")
+    @classmethod
+    def _number_means_overall(cls, value: Any) -> Any:
+        return {"overall": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class Case(_Model):
     id: str = Field(min_length=1)
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -186,6 +227,7 @@ class EvalSet(_Sourced):
     graders: tuple[GraderSpec, ...] = Field(min_length=1)
     cases: tuple[Case, ...] = ()
     cases_file: str | None = Field(default=None, description="A JSONL file of cases beside this file.")
+    gate: GatePolicy | None = None
 
     # Where each case starts: (path, line); set by the loader (cases may come from JSONL).
     _case_sources: list[tuple[str, int | None]] | None = PrivateAttr(default=None)
@@ -247,3 +289,4 @@ class ProjectConfig(_Sourced):
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
+    gate: GatePolicy | None = Field(default=None, description="Defaults for every eval set's gate policy.")

@@ -16,7 +16,7 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -195,23 +195,40 @@ def plan(
                 hint=f"known prompts: {', '.join(sorted(project.prompts)) or 'none'}",
             )
         prompt = with_model(prompt, provider=provider or project.config.defaults.provider, model=model)
-        indexes = select(evalset, filters)
-        requests = tuple(render(prompt, evalset.cases[i], case_where=case_where(evalset, i)) for i in indexes)
-        jobs.append(
-            Job(
-                prompt=prompt,
-                evalset=evalset,
-                indexes=indexes,
-                requests=requests,
-                graders=build_graders(evalset),
-                provider=prompt.model.provider,
-            )
-        )
+        jobs.append(make_job(prompt, evalset, filters))
     if not jobs:
         raise ConfigError(
             "nothing to run", hint="add an eval set under evalsets/, or check --prompt/--evalset"
         )
     return jobs
+
+
+def make_job(
+    prompt: Prompt, evalset: EvalSet, filters: Sequence[str] = (), *, only: Collection[str] | None = None
+) -> Job:
+    """Render `prompt` for the selected cases of `evalset` and build its graders (no network).
+
+    Args:
+        prompt: the prompt to render.
+        evalset: whose cases to render.
+        filters: globs on case ids and tags.
+        only: if given, just these case ids (a baseline runs only the cases that existed at the base).
+
+    Raises:
+        ConfigError: a template does not render, or a grader is misconfigured.
+    """
+    indexes = select(evalset, filters)
+    if only is not None:
+        indexes = tuple(i for i in indexes if evalset.cases[i].id in only)
+    requests = tuple(render(prompt, evalset.cases[i], case_where=case_where(evalset, i)) for i in indexes)
+    return Job(
+        prompt=prompt,
+        evalset=evalset,
+        indexes=indexes,
+        requests=requests,
+        graders=build_graders(evalset),
+        provider=prompt.model.provider,
+    )
 
 
 def with_model(prompt: Prompt, *, provider: str | None, model: str | None) -> Prompt:

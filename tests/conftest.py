@@ -30,3 +30,10 @@ def openai_server() -> Iterator[ScriptedServer]:
 def anthropic_server() -> Iterator[ScriptedServer]:
     """A scripted server whose default answer is an Anthropic message echoing the last user message."""
     yield from _serve(ScriptedServer(default=anthropic_messages()))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the machine's git config (signing, hooks, default branch) out of every test."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")

@@ -6,6 +6,8 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+from agent_evals.record import CaseResult, GradeRecord, RunEnd, RunHeader, RunRecord
+
 PROMPT = """\
 schema_version: 1
 id: triage
@@ -89,3 +91,87 @@ def basic_project(root: Path, **overrides: str) -> Path:
     files = {"prompts/triage.yaml": PROMPT, "evalsets/triage.yaml": EVALSET, "agent.py": AGENT}
     files.update({k.replace("__", "/").replace("_yaml", ".yaml"): v for k, v in overrides.items()})
     return write_tree(root, files)
+
+
+def make_record(
+    cases: list[tuple[str, str]] | list[tuple[str, str, tuple[str, ...]]],
+    *,
+    run_id: str = "run",
+    repeat_of: dict[str, list[str]] | None = None,
+    status: str = "complete",
+) -> RunRecord:
+    """A run record built in memory: (case_id, status[, tags]) per case; repeats via `repeat_of`."""
+    results = []
+    for index, spec in enumerate(cases):
+        case_id, outcome = spec[0], spec[1]
+        tags = spec[2] if len(spec) > 2 else ()  # type: ignore[misc]
+        outcomes = (repeat_of or {}).get(case_id, [outcome])
+        for repeat, each in enumerate(outcomes):
+            judged = each in ("pass", "fail")
+            results.append(
+                CaseResult(
+                    index=index,
+                    case_id=case_id,
+                    repeat=repeat,
+                    status=each,  # type: ignore[arg-type]
+                    score=(1.0 if each == "pass" else 0.0) if judged else None,
+                    passed=(each == "pass") if judged else None,
+                    tags=tags,
+                    output=f"output of {case_id}",
+                    expected={"label": "x"},
+                    grades=(
+                        (
+                            GradeRecord(
+                                grader="label",
+                                type="exact_match",
+                                score=1.0 if each == "pass" else 0.0,
+                                passed=each == "pass",
+                                reason="ok" if each == "pass" else "expected 'x', got 'y'",
+                            ),
+                        )
+                        if judged
+                        else ()
+                    ),
+                    latency_ms=10.0,
+                    cost_usd=0.001,
+                    attempts=1,
+                    error="boom" if each == "error" else None,
+                )
+            )
+    header = RunHeader(
+        run_id=run_id,
+        started_at="2026-01-01T00:00:00Z",
+        tool_version="0",
+        prompt={"id": "p", "hash": f"sha256:{run_id}"},
+        evalset={"id": "e", "hash": "sha256:e"},
+        provider={"name": "local"},
+    )
+    end = RunEnd(status=status, finished_at="2026-01-01T00:00:01Z") if status != "none" else None  # type: ignore[arg-type]
+    return RunRecord(path=f"{run_id}.jsonl", header=header, cases=tuple(results), end=end)
+
+
+class GitRepo:
+    """A real repository under a temporary folder, with helpers to change it."""
+
+    def __init__(self, root: Path) -> None:
+        import git
+
+        self.root = root
+        self.git = git.Repo.init(root, initial_branch="main")
+        with self.git.config_writer() as config:
+            config.set_value("user", "name", "Test Author")
+            config.set_value("user", "email", "author@example.com")
+            config.set_value("commit", "gpgsign", "false")
+
+    def write(self, files: Mapping[str, str]) -> None:
+        write_tree(self.root, files)
+
+    def commit(self, files: Mapping[str, str] | None = None, message: str = "change") -> str:
+        """Write `files`, stage everything and commit; the new commit's sha."""
+        self.write(files or {})
+        self.git.git.add("-A")
+        self.git.git.commit("-m", message, "--no-verify")
+        return str(self.git.head.commit.hexsha)
+
+    def branch(self, name: str = "feature") -> None:
+        self.git.git.checkout("-b", name)

@@ -1,1 +1,1 @@
-"""Reporters: the terminal (rich) now; Markdown, JUnit and JSON build on the same summaries."""
+"""Reporters: the terminal (rich), Markdown for PR comments, JUnit XML and JSON."""

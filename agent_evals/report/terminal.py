@@ -1,17 +1,35 @@
-"""The terminal view of a run: a progress bar while it runs, a summary table after."""
+"""The terminal view: a progress bar while a run runs, a summary table after, the gate's diff.
+
+Outputs, case ids and reasons are untrusted: they are printed as `Text`,
+never as rich markup, so an output containing `[red]` prints as written.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from agent_evals.summary import Summary
+from agent_evals.report._common import (
+    case_diffs,
+    expected_text,
+    failing_grades,
+    ms,
+    one_line,
+    score,
+    score_delta,
+    shown,
+)
+from agent_evals.report._common import money as usd
+from agent_evals.summary import Summary, summarize
 
 if TYPE_CHECKING:
+    from agent_evals.diff import CaseDiff, Diff
+    from agent_evals.gate import GateReport, PairReport
     from agent_evals.record import CaseResult
     from agent_evals.runner import Job
 
@@ -119,3 +137,173 @@ def print_run(console: Console, rows: Sequence[tuple[str, str, Summary, str]]) -
         for case_id, error in s.error_examples:
             console.print(f"[red]error[/red] {evalset}/{case_id}: {error}", markup=True, highlight=False)
         console.print(f"record: {path}", highlight=False)
+
+
+# --- the gate --------------------------------------------------------------------
+
+_STYLE = {"pass": "green", "fail": "red", "error": "red"}
+_WORD = {"pass": "PASS", "fail": "FAIL", "error": "COULD NOT EVALUATE"}
+SHORT = 70
+WIDE = 96
+
+
+def print_gate(console: Console, report: GateReport, *, max_cases: int = 20) -> None:
+    """Print the gate's verdict and diff: findings first, then per pair the figures and the cases.
+
+    Args:
+        console: where to print.
+        report: the gate's outcome for every prompt/eval set pair.
+        max_cases: regressed (and, separately, fixed) cases listed per pair; the rest are counted.
+    """
+    findings = [(p, f) for p in report.pairs for f in p.verdict.findings]
+    if findings:
+        console.print(Text("gate integrity: this change moves the bar", style="bold yellow"))
+        for pair, f in findings:
+            console.print(Text(f"  {pair.prompt_id}/{pair.evalset_id}: {f.line()}", style="yellow"))
+        console.print()
+    for pair in report.pairs:
+        _print_pair(console, pair, max_cases)
+    console.print(Text(report.headline(), style=f"bold {_STYLE[report.status]}"))
+
+
+def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
+    v = pair.verdict
+    title = Text()
+    title.append(f"{_WORD[v.status]} ", style=f"bold {_STYLE[v.status]}")
+    title.append(f"{pair.prompt_id}/{pair.evalset_id} ({pair.change})", style="bold")
+    console.print(title)
+    console.print(Text(v.headline))
+    if pair.note:
+        console.print(Text(pair.note, style="dim"))
+    if pair.diff is not None:
+        console.print(_diff_table(pair.diff))
+    elif pair.cand is not None:
+        s = summarize(pair.cand.cases)
+        console.print(
+            Text(f"candidate only: pass rate {pct(s.pass_rate)} ({s.passed}/{s.judged}), {s.errors} errors")
+        )
+    for rule in v.failed:
+        line = Text("  ✗ ", style="red")
+        line.append(rule.rule, style="bold red")
+        line.append(f": {rule.message}")
+        if rule.cases:
+            more = len(rule.cases) - 5
+            line.append(f" [{', '.join(rule.cases[:5])}{f', +{more} more' if more > 0 else ''}]", style="dim")
+        console.print(line)
+    if v.power is not None:
+        console.print(Text(f"  power: {v.power.sentence()}", style="dim"))
+    if pair.diff is not None:
+        _print_cases(console, "regressed", pair.diff.outcome("regressed"), max_cases, _regressed_lines)
+        _print_cases(console, "fixed", pair.diff.outcome("fixed"), max_cases, _fixed_lines)
+        errored = pair.diff.outcome("errored")
+        _print_cases(console, "errored", errored, max_cases, _errored_lines)
+    elif pair.cand is not None:
+        cases = case_diffs(pair)
+        failing = [c for c in cases if c.cand is not None and c.cand.passed is False]
+        _print_cases(console, "failing", failing, max_cases, _failing_lines)
+        errored_new = [c for c in cases if c.cand is not None and c.cand.passed is None]
+        _print_cases(console, "errored", errored_new, max_cases, _errored_lines)
+    console.print()
+
+
+def _diff_table(d: Diff) -> Table:
+    o, bt, ct = d.overall, d.base_totals, d.cand_totals
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("")
+    for col in ("baseline", "candidate", "delta"):
+        table.add_column(col, justify="right")
+    delta = o.pass_delta
+    table.add_row(
+        "pass rate",
+        pct(o.base_pass_rate),
+        pct(o.cand_pass_rate),
+        Text("-" if delta is None else f"{100 * delta:+.1f} pts", style="red" if (delta or 0) < 0 else ""),
+    )
+    table.add_row(
+        "mean score", score(o.base_mean_score), score(o.cand_mean_score), score_delta(o.score_delta)
+    )
+    table.add_row("regressed / fixed", "", f"{len(d.outcome('regressed'))} / {len(d.outcome('fixed'))}", "")
+    table.add_row("errors", str(bt.errors), str(ct.errors), f"{ct.errors - bt.errors:+d}")
+    cost = ct.cost_usd - bt.cost_usd
+    table.add_row("cost", usd(bt.cost_usd), usd(ct.cost_usd), f"{'+' if cost >= 0 else '-'}${abs(cost):.4f}")
+    table.add_row("latency p50", ms(bt.latency_p50_ms), ms(ct.latency_p50_ms), "")
+    table.add_row("latency p95", ms(bt.latency_p95_ms), ms(ct.latency_p95_ms), "")
+    return table
+
+
+def _print_cases(
+    console: Console,
+    word: str,
+    cases: Sequence[CaseDiff],
+    max_cases: int,
+    lines: Callable[[CaseDiff], list[Text]],
+) -> None:
+    if not cases:
+        return
+    style = {"regressed": "red", "failing": "red", "fixed": "green"}.get(word, "yellow")
+    console.print(Text(f"  {len(cases)} {word}:", style=f"bold {style}"))
+    for case in cases[:max_cases]:
+        for line in lines(case):
+            console.print(line)
+    if len(cases) > max_cases:
+        console.print(
+            Text(f"    ... and {len(cases) - max_cases} more (see --report-md/--json)", style="dim")
+        )
+
+
+def _case_head(c: CaseDiff, style: str) -> Text:
+    head = Text("    ")
+    head.append(c.case_id, style=f"bold {style}")
+    if c.tags:
+        head.append(f" [{', '.join(c.tags)}]", style="dim")
+    return head
+
+
+def _regressed_lines(c: CaseDiff) -> list[Text]:
+    base, cand = shown(c.base, failing=False), shown(c.cand, failing=True)
+    head = _case_head(c, "red")
+    expected = expected_text(c.expected)
+    if expected is not None:
+        head.append(f"  expected: {one_line(expected, SHORT)}")
+    was, now = focus((base.output or "") if base else "-", (cand.output or "") if cand else "-", WIDE)
+    out = [head, Text(f"      baseline   {was}", style="green"), Text(f"      candidate  {now}", style="red")]
+    for grader, reason in failing_grades(cand)[:3]:
+        out.append(Text(f"      {grader}: {one_line(reason, 2 * SHORT)}", style="dim"))
+    return out
+
+
+def focus(a: str, b: str, width: int) -> tuple[str, str]:
+    """Two outputs on one line each, clipped to `width` around where they first differ.
+
+    Outputs of one prompt often share a long preamble; clipping both at the
+    start would show two identical prefixes and hide the change.
+    """
+    a, b = one_line(a), one_line(b)
+    if max(len(a), len(b)) <= width:
+        return a, b
+    common = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    # Shift only as far as needed for the longer tail to fit, and no further than just before the change.
+    start = max(0, min(common - width // 4, max(len(a), len(b)) - width + 1))
+    if start:
+        a, b = "…" + a[start:], "…" + b[start:]
+    return one_line(a, width), one_line(b, width)
+
+
+def _fixed_lines(c: CaseDiff) -> list[Text]:
+    return [_case_head(c, "green")]
+
+
+def _failing_lines(c: CaseDiff) -> list[Text]:
+    head = _case_head(c, "red")
+    reasons = failing_grades(shown(c.cand, failing=True))
+    if reasons:
+        head.append("  " + "; ".join(f"{g}: {one_line(r, SHORT)}" for g, r in reasons[:2]), style="dim")
+    return [head]
+
+
+def _errored_lines(c: CaseDiff) -> list[Text]:
+    head = _case_head(c, "yellow")
+    error = (c.cand.error if c.cand else None) or (c.base.error if c.base else None)
+    if error:
+        head.append(f"  {one_line(error, 2 * SHORT)}", style="dim")
+    return [head]

@@ -1,0 +1,321 @@
+"""`ci`: gate every (prompt, eval set) pair a branch changes, baseline vs candidate.
+
+For each pair the candidate is the working tree; the baseline is the prompt as
+it is at the merge-base of HEAD and the base ref (read from git objects, no
+checkout), run on the candidate's eval set. Both runs go through the normal
+runner, then `diff` and `gate`. The policy in force is the stricter of base
+and candidate unless the change to the bar is accepted; integrity findings
+are reported either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent_evals.errors import ConfigError
+from agent_evals.gate import GateReport, PairReport, gate, gate_absolute, gate_unchanged
+from agent_evals.integrity import Finding, check, effective_policy, stricter
+from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
+from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, Prompt
+from agent_evals.record import CaseResult, RunRecord, load_record
+from agent_evals.runner import Job, JobResult, RunOptions, execute, make_job, new_run_id, with_model
+
+if TYPE_CHECKING:
+    import httpx
+
+    from agent_evals.changes import ChangeSet
+
+
+@dataclass(frozen=True)
+class CiOptions:
+    base_ref: str | None = None
+    baseline_dir: Path | None = None
+    accept_policy_change: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+    run: RunOptions = field(default_factory=RunOptions)
+    provider: str | None = None
+    model: str | None = None
+
+
+@dataclass
+class _Pending:
+    """A pair on its way through the gate: what to run, and what is known so far."""
+
+    prompt: Prompt
+    evalset: EvalSet
+    change: str
+    policy: GatePolicy
+    findings: list[Finding]
+    base_prompt: Prompt | None = None
+    base_case_ids: frozenset[str] | None = None
+    base_record: RunRecord | None = None
+    note: str | None = None
+    cand_job: Job | None = None
+    base_job: Job | None = None
+    results: dict[str, JobResult] = field(default_factory=dict)
+
+
+def _repo_rel(changes: ChangeSet, source: str | None) -> str:
+    path = (Path.cwd() / (source or "")).resolve()
+    return path.relative_to(changes.repo_root.resolve()).as_posix()
+
+
+def _base_config(project: Project, changes: ChangeSet) -> ProjectConfig:
+    """agent-evals.yaml as it is at the merge-base: its gate defaults are part of the bar."""
+    from agent_evals.changes import read_at
+
+    rel = _repo_rel(changes, str(project.root / CONFIG_FILE))
+    text = read_at(changes, rel)
+    return (
+        ProjectConfig()
+        if text is None
+        else load_config(project.root, text=text, shown=f"{rel}@{changes.merge_base[:8]}")
+    )
+
+
+def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], ChangeSet | None, str | None]:
+    from agent_evals.changes import affected_pairs, changes_since, load_evalset_at, load_prompt_at
+
+    assert options.base_ref is not None
+    changes = changes_since(project.root, options.base_ref)
+    pairs = affected_pairs(changes, project)
+    if not pairs and not changes.deleted_evalsets:
+        return (
+            [],
+            changes,
+            f"no prompt or eval set changed since {changes.merge_base[:8]} ({options.base_ref})",
+        )
+    base_config = _base_config(project, changes)
+    pending: list[_Pending] = []
+    for pair in pairs:
+        prompt, evalset = project.prompts[pair.prompt_id], project.evalsets[pair.evalset_id]
+        cand_policy = effective_policy(project.config, evalset, options.overrides)
+        base_prompt = base_evalset = None
+        note = None
+        try:
+            if pair.base_prompt_path is not None:
+                base_prompt = load_prompt_at(changes, pair.base_prompt_path)
+            if pair.base_evalset_path is not None:
+                base_evalset = load_evalset_at(changes, pair.base_evalset_path)
+        except ConfigError as exc:
+            note = f"the baseline does not load at {changes.merge_base[:8]} ({exc.render()}); gated without a baseline"
+        base_policy = effective_policy(base_config, base_evalset, options.overrides)
+        findings = check(base_evalset, evalset, base_policy, cand_policy) if base_evalset is not None else []
+        policy = cand_policy if options.accept_policy_change else stricter(base_policy, cand_policy)
+        new = base_prompt is None or base_evalset is None
+        unchanged = (
+            not new
+            and base_prompt is not None
+            and base_evalset is not None
+            and base_prompt.content_hash == prompt.content_hash
+            and base_evalset.content_hash == evalset.content_hash
+        )
+        pending.append(
+            _Pending(
+                prompt=prompt,
+                evalset=evalset,
+                change="new" if new else "unchanged" if unchanged else "modified",
+                policy=policy,
+                findings=findings,
+                base_prompt=None if new or unchanged else base_prompt,
+                base_case_ids=frozenset(c.id for c in base_evalset.cases)
+                if base_evalset is not None
+                else None,
+                note=note
+                or (
+                    "no behavioural change: the prompt and eval set hash the same as at the base"
+                    if unchanged
+                    else None
+                ),
+            )
+        )
+    return pending, changes, None
+
+
+def _deleted(project: Project, changes: ChangeSet, options: CiOptions) -> list[PairReport]:
+    """An eval set deleted on the branch: nothing to run, but the bar moved."""
+    reports = []
+    for evalset_id in changes.deleted_evalsets:
+        finding = Finding("evalset_deleted", "evalset", evalset_id, "deleted")
+        note = f"eval set '{evalset_id}' is deleted in this change"
+        verdict = gate_unchanged(
+            note, effective_policy(project.config, None), [finding], options.accept_policy_change
+        )
+        reports.append(
+            PairReport(prompt_id="-", evalset_id=evalset_id, change="deleted", verdict=verdict, note=note)
+        )
+    return reports
+
+
+def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
+    assert options.baseline_dir is not None
+    pending = []
+    for evalset in project.evalsets.values():
+        prompt = project.prompts.get(evalset.prompt)
+        if prompt is None:
+            continue
+        path = options.baseline_dir / f"{evalset.id}.jsonl"
+        base_record = load_record(path) if path.is_file() else None
+        pending.append(
+            _Pending(
+                prompt=prompt,
+                evalset=evalset,
+                change="modified" if base_record else "new",
+                policy=effective_policy(project.config, evalset, options.overrides),
+                findings=[],
+                base_record=base_record,
+                note=None if base_record else f"no baseline record {path}; gated on absolute thresholds",
+            )
+        )
+    return pending
+
+
+def run_ci(
+    root: Path,
+    options: CiOptions,
+    *,
+    client: httpx.AsyncClient | None = None,
+    on_result: Callable[[Job, CaseResult], None] | None = None,
+    runner: Callable[..., Any] | None = None,
+) -> GateReport:
+    """Find the changed pairs, run baseline and candidate, diff and gate them.
+
+    Args:
+        root: the project root.
+        options: the base ref (or a baseline folder), policy overrides, run options.
+        client: an httpx client for HTTP providers (tests point it at 127.0.0.1).
+        on_result: progress callback per finished case.
+        runner: how to drive `execute` (the CLI passes one that handles signals).
+
+    Raises:
+        ConfigError: the project does not load, the ref is unknown, a template fails.
+    """
+    if (options.base_ref is None) == (options.baseline_dir is None):
+        raise ConfigError(
+            "give exactly one of --base REF or --baseline-dir DIR", hint="e.g. --base origin/main"
+        )
+    project = load_project(root)
+    project.raise_errors()
+    changes = None
+    deleted: list[PairReport] = []
+    if options.base_ref is not None:
+        pending, changes, message = _prepare_git(project, options)
+        if message:
+            return GateReport(
+                pairs=(),
+                base_ref=options.base_ref,
+                merge_base=changes.merge_base if changes else None,
+                message=message,
+            )
+        assert changes is not None
+        deleted = _deleted(project, changes, options)
+    else:
+        pending = _prepare_dir(project, options)
+    _run(project, pending, options, client=client, on_result=on_result, runner=runner)
+    return GateReport(
+        pairs=tuple(_judge(p, options) for p in pending) + tuple(deleted),
+        base_ref=options.base_ref,
+        merge_base=changes.merge_base if changes else None,
+    )
+
+
+def _run(
+    project: Project,
+    pending: Sequence[_Pending],
+    options: CiOptions,
+    *,
+    client: httpx.AsyncClient | None,
+    on_result: Callable[[Job, CaseResult], None] | None,
+    runner: Callable[..., Any] | None,
+) -> None:
+    import asyncio
+
+    override = {"provider": options.provider or project.config.defaults.provider, "model": options.model}
+    for p in pending:
+        if p.change == "unchanged":
+            continue
+        p.cand_job = make_job(with_model(p.prompt, **override), p.evalset)
+        if p.base_prompt is not None:
+            # Only the cases that existed at the base: cases the change adds are new, not regressions.
+            p.base_job = make_job(with_model(p.base_prompt, **override), p.evalset, only=p.base_case_ids)
+    run_id = options.run.run_id or new_run_id()
+    out = options.run.output or project.root / project.config.paths.runs / f"ci-{run_id}"
+    drive = runner or asyncio.run
+    for side in ("base", "cand"):
+        jobs = [j for p in pending if (j := p.base_job if side == "base" else p.cand_job) is not None]
+        if not jobs:
+            continue
+        run = RunOptions(
+            concurrency=options.run.concurrency,
+            retry=options.run.retry,
+            output=out / side,
+            run_id=f"{run_id}-{side}",
+        )
+        outcomes = drive(execute(project, jobs, run, client=client, on_result=on_result))
+        by_job = {id(o.job): o for o in outcomes}
+        for p in pending:
+            job = p.base_job if side == "base" else p.cand_job
+            if job is not None:
+                p.results[side] = by_job[id(job)]
+
+
+def _record(outcome: JobResult) -> RunRecord:
+    return load_record(outcome.path)
+
+
+def _judge(p: _Pending, options: CiOptions) -> PairReport:
+    from agent_evals.diff import diff
+
+    ids = (p.prompt.id, p.evalset.id)
+    if p.change == "unchanged":
+        verdict = gate_unchanged(p.note or "unchanged", p.policy, p.findings, options.accept_policy_change)
+        return PairReport(
+            *ids, change="unchanged", verdict=verdict, note=p.note, evalset_path=p.evalset.source_path
+        )
+    cand = _record(p.results["cand"])
+    base = p.base_record or (_record(p.results["base"]) if "base" in p.results else None)
+    if base is None:
+        return PairReport(
+            *ids, change="new", verdict=gate_absolute(cand, p.policy), cand=cand, note=p.note,
+            evalset_path=p.evalset.source_path,
+        )  # fmt: skip
+    d = diff(base, cand)
+    verdict = gate(d, p.policy, findings=p.findings, accept_policy_change=options.accept_policy_change)
+    return PairReport(
+        *ids,
+        change="modified",
+        verdict=verdict,
+        cand=cand,
+        diff=d,
+        note=p.note,
+        evalset_path=p.evalset.source_path,
+    )
+
+
+def compare_records(
+    base_path: Path, cand_path: Path, root: Path, *, overrides: dict[str, Any] | None = None
+) -> GateReport:
+    """Diff and gate two run records, with the policy of the eval set they ran (if the project has it)."""
+    from agent_evals.diff import diff
+    from agent_evals.load import load_evalset
+
+    base, cand = load_record(base_path), load_record(cand_path)
+    config = load_config(root)
+    evalset_id = str(cand.header.evalset.get("id"))
+    evalset_file = root / config.paths.evalsets / f"{evalset_id}.yaml"
+    evalset = load_evalset(evalset_file) if evalset_file.is_file() else None
+    policy = effective_policy(config, evalset, overrides)
+    d = diff(base, cand)
+    pair = PairReport(
+        prompt_id=str(cand.header.prompt.get("id")),
+        evalset_id=evalset_id,
+        change="modified",
+        verdict=gate(d, policy),
+        cand=cand,
+        diff=d,
+        evalset_path=evalset.source_path if evalset else None,
+    )
+    return GateReport(pairs=(pair,))

@@ -1,0 +1,199 @@
+"""What every gate reporter needs to say the same thing the same way. Pure.
+
+Markdown, JUnit, JSON and the terminal all show a case as "expected, the
+baseline's output, the candidate's output, why the graders failed it"; the
+choices of which repeat to show and how to name a rule live here so the four
+views never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from agent_evals.diff import CaseDiff, Side
+from agent_evals.gate import PairReport, RuleResult
+from agent_evals.record import CaseResult, RunRecord
+
+__all__ = [
+    "case_diffs",
+    "clip",
+    "expected_text",
+    "failing_grades",
+    "latency_s",
+    "money",
+    "ms",
+    "one_line",
+    "pair_name",
+    "rule_labels",
+    "score",
+    "score_delta",
+    "shown",
+    "side_status",
+    "side_verdict",
+    "sides",
+]
+
+
+def pair_name(pair: PairReport) -> str:
+    return f"{pair.prompt_id}/{pair.evalset_id}"
+
+
+def score(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def score_delta(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.3f}"
+
+
+def money(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:.4f}"
+
+
+def ms(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    # Local and cached providers answer in well under a millisecond; keep a digit so 0.4 is not "0 ms".
+    return f"{x:.1f} ms" if x < 10 else f"{x:,.0f} ms"
+
+
+def one_line(text: str, width: int | None = None) -> str:
+    """Collapse whitespace (newlines included) and clip to `width` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    if width is not None and len(flat) > width:
+        return flat[: max(width - 1, 0)] + "…"
+    return flat
+
+
+def clip(text: str, limit: int) -> tuple[str, int]:
+    """The first `limit` characters of `text` and how many were cut."""
+    if len(text) <= limit:
+        return text, 0
+    return text[:limit], len(text) - limit
+
+
+def expected_text(value: Any) -> str | None:
+    """The expected value as its author wrote it: strings verbatim, anything else as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def shown(side: Side | None, *, failing: bool | None = None) -> CaseResult | None:
+    """The repeat to show for a side: the first one that agrees with the side's verdict.
+
+    With repeats, the first result of a case that regressed may well be a pass;
+    showing it would hide the failure the reader is looking for.
+    """
+    if side is None:
+        return None
+    want = failing if failing is not None else (side.passed is False)
+    status = "fail" if want else "pass"
+    return next((r for r in side.results if r.status == status), side.first)
+
+
+def side_verdict(side: Side | None) -> Literal["pass", "fail", "error", "skipped", "absent"]:
+    """What a side amounts to: its repeats folded as the diff folds them."""
+    if side is None:
+        return "absent"
+    if side.passed is None:
+        return "error" if any(r.status == "error" for r in side.results) else "skipped"
+    return "pass" if side.passed else "fail"
+
+
+def side_status(side: Side | None) -> str:
+    """`side_verdict`, and with repeats how many passed: `fail (1/3 repeats passed)`."""
+    word = side_verdict(side)
+    if side is None or side.passed is None or len(side.results) == 1:
+        return word
+    judged = side.judged
+    passed = sum(r.status == "pass" for r in judged)
+    return f"{word} ({passed}/{len(judged)} repeats passed)"
+
+
+def failing_grades(result: CaseResult | None) -> list[tuple[str, str]]:
+    """(grader, reason) for every grader that failed or could not grade `result`.
+
+    A reason that already starts with the grader's name (an exact_match grader
+    named after its field says `field: expected ...`) loses that prefix, so
+    `grader: reason` does not say the name twice.
+    """
+    if result is None:
+        return []
+    out = []
+    for g in result.grades:
+        if g.error is not None:
+            out.append((g.grader, f"grader error: {g.error}"))
+        elif g.passed is False:
+            out.append((g.grader, g.reason.removeprefix(f"{g.grader}: ")))
+    if not out and result.status == "error" and result.error:
+        out.append(("error", result.error))
+    return out
+
+
+def latency_s(side: Side | None) -> float:
+    """Mean latency of a side's results, in seconds (JUnit's unit)."""
+    if side is None:
+        return 0.0
+    values = [r.latency_ms for r in side.results if r.latency_ms is not None]
+    return sum(values) / len(values) / 1000 if values else 0.0
+
+
+def sides(record: RunRecord) -> list[tuple[str, Side]]:
+    """A record's cases with repeats folded, in record order (for pairs with no baseline)."""
+    grouped: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in record.cases:
+        grouped[result.case_id].append(result)
+    return [(case_id, Side(tuple(results))) for case_id, results in grouped.items()]
+
+
+def case_diffs(pair: PairReport) -> Sequence[CaseDiff]:
+    """The pair's cases as diffs; a pair with no baseline gets `new` diffs of its candidate."""
+    if pair.diff is not None:
+        return pair.diff.cases
+    if pair.cand is None:
+        return ()
+    return tuple(
+        CaseDiff(
+            case_id=case_id,
+            outcome="new",
+            tags=side.first.tags,
+            cluster=side.first.cluster,
+            expected=side.first.expected,
+            base=None,
+            cand=side,
+        )
+        for case_id, side in sides(pair.cand)
+    )
+
+
+_SIDE = re.compile(r"\b(baseline|candidate)\b")
+
+
+def rule_labels(rules: Iterable[RuleResult]) -> list[str]:
+    """A unique name per rule result.
+
+    The completeness rules (`max_error_rate`, `complete_run`) are checked once
+    per side under the same name; the side is only in the message, so read it
+    from there, and number any duplicate left over.
+    """
+    rules = list(rules)
+    counts: dict[str, int] = defaultdict(int)
+    for r in rules:
+        counts[r.rule] += 1
+    labels: list[str] = []
+    for r in rules:
+        label = r.rule
+        if counts[r.rule] > 1 and (m := _SIDE.search(r.message)):
+            label = f"{r.rule} ({m.group(1)})"
+        n, base = 2, label
+        while label in labels:
+            label, n = f"{base} #{n}", n + 1
+        labels.append(label)
+    return labels

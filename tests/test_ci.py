@@ -1,0 +1,226 @@
+"""`agent-evals ci` end to end, in real temporary git repositories.
+
+The system under test is a small deterministic agent (a `python:` provider)
+whose answers follow its prompt: the system message maps phrases to labels, so
+dropping a line from the prompt breaks exactly the cases that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import junitparser
+import pytest
+
+from agent_evals.cli import main
+from tests.http_server import Response, ScriptedServer
+from tests.support import GitRepo
+
+PROMPT = """\
+schema_version: 1
+id: triage
+version: 1
+description: Route a ticket (synthetic test prompt).
+owner: {name: Support AI team, oncall: pagerduty:support-ai}
+model: {provider: "python:agent:answer", name: rules}
+output: {format: json}
+messages:
+  - role: system
+    content: |
+      Route the ticket.
+      refund <- money back | want a refund
+      account_access <- log in
+      billing <- invoice
+  - role: user
+    content: "{{ body }}"
+"""
+
+AGENT = """\
+import json
+import os
+from pathlib import Path
+
+
+def answer(request):
+    Path(os.environ.get("AGENT_CALLS", "calls.log")).open("a").write("call\\n")
+    rules = []
+    for line in request["messages"][0]["content"].splitlines():
+        if "<-" in line:
+            label, phrases = line.split("<-")
+            rules += [(p.strip(), label.strip()) for p in phrases.split("|")]
+    body = request["vars"]["body"]
+    for phrase, label in rules:
+        if phrase in body:
+            return {"disposition": label}
+    return {"disposition": "other"}
+"""
+
+
+def case(case_id: str, body: str, label: str) -> str:
+    return (
+        f"  - id: {case_id}\n    vars: {{body: {json.dumps(body)}}}\n"
+        f"    expected: {{disposition: {label}}}\n    tags: [{label}]\n"
+    )
+
+
+def evalset(cases: str, gate: str = "") -> str:
+    return (
+        "schema_version: 1\nid: triage\nprompt: triage\nmetric: tickets routed right first time\n"
+        "provenance: {source: synthetic test cases, synthetic: true}\n"
+        f"{gate}"
+        "graders:\n  - {type: exact_match, name: disposition, field: disposition}\ncases:\n" + cases
+    )
+
+
+BASE_CASES = (
+    "".join(case(f"refund-{i}", "I want my money back", "refund") for i in range(7))
+    + "".join(case(f"refund-phrase-{i}", "I want a refund now", "refund") for i in range(3))
+    + "".join(case(f"access-{i}", "I cannot log in", "account_access") for i in range(10))
+    + "".join(case(f"billing-{i}", "Where is my invoice", "billing") for i in range(10))
+    + case("odd-1", "something odd happened", "refund")
+)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    """main has the prompt, eval set and agent; HEAD is on a feature branch."""
+    r = GitRepo(tmp_path / "repo")
+    r.commit(
+        {
+            "prompts/triage.yaml": PROMPT,
+            "evalsets/triage.yaml": evalset(BASE_CASES),
+            "agent.py": AGENT,
+            ".gitignore": ".agent-evals/\ncalls.log\n",
+        }
+    )
+    r.branch()
+    monkeypatch.chdir(r.root)
+    monkeypatch.delitem(sys.modules, "agent", raising=False)
+    return r
+
+
+def ci(*args: str) -> int:
+    return main(["ci", "--base", "main", *args])
+
+
+def test_a_breaking_prompt_edit_fails_and_the_reports_name_the_cases(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.commit({"prompts/triage.yaml": PROMPT.replace("      refund <- money back | want a refund\n", "")})
+    code = ci("--report-md", "out/report.md", "--junit", "out/junit.xml", "--json", "out/report.json")
+    assert code == 1
+    regressed = {f"refund-{i}" for i in range(7)} | {f"refund-phrase-{i}" for i in range(3)}
+    md = (repo.root / "out/report.md").read_text()
+    assert all(case_id in md for case_id in regressed)
+    suites = junitparser.JUnitXml.fromstring((repo.root / "out/junit.xml").read_text())
+    failed = {
+        tc.name
+        for suite in suites
+        for tc in suite
+        if any(isinstance(r, junitparser.Failure) for r in tc.result) and not tc.name.startswith("gate:")
+    }
+    assert failed == regressed
+    verdict = json.loads((repo.root / "out/report.json").read_text())
+    assert verdict["status"] == "fail"
+    assert "significant_regression" in capsys.readouterr().out
+
+
+def test_a_harmless_edit_passes_without_running_anything(repo: GitRepo) -> None:
+    edited = PROMPT.replace(
+        "description: Route a ticket (synthetic test prompt).", "description: Routes tickets."
+    )
+    repo.commit({"prompts/triage.yaml": "# a comment, re-indented   \n" + edited})
+    assert ci() == 0
+    assert not (repo.root / "calls.log").exists()
+
+
+def test_added_cases_are_new_not_regressions(repo: GitRepo) -> None:
+    added = case("new-fails", "gibberish", "billing") + case("new-passes", "an invoice please", "billing")
+    repo.commit({"evalsets/triage.yaml": evalset(BASE_CASES + added)})
+    assert ci("--json", "out.json") == 0
+    pair = json.loads((repo.root / "out.json").read_text())["pairs"][0]
+    outcomes = {c["case_id"]: c["outcome"] for c in pair["cases"]}
+    assert outcomes["new-fails"] == "new"
+    assert outcomes["new-passes"] == "new"
+    assert "regressed" not in outcomes.values()
+
+
+def test_a_new_prompt_is_gated_on_absolute_thresholds(repo: GitRepo) -> None:
+    new_prompt = PROMPT.replace("id: triage", "id: billing-only").replace(
+        "      refund <- money back | want a refund\n      account_access <- log in\n", ""
+    )
+    gate = "gate: {min_pass_rate: 0.9}\n"
+    new_evalset = evalset(BASE_CASES, gate).replace(
+        "id: triage\nprompt: triage", "id: billing-only\nprompt: billing-only"
+    )
+    repo.commit({"prompts/billing-only.yaml": new_prompt, "evalsets/billing-only.yaml": new_evalset})
+    assert ci("--json", "out.json") == 1  # only billing cases pass: 10/31 < 90%
+    pair = json.loads((repo.root / "out.json").read_text())["pairs"][0]
+    assert pair["change"] == "new"
+    assert pair["verdict"]["headline"].startswith("new, no baseline: pass rate 32.3% (min_pass_rate 90.0%)")
+
+
+def test_nothing_changed_exits_0_without_calling_a_provider(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ci() == 0
+    assert not (repo.root / "calls.log").exists()
+    assert "no prompt or eval set changed since" in capsys.readouterr().out
+
+
+def test_loosening_the_bar_and_deleting_failing_cases_is_called_out_and_still_fails(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.commit({"evalsets/triage.yaml": evalset(BASE_CASES, "gate: {max_regressions: 0}\n")})
+    repo.git.git.checkout("main")
+    repo.git.git.merge("feature")
+    repo.git.git.checkout("-b", "sneaky")
+    # The edit breaks the three "want a refund" cases; the branch deletes two and allows five regressions.
+    kept = BASE_CASES.replace(case("refund-phrase-1", "I want a refund now", "refund"), "").replace(
+        case("refund-phrase-2", "I want a refund now", "refund"), ""
+    )
+    repo.commit(
+        {
+            "prompts/triage.yaml": PROMPT.replace(" | want a refund", ""),
+            "evalsets/triage.yaml": evalset(kept, "gate: {max_regressions: 5}\n"),
+        }
+    )
+    assert ci("--report-md", "report.md") == 1
+    out = capsys.readouterr().out
+    md = (repo.root / "report.md").read_text()
+    assert "max_regressions: 0 -> 5" in out
+    assert "refund-phrase-1" in out
+    finding = "`triage` / `triage`: `max_regressions` `0` → `5`"
+    assert finding in md
+    assert "`cases` `31 cases` → `29 cases`; cases: `refund-phrase-1`, `refund-phrase-2`" in md
+    # The findings come before the per-prompt summary table in the PR comment.
+    assert md.index(finding) < md.index("| prompt / eval set |")
+    assert ci("--accept-policy-change") == 0
+
+
+def test_a_provider_that_fails_for_most_cases_exits_3(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    with ScriptedServer(default=lambda request: Response(500, {"error": {"message": "down"}})) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        repo.commit(
+            {
+                "agent-evals.yaml": "schema_version: 1\ndefaults: {max_attempts: 2, initial_backoff_s: 0}\n",
+                "prompts/triage.yaml": PROMPT.replace('provider: "python:agent:answer"', "provider: openai"),
+            }
+        )
+        assert ci() == 3
+        assert server.request_count > 0
+
+
+def test_baseline_dir_compares_with_committed_records(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--output", "baselines"]) == 0
+    repo.write({"prompts/triage.yaml": PROMPT.replace("      refund <- money back | want a refund\n", "")})
+    assert main(["ci", "--baseline-dir", "baselines"]) == 1
+
+
+def test_base_and_baseline_dir_are_exclusive(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ci"]) == 2
+    assert "give exactly one of --base REF or --baseline-dir DIR" in capsys.readouterr().err

@@ -10,6 +10,7 @@ are reported either way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from agent_evals.integrity import Finding, check, effective_policy, stricter
 from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
 from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, Prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
+from agent_evals.review import apply_to_record, load_reviews, reviews_path
 from agent_evals.runner import Job, JobResult, RunOptions, execute, make_job, new_run_id, with_model
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
             note = f"the baseline does not load at {changes.merge_base[:8]} ({exc.render()}); gated without a baseline"
         base_policy = effective_policy(base_config, base_evalset, options.overrides)
         findings = check(base_evalset, evalset, base_policy, cand_policy) if base_evalset is not None else []
+        findings += _reviews_added(changes, evalset, pair.base_evalset_path)
         policy = cand_policy if options.accept_policy_change else stricter(base_policy, cand_policy)
         new = base_prompt is None or base_evalset is None
         unchanged = (
@@ -135,6 +138,34 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
     return pending, changes, None
 
 
+def _reviews_added(changes: ChangeSet, evalset: EvalSet, base_path: str | None) -> list[Finding]:
+    """Human verdicts the change itself adds: a pull request must not approve its own outputs."""
+    from agent_evals.changes import read_at
+
+    if evalset.source_path is None:
+        return []
+    path = reviews_path(Path(evalset.source_path))
+    now = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    then_text = (
+        read_at(changes, _repo_rel(changes, str(reviews_path(Path(base_path))))) if base_path else None
+    )
+    then = set((then_text or "").splitlines())
+    added = [line for line in now if line.strip() and line not in then]
+    if not added:
+        return []
+    cases = []
+    for line in added:
+        try:
+            cases.append(str(json.loads(line).get("case_id")))
+        except (ValueError, AttributeError):
+            cases.append("?")
+    return [
+        Finding(
+            "reviews_added", "human verdicts", f"{len(then)} at base", f"{len(added)} added", tuple(cases)
+        )
+    ]
+
+
 def _deleted(project: Project, changes: ChangeSet, options: CiOptions) -> list[PairReport]:
     """An eval set deleted on the branch: nothing to run, but the bar moved."""
     reports = []
@@ -159,6 +190,8 @@ def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
             continue
         path = options.baseline_dir / f"{evalset.id}.jsonl"
         base_record = load_record(path) if path.is_file() else None
+        if base_record is not None and evalset.source_path:
+            base_record = apply_to_record(base_record, load_reviews(Path(evalset.source_path)))
         pending.append(
             _Pending(
                 prompt=prompt,
@@ -307,6 +340,10 @@ def compare_records(
     evalset_id = str(cand.header.evalset.get("id"))
     evalset_file = root / config.paths.evalsets / f"{evalset_id}.yaml"
     evalset = load_evalset(evalset_file) if evalset_file.is_file() else None
+    if evalset is not None:
+        # Verdicts given after the records were written still count.
+        reviews = load_reviews(evalset_file)
+        base, cand = apply_to_record(base, reviews), apply_to_record(cand, reviews)
     policy = effective_policy(config, evalset, overrides)
     d = diff(base, cand)
     pair = PairReport(

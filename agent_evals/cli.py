@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -68,6 +68,29 @@ def _main(
             raise AgentEvalsError(f"{directory}: cannot change to this directory ({exc.strerror})") from None
 
 
+Repeat = Annotated[int, typer.Option(min=1, help="Run each case K times (flakiness; repeats cached apart).")]
+MaxCost = Annotated[
+    float | None, typer.Option(min=0, help="Cost ceiling in USD: stop before a call could cross it (exit 3).")
+]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Call the provider even for cached requests.")]
+Trace = Annotated[
+    Path | None, typer.Option(help="Write a JSON line per step (render, request, retry, response, grade).")
+]
+ReportMd = Annotated[
+    Path | None, typer.Option("--report-md", help="Write the Markdown report (for a PR comment).")
+]
+ReportJunit = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")]
+ReportJson = Annotated[Path | None, typer.Option("--json", help="Write the full diff and verdict as JSON.")]
+MaxRegressions = Annotated[
+    int | None, typer.Option(min=0, help="Override the gate: most cases allowed to regress.")
+]
+MinPassRate = Annotated[
+    float | None, typer.Option(min=0, max=1, help="Override the gate: candidate pass-rate floor.")
+]
+Alpha = Annotated[float | None, typer.Option(min=0, max=1, help="Override the gate: significance level.")]
+MaxErrorRate = Annotated[float | None, typer.Option(min=0, max=1, help="Override: above this, exit 3.")]
+
+
 @app.command()
 def validate(
     paths: Annotated[
@@ -103,52 +126,121 @@ def run(
     prompt_file: Annotated[
         Path | None, typer.Option(help="Run this prompt file in place of the project's prompt with its id.")
     ] = None,
+    repeat: Repeat = 1,
+    max_cost: MaxCost = None,
+    no_cache: NoCache = False,
+    trace: Trace = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Finish an interrupted run (its id, or its record) without redoing finished cases."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Estimate requests, tokens and cost; send nothing.")
+    ] = False,
 ) -> None:
     """Run prompts on their eval sets, grade the outputs, write a run record."""
+    from agent_evals import runner
     from agent_evals.load import load_project, with_prompt_file
-    from agent_evals.report.terminal import print_run, progress
-    from agent_evals.runner import RunOptions, execute, plan, run_sync
+    from agent_evals.report.terminal import dry_run_table, print_run, progress
     from agent_evals.summary import summarize
 
     project = load_project(Path("."))
     if prompt_file is not None:
         project = with_prompt_file(project, prompt_file)
-    jobs = plan(
+    selection: dict[str, Any] = {"filters": filter_ or [], "provider": provider, "model": model}
+    previous = None
+    if resume is not None:
+        previous, recorded = runner.find_resume(project, resume)
+        selection = {k: recorded.get(k) for k in ("filters", "provider", "model")}
+        repeat = int(recorded.get("repeat") or 1)
+        max_cost = max_cost if max_cost is not None else recorded.get("max_cost_usd")
+        evalset = list(previous)
+    jobs = runner.plan(
         project,
         prompt_ids=prompt or (),
         evalset_ids=evalset or (),
-        provider=provider,
-        model=model,
-        filters=filter_ or (),
+        provider=selection["provider"],
+        model=selection["model"],
+        filters=selection["filters"] or (),
     )
-    options = RunOptions(
+    if previous is not None:
+        runner.check_resume(jobs, previous)
+    options = runner.RunOptions(
         concurrency=concurrency or project.config.defaults.concurrency,
         retry=_retry_policy(project.config),
         output=output,
+        repeat=repeat,
+        max_cost_usd=max_cost if max_cost is not None else project.config.defaults.max_cost_usd,
+        cache=project.config.defaults.cache and not no_cache,
+        trace=trace,
+        selection=selection,
     )
+    if dry_run:
+        out.print(dry_run_table(runner.dry_run(project, jobs, options)))
+        return
     with progress(err, jobs) as tick:
-        outcomes = run_sync(execute(project, jobs, options, on_result=tick))
+        outcomes = runner.run_sync(runner.execute(project, jobs, options, on_result=tick, resume=previous))
     rows = [(o.job.prompt.id, o.job.evalset.id, summarize(o.results), str(o.path)) for o in outcomes]
     print_run(out, rows)
+    skipped = sum(s.skipped for _, _, s, _ in rows)
     errors = sum(s.errors for _, _, s, _ in rows)
+    if skipped:
+        spent = sum(s.cost_usd or 0.0 for _, _, s, _ in rows)
+        ran = sum(s.cases - s.skipped for _, _, s, _ in rows)
+        err.print(
+            f"stopped at the cost ceiling (${options.max_cost_usd:g}): {ran} of {ran + skipped} case runs done, "
+            f"${spent:.4f} spent, {skipped} skipped; finish with --resume {outcomes[0].header.run_id} --max-cost N"
+        )
+        raise typer.Exit(EXIT_CANNOT_EVALUATE)
     if errors:
         err.print(f"{errors} case(s) could not be evaluated (see the errors above)")
         raise typer.Exit(EXIT_CANNOT_EVALUATE)
 
 
-ReportMd = Annotated[
-    Path | None, typer.Option("--report-md", help="Write the Markdown report (for a PR comment).")
-]
-ReportJunit = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")]
-ReportJson = Annotated[Path | None, typer.Option("--json", help="Write the full diff and verdict as JSON.")]
-MaxRegressions = Annotated[
-    int | None, typer.Option(min=0, help="Override the gate: most cases allowed to regress.")
-]
-MinPassRate = Annotated[
-    float | None, typer.Option(min=0, max=1, help="Override the gate: candidate pass-rate floor.")
-]
-Alpha = Annotated[float | None, typer.Option(min=0, max=1, help="Override the gate: significance level.")]
-MaxErrorRate = Annotated[float | None, typer.Option(min=0, max=1, help="Override: above this, exit 3.")]
+@app.command()
+def review(
+    record: Annotated[
+        Path | None, typer.Argument(help="Run record to review (default: the newest of the eval set).")
+    ] = None,
+    evalset: Annotated[
+        str | None, typer.Option("--evalset", help="Eval set whose newest record to review.")
+    ] = None,
+) -> None:
+    """Walk through grades that need a person; store each verdict beside the eval set."""
+    from agent_evals.review import run_review
+
+    reviewed = run_review(Path("."), record, evalset, console=out)
+    err.print(f"{reviewed} verdict(s) stored")
+
+
+cache_app = typer.Typer(help="The response cache (.agent-evals/cache.sqlite3).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats() -> None:
+    """Entries, size, and what models they are for."""
+    from agent_evals.cache import DEFAULT_CACHE_PATH, ResponseCache
+    from agent_evals.report.terminal import cache_table
+
+    with ResponseCache(DEFAULT_CACHE_PATH) as cache:
+        out.print(cache_table(cache.stats()))
+
+
+@cache_app.command("clear")
+def cache_clear(
+    older_than_days: Annotated[
+        float | None, typer.Option(min=0, help="Only entries older than this.")
+    ] = None,
+) -> None:
+    """Delete cached responses (all, or the old ones)."""
+    from agent_evals.cache import DEFAULT_CACHE_PATH, ResponseCache
+
+    with ResponseCache(DEFAULT_CACHE_PATH) as cache:
+        removed = cache.clear(older_than_days=older_than_days)
+    out.print(f"removed {removed} cached response(s)")
 
 
 def _publish(report: GateReport, md: Path | None, junit: Path | None, json_path: Path | None) -> int:
@@ -222,6 +314,10 @@ def ci(
     min_pass_rate: MinPassRate = None,
     alpha: Alpha = None,
     max_error_rate: MaxErrorRate = None,
+    repeat: Repeat = 1,
+    max_cost: MaxCost = None,
+    no_cache: NoCache = False,
+    trace: Trace = None,
 ) -> None:
     """Gate every prompt and eval set changed since BASE: run baseline and candidate, diff, gate."""
     from agent_evals.ci import CiOptions, run_ci
@@ -240,7 +336,14 @@ def ci(
             "alpha": alpha,
             "max_error_rate": max_error_rate,
         },
-        run=RunOptions(concurrency=concurrency or config.defaults.concurrency, retry=_retry_policy(config)),
+        run=RunOptions(
+            concurrency=concurrency or config.defaults.concurrency,
+            retry=_retry_policy(config),
+            repeat=repeat,
+            max_cost_usd=max_cost if max_cost is not None else config.defaults.max_cost_usd,
+            cache=config.defaults.cache and not no_cache,
+            trace=trace,
+        ),
         provider=provider,
         model=model,
     )

@@ -15,7 +15,12 @@ from typing import Any, Literal
 from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, ScoreDrops
 
 FindingKind = Literal[
-    "policy_loosened", "cases_removed", "expected_changed", "graders_removed", "evalset_deleted"
+    "policy_loosened",
+    "cases_removed",
+    "expected_changed",
+    "graders_removed",
+    "evalset_deleted",
+    "reviews_added",
 ]
 
 

@@ -217,6 +217,15 @@ class Case(_Model):
         return str(value) if isinstance(value, int) else value
 
 
+class ReviewPolicy(_Model):
+    """When cases go to a person: pairs of graders whose disagreement means a human should look."""
+
+    disagree: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="Pairs of grader names; when they disagree on pass/fail, the case needs review.",
+    )
+
+
 class EvalSet(_Sourced):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=ID_PATTERN)
@@ -228,6 +237,7 @@ class EvalSet(_Sourced):
     cases: tuple[Case, ...] = ()
     cases_file: str | None = Field(default=None, description="A JSONL file of cases beside this file.")
     gate: GatePolicy | None = None
+    review: ReviewPolicy | None = None
 
     # Where each case starts: (path, line); set by the loader (cases may come from JSONL).
     _case_sources: list[tuple[str, int | None]] | None = PrivateAttr(default=None)
@@ -242,6 +252,19 @@ class EvalSet(_Sourced):
                 "cases": [c.model_dump(mode="json") for c in self.cases],
             }
         )
+
+    @model_validator(mode="after")
+    def _review_names_graders(self) -> EvalSet:
+        if self.review is not None:
+            labels = {g.label for g in self.graders}
+            for pair in self.review.disagree:
+                unknown = [name for name in pair if name not in labels]
+                if unknown:
+                    raise ValueError(
+                        f"review.disagree names grader '{unknown[0]}', which this eval set does not have "
+                        f"(graders: {', '.join(sorted(labels))})"
+                    )
+        return self
 
     def case_source(self, index: int) -> tuple[str | None, int | None]:
         """The file and line where case `index` is written (the YAML or its JSONL file)."""
@@ -266,6 +289,10 @@ class RunDefaults(_Model):
     max_attempts: int = Field(default=4, ge=1, le=20)
     initial_backoff_s: float = Field(default=0.5, ge=0)
     max_backoff_s: float = Field(default=30.0, ge=0)
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Cost ceiling of one run (--max-cost)."
+    )
+    cache: bool = Field(default=True, description="Reuse responses for identical requests (--no-cache).")
 
 
 class ProviderConfig(_Model):
@@ -276,6 +303,11 @@ class ProviderConfig(_Model):
     )
     target: str | None = Field(default=None, description="module:function, for type python.")
     headers: dict[str, str] = Field(default_factory=dict)
+    rpm: int | None = Field(default=None, gt=0, description="Requests per minute this provider allows.")
+    tpm: int | None = Field(default=None, gt=0, description="Tokens per minute this provider allows.")
+    max_concurrency: int | None = Field(
+        default=None, gt=0, description="Most calls in flight to this provider."
+    )
 
 
 class Price(_Model):

@@ -8,6 +8,8 @@ loses no finished case:
     {"kind": "end",  "status": "complete" | "interrupted" | "aborted", ...}
 
 A record with no `end` line is one whose process died; it is still readable.
+A resumed run appends to its record: later lines for the same (case, repeat)
+and a later `end` line supersede earlier ones.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class CaseResult(_Rec):
     usage: Usage | None = None
     cost_usd: float | None = None
     attempts: int = 0
+    cached: bool = False
     error: str | None = None
 
 
@@ -110,11 +113,16 @@ class RunRecord(BaseModel):
 class RecordWriter:
     """Appends a run record line by line, flushing each, so nothing finished is lost."""
 
-    def __init__(self, path: Path, header: RunHeader) -> None:
+    def __init__(self, path: Path, header: RunHeader, *, append: bool = False) -> None:
+        """Start a record at `path`, or with `append`, continue one (a resumed run) without a new header."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fh: IO[str] = path.open("w", encoding="utf-8")
-        self._write(header)
+        if append and path.is_file():
+            _drop_partial_last_line(path)
+            self._fh: IO[str] = path.open("a", encoding="utf-8")
+        else:
+            self._fh = path.open("w", encoding="utf-8")
+            self._write(header)
 
     def _write(self, line: BaseModel) -> None:
         self._fh.write(line.model_dump_json(exclude_none=True) + "\n")
@@ -129,6 +137,13 @@ class RecordWriter:
         self._write(end)
         os.fsync(self._fh.fileno())
         self._fh.close()
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    # A killed writer may leave half a line; appending after it would corrupt the next one.
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

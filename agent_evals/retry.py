@@ -5,8 +5,10 @@ and Retry-After honoured. The policy is data; `call_with_retry` applies it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,10 +44,13 @@ async def call_with_retry(
     *,
     on_retry: Callable[[RetryEvent], None] | None = None,
     rng: random.Random | None = None,
+    acquire: Callable[[], AbstractAsyncContextManager[object]] | None = None,
 ) -> tuple[T, int]:
     """Await `call()` under `policy`; return its result and the attempts it took.
 
-    Each attempt is bounded by `policy.timeout_s`. Retryable ProviderErrors
+    Each attempt runs inside `acquire()` (a concurrency or rate-limit slot, held
+    for the attempt only, never during a backoff) and is bounded by
+    `policy.timeout_s`, which does not count the wait for the slot. Retryable ProviderErrors
     (429, 5xx, timeouts, connection errors) are retried after the server's
     Retry-After when it gave one, else after a jittered exponential backoff.
 
@@ -58,8 +63,9 @@ async def call_with_retry(
     while True:
         attempt += 1
         try:
-            async with asyncio.timeout(policy.timeout_s):
-                return await call(), attempt
+            async with acquire() if acquire is not None else contextlib.nullcontext():
+                async with asyncio.timeout(policy.timeout_s):
+                    return await call(), attempt
         except TimeoutError:
             error = ProviderError(f"timed out after {policy.timeout_s:g}s", retryable=True)
         except ProviderError as exc:

@@ -16,26 +16,40 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import Callable, Collection, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from agent_evals import __version__
+from agent_evals.budget import Budget, BudgetExceeded
+from agent_evals.calls import Calls, TraceContext
 from agent_evals.errors import ConfigError, GraderError, Interrupted, ProviderError
 from agent_evals.graders import GraderBase, Sample, build_grader, grader_class
+from agent_evals.graders.base import case_outcome
 from agent_evals.load import ConfigErrors, Project, translate
-from agent_evals.models import Case, EvalSet, GraderSpec, Price, ProjectConfig, Prompt
-from agent_evals.pricing import cost_usd, merged_table, price_for
-from agent_evals.providers import Completion, Provider, make_provider, resolve
-from agent_evals.record import CaseResult, GradeRecord, RecordWriter, RunEnd, RunHeader, Usage
+from agent_evals.models import Case, EvalSet, GraderSpec, ProjectConfig, Prompt
+from agent_evals.providers import Completion, resolve
+from agent_evals.record import (
+    CaseResult,
+    GradeRecord,
+    RecordWriter,
+    RunEnd,
+    RunHeader,
+    Usage,
+    load_record,
+)
 from agent_evals.render import ChatRequest, render
-from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
+from agent_evals.retry import RetryPolicy
+from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
+from agent_evals.trace import Tracer
 
 if TYPE_CHECKING:
     import httpx
+
+    from agent_evals.cache import ResponseCache
 
 T = TypeVar("T")
 
@@ -50,6 +64,10 @@ class Job:
     requests: tuple[ChatRequest, ...]
     graders: tuple[GraderBase, ...]
     provider: str
+    rendered_at: tuple[tuple[float, float], ...] = ()
+    """(start, end) epoch seconds of each case's rendering, for traces."""
+    reviews: Reviews = field(default_factory=Reviews)
+    """Human verdicts stored beside the eval set; they replace machine grades that need review."""
 
     @property
     def cases(self) -> list[Case]:
@@ -62,6 +80,22 @@ class RunOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     output: Path | None = None
     run_id: str | None = None
+    repeat: int = 1
+    max_cost_usd: float | None = None
+    cache: bool = True
+    cache_path: Path | None = None
+    trace: Path | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
+    """How the jobs were chosen (filters, provider and model overrides): recorded so --resume can redo it."""
+
+    def recorded(self) -> dict[str, Any]:
+        """The options a run record keeps, enough to resume the run the same way."""
+        return {
+            "concurrency": self.concurrency,
+            "repeat": self.repeat,
+            "max_cost_usd": self.max_cost_usd,
+            **self.selection,
+        }
 
 
 @dataclass
@@ -220,14 +254,22 @@ def make_job(
     indexes = select(evalset, filters)
     if only is not None:
         indexes = tuple(i for i in indexes if evalset.cases[i].id in only)
-    requests = tuple(render(prompt, evalset.cases[i], case_where=case_where(evalset, i)) for i in indexes)
+    requests = []
+    rendered_at = []
+    for i in indexes:
+        start = time.time()
+        requests.append(render(prompt, evalset.cases[i], case_where=case_where(evalset, i)))
+        rendered_at.append((start, time.time()))
     return Job(
         prompt=prompt,
         evalset=evalset,
         indexes=indexes,
-        requests=requests,
+        requests=tuple(requests),
         graders=build_graders(evalset),
         provider=prompt.model.provider,
+        rendered_at=tuple(rendered_at),
+        # Loaded now so a bad reviews file stops the run before anything is sent.
+        reviews=load_reviews(Path(evalset.source_path)) if evalset.source_path else Reviews(),
     )
 
 
@@ -262,61 +304,35 @@ def parse_output(text: str, request: ChatRequest) -> tuple[Any, str | None]:
         return None, f"output is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
 
 
-class _Calls:
-    """Providers by name, built once per run and shared by jobs and judges."""
-
-    def __init__(
-        self, config: ProjectConfig, root: Path, client: httpx.AsyncClient | None, policy: RetryPolicy
-    ):
-        self.config = config
-        self.root = root
-        self.client = client
-        self.policy = policy
-        self.prices = merged_table(config.prices)
-        self._providers: dict[str, Provider] = {}
-
-    def provider(self, name: str) -> Provider:
-        if name not in self._providers:
-            self._providers[name] = make_provider(name, self.config, root=self.root, client=self.client)
-        return self._providers[name]
-
-    def price(self, provider_name: str, model: str) -> Price | None:
-        return price_for(
-            model or provider_name, resolve(provider_name, self.config, self.root).type, self.prices
-        )
-
-    async def call(
-        self, provider_name: str, request: ChatRequest, on_retry: Callable[[RetryEvent], None] | None = None
-    ) -> tuple[Completion, int]:
-        provider = self.provider(provider_name)
-        return await call_with_retry(lambda: provider.complete(request), self.policy, on_retry=on_retry)
-
-    async def aclose(self) -> None:
-        for provider in self._providers.values():
-            await provider.aclose()
-
-
 def _usage(completion: Completion) -> Usage | None:
     if completion.usage is None:
         return None
     return Usage(input_tokens=completion.usage.input_tokens, output_tokens=completion.usage.output_tokens)
 
 
-async def _run_case(job: Job, position: int, calls: _Calls) -> CaseResult:
+async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseResult:
     index = job.indexes[position]
     case = job.evalset.cases[index]
     request = job.requests[position]
-    base = {
+    ctx = TraceContext(evalset=job.evalset.id, case_id=case.id, repeat=repeat)
+    base: dict[str, Any] = {
         "index": index,
         "case_id": case.id,
+        "repeat": repeat,
         "tags": case.tags,
         "cluster": case.cluster,
         "expected": case.expected,
         "request": request.to_json(),
     }
+    if calls.tracer is not None:
+        start, end = job.rendered_at[position]
+        calls.tracer.event("render", start, end, evalset=ctx.evalset, case_id=case.id, repeat=repeat,
+                           messages=len(request.messages))  # fmt: skip
     started = time.perf_counter()
     try:
-        completion, attempts = await calls.call(job.provider, request)
+        answer = await calls.call(job.provider, request, ctx)
+    except BudgetExceeded as exc:
+        return CaseResult(status="skipped", error=f"skipped (budget): {exc}", **base)
     except ProviderError as exc:
         return CaseResult(
             status="error",
@@ -329,10 +345,11 @@ async def _run_case(job: Job, position: int, calls: _Calls) -> CaseResult:
     judge_costs: list[float | None] = []
 
     async def call_model(provider_name: str, judge_request: ChatRequest) -> Completion:
-        judged, _ = await calls.call(provider_name, judge_request)
-        judge_costs.append(cost_usd(judged.usage, calls.price(provider_name, judge_request.model.name)))
-        return judged
+        judged = await calls.call(provider_name, judge_request, replace(ctx, role="judge"))
+        judge_costs.append(judged.cost_usd)
+        return judged.completion
 
+    completion = answer.completion
     parsed, parse_error = parse_output(completion.text, request)
     sample = Sample(
         case=case,
@@ -342,47 +359,59 @@ async def _run_case(job: Job, position: int, calls: _Calls) -> CaseResult:
         output_schema=request.output.json_schema,
         call_model=call_model,
     )
-    grades = [await _grade(grader, sample) for grader in job.graders]
-    errors = [g for g in grades if g.error]
-    scored = [g for g in grades if g.score is not None]
-    weight = sum(g.weight for g in scored)
-    score = sum(g.score * g.weight for g in scored if g.score is not None) / weight if weight else None
-    passed = None if errors else all(g.passed for g in grades if g.required)
-    costs = [cost_usd(completion.usage, calls.price(job.provider, request.model.name)), *judge_costs]
-    return CaseResult(
-        status="error" if errors else ("pass" if passed else "fail"),
-        score=None if errors else score,
+    try:
+        grades = [await _grade(grader, sample, calls, ctx) for grader in job.graders]
+    except BudgetExceeded as exc:
+        return CaseResult(status="skipped", error=f"skipped (budget, while grading): {exc}", **base)
+    review = job.evalset.review
+    grades = list(mark_disagreements(grades, review.disagree if review else ()))
+    status, score, passed = case_outcome(grades)
+    costs = [answer.cost_usd, *judge_costs]
+    result = CaseResult(
+        status=status,
+        score=score,
         passed=passed,
         output=completion.text,
         grades=tuple(grades),
         latency_ms=latency_ms,
         usage=_usage(completion),
         cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
-        attempts=attempts,
-        error="; ".join(f"grader '{g.grader}': {g.error}" for g in errors) or None,
+        attempts=answer.attempts,
+        cached=answer.cached,
+        error="; ".join(f"grader '{g.grader}': {g.error}" for g in grades if g.error) or None,
         **base,
     )
+    return apply_reviews(result, job.reviews)
 
 
-async def _grade(grader: GraderBase, sample: Sample) -> GradeRecord:
+async def _grade(grader: GraderBase, sample: Sample, calls: Calls, ctx: TraceContext) -> GradeRecord:
     common = {
         "grader": grader.name,
         "type": grader.spec.type,
         "weight": grader.spec.weight,
         "required": grader.spec.required,
     }
+    started = time.time()
     try:
         grade = await grader.grade(sample)
     except (GraderError, ProviderError) as exc:
-        return GradeRecord(score=None, passed=None, reason="could not grade", error=str(exc), **common)
-    return GradeRecord(
-        score=grade.score,
-        passed=grade.passed,
-        reason=grade.reason,
-        needs_review=grade.needs_review,
-        details=grade.details,
-        **common,
-    )
+        record = GradeRecord(score=None, passed=None, reason="could not grade", error=str(exc), **common)
+    else:
+        record = GradeRecord(
+            score=grade.score,
+            passed=grade.passed,
+            reason=grade.reason,
+            needs_review=grade.needs_review,
+            details=grade.details,
+            **common,
+        )
+    if calls.tracer is not None:
+        calls.tracer.event(
+            "grade", started, evalset=ctx.evalset, case_id=ctx.case_id, repeat=ctx.repeat, grader=record.grader,
+            score=record.score, passed=record.passed, needs_review=record.needs_review or None,
+            **{"error.message": record.error},
+        )  # fmt: skip
+    return record
 
 
 def header_for(
@@ -431,6 +460,15 @@ def record_path(
     return root / config.paths.runs / run_id / f"{evalset_id}.jsonl"
 
 
+@dataclass(frozen=True)
+class Resume:
+    """What an interrupted run already finished, per eval set: its record and the done (index, repeat) pairs."""
+
+    path: Path
+    header: RunHeader
+    done: tuple[CaseResult, ...]
+
+
 async def execute(
     project: Project,
     jobs: Sequence[Job],
@@ -438,15 +476,19 @@ async def execute(
     *,
     client: httpx.AsyncClient | None = None,
     on_result: Callable[[Job, CaseResult], None] | None = None,
+    resume: Mapping[str, Resume] | None = None,
+    budget: Budget | None = None,
 ) -> list[JobResult]:
     """Run the jobs; every finished case is on disk before this returns or is cancelled.
 
     Args:
         project: for the config (providers, prices) and the root.
         jobs: from `plan`.
-        options: concurrency, retry policy, where records go.
+        options: concurrency, retries, repeats, cost ceiling, cache, trace, where records go.
         client: an httpx client for the HTTP providers (one is made if not given).
         on_result: called after each case is recorded (progress display).
+        resume: per eval set id, an interrupted run's record to finish instead of starting anew.
+        budget: shared with other runs (ci's baseline and candidate); default: one for `options.max_cost_usd`.
     """
     import httpx
 
@@ -457,61 +499,93 @@ async def execute(
             max_connections=options.concurrency, max_keepalive_connections=options.concurrency
         )
         client = httpx.AsyncClient(timeout=httpx.Timeout(options.retry.timeout_s), limits=limits)
-    calls = _Calls(project.config, project.root, client, options.retry)
+    cache = _open_cache(project, options)
+    tracer = Tracer(options.trace, run_id) if options.trace is not None else None
+    calls = Calls(
+        project.config, project.root, options.retry, client=client, cache=cache,
+        budget=budget or Budget(options.max_cost_usd), tracer=tracer, concurrency=options.concurrency,
+    )  # fmt: skip
     outcomes: list[JobResult] = []
     writers: list[RecordWriter] = []
     try:
         for job in jobs:
-            header = header_for(
-                job, run_id, project.root, project.config, {"concurrency": options.concurrency}
-            )
-            path = record_path(
-                project.root, project.config, run_id, job.evalset.id, options.output, len(jobs)
-            )
-            writer = RecordWriter(path, header)
+            previous = (resume or {}).get(job.evalset.id)
+            if previous is not None:
+                header, path = previous.header, previous.path
+                writer = RecordWriter(path, header, append=True)
+            else:
+                header = header_for(job, run_id, project.root, project.config, options.recorded())
+                path = record_path(
+                    project.root, project.config, run_id, job.evalset.id, options.output, len(jobs)
+                )
+                writer = RecordWriter(path, header)
             writers.append(writer)
-            outcome = JobResult(job=job, path=path, header=header, results=[])
+            outcome = JobResult(
+                job=job, path=path, header=header, results=list(previous.done if previous else ())
+            )
             outcomes.append(outcome)
-            await _run_job(job, calls, options.concurrency, writer, outcome, on_result)
-            outcome.end = _end("complete", outcome.results)
+            await _run_job(job, calls, options, writer, outcome, on_result)
+            outcome.end = _end("complete", outcome.results, calls)
             writer.close(outcome.end)
     except BaseException as exc:
         status: Literal["interrupted", "aborted"] = (
             "interrupted" if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt) else "aborted"
         )
         for writer, outcome in zip(writers, outcomes, strict=True):
-            outcome.end = _end(status, outcome.results, reason=type(exc).__name__)
+            outcome.end = _end(status, outcome.results, calls, reason=type(exc).__name__)
             writer.close(outcome.end)
         raise
     finally:
         await calls.aclose()
+        if cache is not None:
+            cache.close()
+        if tracer is not None:
+            tracer.close()
         if own_client:
             await client.aclose()
     return outcomes
 
 
+def _open_cache(project: Project, options: RunOptions) -> ResponseCache | None:
+    if not options.cache:
+        return None
+    from agent_evals.cache import DEFAULT_CACHE_PATH, ResponseCache
+
+    return ResponseCache(options.cache_path or project.root / DEFAULT_CACHE_PATH)
+
+
 async def _run_job(
     job: Job,
-    calls: _Calls,
-    concurrency: int,
+    calls: Calls,
+    options: RunOptions,
     writer: RecordWriter,
     outcome: JobResult,
     on_result: Callable[[Job, CaseResult], None] | None,
 ) -> None:
-    positions = iter(range(len(job.indexes)))
+    done = {(r.index, r.repeat) for r in outcome.results}
+    items = iter(
+        [
+            (position, repeat)
+            for position in range(len(job.indexes))
+            for repeat in range(options.repeat)
+            if (job.indexes[position], repeat) not in done
+        ]
+    )
 
     async def worker() -> None:
-        # Workers pull from one shared iterator: at most `concurrency` calls in flight.
-        for position in positions:
-            result = await _run_case(job, position, calls)
+        # Workers pull from one shared iterator; the limiter in `calls` bounds what is in flight.
+        for position, repeat in items:
+            result = await _run_case(job, position, repeat, calls)
             writer.add(result)
             outcome.results.append(result)
+            if calls.tracer is not None:
+                calls.tracer.flush()
             if on_result is not None:
                 on_result(job, result)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(job.indexes))):
+            for _ in range(min(options.concurrency, len(job.indexes) * options.repeat)):
                 group.create_task(worker())
     except BaseExceptionGroup as group_error:
         # A worker's own error (a config problem found on first call) is the story; not the group.
@@ -522,13 +596,16 @@ async def _run_job(
 def _end(
     status: Literal["complete", "interrupted", "aborted"],
     results: Sequence[CaseResult],
+    calls: Calls,
     reason: str | None = None,
 ) -> RunEnd:
     counts = {s: 0 for s in ("pass", "fail", "error", "skipped")}
     for r in results:
         counts[r.status] += 1
-    costs = [r.cost_usd for r in results]
+    costs = [r.cost_usd for r in results if r.status != "skipped"]
     total = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+    if reason is None and counts["skipped"]:
+        reason = f"cost ceiling ${calls.budget.ceiling:g} reached; {counts['skipped']} case(s) not sent"
     return RunEnd(status=status, finished_at=_now(), reason=reason, counts=counts, cost_usd=total)
 
 
@@ -553,3 +630,108 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             loop.remove_signal_handler(signum)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def find_resume(project: Project, run: str) -> tuple[dict[str, Resume], dict[str, Any]]:
+    """The records of an interrupted run (a run id, or a record file or folder) and the options it ran with.
+
+    Raises:
+        ConfigError: no such run, or its records do not load.
+    """
+    candidate = Path(run)
+    folder = candidate if candidate.exists() else project.root / project.config.paths.runs / run
+    paths = [folder] if folder.is_file() else sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if not paths:
+        raise ConfigError(
+            f"no run '{run}' to resume",
+            hint=f"pass a run id (a folder under {project.config.paths.runs}/) or a record file",
+        )
+    resume: dict[str, Resume] = {}
+    options: dict[str, Any] = {}
+    for path in paths:
+        record = load_record(path)
+        finished = tuple(c for c in record.cases if c.status in ("pass", "fail"))
+        resume[str(record.header.evalset["id"])] = Resume(path=path, header=record.header, done=finished)
+        options = dict(record.header.options)
+    return resume, options
+
+
+def check_resume(jobs: Sequence[Job], resume: Mapping[str, Resume]) -> None:
+    """A run resumes only with the prompt and cases it started with.
+
+    Raises:
+        ConfigError: the prompt or the eval set changed since the run started.
+    """
+    for job in jobs:
+        previous = resume[job.evalset.id]
+        for kind, now, then in (
+            ("prompt", job.prompt.content_hash, previous.header.prompt.get("hash")),
+            ("eval set", job.evalset.content_hash, previous.header.evalset.get("hash")),
+        ):
+            if now != then:
+                raise ConfigError(
+                    f"the {kind} of '{job.evalset.id}' changed since run {previous.header.run_id} started",
+                    path=previous.path,
+                    hint="a resumed run must use the same prompt and cases; start a new run instead",
+                )
+
+
+@dataclass(frozen=True)
+class DryRunRow:
+    """What a job would send and cost, estimated without calling anything."""
+
+    evalset: str
+    prompt: str
+    provider: str
+    model: str
+    requests: int
+    cached: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+
+def dry_run(project: Project, jobs: Sequence[Job], options: RunOptions) -> list[DryRunRow]:
+    """Estimate the requests, tokens and cost of a run: cached requests cost nothing; nothing is sent."""
+    from agent_evals.budget import estimate
+    from agent_evals.cache import cache_key
+
+    cache = _open_cache(project, options)
+    calls = Calls(project.config, project.root, options.retry, cache=cache)
+    rows = []
+    try:
+        for job in jobs:
+            settings = calls.settings(job.provider)
+            price = calls.price(job.provider, job.prompt.model.name)
+            cached = tokens_in = tokens_out = 0
+            cost: float | None = 0.0
+            for request in job.requests:
+                for repeat in range(options.repeat):
+                    if (
+                        cache is not None
+                        and calls.cacheable(job.provider)
+                        and cache.get(cache_key(request, settings, repeat))
+                    ):
+                        cached += 1
+                        continue
+                    guess = estimate(request, price)
+                    tokens_in += guess.input_tokens
+                    tokens_out += guess.output_tokens
+                    cost = None if cost is None or guess.cost_usd is None else cost + guess.cost_usd
+            rows.append(
+                DryRunRow(
+                    evalset=job.evalset.id,
+                    prompt=job.prompt.id,
+                    provider=job.provider,
+                    model=job.prompt.model.name,
+                    requests=len(job.requests) * options.repeat,
+                    cached=cached,
+                    input_tokens=tokens_in,
+                    output_tokens=tokens_out,
+                    cost_usd=cost,
+                )
+            )
+    finally:
+        if cache is not None:
+            cache.close()
+    return rows

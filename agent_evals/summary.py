@@ -39,6 +39,8 @@ class Summary:
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     error_examples: tuple[tuple[str, str], ...] = field(default=())
+    needs_review: int = 0
+    """Cases (repeats counted) with a grade still waiting for a person: pass/fail is provisional."""
 
     @property
     def judged(self) -> int:
@@ -94,4 +96,5 @@ def summarize(results: Sequence[CaseResult]) -> Summary:
         latency_p50_ms=p50,
         latency_p95_ms=p95,
         error_examples=tuple((r.case_id, r.error or "") for r in results if r.status == "error")[:5],
+        needs_review=sum(any(g.needs_review for g in r.grades) for r in results),
     )

@@ -42,12 +42,14 @@ def result(index: int, case_id: str, status: str, **kw: Any) -> CaseResult:
     """One case result with plausible defaults for its status; `kw` overrides any field.
 
     Extra keys: `label` (the expected label), `got` (the label a failing output gives),
-    `reason` (the label grader's reason), `tone` (whether the second grader passes).
+    `reason` (the label grader's reason), `tone` (whether the second grader passes),
+    `review` (why the tone grade needs human review, if it does).
     """
     tags = tuple(kw.pop("tags", (case_id.split("-")[0],)))
     label = kw.pop("label", tags[0] if tags else "other")
     got = kw.pop("got", "other")
     tone = kw.pop("tone", True)
+    review = kw.pop("review", None)
     reason = kw.pop(
         "reason", "label matches" if status == "pass" else f"label: expected {label!r}, got {got!r}"
     )
@@ -67,6 +69,8 @@ def result(index: int, case_id: str, status: str, **kw: Any) -> CaseResult:
                 score=1.0 if tone else 0.5,
                 passed=tone,
                 reason="all 2 criteria hold" if tone else "1 of 2 criteria hold: too long",
+                needs_review=review is not None,
+                details={} if review is None else {"review_reason": review},
             ),
         )
         if judged
@@ -173,7 +177,7 @@ CAND_CASES: list[Spec] = [
     ("billing-1", "fail", {"got": "refund"}),
     ("billing-2", "pass"),
     ("access-1", "pass"),
-    ("access-2", "pass"),
+    ("access-2", "pass", {"review": "judge confidence 0.4 is below min_confidence 0.7"}),
     ("access-3", "fail"),
     ("tech-1", "error"),
     ("tech-2", "pass"),
@@ -346,8 +350,8 @@ def test_markdown_layout_of_a_failed_gate() -> None:
     s = structure(md)
     # the summary table (header + 1 pair) and the per-grader/per-tag table (header + overall + 2 graders + 7 paired tags)
     assert s.table_rows == [2, 1 + 1 + 2 + 7]
-    # groups, regressed, errored, fixed, new, removed, still failing, flaky
-    assert s.counts["details"] == 8
+    # groups, regressed, errored, fixed, new, removed, still failing, flaky, needs human review
+    assert s.counts["details"] == 9
     html = to_html(md)
     regressed = html.split("<summary>3 regressed cases</summary>")[1].split("</details>")[0]
     assert re.findall(r"<h4><code>([^<]+)</code></h4>", regressed) == ["refund-1", "refund-2", "billing-1"]

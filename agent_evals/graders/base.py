@@ -9,7 +9,7 @@ model through `sample.call_model`, which the runner supplies with retries.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +19,7 @@ from agent_evals.models import Case, GraderSpec
 
 if TYPE_CHECKING:
     from agent_evals.providers.base import Completion
+    from agent_evals.record import CaseStatus, GradeRecord
     from agent_evals.render import ChatRequest
 
 ModelCaller = Callable[[str, "ChatRequest"], Awaitable["Completion"]]
@@ -26,16 +27,45 @@ ModelCaller = Callable[[str, "ChatRequest"], Awaitable["Completion"]]
 
 _MISSING = object()
 
+REVIEW_REASON = "review_reason"
+"""The `Grade.details` key that says why a grade needs a person (shown by `review` and the reports)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Grade:
-    """One grader's judgement of one output: a score in [0, 1], pass/fail and why."""
+    """One grader's judgement of one output: a score in [0, 1], pass/fail and why.
+
+    `needs_review` marks a provisional grade that a person should confirm
+    (`agent-evals review`); the grader says why in `details[REVIEW_REASON]`.
+    """
 
     score: float
     passed: bool
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
     needs_review: bool = False
+
+
+def review_reason(details: Mapping[str, Any]) -> str:
+    """Why a grade needs human review, from its details (a generic reason when the grader gave none)."""
+    why = details.get(REVIEW_REASON)
+    return why if isinstance(why, str) and why else "the grader asked for human review"
+
+
+def case_outcome(grades: Sequence[GradeRecord]) -> tuple[CaseStatus, float | None, bool | None]:
+    """A case's status, score and verdict from its graders: the one rule the runner and reviews share.
+
+    The score is the weighted mean of the scores of the graders that gave one;
+    the case passes when every required grader passes; a grader that could not
+    judge makes the case an error (no score, no verdict).
+    """
+    if any(g.error for g in grades):
+        return "error", None, None
+    scored = [g for g in grades if g.score is not None]
+    weight = sum(g.weight for g in scored)
+    score = sum((g.score or 0.0) * g.weight for g in scored) / weight if weight else None
+    passed = all(bool(g.passed) for g in grades if g.required)
+    return ("pass" if passed else "fail"), score, passed
 
 
 @dataclass(frozen=True, slots=True)

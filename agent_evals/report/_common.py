@@ -12,13 +12,16 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent_evals.diff import CaseDiff, Side
 from agent_evals.gate import PairReport, RuleResult
+from agent_evals.graders.base import review_reason
 from agent_evals.record import CaseResult, RunRecord
 
 __all__ = [
+    "ReviewNeed",
     "case_diffs",
     "clip",
     "expected_text",
@@ -26,8 +29,10 @@ __all__ = [
     "latency_s",
     "money",
     "ms",
+    "needs_review",
     "one_line",
     "pair_name",
+    "review_cases",
     "rule_labels",
     "score",
     "score_delta",
@@ -171,6 +176,48 @@ def case_diffs(pair: PairReport) -> Sequence[CaseDiff]:
         )
         for case_id, side in sides(pair.cand)
     )
+
+
+@dataclass(frozen=True)
+class ReviewNeed:
+    """A grader's grade of one candidate case that waits for a person (`agent-evals review`)."""
+
+    case_id: str
+    grader: str
+    why: str
+    reason: str
+    repeats: tuple[int, ...]
+
+
+def needs_review(pair: PairReport) -> list[ReviewNeed]:
+    """The candidate's grades that still need human review, one per (case, grader), in record order.
+
+    Only the candidate counts: it is the change under review, and its
+    provisional grades are what the gate judged.
+    """
+    cand = pair.cand or (pair.diff.cand if pair.diff else None)
+    if cand is None:
+        return []
+    found: dict[tuple[str, str], ReviewNeed] = {}
+    for result in cand.cases:
+        for g in result.grades:
+            if not g.needs_review:
+                continue
+            key = (result.case_id, g.grader)
+            seen = found.get(key)
+            found[key] = (
+                ReviewNeed(result.case_id, g.grader, review_reason(g.details), g.reason, (result.repeat,))
+                if seen is None
+                else ReviewNeed(
+                    seen.case_id, seen.grader, seen.why, seen.reason, (*seen.repeats, result.repeat)
+                )
+            )
+    return list(found.values())
+
+
+def review_cases(needs: Sequence[ReviewNeed]) -> list[str]:
+    """The distinct case ids among `needs`, in order."""
+    return list(dict.fromkeys(n.case_id for n in needs))
 
 
 _SIDE = re.compile(r"\b(baseline|candidate)\b")

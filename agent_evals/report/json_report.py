@@ -1,7 +1,8 @@
 """The gate report as JSON: the full diff and verdict, for artifacts and other tools.
 
 Unlike the Markdown comment this keeps everything: every case with its
-expected value, every repeat's output and grader reasons, every group test.
+expected value, every repeat's output and grader reasons, every group test,
+and per pair the candidate grades that still wait for a person (`needs_review`).
 The document carries `schema_version`; a consumer must refuse a version it
 does not know. Keys come out in a fixed order and non-finite numbers
 (a p-value of NaN) as null, so the output is valid, stable JSON.
@@ -18,7 +19,7 @@ from agent_evals.diff import OUTCOMES, CaseDiff, Diff, Group, Side, Totals, tota
 from agent_evals.gate import GateReport, GroupTest, PairReport, PowerNote, RuleResult, Verdict
 from agent_evals.integrity import Finding
 from agent_evals.record import CaseResult, RunRecord
-from agent_evals.report._common import case_diffs, rule_labels, side_verdict
+from agent_evals.report._common import case_diffs, needs_review, rule_labels, side_verdict
 
 __all__ = ["KIND", "SCHEMA_VERSION", "render", "to_dict"]
 
@@ -83,6 +84,16 @@ def _pair(pair: PairReport) -> dict[str, Any]:
         "groups": _groups(d, pair.verdict.tests) if d else None,
         "counts": _counts(case_diffs(pair)),
         "cases": [_case(c) for c in case_diffs(pair)],
+        "needs_review": [
+            {
+                "case_id": r.case_id,
+                "grader": r.grader,
+                "why": r.why,
+                "reason": r.reason,
+                "repeats": list(r.repeats),
+            }
+            for r in needs_review(pair)
+        ],
     }
 
 

@@ -10,7 +10,9 @@ One `<testsuite>` per prompt/eval set pair, named `prompt_id/evalset_id`:
   `<error>` for one that could not be evaluated, `<skipped>` for one skipped
   or removed. A case that failed in the baseline too is not a failure of this
   change; it passes with a `<system-out>` note. So does every failing case of
-  a pair with no baseline, which only the absolute rules gate.
+  a pair with no baseline, which only the absolute rules gate. A case whose
+  grades wait for a person gets a `<system-out>` note naming the graders and
+  why (its outcome is judged on the provisional grades meanwhile).
 
 The output is deterministic: attributes in a fixed order, no timestamps or
 host names, so it can be compared as a golden file.
@@ -26,11 +28,13 @@ from typing import Literal
 from agent_evals.diff import CaseDiff
 from agent_evals.gate import GateReport, PairReport, RuleResult
 from agent_evals.report._common import (
+    ReviewNeed,
     case_diffs,
     clip,
     expected_text,
     failing_grades,
     latency_s,
+    needs_review,
     one_line,
     pair_name,
     rule_labels,
@@ -142,7 +146,10 @@ def _set_counts(el: ET.Element, counts: _Counts) -> None:
 
 
 def _suite(pair: PairReport, report: GateReport) -> tuple[ET.Element, _Counts]:
-    cases = _rule_cases(pair) + [_case(pair, c) for c in case_diffs(pair)]
+    review: dict[str, list[ReviewNeed]] = {}
+    for need in needs_review(pair):
+        review.setdefault(need.case_id, []).append(need)
+    cases = _rule_cases(pair) + [_case(pair, c, review.get(c.case_id, [])) for c in case_diffs(pair)]
     counts = _Counts(
         tests=len(cases),
         failures=sum(c.is_("failure") for c in cases),
@@ -199,7 +206,7 @@ def _rule_case(pair: PairReport, rule: RuleResult, label: str) -> _Case:
     return case
 
 
-def _case(pair: PairReport, c: CaseDiff) -> _Case:
+def _case(pair: PairReport, c: CaseDiff, review: list[ReviewNeed]) -> _Case:
     case = _Case(name=c.case_id, classname=pair.evalset_id, time=latency_s(c.cand))
     baseline = pair.diff is not None
     if c.outcome == "regressed":
@@ -237,6 +244,12 @@ def _case(pair: PairReport, c: CaseDiff) -> _Case:
         case.out.append(
             f"flaky: repeats disagree (baseline {side_status(c.base)}, candidate {side_status(c.cand)})"
         )
+    if review:
+        case.out.append(
+            "needs human review (provisional until decided; "
+            f"run 'agent-evals review --evalset {pair.evalset_id}'):"
+        )
+        case.out += [f"- {r.grader}: {r.why}" for r in review]
     return case
 
 

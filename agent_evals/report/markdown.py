@@ -4,7 +4,8 @@ Layout, most important first: a hidden marker (so a later run can find and
 update its own comment), one verdict line, gate-integrity findings, a summary
 table with one row per prompt/eval set pair, then a section per pair with the
 failed rules, the power note, per-grader/per-tag figures and collapsible
-lists of regressed, errored, fixed, new, removed and flaky cases.
+lists of regressed, errored, fixed, new, removed and flaky cases, and of the
+cases whose grades wait for a person (`agent-evals review`).
 
 Everything a model or a test author wrote (outputs, case ids, reasons, tags)
 is untrusted: it goes into fenced code blocks or inline code (with fences
@@ -35,7 +36,9 @@ from agent_evals.report._common import (
     failing_grades,
     money,
     ms,
+    needs_review,
     one_line,
+    review_cases,
     score,
     score_delta,
     shown,
@@ -369,7 +372,30 @@ def pair_section(pair: PairReport, detail: Detail) -> str:
         if s.graders:
             blocks.append(_new_graders_table(s))
         blocks += new_sections(pair, detail)
+    review = review_section(pair, detail)
+    if review is not None:
+        blocks.append(review)
     return "\n\n".join(blocks)
+
+
+def review_section(pair: PairReport, detail: Detail) -> str | None:
+    """The candidate cases whose grades wait for a person: case, grader and why (collapsible)."""
+    needs = needs_review(pair)
+    if not needs:
+        return None
+    n = len(review_cases(needs))
+    label = f"{n:,} case needs human review" if n == 1 else f"{n:,} cases need human review"
+    listed = needs if detail.brief is None else needs[: detail.brief]
+    lines = [f"- {code(r.case_id)} — {code(r.grader)}: {text(one_line(r.why, 200))}" for r in listed]
+    rest = needs[len(listed) :]
+    if rest:
+        lines.append(f"- … and {len(rest):,} more: {_ids(review_cases(rest), detail.ids)}")
+    explain = (
+        "_their grades are provisional until a person decides: run "
+        f"{code(f'agent-evals review --evalset {pair.evalset_id}')} and commit the verdicts "
+        f"({code(pair.evalset_id + '.reviews.jsonl')} beside the eval set):_"
+    )
+    return details(label, [explain, "\n".join(lines)])
 
 
 def _context(pair: PairReport) -> str | None:

@@ -19,7 +19,9 @@ from agent_evals.report._common import (
     expected_text,
     failing_grades,
     ms,
+    needs_review,
     one_line,
+    review_cases,
     score,
     score_delta,
     shown,
@@ -28,10 +30,11 @@ from agent_evals.report._common import money as usd
 from agent_evals.summary import Summary, summarize
 
 if TYPE_CHECKING:
+    from agent_evals.cache import CacheStats
     from agent_evals.diff import CaseDiff, Diff
     from agent_evals.gate import GateReport, PairReport
     from agent_evals.record import CaseResult
-    from agent_evals.runner import Job
+    from agent_evals.runner import DryRunRow, Job
 
 
 class Ticker(Protocol):
@@ -82,17 +85,21 @@ def progress(console: Console, jobs: Sequence[Job]) -> Iterator[Ticker]:
 
 
 def summary_table(rows: Sequence[tuple[str, str, Summary]]) -> Table:
-    """One row per (prompt, eval set): pass rate, score, errors, cost, latency."""
+    """One row per (prompt, eval set): pass rate, score, errors, cases needing review, cost, latency."""
     table = Table(title="agent-evals run", title_justify="left")
-    for col, justify in (
+    # The review column only appears when some grade waits for a person; most runs have none.
+    review = any(s.needs_review for _, _, s in rows)
+    columns = [
         ("eval set (prompt)", "left"),
         ("cases", "right"),
         ("pass rate", "right"),
         ("score", "right"),
         ("errors", "right"),
+        *([("needs review", "right")] if review else []),
         ("cost", "right"),
         ("p50 / p95 latency", "right"),
-    ):
+    ]
+    for col, justify in columns:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for prompt, evalset, s in rows:
         table.add_row(
@@ -101,6 +108,7 @@ def summary_table(rows: Sequence[tuple[str, str, Summary]]) -> Table:
             f"{pct(s.pass_rate)} ({s.passed}/{s.judged})",
             num(s.mean_score),
             f"[red]{s.errors}[/red]" if s.errors else "0",
+            *([f"[yellow]{s.needs_review}[/yellow]" if s.needs_review else "0"] if review else []),
             money(s),
             f"{num(s.latency_p50_ms, '.0f')} / {num(s.latency_p95_ms, '.0f')} ms",
         )
@@ -136,6 +144,14 @@ def print_run(console: Console, rows: Sequence[tuple[str, str, Summary, str]]) -
     for _, evalset, s, path in rows:
         for case_id, error in s.error_examples:
             console.print(f"[red]error[/red] {evalset}/{case_id}: {error}", markup=True, highlight=False)
+        if s.needs_review:
+            console.print(
+                Text(
+                    f"{s.needs_review} case(s) of {evalset} need human review: "
+                    f"agent-evals review --evalset {evalset}",
+                    style="yellow",
+                )
+            )
         console.print(f"record: {path}", highlight=False)
 
 
@@ -192,6 +208,16 @@ def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
         console.print(line)
     if v.power is not None:
         console.print(Text(f"  power: {v.power.sentence()}", style="dim"))
+    review = review_cases(needs_review(pair))
+    if review:
+        shown_ids = ", ".join(review[:5]) + (f", +{len(review) - 5} more" if len(review) > 5 else "")
+        console.print(
+            Text(
+                f"  {len(review)} case(s) need human review (provisional grades): {shown_ids} "
+                f"(agent-evals review --evalset {pair.evalset_id})",
+                style="yellow",
+            )
+        )
     if pair.diff is not None:
         _print_cases(console, "regressed", pair.diff.outcome("regressed"), max_cases, _regressed_lines)
         _print_cases(console, "fixed", pair.diff.outcome("fixed"), max_cases, _fixed_lines)
@@ -307,3 +333,30 @@ def _errored_lines(c: CaseDiff) -> list[Text]:
     if error:
         head.append(f"  {one_line(error, 2 * SHORT)}", style="dim")
     return [head]
+
+
+def dry_run_table(rows: Sequence[DryRunRow]) -> Table:
+    """What a run would send and cost: estimates, pessimistic by design (see agent_evals.budget)."""
+    table = Table(title="agent-evals run --dry-run (nothing sent)", title_justify="left")
+    for col, justify in (
+        ("eval set", "left"), ("provider / model", "left"), ("requests", "right"), ("cached", "right"),
+        ("input tokens (est.)", "right"), ("output tokens (max)", "right"), ("cost (est., at most)", "right"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            r.evalset, f"{r.provider} / {r.model or '-'}", f"{r.requests:,}", f"{r.cached:,}",
+            f"{r.input_tokens:,}", f"{r.output_tokens:,}",
+            "unpriced" if r.cost_usd is None else f"${r.cost_usd:.4f}",
+        )  # fmt: skip
+    return table
+
+
+def cache_table(stats: CacheStats) -> Table:
+    table = Table(title=f"response cache: {stats.entries:,} entries, {stats.file_bytes / 1e6:.1f} MB on disk",
+                  title_justify="left")  # fmt: skip
+    table.add_column("provider / model")
+    table.add_column("entries", justify="right")
+    for (provider, model), count in sorted(stats.per_model.items()):
+        table.add_row(f"{provider} / {model}", f"{count:,}")
+    return table

@@ -1,0 +1,81 @@
+"""The cost ceiling: estimate a request's cost before it is sent, refuse what could cross.
+
+Estimates are deliberately pessimistic so the ceiling holds: input tokens are
+counted as one per three characters (English BPE averages about four) plus a
+per-message overhead, and output as the request's `max_tokens` (or
+DEFAULT_OUTPUT_TOKENS when the prompt sets none). A call is sent only if
+what is spent, plus what is reserved by calls in flight, plus its estimate
+stays within the ceiling; once one is refused, no new call is scheduled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from agent_evals.errors import EvaluationError
+from agent_evals.models import Price
+from agent_evals.render import ChatRequest
+
+CHARS_PER_TOKEN = 3.0
+MESSAGE_OVERHEAD_TOKENS = 8
+DEFAULT_OUTPUT_TOKENS = 1024
+
+
+class BudgetExceeded(EvaluationError):
+    """The next call could cross the cost ceiling; it was not sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+
+def estimate(request: ChatRequest, price: Price | None) -> Estimate:
+    """A pessimistic estimate of the tokens and cost of sending `request`."""
+    input_tokens = sum(
+        math.ceil(len(m.content) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS for m in request.messages
+    )
+    output_tokens = request.model.max_tokens or DEFAULT_OUTPUT_TOKENS
+    cost = None
+    if price is not None:
+        cost = (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
+    return Estimate(input_tokens, output_tokens, cost)
+
+
+class Budget:
+    """Spent and reserved money against an optional ceiling; one per run."""
+
+    def __init__(self, ceiling_usd: float | None) -> None:
+        self.ceiling = ceiling_usd
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.exhausted = False
+        self.refused = 0
+
+    def reserve(self, cost: float | None) -> float:
+        """Reserve `cost` for a call about to be sent; return the amount reserved.
+
+        Raises:
+            BudgetExceeded: the call could cross the ceiling (and from then on every call is refused).
+        """
+        if self.ceiling is None:
+            return 0.0
+        if cost is None:
+            raise BudgetExceeded("cannot estimate the cost of a call to an unpriced model under --max-cost")
+        if self.exhausted or self.spent + self.reserved + cost > self.ceiling:
+            self.exhausted = True
+            self.refused += 1
+            raise BudgetExceeded(
+                f"the next call (up to ${cost:.4f}) could cross the ${self.ceiling:g} ceiling "
+                f"(spent ${self.spent:.4f}, in flight ${self.reserved:.4f})"
+            )
+        self.reserved += cost
+        return cost
+
+    def settle(self, reserved: float, actual: float | None) -> None:
+        """Replace a reservation with what the call actually cost (its estimate when unknown)."""
+        self.reserved -= reserved
+        self.spent += actual if actual is not None else reserved

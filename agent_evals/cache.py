@@ -1,0 +1,580 @@
+"""A content-addressed cache of model responses, in one embedded SQLite file.
+
+Eval runs are repeated on every commit, so a re-run of an unchanged prompt must
+make no provider calls. The runner computes `cache_key(request, settings,
+repeat)` for each call, asks `ResponseCache.get` first, and `put`s the answer
+only after a successful call.
+
+What the caller must do (the cache cannot tell on its own):
+
+- Only cache successes. Errors are never stored: a failed call is retried on
+  the next run. `put` refuses a completion without text as a last guard.
+- Never call the cache for `python:` providers. Agent code can read anything
+  (files, clocks, the network), so its answer is not a function of the request.
+
+The key is a sha256 of what decides the answer (endpoint, model, messages,
+sampling parameters, output format, repeat index), never of credentials or
+headers, so rotating an API key keeps the cache and the file holds no secret.
+The stored row holds the completion's text, token usage, reported model and
+finish reason; never `Completion.raw`, which may echo anything.
+
+Two processes (an editor's run and a pre-commit hook) may share one file: it
+runs in WAL mode (readers never block the writer), waits up to
+`BUSY_TIMEOUT_S` for the write lock instead of failing, and writes rows in
+batches with `INSERT OR REPLACE`, so the last writer of a key wins. WAL needs
+a local file system; do not put the cache on a network share.
+
+One `ResponseCache` owns one connection and must be used from the thread that
+made it (in practice: the asyncio event loop's thread; a lookup takes
+microseconds, so it is not worth a thread hop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Self
+from urllib.parse import urlsplit, urlunsplit
+
+from agent_evals.errors import ConfigError, EvaluationError
+from agent_evals.providers.base import Completion, Usage
+
+if TYPE_CHECKING:
+    from agent_evals.providers import ProviderSettings
+    from agent_evals.render import ChatRequest
+
+__all__ = [
+    "BATCH_SIZE",
+    "BUSY_TIMEOUT_S",
+    "CACHE_KEY_VERSION",
+    "DEFAULT_CACHE_PATH",
+    "SCHEMA_VERSION",
+    "CacheStats",
+    "ResponseCache",
+    "cache_key",
+]
+
+CACHE_KEY_VERSION: Final = 1
+"""Part of every key: bump it when the key's contents change, so old entries stop matching."""
+
+SCHEMA_VERSION: Final = 1
+"""The layout of the SQLite file; a file with a higher version is refused, a lower one rebuilt."""
+
+DEFAULT_CACHE_PATH: Final = Path(".agent-evals") / "cache.sqlite3"
+"""Where the cache lives, relative to the project root."""
+
+BUSY_TIMEOUT_S: Final = 10.0
+"""How long a write waits for another process's write lock before giving up."""
+
+BATCH_SIZE: Final = 200
+"""Buffered `put`s are committed in one transaction once this many are waiting."""
+
+_CORRUPT_MESSAGE: Final = "cache is corrupt; run agent-evals cache clear"
+# SQLite's primary result codes for a file that is not (or no longer) a database.
+_SQLITE_BUSY: Final = 5
+_SQLITE_LOCKED: Final = 6
+_SQLITE_CORRUPT: Final = 11
+_SQLITE_NOTADB: Final = 26
+_SQLITE_CANTOPEN: Final = 14
+
+
+# --- keys --------------------------------------------------------------------
+
+
+def _normalise_base_url(url: str | None) -> str | None:
+    """`url` without userinfo, fragment or trailing slash, scheme and host lowercased.
+
+    `https://u:p@API.example.com/v1/` and `https://api.example.com/v1` are the
+    same endpoint; the credentials in the first must not reach the key.
+    """
+    if url is None:
+        return None
+    parts = urlsplit(url.strip())
+    netloc = parts.netloc.rpartition("@")[2]
+    try:
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # an unparsable port: keep the netloc as written, minus userinfo
+        pass
+    else:
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+def _key_payload(request: ChatRequest, settings: ProviderSettings, repeat: int) -> dict[str, Any]:
+    spec = request.model
+    return {
+        "v": CACHE_KEY_VERSION,
+        "provider": settings.type,
+        "base_url": _normalise_base_url(settings.base_url),
+        "model": spec.name,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "params": spec.params(),
+        "extra": spec.extra,
+        "output": {"format": request.output.format, "schema": request.output.json_schema},
+        "repeat": repeat,
+    }
+
+
+def cache_key(request: ChatRequest, settings: ProviderSettings, repeat: int = 0) -> str:
+    """The cache key of one provider call: a sha256 hex digest.
+
+    The digest covers `CACHE_KEY_VERSION`, the provider type, the base URL
+    (without userinfo or trailing slash), the model name, the rendered
+    messages, the sampling parameters, `model.extra`, the output format and
+    schema, and `repeat`. It never covers the API key, `api_key_env`, the
+    headers or the provider's name (two names for one endpoint share entries),
+    nor `request.vars`, which matter only through the rendered messages.
+
+    Do not call it for `python:` providers: their answers are not cached.
+
+    Args:
+        request: the rendered request.
+        settings: the provider the request goes to.
+        repeat: the repeat index under `--repeat K` (0 to K-1), so each repeat
+            of a case has its own entry.
+
+    Returns:
+        64 lowercase hex characters.
+    """
+    # ensure_ascii keeps the encoding total (a lone surrogate cannot fail it);
+    # default=str matches models.canonical_hash for YAML values JSON lacks (dates).
+    blob = json.dumps(
+        _key_payload(request, settings, repeat),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+# --- the store ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """What a cache file holds, and how one `ResponseCache` has fared.
+
+    Attributes:
+        entries: stored responses.
+        text_bytes: UTF-8 bytes of stored response text.
+        oldest: when the oldest entry was stored (UTC), None when empty.
+        newest: when the newest entry was stored (UTC), None when empty.
+        per_model: entries per (provider, model), as given to `put`.
+        hits: `get` calls answered by this instance.
+        misses: `get` calls this instance could not answer.
+        file_bytes: size on disk of the database file plus its write-ahead log.
+    """
+
+    entries: int
+    text_bytes: int
+    oldest: datetime | None
+    newest: datetime | None
+    per_model: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+    file_bytes: int = 0
+
+
+# The row as bound to the INSERT below, in column order.
+_Row = tuple[str, str, str, str, int | None, int | None, str | None, str | None, float]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    response_model TEXT,
+    finish_reason TEXT,
+    created_at REAL NOT NULL
+);
+"""
+_INSERT = (
+    "INSERT OR REPLACE INTO responses (key, provider, model, text, input_tokens, output_tokens,"
+    " response_model, finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT = (
+    "SELECT text, input_tokens, output_tokens, response_model, finish_reason FROM responses WHERE key = ?"
+)
+
+
+class ResponseCache:
+    """Responses stored by `cache_key`, in a SQLite file shared safely between processes.
+
+    A missing file (and its directory) is created. A file that is corrupt, or
+    was written by a newer agent-evals, does not fail here: every method but
+    `clear` and `close` raises ConfigError, and `clear` deletes the file and
+    starts afresh, so `agent-evals cache clear` always works.
+
+    `put` buffers rows and commits every `BATCH_SIZE` of them; `flush`, `stats`,
+    `clear` and `close` (or leaving a `with` block) commit the rest. `get` sees
+    buffered rows too.
+
+    Errors: ConfigError for a corrupt, newer-version or unopenable file;
+    EvaluationError for anything else SQLite reports (a disk full, a write lock
+    held longer than `BUSY_TIMEOUT_S`), with the buffered rows kept for a retry.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Open (creating if missing) the cache at `path`.
+
+        Args:
+            path: the SQLite file, usually `root / DEFAULT_CACHE_PATH`.
+
+        Raises:
+            ConfigError: the file cannot be opened (e.g. `path` is a directory).
+            EvaluationError: another process held the write lock for longer than
+                `BUSY_TIMEOUT_S` while the schema was being checked.
+        """
+        self.path = Path(path)
+        self._pending: dict[str, _Row] = {}
+        self._hits = 0
+        self._misses = 0
+        self._problem: ConfigError | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._open()
+
+    # --- lifecycle ---
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: reads run in autocommit, and writes take the lock
+            # up front with BEGIN IMMEDIATE (a read upgraded to a write can fail with
+            # "database is locked" without waiting for the busy timeout).
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            self._raise(exc)
+        self._conn = conn
+        try:
+            self._prepare(conn)
+        except ConfigError as exc:
+            self._problem = exc
+        except sqlite3.Error as exc:
+            if _is_corrupt(exc):
+                self._problem = ConfigError(_CORRUPT_MESSAGE, path=self.path)
+            else:
+                self._close_connection()
+                self._raise(exc)
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Set the pragmas, then create the schema or check its version."""
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        _set_wal(conn)
+        # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last
+        # commits, which for a cache costs only a repeated call.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._schema_version(conn)
+            if found is not None and found > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the response cache was written by a newer agent-evals (cache schema {found},"
+                    f" this version reads {SCHEMA_VERSION})",
+                    path=self.path,
+                    hint="run agent-evals cache clear, or upgrade agent-evals",
+                )
+            if found is not None and found < SCHEMA_VERSION:
+                # An older layout holds nothing worth migrating: it is only a cache.
+                conn.execute("DROP TABLE IF EXISTS responses")
+                conn.execute("DELETE FROM schema_version")
+                found = None
+            if found is None:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int | None:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if exists is None:
+            return None
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else None
+
+    def close(self) -> None:
+        """Commit buffered rows and close the connection; closing twice is harmless."""
+        try:
+            if self._conn is not None and self._problem is None:
+                self.flush()
+        finally:
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- reads and writes ---
+
+    def get(self, key: str) -> Completion | None:
+        """The stored completion for `key`, or None on a miss.
+
+        The completion's `raw` is always None: it is never stored.
+
+        Raises:
+            ConfigError: the file is corrupt or from a newer version.
+        """
+        row = self._pending.get(key)
+        if row is not None:
+            self._hits += 1
+            return _completion(row[3], row[4], row[5], row[6], row[7])
+        conn = self._usable()
+        try:
+            found = conn.execute(_SELECT, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            self._raise(exc)
+        if found is None:
+            self._misses += 1
+            return None
+        self._hits += 1
+        return _completion(*found)
+
+    def put(self, key: str, completion: Completion, *, provider: str, model: str) -> None:
+        """Store a successful completion under `key` (replacing any entry).
+
+        Only successes belong here: the caller never puts errors. The row is
+        buffered and committed with the next batch.
+
+        Args:
+            key: from `cache_key`.
+            completion: the answer; its `raw` is dropped.
+            provider: the provider's name, for `stats`.
+            model: the requested model name, for `stats`.
+
+        Raises:
+            ValueError: `completion.text` is not a string (not a success).
+            ConfigError: the file is corrupt or from a newer version.
+            EvaluationError: a batch could not be committed.
+        """
+        if not isinstance(completion.text, str):
+            raise ValueError("refusing to cache a completion without text: only successes are cached")
+        self._usable()
+        usage = completion.usage
+        self._pending[key] = (
+            key,
+            provider,
+            model,
+            completion.text,
+            usage.input_tokens if usage is not None else None,
+            usage.output_tokens if usage is not None else None,
+            completion.model,
+            completion.finish_reason,
+            time.time(),
+        )
+        if len(self._pending) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit buffered rows in one transaction.
+
+        Raises:
+            ConfigError: the file is corrupt or from a newer version.
+            EvaluationError: the write failed; the rows stay buffered.
+        """
+        if not self._pending:
+            return
+        conn = self._usable()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT, self._pending.values())
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._raise(exc)
+        self._pending.clear()
+
+    # --- maintenance ---
+
+    def stats(self) -> CacheStats:
+        """Counts and sizes of the stored entries, after committing buffered rows.
+
+        Raises:
+            ConfigError: the file is corrupt or from a newer version.
+        """
+        self.flush()
+        conn = self._usable()
+        try:
+            entries, text_bytes, oldest, newest = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0), MIN(created_at),"
+                " MAX(created_at) FROM responses"
+            ).fetchone()
+            per_model = {
+                (provider, model): count
+                for provider, model, count in conn.execute(
+                    "SELECT provider, model, COUNT(*) FROM responses GROUP BY provider, model"
+                    " ORDER BY provider, model"
+                )
+            }
+        except sqlite3.Error as exc:
+            self._raise(exc)
+        return CacheStats(
+            entries=entries,
+            text_bytes=text_bytes,
+            oldest=_utc(oldest),
+            newest=_utc(newest),
+            per_model=per_model,
+            hits=self._hits,
+            misses=self._misses,
+            file_bytes=sum(_size(self.path.with_name(self.path.name + s)) for s in ("", "-wal")),
+        )
+
+    def clear(self, *, older_than_days: float | None = None) -> int:
+        """Delete entries: all of them, or those stored more than `older_than_days` ago.
+
+        A corrupt or newer-version file is deleted whole (whatever
+        `older_than_days` says) and a fresh cache is created in its place.
+
+        Args:
+            older_than_days: keep entries younger than this; None deletes all.
+
+        Returns:
+            The number of entries deleted (0 when a broken file was deleted:
+            its rows cannot be counted).
+
+        Raises:
+            ValueError: `older_than_days` is negative or not a number.
+            EvaluationError: the write failed.
+        """
+        if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
+            raise ValueError(f"older_than_days must be a number >= 0, not {older_than_days}")
+        if self._problem is not None:
+            self._pending.clear()
+            self._close_connection()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            self._problem = None
+            self._open()
+            return 0
+        self.flush()
+        conn = self._usable()
+        try:
+            if older_than_days is None:
+                deleted = conn.execute("DELETE FROM responses").rowcount
+            else:
+                cutoff = time.time() - older_than_days * 86400
+                deleted = conn.execute("DELETE FROM responses WHERE created_at < ?", (cutoff,)).rowcount
+        except sqlite3.Error as exc:
+            self._raise(exc)
+        if deleted:
+            self._shrink(conn)
+        return deleted
+
+    def _shrink(self, conn: sqlite3.Connection) -> None:
+        """Give freed pages back to the file system; best effort."""
+        try:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            # Another process is using the file: the space is reused by later puts anyway.
+            pass
+
+    # --- errors ---
+
+    def _usable(self) -> sqlite3.Connection:
+        if self._problem is not None:
+            raise self._problem
+        if self._conn is None:
+            raise EvaluationError(f"the response cache {self.path} is closed")
+        return self._conn
+
+    def _raise(self, exc: sqlite3.Error) -> NoReturn:
+        """Raise our error for a SQLite error (corruption found late is remembered)."""
+        if _is_corrupt(exc):
+            self._problem = ConfigError(_CORRUPT_MESSAGE, path=self.path)
+            raise self._problem from None
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_CANTOPEN:
+            raise ConfigError(
+                f"cannot open the response cache: {exc}",
+                path=self.path,
+                hint="check the path is a writable file, not a directory",
+            ) from None
+        raise EvaluationError(f"response cache {self.path}: {exc}") from exc
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, waiting out other processes doing the same.
+
+    WAL is a property of the file: set once, every later connection gets it.
+    Switching needs an exclusive lock, and SQLite reports "database is locked"
+    at once rather than calling the busy handler when two processes race to
+    create the file, so this retries up to BUSY_TIMEOUT_S itself.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+            if not busy or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    # Extended result codes keep the primary code in the low byte.
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def _completion(
+    text: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    model: str | None,
+    finish_reason: str | None,
+) -> Completion:
+    usage = None
+    if input_tokens is not None or output_tokens is not None:
+        usage = Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0)
+    return Completion(text=text, usage=usage, model=model, finish_reason=finish_reason)
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,66 @@
+"""Structured traces: one JSON line per step (render, request, retry, response, grade).
+
+Field names follow the OpenTelemetry GenAI semantic conventions where one
+exists (`gen_ai.request.model`, `gen_ai.usage.input_tokens`, ...). A trace
+never holds request headers or API keys; provider error messages are already
+scrubbed of keys before they get here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from agent_evals.render import ChatRequest
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def request_attributes(provider_type: str, request: ChatRequest) -> dict[str, Any]:
+    """The gen_ai.* request attributes of a chat call."""
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider_type,
+        "gen_ai.request.model": request.model.name,
+    }
+    for key, name in (("temperature", "temperature"), ("max_tokens", "max_tokens"), ("top_p", "top_p"),
+                      ("seed", "seed")):  # fmt: skip
+        value = getattr(request.model, key)
+        if value is not None:
+            attrs[f"gen_ai.request.{name}"] = value
+    return attrs
+
+
+class Tracer:
+    """Appends trace events to a JSONL file; flushed per case so a crash keeps what happened."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.run_id = run_id
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+
+    def event(self, step: str, start: float, end: float | None = None, /, **fields: Any) -> None:
+        """Write one step; `start`/`end` are epoch seconds (time.time())."""
+        end = time.time() if end is None else end
+        line = {
+            "run_id": self.run_id,
+            "step": step,
+            "start": _iso(start),
+            "end": _iso(end),
+            "duration_ms": round((end - start) * 1000, 3),
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+        self._fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()

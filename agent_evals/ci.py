@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.errors import ConfigError
-from agent_evals.gate import GateReport, PairReport, gate, gate_absolute, gate_unchanged
+from agent_evals.gate import ChangeKind, GateReport, PairReport, Verdict, gate, gate_absolute, gate_unchanged
 from agent_evals.integrity import Finding, check, effective_policy, stricter
 from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
 from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, Prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
 from agent_evals.review import apply_to_record, load_reviews, reviews_path
-from agent_evals.runner import Job, JobResult, RunOptions, execute, make_job, new_run_id, with_model
+from agent_evals.runner import Job, JobResult, RunOptions, Shard, execute, make_job, new_run_id, with_model
 
 if TYPE_CHECKING:
     import httpx
@@ -40,6 +40,10 @@ class CiOptions:
     run: RunOptions = field(default_factory=RunOptions)
     provider: str | None = None
     model: str | None = None
+    shard: Shard | None = None
+    """Run only this shard's cases and gate nothing: `merge` the shards, then gate with `records`."""
+    records: Path | None = None
+    """Gate the records under `records/base` and `records/cand` (merged shards) instead of running."""
 
 
 @dataclass
@@ -54,6 +58,7 @@ class _Pending:
     base_prompt: Prompt | None = None
     base_case_ids: frozenset[str] | None = None
     base_record: RunRecord | None = None
+    cand_record: RunRecord | None = None
     note: str | None = None
     cand_job: Job | None = None
     base_job: Job | None = None
@@ -247,7 +252,14 @@ def run_ci(
         deleted = _deleted(project, changes, options)
     else:
         pending = _prepare_dir(project, options)
-    _run(project, pending, options, client=client, on_result=on_result, runner=runner)
+    out = _run(project, pending, options, client=client, on_result=on_result, runner=runner)
+    if options.shard is not None:
+        return GateReport(
+            pairs=(),
+            base_ref=options.base_ref,
+            message=f"shard {options.shard}: records in {out}; merge the shards with 'agent-evals merge', "
+            f"then gate with 'agent-evals ci --records MERGED'",
+        )
     return GateReport(
         pairs=tuple(_judge(p, options) for p in pending) + tuple(deleted),
         base_ref=options.base_ref,
@@ -263,17 +275,24 @@ def _run(
     client: httpx.AsyncClient | None,
     on_result: Callable[[Job, CaseResult], None] | None,
     runner: Callable[..., Any] | None,
-) -> None:
+) -> Path:
     import asyncio
 
     override = {"provider": options.provider or project.config.defaults.provider, "model": options.model}
     for p in pending:
         if p.change == "unchanged":
             continue
-        p.cand_job = make_job(with_model(p.prompt, **override), p.evalset)
+        if options.records is not None:
+            p.cand_record = _merged(options.records / "cand", p.evalset.id)
+            if p.base_prompt is not None:
+                p.base_record = _merged(options.records / "base", p.evalset.id)
+            continue
+        p.cand_job = make_job(with_model(p.prompt, **override), p.evalset, shard=options.shard)
         if p.base_prompt is not None:
             # Only the cases that existed at the base: cases the change adds are new, not regressions.
-            p.base_job = make_job(with_model(p.base_prompt, **override), p.evalset, only=p.base_case_ids)
+            p.base_job = make_job(
+                with_model(p.base_prompt, **override), p.evalset, only=p.base_case_ids, shard=options.shard
+            )
     run_id = options.run.run_id or new_run_id()
     out = options.run.output or project.root / project.config.paths.runs / f"ci-{run_id}"
     drive = runner or asyncio.run
@@ -293,6 +312,17 @@ def _run(
             job = p.base_job if side == "base" else p.cand_job
             if job is not None:
                 p.results[side] = by_job[id(job)]
+    return out
+
+
+def _merged(folder: Path, evalset_id: str) -> RunRecord:
+    path = folder / f"{evalset_id}.jsonl"
+    if not path.is_file():
+        raise ConfigError(
+            f"no record for eval set '{evalset_id}' in {folder}",
+            hint="run the shards with 'ci --shard I/N --output DIR', then 'agent-evals merge DIR... --output MERGED'",
+        )
+    return load_record(path)
 
 
 def _record(outcome: JobResult) -> RunRecord:
@@ -302,30 +332,24 @@ def _record(outcome: JobResult) -> RunRecord:
 def _judge(p: _Pending, options: CiOptions) -> PairReport:
     from agent_evals.diff import diff
 
-    ids = (p.prompt.id, p.evalset.id)
-    if p.change == "unchanged":
-        verdict = gate_unchanged(p.note or "unchanged", p.policy, p.findings, options.accept_policy_change)
+    def report(change: ChangeKind, verdict: Verdict, **rest: Any) -> PairReport:
         return PairReport(
-            *ids, change="unchanged", verdict=verdict, note=p.note, evalset_path=p.evalset.source_path
+            p.prompt.id, p.evalset.id, change=change, verdict=verdict, note=p.note,
+            evalset_path=p.evalset.source_path, case_locations=case_locations(p.evalset), **rest,
+        )  # fmt: skip
+
+    if p.change == "unchanged":
+        return report(
+            "unchanged",
+            gate_unchanged(p.note or "unchanged", p.policy, p.findings, options.accept_policy_change),
         )
-    cand = _record(p.results["cand"])
+    cand = p.cand_record or _record(p.results["cand"])
     base = p.base_record or (_record(p.results["base"]) if "base" in p.results else None)
     if base is None:
-        return PairReport(
-            *ids, change="new", verdict=gate_absolute(cand, p.policy), cand=cand, note=p.note,
-            evalset_path=p.evalset.source_path,
-        )  # fmt: skip
+        return report("new", gate_absolute(cand, p.policy), cand=cand)
     d = diff(base, cand)
     verdict = gate(d, p.policy, findings=p.findings, accept_policy_change=options.accept_policy_change)
-    return PairReport(
-        *ids,
-        change="modified",
-        verdict=verdict,
-        cand=cand,
-        diff=d,
-        note=p.note,
-        evalset_path=p.evalset.source_path,
-    )
+    return report("modified", verdict, cand=cand, diff=d)
 
 
 def compare_records(
@@ -354,5 +378,10 @@ def compare_records(
         cand=cand,
         diff=d,
         evalset_path=evalset.source_path if evalset else None,
+        case_locations=case_locations(evalset) if evalset else {},
     )
     return GateReport(pairs=(pair,))
+
+
+def case_locations(evalset: EvalSet) -> dict[str, tuple[str | None, int | None]]:
+    return {case.id: evalset.case_source(i) for i, case in enumerate(evalset.cases)}

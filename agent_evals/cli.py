@@ -68,6 +68,9 @@ def _main(
             raise AgentEvalsError(f"{directory}: cannot change to this directory ({exc.strerror})") from None
 
 
+ShardOpt = Annotated[
+    str | None, typer.Option("--shard", help="Run only shard I of N (I/N), e.g. one job of a CI matrix.")
+]
 Repeat = Annotated[int, typer.Option(min=1, help="Run each case K times (flakiness; repeats cached apart).")]
 MaxCost = Annotated[
     float | None, typer.Option(min=0, help="Cost ceiling in USD: stop before a call could cross it (exit 3).")
@@ -139,6 +142,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Estimate requests, tokens and cost; send nothing.")
     ] = False,
+    shard: ShardOpt = None,
 ) -> None:
     """Run prompts on their eval sets, grade the outputs, write a run record."""
     from agent_evals import runner
@@ -149,11 +153,16 @@ def run(
     project = load_project(Path("."))
     if prompt_file is not None:
         project = with_prompt_file(project, prompt_file)
-    selection: dict[str, Any] = {"filters": filter_ or [], "provider": provider, "model": model}
+    selection: dict[str, Any] = {
+        "filters": filter_ or [],
+        "provider": provider,
+        "model": model,
+        "shard": shard,
+    }
     previous = None
     if resume is not None:
         previous, recorded = runner.find_resume(project, resume)
-        selection = {k: recorded.get(k) for k in ("filters", "provider", "model")}
+        selection = {k: recorded.get(k) for k in ("filters", "provider", "model", "shard")}
         repeat = int(recorded.get("repeat") or 1)
         max_cost = max_cost if max_cost is not None else recorded.get("max_cost_usd")
         evalset = list(previous)
@@ -164,6 +173,7 @@ def run(
         provider=selection["provider"],
         model=selection["model"],
         filters=selection["filters"] or (),
+        shard=runner.Shard.parse(selection["shard"]) if selection["shard"] else None,
     )
     if previous is not None:
         runner.check_resume(jobs, previous)
@@ -318,12 +328,22 @@ def ci(
     max_cost: MaxCost = None,
     no_cache: NoCache = False,
     trace: Trace = None,
+    shard: ShardOpt = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for the run records (base/ and cand/).")] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(help="Gate merged shard records (RECORDS/base, RECORDS/cand) instead of running."),
+    ] = None,
+    annotations: Annotated[
+        bool,
+        typer.Option(help="Print GitHub Actions ::error annotations at the eval set lines of regressions."),
+    ] = False,
 ) -> None:
     """Gate every prompt and eval set changed since BASE: run baseline and candidate, diff, gate."""
     from agent_evals.ci import CiOptions, run_ci
     from agent_evals.load import load_config
     from agent_evals.report.terminal import progress
-    from agent_evals.runner import RunOptions, run_sync
+    from agent_evals.runner import RunOptions, Shard, run_sync
 
     config = load_config(Path("."))
     options = CiOptions(
@@ -343,13 +363,35 @@ def ci(
             max_cost_usd=max_cost if max_cost is not None else config.defaults.max_cost_usd,
             cache=config.defaults.cache and not no_cache,
             trace=trace,
+            output=output,
         ),
         provider=provider,
         model=model,
+        shard=Shard.parse(shard) if shard else None,
+        records=records,
     )
     with progress(err, []) as tick:
         report = run_ci(Path("."), options, on_result=tick, runner=run_sync)
+    if options.shard is not None:
+        out.print(report.message)
+        raise typer.Exit(EXIT_OK)
+    if annotations:
+        from agent_evals.report import annotations as github_annotations
+
+        sys.stdout.write(github_annotations.render(report))
     raise typer.Exit(_publish(report, report_md, junit, json_path))
+
+
+@app.command()
+def merge(
+    records: Annotated[list[Path], typer.Argument(help="Shard records, or folders of them.")],
+    output: Annotated[Path, typer.Option(help="The merged record (.jsonl) or a folder for several.")],
+) -> None:
+    """Merge the records of a sharded run (a CI matrix) into one per eval set."""
+    from agent_evals.record import merge_paths
+
+    for path in merge_paths(records, output):
+        out.print(f"merged: {path}")
 
 
 def _retry_policy(config: ProjectConfig) -> RetryPolicy:

@@ -12,7 +12,7 @@ over `fail` over `pass`. A gate that cannot judge never passes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +23,7 @@ from agent_evals.models import GatePolicy
 from agent_evals.record import RunRecord
 
 Status = Literal["pass", "fail", "error"]
+ChangeKind = Literal["modified", "new", "unchanged", "deleted"]
 
 
 @dataclass(frozen=True)
@@ -450,12 +451,14 @@ class PairReport:
 
     prompt_id: str
     evalset_id: str
-    change: Literal["modified", "new", "unchanged", "deleted"]
+    change: ChangeKind
     verdict: Verdict
     cand: RunRecord | None = None
     diff: Diff | None = None
     note: str | None = None
     evalset_path: str | None = None
+    case_locations: Mapping[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    """Where each case is written (file, line): for annotations on the eval set."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -208,3 +208,109 @@ def load_record(path: Path) -> RunRecord:
         )
     cases.sort(key=lambda c: (c.index, c.repeat))
     return RunRecord(path=str(path), header=header, cases=tuple(cases), end=end)
+
+
+def merge(records: Sequence[RunRecord]) -> tuple[RunHeader, list[CaseResult], RunEnd]:
+    """One record from the shard records of one run (same prompt, cases and provider).
+
+    Raises:
+        ConfigError: the records are not shards of one run, or two shards hold the same case.
+    """
+    first = records[0]
+    identity = _identity(first.header)
+    for record in records[1:]:
+        if _identity(record.header) != identity:
+            raise ConfigError(
+                "not a shard of the same run as " + first.path,
+                path=record.path,
+                hint="merge records of one prompt version, eval set and provider (same --shard run)",
+            )
+    cases: dict[tuple[int, int], CaseResult] = {}
+    for record in records:
+        for case in record.cases:
+            key = (case.index, case.repeat)
+            if key in cases and cases[key] != case:
+                raise ConfigError(
+                    f"case '{case.case_id}' (repeat {case.repeat}) is in two shards",
+                    path=record.path,
+                    hint="merge each shard once; shards of one run do not overlap",
+                )
+            cases[key] = case
+    ordered = sorted(cases.values(), key=lambda c: (c.index, c.repeat))
+    options = {k: v for k, v in first.header.options.items() if k != "shard"}
+    header = first.header.model_copy(
+        update={
+            "run_id": first.header.run_id.split("-shard")[0],
+            "evalset": {**first.header.evalset, "selected": len({c.index for c in ordered})},
+            "options": {**options, "merged_shards": len(records)},
+        }
+    )
+    statuses = [r.status for r in records]
+    status: Literal["complete", "interrupted", "aborted"] = (
+        "complete"
+        if all(s == "complete" for s in statuses)
+        else "aborted"
+        if "aborted" in statuses
+        else "interrupted"
+    )
+    counts: dict[str, int] = {}
+    for case in ordered:
+        counts[case.status] = counts.get(case.status, 0) + 1
+    costs = [c.cost_usd for c in ordered if c.status != "skipped"]
+    end = RunEnd(
+        status=status,
+        finished_at=max((r.end.finished_at for r in records if r.end), default=first.header.started_at),
+        reason=None if status == "complete" else "a shard did not finish",
+        counts=counts,
+        cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+    )
+    return header, ordered, end
+
+
+def _identity(header: RunHeader) -> tuple[object, ...]:
+    return (
+        header.prompt.get("hash"),
+        header.evalset.get("hash"),
+        header.provider.get("name"),
+        header.provider.get("model"),
+        header.options.get("repeat"),
+    )
+
+
+def write(path: Path, header: RunHeader, cases: Sequence[CaseResult], end: RunEnd) -> None:
+    """Write a whole record at once (a merge); the same format `RecordWriter` streams."""
+    writer = RecordWriter(path, header)
+    for case in cases:
+        writer.add(case)
+    writer.close(end)
+
+
+def merge_paths(paths: Sequence[Path], output: Path) -> list[Path]:
+    """Merge shard records given as files or folders; return the records written.
+
+    Files inside folders are grouped by their path relative to the folder
+    (`shard1/base/triage.jsonl` with `shard2/base/triage.jsonl`); loose files by
+    eval set id. With one group and an `output` ending in `.jsonl`, that file
+    is written; otherwise one file per group under the `output` folder.
+
+    Raises:
+        ConfigError: nothing to merge, or records that are not shards of one run.
+    """
+    groups: dict[str, list[RunRecord]] = {}
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(path.rglob("*.jsonl")):
+                groups.setdefault(file.relative_to(path).as_posix(), []).append(load_record(file))
+        else:
+            record = load_record(path)
+            groups.setdefault(f"{record.header.evalset.get('id')}.jsonl", []).append(record)
+    if not groups:
+        raise ConfigError(
+            "no run records to merge", hint="pass the shard records or the folders that hold them"
+        )
+    written = []
+    for rel, records in sorted(groups.items()):
+        target = output if output.suffix == ".jsonl" and len(groups) == 1 else output / rel
+        write(target, *merge(records))
+        written.append(target)
+    return written

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fnmatch
+import hashlib
 import json
 import re
 import secrets
@@ -170,17 +171,50 @@ def case_where(evalset: EvalSet, index: int) -> str:
     return f"{path}:{line}" if line else str(path)
 
 
-def select(evalset: EvalSet, filters: Sequence[str]) -> tuple[int, ...]:
-    """Indexes of the cases whose id or one of whose tags matches a filter (glob patterns)."""
-    if not filters:
-        return tuple(range(len(evalset.cases)))
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (1-based): the cases whose id hashes to it.
+
+    Hashing the id (not the position) keeps a case on its shard when cases are
+    added or reordered, so a CI matrix's shards stay comparable run to run.
+    """
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`I/N`, e.g. `2/3`.
+
+        Raises:
+            ConfigError: not of that form, or I outside 1..N.
+        """
+        index, _, count = text.partition("/")
+        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+            raise ConfigError(f"--shard {text!r} is not I/N with 1 <= I <= N", hint="e.g. --shard 2/3")
+        return cls(int(index), int(count))
+
+    def owns(self, case_id: str) -> bool:
+        digest = hashlib.sha256(case_id.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def select(evalset: EvalSet, filters: Sequence[str], shard: Shard | None = None) -> tuple[int, ...]:
+    """Indexes of the cases whose id or a tag matches a filter (glob patterns), on `shard` if given."""
     return tuple(
         i
         for i, case in enumerate(evalset.cases)
-        if any(
-            fnmatch.fnmatchcase(case.id, f) or any(fnmatch.fnmatchcase(t, f) for t in case.tags)
-            for f in filters
+        if (
+            not filters
+            or any(
+                fnmatch.fnmatchcase(case.id, f) or any(fnmatch.fnmatchcase(t, f) for t in case.tags)
+                for f in filters
+            )
         )
+        and (shard is None or shard.owns(case.id))
     )
 
 
@@ -192,6 +226,7 @@ def plan(
     provider: str | None = None,
     model: str | None = None,
     filters: Sequence[str] = (),
+    shard: Shard | None = None,
 ) -> list[Job]:
     """Choose and render the jobs of a run.
 
@@ -202,6 +237,7 @@ def plan(
         provider: run on this provider instead of the prompts' own.
         model: and this model name.
         filters: only cases whose id or a tag matches one of these globs.
+        shard: only this shard's cases.
 
     Raises:
         ConfigError: load errors, unknown ids, templates that do not render.
@@ -229,7 +265,7 @@ def plan(
                 hint=f"known prompts: {', '.join(sorted(project.prompts)) or 'none'}",
             )
         prompt = with_model(prompt, provider=provider or project.config.defaults.provider, model=model)
-        jobs.append(make_job(prompt, evalset, filters))
+        jobs.append(make_job(prompt, evalset, filters, shard=shard))
     if not jobs:
         raise ConfigError(
             "nothing to run", hint="add an eval set under evalsets/, or check --prompt/--evalset"
@@ -238,7 +274,12 @@ def plan(
 
 
 def make_job(
-    prompt: Prompt, evalset: EvalSet, filters: Sequence[str] = (), *, only: Collection[str] | None = None
+    prompt: Prompt,
+    evalset: EvalSet,
+    filters: Sequence[str] = (),
+    *,
+    only: Collection[str] | None = None,
+    shard: Shard | None = None,
 ) -> Job:
     """Render `prompt` for the selected cases of `evalset` and build its graders (no network).
 
@@ -247,11 +288,12 @@ def make_job(
         evalset: whose cases to render.
         filters: globs on case ids and tags.
         only: if given, just these case ids (a baseline runs only the cases that existed at the base).
+        shard: only this shard's cases.
 
     Raises:
         ConfigError: a template does not render, or a grader is misconfigured.
     """
-    indexes = select(evalset, filters)
+    indexes = select(evalset, filters, shard)
     if only is not None:
         indexes = tuple(i for i in indexes if evalset.cases[i].id in only)
     requests = []

@@ -224,3 +224,41 @@ def test_baseline_dir_compares_with_committed_records(
 def test_base_and_baseline_dir_are_exclusive(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ci"]) == 2
     assert "give exactly one of --base REF or --baseline-dir DIR" in capsys.readouterr().err
+
+
+def test_sharded_ci_merged_gives_the_unsharded_verdict(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.commit({"prompts/triage.yaml": PROMPT.replace("      refund <- money back | want a refund\n", "")})
+    assert ci("--json", "full.json") == 1
+    for i in (1, 2, 3):
+        assert ci("--shard", f"{i}/3", "--output", f"shards/{i}") == 0
+    assert "merge the shards with 'agent-evals merge'" in capsys.readouterr().out
+    assert main(["merge", "shards/1", "shards/2", "shards/3", "--output", "merged"]) == 0
+    assert ci("--records", "merged", "--json", "merged.json") == 1
+    full, merged = (
+        json.loads((repo.root / name).read_text())["pairs"][0] for name in ("full.json", "merged.json")
+    )
+    assert [r["rule"] for r in full["verdict"]["rules"]] == [r["rule"] for r in merged["verdict"]["rules"]]
+    outcomes = [{c["case_id"]: c["outcome"] for c in pair["cases"]} for pair in (full, merged)]
+    assert outcomes[0] == outcomes[1]
+
+
+def test_annotations_point_at_the_eval_set_lines(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.commit({"prompts/triage.yaml": PROMPT.replace("      refund <- money back | want a refund\n", "")})
+    capsys.readouterr()
+    assert ci("--annotations") == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::")]
+    text = (repo.root / "evalsets/triage.yaml").read_text().splitlines()
+    line_of_refund_0 = text.index("  - id: refund-0") + 1
+    assert (
+        f"::error file=evalsets/triage.yaml,line={line_of_refund_0},title=agent-evals triage%3A regressed::"
+        "case 'refund-0' regressed (passed on the baseline, fails now): "
+        "disposition: expected 'refund', got 'other'"
+    ) in lines
+    assert any(
+        line.startswith(
+            "::error file=evalsets/triage.yaml,title=agent-evals triage%3A significant_regression::"
+        )
+        for line in lines
+    )

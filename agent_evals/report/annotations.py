@@ -1,0 +1,67 @@
+"""GitHub Actions workflow commands: `::error file=...,line=...::` on the eval set lines.
+
+A regressed case is annotated at the line that defines it in the eval set (or
+its JSONL cases file), so the PR's "Files changed" view shows the failure where
+the case lives; a failed gate rule is annotated on the eval set file.
+"""
+
+from __future__ import annotations
+
+from agent_evals.gate import GateReport, PairReport
+from agent_evals.report._common import failing_grades, shown
+
+_MAX_PER_PAIR = 50  # GitHub shows at most 10 error annotations per step; keep the log bounded too.
+
+
+def _data(text: str) -> str:
+    # Workflow-command escaping: the message may not hold raw %, CR or LF.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _prop(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _command(level: str, message: str, *, file: str | None, line: int | None, title: str) -> str:
+    props = [f"title={_prop(title)}"]
+    if file:
+        props.insert(0, f"file={_prop(file)}")
+        if line:
+            props.insert(1, f"line={line}")
+    return f"::{level} {','.join(props)}::{_data(message)}"
+
+
+def _pair(pair: PairReport) -> list[str]:
+    lines = []
+    level = "error" if pair.verdict.status != "pass" else "warning"
+    for rule in pair.verdict.failed:
+        lines.append(
+            _command(
+                "error" if rule.severity == "error" or pair.verdict.status == "fail" else level,
+                rule.message,
+                file=pair.evalset_path,
+                line=None,
+                title=f"agent-evals {pair.evalset_id}: {rule.rule}",
+            )
+        )
+    if pair.diff is not None:
+        for case in pair.diff.outcome("regressed")[:_MAX_PER_PAIR]:
+            file, line = pair.case_locations.get(case.case_id, (pair.evalset_path, None))
+            reasons = [f"{grader}: {why}" for grader, why in failing_grades(shown(case.cand, failing=True))]
+            lines.append(
+                _command(
+                    level,
+                    f"case '{case.case_id}' regressed (passed on the baseline, fails now)"
+                    + (": " + "; ".join(reasons) if reasons else ""),
+                    file=file or pair.evalset_path,
+                    line=line,
+                    title=f"agent-evals {pair.evalset_id}: regressed",
+                )
+            )
+    return lines
+
+
+def render(report: GateReport) -> str:
+    """The workflow commands for a gate report, one per line (empty when nothing to say)."""
+    lines = [line for pair in report.pairs for line in _pair(pair)]
+    return "\n".join(lines) + ("\n" if lines else "")

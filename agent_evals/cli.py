@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from agent_evals.models import ProjectConfig
     from agent_evals.retry import RetryPolicy
 
-from agent_evals.errors import EXIT_CANNOT_EVALUATE, EXIT_CONFIG, EXIT_OK, AgentEvalsError, Interrupted
+from agent_evals.errors import (
+    EXIT_CANNOT_EVALUATE,
+    EXIT_CONFIG,
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    AgentEvalsError,
+    Interrupted,
+)
 
 app = typer.Typer(
     name="agent-evals",
@@ -143,6 +150,10 @@ def run(
         bool, typer.Option("--dry-run", help="Estimate requests, tokens and cost; send nothing.")
     ] = False,
     shard: ShardOpt = None,
+    watch_: Annotated[
+        bool,
+        typer.Option("--watch", help="Re-run what each saved edit affects and show what changed (cached)."),
+    ] = False,
 ) -> None:
     """Run prompts on their eval sets, grade the outputs, write a run record."""
     from agent_evals import runner
@@ -189,6 +200,17 @@ def run(
     )
     if dry_run:
         out.print(dry_run_table(runner.dry_run(project, jobs, options)))
+        return
+    if watch_:
+        from agent_evals.report.terminal import print_watch_update
+        from agent_evals.watch import watch
+
+        watch(
+            Path("."),
+            options,
+            lambda update: print_watch_update(out, update),
+            filters=selection["filters"] or (),
+        )
         return
     with progress(err, jobs) as tick:
         outcomes = runner.run_sync(runner.execute(project, jobs, options, on_result=tick, resume=previous))
@@ -253,14 +275,21 @@ def cache_clear(
     out.print(f"removed {removed} cached response(s)")
 
 
-def _publish(report: GateReport, md: Path | None, junit: Path | None, json_path: Path | None) -> int:
+def _publish(
+    report: GateReport,
+    md: Path | None,
+    junit: Path | None,
+    json_path: Path | None,
+    *,
+    extra_markdown: str = "",
+) -> int:
     """Print the gate to the terminal, write the reports asked for, return the exit code."""
     from agent_evals.report import json_report, markdown
     from agent_evals.report import junit as junit_report
     from agent_evals.report.terminal import print_gate
 
     print_gate(out, report)
-    text = markdown.render(report)
+    text = markdown.render(report) + ("\n" + extra_markdown if extra_markdown else "")
     renderers: dict[Path | None, Callable[[GateReport], str]] = {
         md: lambda _: text,
         junit: junit_report.render,
@@ -338,6 +367,10 @@ def ci(
         bool,
         typer.Option(help="Print GitHub Actions ::error annotations at the eval set lines of regressions."),
     ] = False,
+    with_readiness: Annotated[
+        bool,
+        typer.Option("--readiness", help="Add the production-readiness scorecard to the Markdown report."),
+    ] = False,
 ) -> None:
     """Gate every prompt and eval set changed since BASE: run baseline and candidate, diff, gate."""
     from agent_evals.ci import CiOptions, run_ci
@@ -379,7 +412,56 @@ def ci(
         from agent_evals.report import annotations as github_annotations
 
         sys.stdout.write(github_annotations.render(report))
-    raise typer.Exit(_publish(report, report_md, junit, json_path))
+    extra = ""
+    if with_readiness:
+        from agent_evals import readiness as ready
+
+        ids = sorted({p.prompt_id for p in report.pairs if p.prompt_id != "-"})
+        extra = ready.markdown(ready.scorecards(Path("."), ids)) if ids else ""
+    raise typer.Exit(_publish(report, report_md, junit, json_path, extra_markdown=extra))
+
+
+@app.command("comment")
+def comment_cmd(
+    report: Annotated[
+        Path, typer.Option("--report", help="The Markdown report (agent-evals ci --report-md).")
+    ],
+    pr: Annotated[
+        int | None, typer.Option("--pr", help="PR number (default: from the GitHub Actions event).")
+    ] = None,
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="owner/name (default: GITHUB_REPOSITORY).")
+    ] = None,
+) -> None:
+    """Post the report as one PR comment, updated in place on later runs."""
+    from agent_evals.github import comment
+
+    result = comment(report, os.environ, pr=pr, repo=repo)
+    # Plain print: a URL or a note must not be read as rich markup.
+    print(f"{result.action} comment {result.id}: {result.url}")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+@app.command()
+def readiness(
+    prompts: Annotated[list[str] | None, typer.Argument(help="Prompt ids (default: every prompt).")] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when a prompt is not ready (require readiness in CI).")
+    ] = False,
+    markdown_path: Annotated[
+        Path | None, typer.Option("--markdown", help="Write the scorecard as Markdown.")
+    ] = None,
+) -> None:
+    """Score each prompt on the shifts that get an agent into production, with a one-line fix per gap."""
+    from agent_evals import readiness as ready
+
+    cards = ready.scorecards(Path("."), prompts or ())
+    ready.print_scorecards(out, cards)
+    if markdown_path is not None:
+        markdown_path.write_text(ready.markdown(cards), encoding="utf-8")
+    if strict and not all(card.ready for card in cards):
+        raise typer.Exit(EXIT_GATE_FAILED)
 
 
 @app.command()

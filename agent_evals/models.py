@@ -100,6 +100,20 @@ class Litmus(_Model):
     business_number: str | None = None
 
 
+class RuntimePolicy(_Model):
+    """How the production agent behind this prompt runs: recorded with it, checked by `readiness`.
+
+    This describes the agent in production, not the eval run (see agent-evals.yaml for that).
+    """
+
+    timeout_s: float | None = Field(default=None, gt=0, description="Per-call timeout in production.")
+    max_attempts: int | None = Field(default=None, ge=1, description="Attempts per call, retries included.")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Cost ceiling per request or task.")
+    escape_hatch: str | None = Field(
+        default=None, description="How a human takes over when the agent cannot."
+    )
+
+
 class Prompt(_Sourced):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=ID_PATTERN)
@@ -110,6 +124,7 @@ class Prompt(_Sourced):
     messages: tuple[Message, ...] = Field(min_length=1)
     output: OutputSpec = Field(default_factory=OutputSpec)
     litmus: Litmus | None = None
+    runtime: RuntimePolicy | None = None
 
     @property
     def content_hash(self) -> str:
@@ -315,6 +330,12 @@ class Price(_Model):
     output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
 
 
+class ReadinessPolicy(_Model):
+    """What `agent-evals readiness` asks of a production prompt."""
+
+    min_cases: int = Field(default=50, ge=1, description="An eval set smaller than this is not ready.")
+
+
 class ProjectConfig(_Sourced):
     schema_version: Literal[1] = 1
     paths: Paths = Field(default_factory=Paths)
@@ -322,3 +343,4 @@ class ProjectConfig(_Sourced):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     gate: GatePolicy | None = Field(default=None, description="Defaults for every eval set's gate policy.")
+    readiness: ReadinessPolicy = Field(default_factory=ReadinessPolicy)

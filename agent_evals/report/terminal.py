@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from agent_evals.gate import GateReport, PairReport
     from agent_evals.record import CaseResult
     from agent_evals.runner import DryRunRow, Job
+    from agent_evals.watch import WatchUpdate
 
 
 class Ticker(Protocol):
@@ -360,3 +361,38 @@ def cache_table(stats: CacheStats) -> Table:
     for (provider, model), count in sorted(stats.per_model.items()):
         table.add_row(f"{provider} / {model}", f"{count:,}")
     return table
+
+
+def print_watch_update(console: Console, update: WatchUpdate) -> None:
+    """One round of `run --watch`: what was saved, what ran, which cases changed since the last round."""
+    if update.initial:
+        if update.error:
+            console.print(Text(update.error, style="red"))
+        else:
+            console.print(
+                f"watching: ran {update.cases_run} case(s) of {', '.join(update.rerun)}; save a file to re-run"
+            )
+        return
+    saved = ", ".join(update.changed_files)
+    if update.error:
+        console.print(Text(f"{saved}: {update.error}", style="red"))
+        return
+    console.rule(f"saved {saved}: re-ran {', '.join(update.rerun) or 'nothing'} ({update.cases_run} cases)")
+    if not update.changes:
+        console.print("no case changed")
+        return
+    table = Table(title=f"{len(update.changes)} case(s) changed since the last run", title_justify="left")
+    for col in ("eval set", "case", "before", "after", "output now"):
+        table.add_column(col)
+    for change in update.changes:
+        before = change.before[0] if change.before else "-"
+        after = change.after[0] if change.after else "removed"
+        output = (change.after[1] or "") if change.after else ""
+        table.add_row(
+            change.evalset,
+            Text(change.case_id),
+            before,
+            after,
+            Text(output[:80] + ("..." if len(output) > 80 else "")),
+        )
+    console.print(table)

@@ -1,10 +1,10 @@
-# The two commands in the README: `make demo` and `make test`. Both install into .venv first.
+# The commands in the README: `make demo`, `make test` and `make bench`. Each installs into .venv first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-sample clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,19 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
+# The runner's overhead (bench/README.md): a local OpenAI-compatible server with a fixed
+# latency, `agent-evals run` end to end on 2,000 and 10,000 cases; prints the figures.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run_bench.py
+
 clean:
 	rm -rf $(VENV) .agent-evals .pytest_cache .mypy_cache .ruff_cache
+
+bench-sample: $(STAMP)
+	$(BIN)/python bench/bench_sample.py

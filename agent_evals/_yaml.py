@@ -39,8 +39,13 @@ def _scalar_start(node: yaml.Node) -> int:
     return line
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose containers carry line marks; never constructs objects."""
+# libyaml's parser when it is there (about 9x faster: pre-commit validates on every commit),
+# with our own safe constructors either way.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """A safe loader whose containers carry line marks; never constructs objects."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> MarkedDict:
         self.flatten_mapping(node)

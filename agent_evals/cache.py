@@ -146,17 +146,68 @@ def cache_key(request: ChatRequest, settings: ProviderSettings, repeat: int = 0)
     Returns:
         64 lowercase hex characters.
     """
+    head, middle, tail = _shared_parts(request, settings)
+    messages = _canonical([{"role": m.role, "content": m.content} for m in request.messages])
+    blob = head + messages + middle + _canonical(repeat) + tail
+    return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+def _canonical(value: Any) -> str:
     # ensure_ascii keeps the encoding total (a lone surrogate cannot fail it);
     # default=str matches models.canonical_hash for YAML values JSON lacks (dates).
-    blob = json.dumps(
-        _key_payload(request, settings, repeat),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        allow_nan=False,
-        default=str,
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=str
     )
-    return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+# Every case of a job shares its model, output spec and provider: the payload is
+# serialised around the two parts that differ (messages, repeat), and the rest once
+# per job. Keyed by identity; the entry holds the objects, so an id is not reused.
+_SharedParts = tuple[object, object, object, tuple[str, str, str]]
+_SHARED: dict[tuple[int, int, int], _SharedParts] = {}
+
+
+def _shared_parts(request: ChatRequest, settings: ProviderSettings) -> tuple[str, str, str]:
+    """`_canonical(_key_payload(...))` cut before the messages and before the repeat."""
+    spec, output = request.model, request.output
+    memo = (id(spec), id(output), id(settings))
+    hit = _SHARED.get(memo)
+    if hit is not None and hit[0] is spec and hit[1] is output and hit[2] is settings:
+        return hit[3]
+    payload = _key_payload(request, settings, 0)
+    # The keys in sorted order, as json.dumps(sort_keys=True) writes them.
+    assert sorted(payload) == [
+        "base_url",
+        "extra",
+        "messages",
+        "model",
+        "output",
+        "params",
+        "provider",
+        "repeat",
+        "v",
+    ]
+    parts = (
+        '{"base_url":'
+        + _canonical(payload["base_url"])
+        + ',"extra":'
+        + _canonical(payload["extra"])
+        + ',"messages":',
+        ',"model":'
+        + _canonical(payload["model"])
+        + ',"output":'
+        + _canonical(payload["output"])
+        + ',"params":'
+        + _canonical(payload["params"])
+        + ',"provider":'
+        + _canonical(payload["provider"])
+        + ',"repeat":',
+        ',"v":' + _canonical(payload["v"]) + "}",
+    )
+    if len(_SHARED) >= 64:
+        _SHARED.clear()
+    _SHARED[memo] = (spec, output, settings, parts)
+    return parts
 
 
 # --- the store ---------------------------------------------------------------

@@ -18,14 +18,14 @@ from agent_evals.budget import Budget, estimate
 from agent_evals.errors import ProviderError
 from agent_evals.models import Price, ProjectConfig
 from agent_evals.pricing import cost_usd, merged_table, price_for
-from agent_evals.providers import Completion, Provider, ProviderSettings, make_provider, resolve
+from agent_evals.providers import HTTP_TYPES, Completion, Provider, ProviderSettings, make_provider, resolve
 from agent_evals.ratelimit import is_throttle
 from agent_evals.render import ChatRequest
 from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
 from agent_evals.trace import Tracer, request_attributes
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
     from agent_evals.cache import ResponseCache
     from agent_evals.ratelimit import ProviderLimits
@@ -58,7 +58,7 @@ class Calls:
         root: Path,
         policy: RetryPolicy,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | None = None,
         cache: ResponseCache | None = None,
         budget: Budget | None = None,
         tracer: Tracer | None = None,
@@ -67,6 +67,7 @@ class Calls:
         self.config = config
         self.root = root
         self.client = client
+        self._owns_client = False
         self.policy = policy
         self.cache = cache
         self.budget = budget or Budget(None)
@@ -86,8 +87,22 @@ class Calls:
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
-            self._providers[name] = make_provider(name, self.config, root=self.root, client=self.client)
+            client = self._http_client() if self.settings(name).type in HTTP_TYPES else None
+            self._providers[name] = make_provider(name, self.config, root=self.root, client=client)
         return self._providers[name]
+
+    def _http_client(self) -> aiohttp.ClientSession:
+        """The run's one HTTP client, made on first use: a run on local or python: providers needs none."""
+        if self.client is None:
+            from agent_evals.providers._http import new_client
+
+            # A connection per call in flight. The retry policy's timeout bounds each attempt,
+            # so the client keeps no read timeout of its own: that timer is re-armed on every read.
+            self.client = new_client(
+                connections=self.concurrency, read_timeout_s=None, connect_timeout_s=self.policy.timeout_s
+            )
+            self._owns_client = True
+        return self.client
 
     def limits(self, name: str) -> ProviderLimits:
         if name not in self._limits:
@@ -224,3 +239,6 @@ class Calls:
     async def aclose(self) -> None:
         for provider in self._providers.values():
             await provider.aclose()
+        if self._owns_client and self.client is not None:
+            client, self.client = self.client, None
+            await client.close()

@@ -12,6 +12,10 @@ imported inside the functions, because the CLI imports this module at start-up.
 
 Deleted eval sets cannot be run, so they are never pairs; `changes_since` lists
 them in `ChangeSet.deleted_evalsets` so the gate-integrity report can call them out.
+
+`--base auto` (`resolve_base`) is for hooks that run on a developer's machine,
+where no CI variable names the target branch: the current branch's upstream,
+else the remote's default branch, else `main`/`master`.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ __all__ = [
     "load_evalset_at",
     "load_prompt_at",
     "read_at",
+    "resolve_base",
 ]
 
 Status = Literal["new", "modified", "unchanged", "deleted"]
 
+AUTO = "auto"
 _NOT_A_REPO_HINT = "run inside a git repository, or use --baseline-dir"
 _SHALLOW_HINT = "shallow CI clones need 'fetch-depth: 0'"
 
@@ -57,7 +63,7 @@ class ChangeSet:
 
     Attributes:
         repo_root: the root of the work tree (resolved).
-        base_ref: the base ref as the user gave it.
+        base_ref: the base ref as the user gave it; for `auto`, the ref it resolved to.
         merge_base: the full sha of merge-base(HEAD, base_ref).
         changed: repo-relative POSIX paths changed since `merge_base`, sorted:
             committed on the branch, staged, unstaged and untracked (not ignored);
@@ -111,15 +117,17 @@ def changes_since(root: Path, base_ref: str) -> ChangeSet:
     Args:
         root: the project root; the repository is found from here (it may be a
             subfolder of the repository, as in a monorepo).
-        base_ref: the branch, tag or commit the branch will merge into, e.g. `origin/main`.
+        base_ref: the branch, tag or commit the branch will merge into, e.g. `origin/main`;
+            `auto` picks one (see `resolve_base`).
 
     Returns:
         The change set; paths are relative to the repository root.
 
     Raises:
-        ConfigError: not in a git repository, no commits yet, `base_ref` unknown,
-            no merge base (unrelated histories, or a shallow clone), git failing,
-            or an invalid `agent-evals.yaml` (needed to find the eval set folder).
+        ConfigError: not in a git repository, no commits yet, `base_ref` unknown
+            (or `auto` finding no base branch), no merge base (unrelated histories,
+            or a shallow clone), git failing, or an invalid `agent-evals.yaml`
+            (needed to find the eval set folder).
     """
     with _open_repo(root) as repo:
         if repo.working_tree_dir is None:
@@ -131,6 +139,8 @@ def changes_since(root: Path, base_ref: str) -> ChangeSet:
                 path=repo_root,
                 hint="commit the prompts and eval sets on the base branch first",
             )
+        if base_ref == AUTO:
+            base_ref = _auto_base(repo)
         merge_base = _merge_base(repo, _resolve_ref(repo, base_ref), base_ref)
         changed = _changed_paths(repo, merge_base)
     return ChangeSet(
@@ -167,6 +177,70 @@ def _open_repo(path: Path) -> Iterator[Repo]:
         raise _git_failed(str(exc), None) from None
     finally:
         repo.close()
+
+
+def resolve_base(root: Path, base_ref: str) -> str:
+    """The ref `--base` means: `base_ref` itself, or for `auto` the branch this one will merge into.
+
+    `auto` tries, in order: the current branch's upstream (`@{upstream}`), the
+    remote's default branch (`origin/HEAD`), `origin/main`, `origin/master`, and
+    the local `main` and `master`. On the base branch itself, with no upstream,
+    that is the branch: only uncommitted and staged changes are gated (a pre-commit hook).
+
+    Args:
+        root: a folder inside the repository.
+        base_ref: `auto`, or a ref (returned as it is).
+
+    Returns:
+        A ref name, e.g. `origin/main`.
+
+    Raises:
+        ConfigError: not in a git repository, or `auto` found none of those refs.
+    """
+    if base_ref != AUTO:
+        return base_ref
+    with _open_repo(root) as repo:
+        return _auto_base(repo)
+
+
+def _auto_base(repo: Repo) -> str:
+    import git
+
+    try:
+        upstream: str = repo.git.rev_parse("--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+        if upstream.strip() and _is_commit(repo, upstream.strip()):
+            return upstream.strip()
+    except git.GitCommandError:
+        pass  # no upstream configured, a detached HEAD, or an upstream never fetched
+    try:
+        default: str = repo.git.symbolic_ref("--quiet", "--short", "refs/remotes/origin/HEAD")
+        if default.strip() and _is_commit(repo, default.strip()):
+            return default.strip()
+    except git.GitCommandError:
+        pass  # no origin, or a clone that never recorded the remote's default branch
+    for full, short in (
+        ("refs/remotes/origin/main", "origin/main"),
+        ("refs/remotes/origin/master", "origin/master"),
+        ("refs/heads/main", "main"),
+        ("refs/heads/master", "master"),
+    ):
+        if _is_commit(repo, full):
+            return short
+    raise ConfigError(
+        "--base auto found no base branch: the current branch has no upstream, and there is no "
+        "origin/HEAD, origin/main, origin/master, main or master",
+        hint="pass --base REF, or set an upstream: git branch --set-upstream-to=origin/main",
+    )
+
+
+def _is_commit(repo: Repo, ref: str) -> bool:
+    import git
+
+    try:
+        repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
+    except git.GitCommandError:
+        return False
+    return True
 
 
 def _resolve_ref(repo: Repo, base_ref: str) -> str:

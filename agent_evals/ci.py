@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_evals.budget import Budget
+from agent_evals.calibrate import Calibration, calibration_policy, calibrations_for
 from agent_evals.errors import ConfigError
 from agent_evals.gate import ChangeKind, GateReport, PairReport, Verdict, gate, gate_absolute, gate_unchanged
 from agent_evals.integrity import Finding, check, effective_policy, stricter
 from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
-from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, Prompt
+from agent_evals.models import CalibrationPolicy, EvalSet, GatePolicy, ProjectConfig, Prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
 from agent_evals.review import apply_to_record, load_reviews, reviews_path
 from agent_evals.runner import Job, JobResult, RunOptions, Shard, execute, make_job, new_run_id, with_model
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
     from agent_evals.changes import ChangeSet
 
@@ -59,6 +61,7 @@ class _Pending:
     base_case_ids: frozenset[str] | None = None
     base_record: RunRecord | None = None
     cand_record: RunRecord | None = None
+    calibration: CalibrationPolicy | None = None
     note: str | None = None
     cand_job: Job | None = None
     base_job: Job | None = None
@@ -206,6 +209,7 @@ def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
                 findings=[],
                 base_record=base_record,
                 note=None if base_record else f"no baseline record {path}; gated on absolute thresholds",
+                calibration=calibration_policy(project.config, evalset),
             )
         )
     return pending
@@ -215,7 +219,7 @@ def run_ci(
     root: Path,
     options: CiOptions,
     *,
-    client: httpx.AsyncClient | None = None,
+    client: aiohttp.ClientSession | None = None,
     on_result: Callable[[Job, CaseResult], None] | None = None,
     runner: Callable[..., Any] | None = None,
 ) -> GateReport:
@@ -224,7 +228,7 @@ def run_ci(
     Args:
         root: the project root.
         options: the base ref (or a baseline folder), policy overrides, run options.
-        client: an httpx client for HTTP providers (tests point it at 127.0.0.1).
+        client: an HTTP client for the HTTP providers (tests point it at 127.0.0.1).
         on_result: progress callback per finished case.
         runner: how to drive `execute` (the CLI passes one that handles signals).
 
@@ -244,7 +248,7 @@ def run_ci(
         if message:
             return GateReport(
                 pairs=(),
-                base_ref=options.base_ref,
+                base_ref=changes.base_ref if changes else options.base_ref,
                 merge_base=changes.merge_base if changes else None,
                 message=message,
             )
@@ -256,13 +260,13 @@ def run_ci(
     if options.shard is not None:
         return GateReport(
             pairs=(),
-            base_ref=options.base_ref,
+            base_ref=changes.base_ref if changes else options.base_ref,
             message=f"shard {options.shard}: records in {out}; merge the shards with 'agent-evals merge', "
             f"then gate with 'agent-evals ci --records MERGED'",
         )
     return GateReport(
         pairs=tuple(_judge(p, options) for p in pending) + tuple(deleted),
-        base_ref=options.base_ref,
+        base_ref=changes.base_ref if changes else options.base_ref,
         merge_base=changes.merge_base if changes else None,
     )
 
@@ -272,7 +276,7 @@ def _run(
     pending: Sequence[_Pending],
     options: CiOptions,
     *,
-    client: httpx.AsyncClient | None,
+    client: aiohttp.ClientSession | None,
     on_result: Callable[[Job, CaseResult], None] | None,
     runner: Callable[..., Any] | None,
 ) -> Path:
@@ -296,17 +300,19 @@ def _run(
     run_id = options.run.run_id or new_run_id()
     out = options.run.output or project.root / project.config.paths.runs / f"ci-{run_id}"
     drive = runner or asyncio.run
+    budget = Budget(options.run.max_cost_usd)  # one ceiling for both sides of the check
     for side in ("base", "cand"):
         jobs = [j for p in pending if (j := p.base_job if side == "base" else p.cand_job) is not None]
         if not jobs:
             continue
-        run = RunOptions(
-            concurrency=options.run.concurrency,
-            retry=options.run.retry,
+        trace = options.run.trace
+        run = replace(
+            options.run,
             output=out / side,
             run_id=f"{run_id}-{side}",
+            trace=trace.with_name(f"{trace.stem}.{side}{trace.suffix}") if trace is not None else None,
         )
-        outcomes = drive(execute(project, jobs, run, client=client, on_result=on_result))
+        outcomes = drive(execute(project, jobs, run, client=client, on_result=on_result, budget=budget))
         by_job = {id(o.job): o for o in outcomes}
         for p in pending:
             job = p.base_job if side == "base" else p.cand_job
@@ -345,11 +351,18 @@ def _judge(p: _Pending, options: CiOptions) -> PairReport:
         )
     cand = p.cand_record or _record(p.results["cand"])
     base = p.base_record or (_record(p.results["base"]) if "base" in p.results else None)
+    # Human verdicts are mostly on baseline outputs (the candidate's are new): calibrate over both.
+    reviews = load_reviews(Path(p.evalset.source_path)) if p.evalset.source_path else None
+    calibrations = (
+        calibrations_for(cand, reviews, history=(base,) if base else (), policy=p.calibration)
+        if reviews
+        else ()
+    )
     if base is None:
-        return report("new", gate_absolute(cand, p.policy), cand=cand)
+        return report("new", gate_absolute(cand, p.policy), cand=cand, calibrations=calibrations)
     d = diff(base, cand)
     verdict = gate(d, p.policy, findings=p.findings, accept_policy_change=options.accept_policy_change)
-    return report("modified", verdict, cand=cand, diff=d)
+    return report("modified", verdict, cand=cand, diff=d, calibrations=calibrations)
 
 
 def compare_records(
@@ -364,10 +377,14 @@ def compare_records(
     evalset_id = str(cand.header.evalset.get("id"))
     evalset_file = root / config.paths.evalsets / f"{evalset_id}.yaml"
     evalset = load_evalset(evalset_file) if evalset_file.is_file() else None
+    calibrations: tuple[Calibration, ...] = ()
     if evalset is not None:
         # Verdicts given after the records were written still count.
         reviews = load_reviews(evalset_file)
         base, cand = apply_to_record(base, reviews), apply_to_record(cand, reviews)
+        calibrations = calibrations_for(
+            cand, reviews, history=(base,), policy=calibration_policy(config, evalset)
+        )
     policy = effective_policy(config, evalset, overrides)
     d = diff(base, cand)
     pair = PairReport(
@@ -379,9 +396,24 @@ def compare_records(
         diff=d,
         evalset_path=evalset.source_path if evalset else None,
         case_locations=case_locations(evalset) if evalset else {},
+        calibrations=calibrations,
     )
     return GateReport(pairs=(pair,))
 
 
 def case_locations(evalset: EvalSet) -> dict[str, tuple[str | None, int | None]]:
     return {case.id: evalset.case_source(i) for i, case in enumerate(evalset.cases)}
+
+
+def single_run_report(record_path: Path, root: Path) -> GateReport:
+    """One run with no baseline, judged on its eval set's absolute rules, human verdicts applied."""
+    from agent_evals.load import load_evalset
+    from agent_evals.report.html import run_report
+
+    record = load_record(record_path)
+    config = load_config(root)
+    evalset_file = root / config.paths.evalsets / f"{record.header.evalset.get('id')}.yaml"
+    evalset = load_evalset(evalset_file) if evalset_file.is_file() else None
+    if evalset is not None:
+        record = apply_to_record(record, load_reviews(evalset_file))
+    return run_report(record, effective_policy(config, evalset))

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from agent_evals.calibrate import Calibration
 from agent_evals.diff import Diff, Group
 from agent_evals.errors import EXIT_CANNOT_EVALUATE, EXIT_GATE_FAILED, EXIT_OK
 from agent_evals.integrity import Finding
@@ -459,6 +460,8 @@ class PairReport:
     evalset_path: str | None = None
     case_locations: Mapping[str, tuple[str | None, int | None]] = field(default_factory=dict)
     """Where each case is written (file, line): for annotations on the eval set."""
+    calibrations: tuple[Calibration, ...] = ()
+    """Each LLM judge's agreement with people (`calibrate.calibrations_for`): shown beside its scores."""
 
 
 @dataclass(frozen=True)

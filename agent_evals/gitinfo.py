@@ -1,10 +1,17 @@
-"""What a run records about the repository it ran in (gitpython, imported lazily)."""
+"""What a run records about the repository it ran in: commit, dirty flag, branch, remotes.
+
+Two `git` commands, run in parallel, rather than gitpython: importing it costs
+more start-up than the whole question, and every `run` asks it.
+"""
 
 from __future__ import annotations
 
+import subprocess
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+_TIMEOUT_S = 30.0
 
 
 def strip_credentials(url: str) -> str:
@@ -16,25 +23,60 @@ def strip_credentials(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
-def describe(path: Path) -> dict[str, Any] | None:
-    """Commit, dirty flag, branch and credential-free remotes of the repo at `path`, or None."""
-    import git
-
+def _git(path: Path, *args: str) -> subprocess.Popen[str] | None:
     try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return subprocess.Popen(
+            ["git", "-C", str(path), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+    except OSError:  # no git on this machine
         return None
+
+
+def _output(proc: subprocess.Popen[str]) -> tuple[int, str]:
     try:
-        try:
-            commit: str | None = repo.head.commit.hexsha
-        except ValueError:  # no commits yet
-            commit = None
-        branch = None if repo.head.is_detached else repo.active_branch.name
-        return {
-            "commit": commit,
-            "dirty": repo.is_dirty(untracked_files=True),
-            "branch": branch,
-            "remotes": {r.name: strip_credentials(url) for r in repo.remotes for url in r.urls},
-        }
-    finally:
-        repo.close()
+        out, _ = proc.communicate(timeout=_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return -1, ""
+    return proc.returncode, out
+
+
+def describe(path: Path) -> dict[str, Any] | None:
+    """Commit, dirty flag, branch and credential-free remotes of the repo at `path` (or above), or None.
+
+    Dirty means anything `git status` shows: staged or unstaged changes, or untracked
+    files that are not ignored.
+    """
+    status = _git(path, "status", "--porcelain=v2", "--branch", "--untracked-files=normal")
+    remotes = _git(path, "config", "--get-regexp", r"^remote\..*\.url$")
+    if status is None:
+        return None
+    code, out = _output(status)
+    remotes_out = _output(remotes)[1] if remotes is not None else ""
+    if code != 0:  # not a repository (or one git refuses to read)
+        return None
+    commit: str | None = None
+    branch: str | None = None
+    dirty = False
+    for line in out.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.removeprefix("# branch.oid ")
+            commit = None if oid == "(initial)" else oid  # no commits yet
+        elif line.startswith("# branch.head "):
+            head = line.removeprefix("# branch.head ")
+            branch = None if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            dirty = True
+    found: dict[str, str] = {}
+    for line in remotes_out.splitlines():
+        key, _, url = line.partition(" ")
+        if key.startswith("remote.") and key.endswith(".url") and url:
+            found[key.removeprefix("remote.").removesuffix(".url")] = strip_credentials(url)
+    return {"commit": commit, "dirty": dirty, "branch": branch, "remotes": found}

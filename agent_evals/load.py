@@ -288,16 +288,18 @@ def load_evalset(
         reader = read_cases or _disk_cases_reader(path)
         rows, lines, cases_shown = _read_cases_file(where, ref, data.key_lines["cases_file"], reader)
         errors: list[ConfigError] = []
+        cases: list[Case] = []
         for row, lineno in zip(rows, lines, strict=True):
             try:
-                Case.model_validate(row)
+                cases.append(Case.model_validate(row))
             except ValidationError as exc:
                 for err in translate(exc, path=cases_shown, marks=None, model=Case):
                     err.line = lineno
                     errors.append(ConfigError(err.message, path=cases_shown, line=lineno, hint=err.hint))
         if errors:
             raise ConfigErrors(errors)
-        data["cases"] = rows
+        # Already validated: the eval set takes the instances as they are (no second pass).
+        data["cases"] = cases
         sources = [(cases_shown, lineno) for lineno in lines]
     evalset = _validate(EvalSet, data, where)
     _check_id_matches_file(data, path, where)

@@ -52,8 +52,26 @@ def _template_name(prompt: Prompt, index: int) -> str:
     return f"{prompt.source_path or prompt.id}#messages[{index}]"
 
 
+class _Literal:
+    """A message with no Jinja markup: rendering it is the identity, so skip compiling it.
+
+    Few-shot examples are most of a prompt's messages and rarely hold any markup.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def render(self, variables: object = None) -> str:
+        return self.text
+
+
+_MARKUP = ("{{", "{%", "{#")
+
+
 @lru_cache(maxsize=4096)
-def _compile(source: str, name: str) -> jinja2.Template:
+def _compile(source: str, name: str) -> jinja2.Template | _Literal:
+    if not any(marker in source for marker in _MARKUP):
+        return _Literal(source)
     env = environment()
     # Compile under our own name so Jinja's rewritten tracebacks carry it, and runtime errors their line.
     code = env.compile(source, name=name, filename=name)
@@ -78,7 +96,7 @@ def _file_line(prompt: Prompt, index: int, template_line: int | None) -> int | N
     return start + (template_line - 1 if template_line else 0)
 
 
-def compile_prompt(prompt: Prompt) -> list[jinja2.Template]:
+def compile_prompt(prompt: Prompt) -> list[jinja2.Template | _Literal]:
     """Compile every message template; a syntax error names its file line.
 
     Raises:

@@ -16,6 +16,9 @@ from agent_evals.errors import ProviderError
 
 T = TypeVar("T")
 
+# One generator for every call: seeding a new one reads the OS's entropy, per call.
+_RNG = random.Random()
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -51,14 +54,14 @@ async def call_with_retry(
     Each attempt runs inside `acquire()` (a concurrency or rate-limit slot, held
     for the attempt only, never during a backoff) and is bounded by
     `policy.timeout_s`, which does not count the wait for the slot. Retryable ProviderErrors
-    (429, 5xx, timeouts, connection errors) are retried after the server's
-    Retry-After when it gave one, else after a jittered exponential backoff.
+    (429, 5xx, timeouts, connection errors) are retried after a jittered
+    exponential backoff, or after the server's Retry-After when it gave a longer one.
 
     Raises:
         ProviderError: the last error, once attempts run out or it is not
             retryable; `attempts` is set on it.
     """
-    rng = rng or random.Random()
+    rng = rng or _RNG
     attempt = 0
     while True:
         attempt += 1
@@ -75,10 +78,11 @@ async def call_with_retry(
             if attempt > 1:
                 error.args = (f"{error.args[0]} (after {attempt} attempts)",)
             raise error
+        delay = policy.backoff(attempt, rng)
         if error.retry_after is not None:
-            delay = min(error.retry_after, policy.max_retry_after_s)
-        else:
-            delay = policy.backoff(attempt, rng)
+            # Never sooner than the server asked; but a burst of calls all told "retry now"
+            # (Retry-After: 0) must not come back in lockstep, so the jitter still applies.
+            delay = min(max(error.retry_after, delay), policy.max_retry_after_s)
         if on_retry is not None:
             on_retry(RetryEvent(attempt=attempt, error=error, delay_s=delay))
         await asyncio.sleep(delay)

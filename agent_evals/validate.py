@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from agent_evals.errors import ConfigError
 from agent_evals.graders import GraderBase, get_path
@@ -83,17 +84,35 @@ def _check_expected(evalset: EvalSet, graders: Sequence[GraderBase]) -> list[Con
     return errors
 
 
+def _shape(value: Any) -> object:
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _shape(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(sorted({repr(_shape(v)) for v in value})))
+    return type(value).__name__
+
+
 def _check_renders(evalset: EvalSet, prompt: Prompt) -> list[ConfigError]:
     # One line per distinct problem: a variable missing from 500 cases is one mistake.
-    first: dict[tuple[str | None, int | None, str], ConfigError] = {}
-    counts: Counter[tuple[str | None, int | None, str]] = Counter()
+    Key = tuple[str | None, int | None, str]
+    first: dict[Key, ConfigError] = {}
+    counts: Counter[Key] = Counter()
+    # Cases whose vars have the same key structure meet the same undefined variables: render
+    # one case of each shape and count the rest with it (`run` renders every case before sending).
+    outcome_of_shape: dict[object, Key | None] = {}
     for index, case in enumerate(evalset.cases):
-        try:
-            render(prompt, case, case_where=case_where(evalset, index))
-        except ConfigError as exc:
-            key = (exc.path, exc.line, exc.message.replace(f"'{case.id}'", "<case>"))
-            counts[key] += 1
-            first.setdefault(key, exc)
+        shape = _shape(case.vars)
+        if shape not in outcome_of_shape:
+            try:
+                render(prompt, case, case_where=case_where(evalset, index))
+                outcome_of_shape[shape] = None
+            except ConfigError as exc:
+                key = (exc.path, exc.line, exc.message.replace(f"'{case.id}'", "<case>"))
+                first.setdefault(key, exc)
+                outcome_of_shape[shape] = key
+        failed = outcome_of_shape[shape]
+        if failed is not None:
+            counts[failed] += 1
     for key, err in first.items():
         if counts[key] > 1:
             err.hint = f"{err.hint}; {counts[key] - 1} more case(s) fail the same way"

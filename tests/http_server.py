@@ -211,6 +211,9 @@ def anthropic_messages(text: str | None = None, *, input_tokens: int = 13, outpu
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a client opening dozens of connections at once
+    # (a run at -j 32) would see SYNs dropped and retransmitted a second later.
+    request_queue_size = 128
     scripted: ScriptedServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import agent_evals.cache as cache_mod
 from agent_evals.cache import (
     BATCH_SIZE,
     CACHE_KEY_VERSION,
@@ -104,6 +106,31 @@ def test_key_is_the_hash_of_documented_canonical_json() -> None:
         '"provider":"openai","repeat":0,"v":1}'
     )
     assert cache_key(_request(), SETTINGS) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_key_of_cases_sharing_a_model_is_the_hash_of_their_whole_canonical_json() -> None:
+    # The parts every case of a job shares are serialised once (cached by identity);
+    # the key must still be the digest of the whole payload, case by case and repeat by repeat.
+    def whole(request: ChatRequest, settings: ProviderSettings, repeat: int) -> str:
+        blob = json.dumps(
+            cache_mod._key_payload(request, settings, repeat),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+            allow_nan=False,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+    base = _with_model(_request(), extra={"z": [1, {"b": 2, "a": "é"}], "a": None}, stop=("END", "fin"))
+    other = dataclasses.replace(SETTINGS, base_url="https://user:pw@API.example.com:8443/v1/")
+    for settings in (SETTINGS, other, SETTINGS):
+        for i, text in enumerate(["plain", "ünïcödé ✓", 'quotes " and \\ and \n', "\ud800 lone surrogate"]):
+            request = dataclasses.replace(
+                base, messages=(*base.messages[:1], Message(role="user", content=text))
+            )
+            for repeat in (0, 1, 12):
+                assert cache_key(request, settings, repeat) == whole(request, settings, repeat), (i, repeat)
 
 
 def test_key_is_stable_across_processes() -> None:

@@ -17,6 +17,7 @@ from agent_evals.changes import (
     load_evalset_at,
     load_prompt_at,
     read_at,
+    resolve_base,
 )
 from agent_evals.errors import ConfigError
 from agent_evals.load import load_project
@@ -435,3 +436,100 @@ def test_invalid_prompt_at_the_merge_base_is_a_located_error(repo: Repo) -> None
         f"prompts/broken.yaml@{base[:8]}:2: id 'wrong-id' does not match the file name 'broken.yaml' "
         "(rename the file to 'wrong-id.yaml' or set 'id: broken')"
     )
+
+
+# --- --base auto ---------------------------------------------------------------------------
+
+
+def _repo_with(tmp_path: Path, name: str, branch: str = "main") -> Repo:
+    r = Repo(tmp_path / name)
+    r.git.git.checkout("-b", branch)  # no commit yet: this only renames the unborn branch
+    r.commit({"prompts/triage.yaml": PROMPT, "evalsets/triage.yaml": EVALSET})
+    return r
+
+
+def _clone(origin: Repo, path: Path) -> Repo:
+    git.Repo.clone_from(f"file://{origin.root}", path).close()
+    return Repo(path)  # re-opened through the helper: it sets the author for commits
+
+
+def test_auto_base_is_the_upstream_of_the_current_branch(tmp_path: Path) -> None:
+    origin = _repo_with(tmp_path, "origin", branch="trunk")
+    clone = _clone(origin, tmp_path / "clone")
+    clone.git.git.checkout("-b", "feature", "--track", "origin/trunk")
+    clone.commit({"prompts/triage.yaml": prompt("triage", version=2)})
+
+    assert resolve_base(clone.root, "auto") == "origin/trunk"
+    changes = changes_since(clone.root, "auto")
+    assert changes.base_ref == "origin/trunk"
+    assert changes.merge_base == origin.git.head.commit.hexsha
+    assert changes.changed == ("prompts/triage.yaml",)
+
+
+def test_auto_base_falls_back_to_the_remote_default_branch(tmp_path: Path) -> None:
+    origin = _repo_with(tmp_path, "origin", branch="trunk")
+    clone = _clone(origin, tmp_path / "clone")
+    clone.git.git.checkout("-b", "feature")  # no upstream
+
+    assert resolve_base(clone.root, "auto") == "origin/trunk"
+
+
+def test_auto_base_prefers_origin_main_then_origin_master_then_local_branches(tmp_path: Path) -> None:
+    origin = _repo_with(tmp_path, "origin", branch="master")
+    local = Repo(tmp_path / "local")
+    local.commit({"README.md": "x\n"})
+    local.git.git.checkout("-b", "feature")
+    local.git.git.remote("add", "origin", f"file://{origin.root}")
+    local.git.git.fetch("origin")  # a fetch records no origin/HEAD
+
+    assert resolve_base(local.root, "auto") == "origin/master"
+    origin.git.git.branch("main")
+    local.git.git.fetch("origin")
+    assert resolve_base(local.root, "auto") == "origin/main"
+
+
+def test_auto_base_uses_a_local_main_or_master_without_a_remote(tmp_path: Path) -> None:
+    repo = _repo_with(tmp_path, "repo", branch="master")
+    repo.branch()
+    assert resolve_base(repo.root, "auto") == "master"
+    repo.git.git.branch("main")
+    assert resolve_base(repo.root, "auto") == "main"
+
+
+def test_auto_base_on_main_itself_gates_only_uncommitted_changes(tmp_path: Path) -> None:
+    repo = _repo_with(tmp_path, "repo")
+    repo.write({"prompts/triage.yaml": prompt("triage", version=2)})
+    repo.git.git.add("prompts/triage.yaml")
+
+    changes = changes_since(repo.root, "auto")
+
+    assert changes.base_ref == "main"
+    assert changes.merge_base == repo.git.head.commit.hexsha
+    assert changes.changed == ("prompts/triage.yaml",)
+
+
+def test_auto_base_skips_an_upstream_that_was_never_fetched(tmp_path: Path) -> None:
+    repo = _repo_with(tmp_path, "repo")
+    repo.branch()
+    repo.git.git.remote("add", "origin", f"file://{tmp_path / 'nowhere'}")
+    repo.git.git.config("branch.feature.remote", "origin")
+    repo.git.git.config("branch.feature.merge", "refs/heads/feature")
+
+    assert resolve_base(repo.root, "auto") == "main"
+
+
+def test_auto_base_with_no_candidate_is_a_config_error(tmp_path: Path) -> None:
+    repo = _repo_with(tmp_path, "repo", branch="develop")
+    with pytest.raises(ConfigError) as info:
+        changes_since(repo.root, "auto")
+    assert info.value.render() == (
+        "--base auto found no base branch: the current branch has no upstream, and there is no "
+        "origin/HEAD, origin/main, origin/master, main or master "
+        "(pass --base REF, or set an upstream: git branch --set-upstream-to=origin/main)"
+    )
+
+
+def test_resolve_base_returns_other_refs_as_they_are(tmp_path: Path) -> None:
+    assert resolve_base(tmp_path, "origin/release-2") == "origin/release-2"  # no git needed
+    with pytest.raises(ConfigError, match="not inside a git repository"):
+        resolve_base(tmp_path, "auto")

@@ -262,3 +262,22 @@ def test_annotations_point_at_the_eval_set_lines(repo: GitRepo, capsys: pytest.C
         )
         for line in lines
     )
+
+
+def test_ci_passes_the_runtime_options_to_both_sides(repo: GitRepo) -> None:
+    from agent_evals.record import load_record
+
+    repo.commit({"prompts/triage.yaml": PROMPT.replace("Route the ticket.", "Route this ticket.")})
+    assert ci("--repeat", "2", "--trace", "t.jsonl", "--output", "out") == 0
+    for side in ("base", "cand"):
+        record = load_record(repo.root / f"out/{side}/triage.jsonl")
+        assert {c.repeat for c in record.cases} == {0, 1}
+        assert (repo.root / f"t.{side}.jsonl").read_text().count('"step": "response"') == 62
+
+
+def test_ci_honours_the_cost_ceiling(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.commit({"prompts/triage.yaml": PROMPT.replace("Route the ticket.", "Route this ticket.")})
+    # The agent has no price, so under a ceiling nothing can be sent: the gate cannot judge.
+    assert ci("--max-cost", "1") == 3
+    assert not (repo.root / "calls.log").exists()
+    assert "skipped" in capsys.readouterr().out

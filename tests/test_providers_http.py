@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import sys
 import textwrap
 import uuid
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import certifi
 import httpx
 import pytest
 
 from agent_evals.errors import AuthError, ConfigError, ProviderError
 from agent_evals.models import Message, ModelSpec, ProjectConfig, ProviderConfig
-from agent_evals.providers import Completion, Provider, ProviderSettings, Usage, make_provider
+from agent_evals.providers import Completion, Provider, ProviderSettings, Usage, _http, make_provider
 from agent_evals.providers._http import excerpt, join_url, parse_retry_after, redact, safe_url
 from agent_evals.providers.anthropic import AnthropicProvider
 from agent_evals.providers.openai import OpenAIProvider, parse_completion
@@ -84,7 +87,7 @@ class Kind:
             api_key_env=self.key_env,
         )
 
-    def provider(self, server: ScriptedServer, client: httpx.AsyncClient | None = None) -> Provider:
+    def provider(self, server: ScriptedServer, client: aiohttp.ClientSession | None = None) -> Provider:
         return self.provider_class(self.settings(server), client=client)
 
     def sent_key(self, request: Request) -> str | None:
@@ -352,12 +355,12 @@ def test_hung_response_times_out_and_is_retried(kind: Kind, server: ScriptedServ
 
 
 def test_client_read_timeout_is_retryable(kind: Kind, server: ScriptedServer) -> None:
-    # The injected client's own timeout fires first: httpx.ReadTimeout, mapped by the provider.
+    # The injected client's own read timeout fires first: aiohttp's SocketTimeoutError, mapped by the provider.
     server.enqueue(Hang(seconds=10))
     events: list[RetryEvent] = []
 
     async def go() -> tuple[Completion, int]:
-        async with httpx.AsyncClient(timeout=0.2) as client:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_read=0.2)) as client:
             provider = kind.provider(server, client=client)
             return await call_with_retry(
                 lambda: provider.complete(chat_request()), POLICY, on_retry=events.append
@@ -366,7 +369,7 @@ def test_client_read_timeout_is_retryable(kind: Kind, server: ScriptedServer) ->
     _, attempts = asyncio.run(go())
 
     assert attempts == 2
-    assert str(events[0].error) == f"timed out talking to {kind.url(server)} (ReadTimeout)"
+    assert str(events[0].error) == f"timed out talking to {kind.url(server)} (SocketTimeoutError)"
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
@@ -499,7 +502,7 @@ def test_key_in_a_malformed_body_is_redacted(kind: Kind, server: ScriptedServer)
 def test_key_that_cannot_be_a_header_is_refused_without_leaking(
     kind: Kind, server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, bad: str
 ) -> None:
-    # httpx/h11 quote an illegal header value in their error; ours must not.
+    # HTTP clients may quote an illegal header value in their error; ours must not.
     monkeypatch.setenv(kind.key_env, bad)
     error = run_error(kind.provider(server))
 
@@ -524,6 +527,41 @@ def test_non_ascii_configured_header_is_a_clear_error(kind: Kind, server: Script
         str(error)
         == f"cannot send to {kind.url(server)}: a header value is not ASCII (check the provider's headers)"
     )
+
+
+@pytest.mark.parametrize(
+    ("headers", "what"),
+    [
+        ({"X Team": "a"}, "name is not a valid HTTP token"),
+        ({"X-Team": "a\x07"}, "value holds a control character"),
+    ],
+)
+def test_unsendable_configured_headers_are_clear_errors(
+    kind: Kind, server: ScriptedServer, headers: dict[str, str], what: str
+) -> None:
+    settings = ProviderSettings(
+        name="custom", type=kind.name, base_url=server.url + kind.base_suffix, headers=headers
+    )
+    error = run_error(kind.provider_class(settings))
+
+    assert not error.retryable
+    assert str(error) == f"cannot send to {kind.url(server)}: a header {what} (check the provider's headers)"
+    assert server.request_count == 0
+
+
+def test_tls_is_verified_against_certifi_or_ssl_cert_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As httpx does: a Python without a system CA store still verifies api.openai.com.
+    for env, expected in ((None, certifi.where()), ("SSL_CERT_FILE", certifi.where())):
+        _http.tls_context.cache_clear()
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        if env is not None:
+            monkeypatch.setenv(env, expected)
+        context = _http.tls_context()
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname
+        assert context.cert_store_stats()["x509_ca"] > 0
+    _http.tls_context.cache_clear()
 
 
 def test_key_with_a_trailing_newline_is_stripped(
@@ -637,16 +675,51 @@ def test_provider_defined_in_config(
     assert kind.sent_key(server.last) == "local-key"
 
 
+def test_proxy_from_the_environment_is_used(
+    kind: Kind, server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with the official SDKs (httpx reads them too): HTTP(S)_PROXY, minus NO_PROXY.
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    settings = ProviderSettings(
+        name=kind.name,
+        type=kind.name,
+        base_url="http://model.invalid" + kind.base_suffix,
+        api_key_env=kind.key_env,
+    )
+    completion, _ = run(kind.provider_class(settings))
+
+    assert completion.text == "echo: What is 2+2?"
+    assert (server.last.path, server.last.headers["host"]) == (kind.path, "model.invalid")
+
+    monkeypatch.setenv("NO_PROXY", "model.invalid")
+    error = run_error(kind.provider_class(settings))
+    assert str(error).startswith("could not connect to http://model.invalid")
+    assert server.request_count == 1
+
+
+def test_credentials_in_the_base_url_are_sent_as_basic_auth(
+    kind: Kind, server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(kind.key_env)
+    base = server.url.replace("http://", "http://user:p%40ss@") + kind.base_suffix
+    run(kind.provider_class(kind.settings(server, base_url=base)))
+
+    assert server.last.headers["authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
+    assert server.last.path == kind.path
+
+
 def test_injected_client_is_used_and_left_open(kind: Kind, server: ScriptedServer) -> None:
     async def go() -> bool:
-        async with httpx.AsyncClient(headers={"x-injected": "yes"}) as client:
+        async with aiohttp.ClientSession(headers={"x-injected": "yes"}) as client:
             provider = kind.provider(server, client=client)
             await provider.complete(chat_request())
             await provider.aclose()
             await provider.aclose()
             # Still usable: the provider did not close what it did not open.
             await provider.complete(chat_request())
-            return client.is_closed
+            return client.closed
 
     assert asyncio.run(go()) is False
     assert [r.headers.get("x-injected") for r in server.requests] == ["yes", "yes"]

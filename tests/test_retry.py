@@ -67,6 +67,17 @@ def test_retry_after_is_used_instead_of_backoff() -> None:
     assert events[0].delay_s == 0.05
 
 
+def test_retry_after_zero_still_waits_a_jittered_backoff() -> None:
+    # A burst of calls all told "retry now" must not come back in lockstep; never sooner
+    # than the server asked, but the backoff's jitter still spreads them.
+    policy = RetryPolicy(max_attempts=2, timeout_s=1.0, initial_backoff_s=0.04, max_backoff_s=0.04)
+    call, _ = script(ProviderError("429", retryable=True, retry_after=0.0), "ok")
+    events: list[RetryEvent] = []
+    retry(call, policy, events)
+
+    assert events[0].delay_s == policy.backoff(1, random.Random(7)) > 0
+
+
 def test_retry_after_is_capped() -> None:
     policy = RetryPolicy(max_attempts=2, timeout_s=1.0, max_retry_after_s=0.01)
     call, _ = script(ProviderError("429", retryable=True, retry_after=3600.0), "ok")

@@ -317,4 +317,7 @@ def test_concurrency_backs_off_on_429_and_the_run_converges(env: Path, server: S
     limits = [r["concurrency_limit"] for r in retries]
     assert min(limits) <= 16  # halved from 32 on the first burst of 429s
     throttles = server.request_count - 200
-    assert throttles / server.request_count < 0.25  # it converges instead of hammering
+    # It converges instead of hammering (without the limit, ~85% of calls would be 429s).
+    # Halving from 32 to the cap of 4 takes three round trips, and each spends what it
+    # sends over the cap (28 + 12 + 4 at the least) plus a few retries inside the window.
+    assert throttles / server.request_count < 1 / 3

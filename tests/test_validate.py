@@ -34,7 +34,7 @@ def test_clean_project_passes(project: Path, capsys: pytest.CaptureFixture[str])
     [
         (
             "id: triage\nversion: [1, 2\n",
-            "prompts/triage.yaml:3: not valid YAML: expected ',' or ']', but got '<stream end>'"
+            "prompts/triage.yaml:3: not valid YAML: did not find expected ',' or ']'"
             " (check indentation and quoting near this line)",
         ),
         ("", "prompts/triage.yaml:1: file is empty (add a mapping with at least an 'id' key)"),

@@ -18,9 +18,18 @@ from agent_evals.models import ProjectConfig
 from agent_evals.providers.base import Completion, Provider, Usage
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
-__all__ = ["PROVIDERS", "Completion", "Provider", "ProviderSettings", "Usage", "make_provider", "resolve"]
+__all__ = [
+    "HTTP_TYPES",
+    "PROVIDERS",
+    "Completion",
+    "Provider",
+    "ProviderSettings",
+    "Usage",
+    "make_provider",
+    "resolve",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,31 +98,31 @@ def resolve(name: str, config: ProjectConfig, root: Path = Path(".")) -> Provide
     )
 
 
-def _openai(settings: ProviderSettings, client: httpx.AsyncClient | None) -> Provider:
+def _openai(settings: ProviderSettings, client: aiohttp.ClientSession | None) -> Provider:
     from agent_evals.providers.openai import OpenAIProvider
 
     return OpenAIProvider(settings, client=client)
 
 
-def _anthropic(settings: ProviderSettings, client: httpx.AsyncClient | None) -> Provider:
+def _anthropic(settings: ProviderSettings, client: aiohttp.ClientSession | None) -> Provider:
     from agent_evals.providers.anthropic import AnthropicProvider
 
     return AnthropicProvider(settings, client=client)
 
 
-def _local(settings: ProviderSettings, client: httpx.AsyncClient | None) -> Provider:
+def _local(settings: ProviderSettings, client: aiohttp.ClientSession | None) -> Provider:
     from agent_evals.providers.local import LocalProvider
 
     return LocalProvider(settings)
 
 
-def _python(settings: ProviderSettings, client: httpx.AsyncClient | None) -> Provider:
+def _python(settings: ProviderSettings, client: aiohttp.ClientSession | None) -> Provider:
     from agent_evals.providers.python_fn import PythonProvider
 
     return PythonProvider(settings)
 
 
-PROVIDERS: dict[str, Callable[[ProviderSettings, httpx.AsyncClient | None], Provider]] = {
+PROVIDERS: dict[str, Callable[[ProviderSettings, aiohttp.ClientSession | None], Provider]] = {
     "openai": _openai,
     "anthropic": _anthropic,
     "local": _local,
@@ -121,8 +130,12 @@ PROVIDERS: dict[str, Callable[[ProviderSettings, httpx.AsyncClient | None], Prov
 }
 
 
+HTTP_TYPES = frozenset({"openai", "anthropic"})
+"""Provider types that call over HTTP, and so take an injected client."""
+
+
 def make_provider(
-    name: str, config: ProjectConfig, *, root: Path = Path("."), client: httpx.AsyncClient | None = None
+    name: str, config: ProjectConfig, *, root: Path = Path("."), client: aiohttp.ClientSession | None = None
 ) -> Provider:
     """Build the provider `name` resolves to; HTTP providers use `client` if given."""
     settings = resolve(name, config, root)

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the OpenAI-compatible and Anthropic providers.
+"""HTTP plumbing shared by the OpenAI-compatible and Anthropic providers (and the GitHub client).
 
 One place decides what an HTTP failure means for the retry loop:
 
@@ -10,24 +10,38 @@ One place decides what an HTTP failure means for the retry loop:
     200 that is not a JSON object, or lacks the expected fields
                                 not retryable: "malformed response from URL: ..."
 
+The providers send with aiohttp: at a hundred calls in flight httpx's
+connection pool costs milliseconds of CPU per request, aiohttp about a tenth
+of that (bench/clients.py measures both). The GitHub client keeps httpx, so the
+helpers that read httpx objects import it only when called.
+
 The API key is read from the environment per request and scrubbed from every
 message built here; request headers never go into an error.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import http
 import json
 import math
+import os
 import re
+import ssl
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-
-import httpx
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from agent_evals.errors import AuthError, ProviderError
 
 if TYPE_CHECKING:
+    import aiohttp
+    import httpx
+
     from agent_evals.providers import ProviderSettings
 
 USER_AGENT = "agent-evals"
@@ -35,17 +49,44 @@ USER_AGENT = "agent-evals"
 # The retry policy bounds each attempt (see agent_evals.retry), so the client's
 # own read timeout only has to catch a server that never answers when the
 # provider is used outside the runner. Long generations take minutes.
-DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=30.0)
+DEFAULT_READ_TIMEOUT_S = 600.0
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+DEFAULT_CONNECTIONS = 100
 
 _EXCERPT_CHARS = 300
 _MALFORMED_EXCERPT_CHARS = 200
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+_HEADER_VALUE_SAFE = re.compile(r"[\x20-\x7e\t]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def default_client() -> httpx.AsyncClient:
-    """The client a provider creates for itself when none is injected."""
-    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+def new_client(
+    *,
+    connections: int = DEFAULT_CONNECTIONS,
+    read_timeout_s: float | None = DEFAULT_READ_TIMEOUT_S,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+) -> aiohttp.ClientSession:
+    """An HTTP client for the providers; create it inside the running event loop.
+
+    Args:
+        connections: most connections open at once (all hosts together); keep it at
+            least the calls in flight, or calls queue for a connection.
+        read_timeout_s: longest wait for the next bytes of a response; None for no limit
+            (when the caller bounds each call itself).
+        connect_timeout_s: longest wait for a TCP (and TLS) connection.
+    """
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s),
+        # Model APIs keep no session in cookies; a real jar costs a lookup per request.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Proxies come from the environment once per provider (`env_proxy`), not per request.
+        trust_env=False,
+    )
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -53,11 +94,24 @@ def join_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
+@lru_cache(maxsize=256)
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return url
+    host = parts.hostname or ""
+    port = parts.port
+    host = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    return urlunsplit((parts.scheme.lower(), host, parts.path, parts.query, parts.fragment))
+
+
 def safe_url(url: str | httpx.URL) -> str:
     """The URL without any `user:password@` part, fit for an error message."""
     try:
-        return str(httpx.URL(url).copy_with(username=None, password=None))
-    except httpx.InvalidURL:
+        return _safe_url(str(url))
+    except ValueError:  # an unparsable host or port
         return "<invalid URL>"
 
 
@@ -75,14 +129,14 @@ def excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
     return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
-def parse_retry_after(headers: httpx.Headers, *, now: float | None = None) -> float | None:
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds the server asked us to wait, or None if it did not say.
 
     Honours `retry-after-ms` (OpenAI's finer-grained hint) before `Retry-After`,
     which may be a number of seconds or an HTTP date.
 
     Args:
-        headers: the response headers.
+        headers: the response headers, looked up case-insensitively (httpx's or aiohttp's).
         now: the current Unix time, for tests; defaults to `time.time()`.
     """
     if (ms := headers.get("retry-after-ms")) is not None:
@@ -109,12 +163,12 @@ def parse_retry_after(headers: httpx.Headers, *, now: float | None = None) -> fl
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def server_message(response: httpx.Response) -> str:
-    """The error text a server sent, from the common JSON shapes or the raw body."""
+def message_of(text: str) -> str:
+    """The error text in a response body, from the common JSON shapes, or the body itself."""
     try:
-        data = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return response.text
+        data = json.loads(text)
+    except ValueError:
+        return text
     if isinstance(data, dict):
         # OpenAI and Anthropic: {"error": {"message": ...}}; Ollama: {"error": "..."};
         # vLLM: {"message": ...}; FastAPI-based servers: {"detail": ...}.
@@ -124,11 +178,41 @@ def server_message(response: httpx.Response) -> str:
         for value in (error, data.get("message"), data.get("detail")):
             if isinstance(value, str):
                 return value
-    return response.text
+    return text
 
 
-def _reason(status: int, response: httpx.Response) -> str:
-    reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+def server_message(response: httpx.Response) -> str:
+    """The error text an httpx response carries (see `message_of`)."""
+    try:
+        text = response.text
+    except UnicodeDecodeError:
+        return ""
+    return message_of(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response as the providers see it, whatever client fetched it."""
+
+    status: int
+    reason: str | None
+    url: str
+    """Where it came from, without credentials."""
+    headers: Mapping[str, str]
+    """Looked up case-insensitively."""
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def _reason(status: int, reason: str | None) -> str:
+    if not reason:
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
     return f"{status} {reason}".rstrip()
 
 
@@ -138,39 +222,40 @@ def _key_hint(key_env: str | None) -> str:
     return "check the credentials configured for this provider"
 
 
-def status_error(response: httpx.Response, *, key_env: str | None, secret: str | None) -> ProviderError:
+def status_error(reply: Reply, *, key_env: str | None, secret: str | None) -> ProviderError:
     """The ProviderError for a non-2xx response.
 
     Args:
-        response: the response, body already read.
+        reply: the response, body read.
         key_env: the name of the environment variable holding the API key.
         secret: the API key sent, scrubbed from the message.
     """
-    status = response.status_code
-    url = safe_url(response.request.url)
-    head = f"{_reason(status, response)} from {url}"
+    status = reply.status
+    head = f"{_reason(status, reply.reason)} from {reply.url}"
     if status == 401:
         # The server's 401 text often quotes part of the key; the hint says all that matters.
         return AuthError(f"{head} ({_key_hint(key_env)})", status=status)
-    detail = redact(excerpt(server_message(response)), secret)
+    detail = redact(excerpt(message_of(reply.text)), secret)
     body = f": {detail}" if detail else ""
     if status == 403:
         return AuthError(f"{head}{body} ({_key_hint(key_env)} with access to this model)", status=status)
     retryable = status in _RETRYABLE_STATUSES or 500 <= status <= 599
     if 300 <= status <= 399:
-        location = response.headers.get("location")
+        location = reply.headers.get("location")
         where = f" to {safe_url(location)}" if location else ""
         return ProviderError(f"{head}: redirected{where} (check the base URL)", status=status)
     return ProviderError(
         f"{head}{body}",
         retryable=retryable,
-        retry_after=parse_retry_after(response.headers) if retryable else None,
+        retry_after=parse_retry_after(reply.headers) if retryable else None,
         status=status,
     )
 
 
 def transport_error(exc: Exception, url: str, *, secret: str | None) -> ProviderError:
-    """The ProviderError for a request that got no HTTP response."""
+    """The ProviderError for an httpx request that got no HTTP response (the GitHub client's)."""
+    import httpx
+
     what = redact(excerpt(str(exc) or type(exc).__name__), secret)
     name = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
@@ -187,6 +272,30 @@ def transport_error(exc: Exception, url: str, *, secret: str | None) -> Provider
         # Raised while encoding headers: a key or custom header that is not ASCII.
         return ProviderError(
             f"cannot send to {url}: a header value is not ASCII (check the provider's headers)"
+        )
+    return ProviderError(f"request to {url} failed ({name}): {what}")
+
+
+def _client_error(exc: Exception, url: str, *, secret: str | None) -> ProviderError:
+    """The ProviderError for an aiohttp request that got no (complete) HTTP response."""
+    import aiohttp
+
+    what = redact(excerpt(str(exc) or type(exc).__name__), secret)
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError):  # aiohttp's own read or connect timeout
+        return ProviderError(f"timed out talking to {url} ({name})", retryable=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProviderError(f"could not connect to {url}: {what}", retryable=True)
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError
+    ):
+        return ProviderError(f"connection to {url} broken: {what}", retryable=True)
+    if isinstance(exc, aiohttp.ClientConnectionError):  # reset, broken pipe, ...
+        return ProviderError(f"network error talking to {url} ({name}): {what}", retryable=True)
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        # aiohttp's message is the URL itself, credentials and all: say what is wrong instead.
+        return ProviderError(
+            f"cannot send to {url}: not an http(s) URL (check the base URL, e.g. https://host/v1)"
         )
     return ProviderError(f"request to {url} failed ({name}): {what}")
 
@@ -210,6 +319,63 @@ def malformed(url: str, problem: str, payload: Any, *, secret: str | None) -> Pr
     return ProviderError(f"malformed response from {safe_url(url)}: {problem}; body: {shown}")
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY), if any.
+
+    Only http(s) proxies are used; aiohttp speaks no SOCKS.
+    """
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not parts.hostname or not proxies or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
+    if proxy and urlsplit(proxy).scheme.lower() in ("http", "https"):
+        return proxy
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A URL ready to send to: credentials moved out of it, its proxy, how errors name it."""
+
+    url: str
+    shown: str
+    basic_auth: str | None
+    """An Authorization header made of the URL's `user:password@`, if it had one."""
+    proxy: str | None
+    tls: ssl.SSLContext | bool = True
+    """How to verify an https server (True: aiohttp's default, for http URLs)."""
+
+
+def _target(url: str) -> _Target:
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return _Target(url, safe_url(url), None, None)
+    basic_auth = None
+    if user is not None or password is not None:
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        userinfo = f"{unquote(user or '')}:{unquote(password or '')}".encode()
+        basic_auth = "Basic " + base64.b64encode(userinfo).decode("ascii")
+    tls = tls_context() if parts.scheme.lower() == "https" else True
+    return _Target(url, safe_url(url), basic_auth, env_proxy(url), tls)
+
+
+@lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """Servers verified against certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR: as httpx (and
+    so the official SDKs) verify, including on machines whose Python has no system CA store."""
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class HTTPProvider:
     """Base for providers that POST JSON: owns the client's lifetime and error mapping.
 
@@ -218,11 +384,13 @@ class HTTPProvider:
     by `aclose()`.
     """
 
-    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: ProviderSettings, client: aiohttp.ClientSession | None = None) -> None:
         self.settings = settings
         self.name = settings.name
         self._client = client
         self._owns_client = client is None
+        self._headers_checked = False
+        self._targets: dict[str, _Target] = {}
 
     def __repr__(self) -> str:
         base_url = safe_url(self.settings.base_url) if self.settings.base_url else None
@@ -233,7 +401,7 @@ class HTTPProvider:
 
         Raises:
             AuthError: the value cannot go in a header. Checked here because
-                httpx's own error for an illegal header quotes the value.
+                an HTTP client's own error for an illegal header may quote the value.
         """
         # A key copied from a file often carries a trailing newline.
         key = (self.settings.api_key() or "").strip()
@@ -244,16 +412,36 @@ class HTTPProvider:
             )
         return key or None
 
-    def _http(self) -> httpx.AsyncClient:
+    def _check_headers(self, shown: str) -> None:
+        """Refuse configured headers that cannot be sent, without quoting them (they may hold secrets)."""
+        if self._headers_checked:
+            return
+        for name, value in self.settings.headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ProviderError(
+                    f"cannot send to {shown}: a header name is not a valid HTTP token (check the provider's headers)"
+                )
+            if not value.isascii():
+                raise ProviderError(
+                    f"cannot send to {shown}: a header value is not ASCII (check the provider's headers)"
+                )
+            if not _HEADER_VALUE_SAFE.fullmatch(value):
+                raise ProviderError(
+                    f"cannot send to {shown}: a header value holds a control character "
+                    "(check the provider's headers)"
+                )
+        self._headers_checked = True
+
+    def _http(self) -> aiohttp.ClientSession:
         if self._client is None:
-            self._client = default_client()
+            self._client = new_client()
         return self._client
 
     async def aclose(self) -> None:
         """Close the client if this provider created it; safe to call twice."""
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
-            await client.aclose()
+            await client.close()
 
     async def _post_json(
         self, url: str, body: dict[str, Any], headers: dict[str, str], *, secret: str | None
@@ -264,23 +452,49 @@ class HTTPProvider:
             AuthError: 401 or 403.
             ProviderError: any other failure, with `retryable` set (see the module docstring).
         """
-        shown = safe_url(url)
-        merged = {"user-agent": USER_AGENT, "accept": "application/json", **headers, **self.settings.headers}
+        import aiohttp
+
+        target = self._targets.get(url)
+        if target is None:
+            target = self._targets[url] = _target(url)
+        shown = target.shown
+        self._check_headers(shown)
+        merged = {
+            "user-agent": USER_AGENT,
+            "accept": "application/json",
+            "content-type": "application/json",
+            **headers,
+            **self.settings.headers,
+        }
+        if target.basic_auth is not None and not any(k.lower() == "authorization" for k in merged):
+            merged["authorization"] = target.basic_auth
+        # What httpx sends for json=: compact, UTF-8, no NaN.
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         failure: ProviderError | None = None
         try:
-            response = await self._http().post(url, json=body, headers=merged)
-        except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
-            failure = transport_error(exc, shown, secret=secret)
+            async with self._http().post(
+                target.url,
+                data=payload,
+                headers=merged,
+                proxy=target.proxy,
+                ssl=target.tls,
+                allow_redirects=False,
+            ) as response:
+                reply = Reply(
+                    response.status, response.reason, shown, response.headers, await response.read()
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = _client_error(exc, shown, secret=secret)
         if failure is not None:
-            # Raised outside the handler so httpx's exception is not even kept as
+            # Raised outside the handler so the client's exception is not even kept as
             # __context__: its message may quote a header value.
             raise failure
-        if not response.is_success:
-            raise status_error(response, key_env=self.settings.api_key_env, secret=secret)
+        if not 200 <= reply.status <= 299:
+            raise status_error(reply, key_env=self.settings.api_key_env, secret=secret)
         try:
-            data = json.loads(response.content)
+            data = json.loads(reply.body)
         except (ValueError, UnicodeDecodeError):
-            raise malformed(shown, "not JSON", response.text, secret=secret) from None
+            raise malformed(shown, "not JSON", reply.text, secret=secret) from None
         if not isinstance(data, dict):
             raise malformed(shown, "not a JSON object", data, secret=secret)
         return data

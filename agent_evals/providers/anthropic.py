@@ -12,7 +12,7 @@ from agent_evals.providers._http import HTTPProvider, join_url, malformed, token
 from agent_evals.providers.base import Completion, Usage
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
     from agent_evals.providers import ProviderSettings
     from agent_evals.render import ChatRequest
@@ -31,11 +31,11 @@ class AnthropicProvider(HTTPProvider):
         settings: `base_url` (default `https://api.anthropic.com`, without `/v1`),
             `api_key_env` and extra `headers` (which may override
             `anthropic-version`) are used.
-        client: an `httpx.AsyncClient` to send requests with; it is never closed
+        client: an `aiohttp.ClientSession` to send requests with; it is never closed
             here. Without one, the provider creates its own and `aclose()` closes it.
     """
 
-    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: ProviderSettings, client: aiohttp.ClientSession | None = None) -> None:
         super().__init__(settings, client)
         self.url = join_url(settings.base_url or DEFAULT_BASE_URL, "v1/messages")
 

@@ -2,7 +2,7 @@
 
 Providers raise ProviderError with `retryable` and `retry_after` set; the
 runner owns the retry policy and concurrency (see `agent_evals.retry`).
-HTTP providers accept an injected `httpx.AsyncClient`, so tests point them at
+HTTP providers accept an injected `aiohttp.ClientSession`, so tests point them at
 a real server on 127.0.0.1 and nothing is patched.
 """
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent_evals.calibrate import Calibration
 from agent_evals.diff import CaseDiff, Side
 from agent_evals.gate import PairReport, RuleResult
 from agent_evals.graders.base import review_reason
@@ -22,6 +23,7 @@ from agent_evals.record import CaseResult, RunRecord
 
 __all__ = [
     "ReviewNeed",
+    "calibrations_by_grader",
     "case_diffs",
     "clip",
     "expected_text",
@@ -244,3 +246,8 @@ def rule_labels(rules: Iterable[RuleResult]) -> list[str]:
             label, n = f"{base} #{n}", n + 1
         labels.append(label)
     return labels
+
+
+def calibrations_by_grader(pair: PairReport) -> dict[str, Calibration]:
+    """The pair's judge calibrations by grader name (empty when none were computed)."""
+    return {c.grader: c for c in pair.calibrations}

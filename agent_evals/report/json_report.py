@@ -2,7 +2,8 @@
 
 Unlike the Markdown comment this keeps everything: every case with its
 expected value, every repeat's output and grader reasons, every group test,
-and per pair the candidate grades that still wait for a person (`needs_review`).
+per pair the candidate grades that still wait for a person (`needs_review`),
+and per LLM-judge grader its agreement with people (`calibration`, by grader).
 The document carries `schema_version`; a consumer must refuse a version it
 does not know. Keys come out in a fixed order and non-finite numbers
 (a p-value of NaN) as null, so the output is valid, stable JSON.
@@ -15,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from agent_evals.calibrate import LABELS, Calibration
 from agent_evals.diff import OUTCOMES, CaseDiff, Diff, Group, Side, Totals, totals
 from agent_evals.gate import GateReport, GroupTest, PairReport, PowerNote, RuleResult, Verdict
 from agent_evals.integrity import Finding
@@ -82,6 +84,7 @@ def _pair(pair: PairReport) -> dict[str, Any]:
         },
         "repeats": d.repeats if d else None,
         "groups": _groups(d, pair.verdict.tests) if d else None,
+        "calibration": {c.grader: _calibration(c) for c in pair.calibrations},
         "counts": _counts(case_diffs(pair)),
         "cases": [_case(c) for c in case_diffs(pair)],
         "needs_review": [
@@ -94,6 +97,34 @@ def _pair(pair: PairReport) -> dict[str, Any]:
             }
             for r in needs_review(pair)
         ],
+    }
+
+
+def _calibration(c: Calibration) -> dict[str, Any]:
+    return {
+        "grader": c.grader,
+        "status": c.status,
+        "judges": list(c.judges),
+        "n": c.n,
+        "confusion": {
+            "labels": list(LABELS),
+            "rows": "people",
+            "columns": "judge",
+            "matrix": [list(row) for row in c.confusion],
+        },
+        "agreement": _num(c.agreement),
+        "agreement_ci": [_num(x) for x in c.agreement_ci] if c.agreement_ci else None,
+        "kappa": _num(c.kappa),
+        "sensitivity": _num(c.sensitivity),
+        "specificity": _num(c.specificity),
+        "judged": c.judged,
+        "observed_pass_rate": _num(c.observed_pass_rate),
+        "corrected_pass_rate": _num(c.corrected_pass_rate),
+        "corrected_note": c.corrected_note,
+        "below_floor": c.below_floor,
+        "too_few": c.too_few,
+        "policy": c.policy.model_dump(mode="json"),
+        "warnings": list(c.warnings),
     }
 
 

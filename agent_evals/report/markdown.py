@@ -5,7 +5,9 @@ update its own comment), one verdict line, gate-integrity findings, a summary
 table with one row per prompt/eval set pair, then a section per pair with the
 failed rules, the power note, per-grader/per-tag figures and collapsible
 lists of regressed, errored, fixed, new, removed and flaky cases, and of the
-cases whose grades wait for a person (`agent-evals review`).
+cases whose grades wait for a person (`agent-evals review`). LLM-judge graders
+show their agreement with people (`agent_evals.calibrate`) beside their
+scores, with a warning when it is below the floor or measured on too few cases.
 
 Everything a model or a test author wrote (outputs, case ids, reasons, tags)
 is untrusted: it goes into fenced code blocks or inline code (with fences
@@ -26,10 +28,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from agent_evals.calibrate import Calibration
 from agent_evals.diff import CaseDiff, Diff, Group, Totals
 from agent_evals.gate import GateReport, GroupTest, PairReport, RuleResult, Status, pct, pts
 from agent_evals.integrity import Finding
 from agent_evals.report._common import (
+    calibrations_by_grader,
     case_diffs,
     clip,
     expected_text,
@@ -364,13 +368,17 @@ def pair_section(pair: PairReport, detail: Detail) -> str:
     if failed:
         blocks.append("**Failed rules**\n\n" + "\n".join(_rule_line(r) for r in failed))
     blocks += _figures(pair)
+    judges = calibration_block(pair)
+    if judges is not None:
+        blocks.append(judges)
+    calibrations = calibrations_by_grader(pair)
     if pair.diff is not None:
-        blocks.append(groups_table(pair.diff, v.tests))
+        blocks.append(groups_table(pair.diff, v.tests, calibrations))
         blocks += diff_sections(pair, pair.diff, detail)
     elif pair.cand is not None:
         s = summarize(pair.cand.cases)
         if s.graders:
-            blocks.append(_new_graders_table(s))
+            blocks.append(_new_graders_table(s, calibrations))
         blocks += new_sections(pair, detail)
     review = review_section(pair, detail)
     if review is not None:
@@ -450,8 +458,40 @@ def _figures(pair: PairReport) -> list[str]:
     return out
 
 
-def groups_table(d: Diff, tests: Sequence[GroupTest]) -> str:
-    """Paired figures overall, per grader and per tag, with their tests (collapsible)."""
+def calibration_block(pair: PairReport) -> str | None:
+    """Each LLM judge's agreement with people: a warning below the floor or on too few cases."""
+    if not pair.calibrations:
+        return None
+    lines = []
+    for c in pair.calibrations:
+        if c.warnings:
+            lines += [f"- ⚠️ {text(w)}" for w in c.warnings]
+        else:
+            lines.append(f"- ✅ judge {code(c.grader)} agrees with people on {text(c.summary())}")
+        if c.n and c.corrected_pass_rate is not None and c.observed_pass_rate is not None:
+            lines.append(
+                f"  - pass rate corrected for the judge's errors: {pct(c.corrected_pass_rate)} "
+                f"(the judge passed {pct(c.observed_pass_rate)})"
+            )
+        elif c.n and c.corrected_note is not None:
+            lines.append(f"  - pass rate corrected for the judge's errors: {text(c.corrected_note)}")
+    return "⚖️ **Judge agreement with people**\n\n" + "\n".join(lines)
+
+
+def _agreement_cell(c: Calibration | None) -> str:
+    if c is None:
+        return "—"
+    return text(c.summary()) + (" ⚠️" if c.warnings else "")
+
+
+def groups_table(
+    d: Diff, tests: Sequence[GroupTest], calibrations: Mapping[str, Calibration] | None = None
+) -> str:
+    """Paired figures overall, per grader and per tag, with their tests (collapsible).
+
+    With `calibrations`, an "agreement with people" column shows each LLM
+    judge's agreement beside its figures.
+    """
     by_label = {t.group: t for t in tests}
     groups: list[tuple[str, Group]] = [("overall", d.overall)]
     # A tag carried only by new or removed cases has no pairs to compare: leave it out.
@@ -462,20 +502,23 @@ def groups_table(d: Diff, tests: Sequence[GroupTest]) -> str:
         t = by_label.get(label)
         name = "overall" if g.kind == "overall" else f"{g.kind} {code(g.name, table=True)}"
         p = "—" if t is None else _p(t.adjusted) + (" **significant**" if t.significant else "")
-        rows.append(
-            [
-                name,
-                f"{g.n:,}",
-                _arrow(pct(g.base_pass_rate), pct(g.cand_pass_rate)),
-                _bold_if_negative(pts(g.pass_delta)),
-                f"{_arrow(score(g.base_mean_score), score(g.cand_mean_score))} ({score_delta(g.score_delta)})",
-                f"{g.regressions:,} / {g.fixes:,}",
-                p,
-            ]
-        )
-    table = _table(
-        ["group", "n", "pass rate", "Δ", "mean score", "regressed / fixed", "p (Holm)"], "lrlrlrr", rows
-    )
+        row = [
+            name,
+            f"{g.n:,}",
+            _arrow(pct(g.base_pass_rate), pct(g.cand_pass_rate)),
+            _bold_if_negative(pts(g.pass_delta)),
+            f"{_arrow(score(g.base_mean_score), score(g.cand_mean_score))} ({score_delta(g.score_delta)})",
+            f"{g.regressions:,} / {g.fixes:,}",
+            p,
+        ]
+        if calibrations:
+            row.append(_agreement_cell(calibrations.get(g.name) if g.kind == "grader" else None))
+        rows.append(row)
+    header = ["group", "n", "pass rate", "Δ", "mean score", "regressed / fixed", "p (Holm)"]
+    align = "lrlrlrr"
+    if calibrations:
+        header, align = [*header, "agreement with people"], align + "l"
+    table = _table(header, align, rows)
     return details(
         "Per grader and per tag",
         [
@@ -490,17 +533,22 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
-def _new_graders_table(s: Summary) -> str:
+def _new_graders_table(s: Summary, calibrations: Mapping[str, Calibration] | None = None) -> str:
     rows = [
         [
             code(g.name, table=True),
             f"{pct(g.pass_rate)} ({g.passed:,}/{g.graded:,})",
             score(g.mean_score),
             f"{g.errors:,}",
+            *([_agreement_cell(calibrations.get(g.name))] if calibrations else []),
         ]
         for g in s.graders
     ]
-    return details("Per grader", [_table(["grader", "pass rate", "mean score", "errors"], "lrrr", rows)])
+    header = ["grader", "pass rate", "mean score", "errors"]
+    align = "lrrr"
+    if calibrations:
+        header, align = [*header, "agreement with people"], align + "l"
+    return details("Per grader", [_table(header, align, rows)])
 
 
 # --- case lists --------------------------------------------------------------------------------

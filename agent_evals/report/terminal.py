@@ -209,6 +209,12 @@ def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
         console.print(line)
     if v.power is not None:
         console.print(Text(f"  power: {v.power.sentence()}", style="dim"))
+    for c in pair.calibrations:
+        # A judge's scores are only worth its agreement with people: say when that is weak or unknown.
+        for warning in c.warnings:
+            console.print(Text(f"  ⚠ {warning}", style="yellow"))
+        if not c.warnings:
+            console.print(Text(f"  judge '{c.grader}' agrees with people on {c.summary()}", style="dim"))
     review = review_cases(needs_review(pair))
     if review:
         shown_ids = ", ".join(review[:5]) + (f", +{len(review) - 5} more" if len(review) > 5 else "")

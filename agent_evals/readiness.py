@@ -195,6 +195,7 @@ def scorecards(root: Path, prompt_ids: Sequence[str] = ()) -> list[Scorecard]:
     folder = root / project.config.paths.prompts
     files = sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES) if folder.is_dir() else []
     cards = []
+    known: list[str] = []
     for path in files:
         try:
             raw: dict[str, Any] = dict(_yaml.load_mapping(path))
@@ -204,6 +205,7 @@ def scorecards(root: Path, prompt_ids: Sequence[str] = ()) -> list[Scorecard]:
             )
             continue
         prompt_id = str(raw.get("id") or path.stem)
+        known.append(prompt_id)
         if prompt_ids and prompt_id not in prompt_ids:
             continue
         prompt = project.prompts.get(prompt_id)
@@ -218,9 +220,7 @@ def scorecards(root: Path, prompt_ids: Sequence[str] = ()) -> list[Scorecard]:
     if prompt_ids:
         unknown = sorted(set(prompt_ids) - {c.prompt_id for c in cards})
         if unknown:
-            raise ConfigError(
-                f"no prompt '{unknown[0]}'", hint=f"known: {', '.join(c.prompt_id for c in cards)}"
-            )
+            raise ConfigError(f"no prompt '{unknown[0]}'", hint=f"known: {', '.join(known) or 'none'}")
     return cards
 
 

@@ -114,3 +114,8 @@ def test_strict_exits_1_and_markdown_has_the_scorecard(example: Path) -> None:
         "| metric | ❌ | eval set ticket-triage names no business metric | add 'metric: <the number it protects>' |"
         in md
     )
+
+
+def test_an_unknown_prompt_names_the_known_ones(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["readiness", "nope"]) == 2
+    assert capsys.readouterr().err.strip() == "no prompt 'nope' (known: ticket-triage)"

@@ -270,3 +270,22 @@ def test_the_generated_hooks_block_a_regressing_commit(project: Project, tmp_pat
         "Passed",
     )
     assert project.git.head.commit.hexsha != head
+
+
+def test_try_repo_runs_both_hooks_from_this_repository(project: Project, hook_repo: HookRepo) -> None:
+    """The literal `pre-commit try-repo`, once: it installs into a throwaway store, so it is slow.
+
+    It runs every hook of the hook repository on what is staged: the regressing edit
+    validates, and the gate fails it.
+    """
+    project.stage(
+        {"prompts/ticket-triage.yaml": drop_refund_examples(project.text("prompts/ticket-triage.yaml"))}
+    )
+    done = pre_commit(project.root, hook_repo.home, "try-repo", str(hook_repo.path), "--ref", hook_repo.sha)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert (status(output, "agent-evals validate"), status(output, "agent-evals gate")) == (
+        "Passed",
+        "Failed",
+    )
+    assert "critical refund" in output

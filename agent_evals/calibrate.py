@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, SupportsFloat
 
 from agent_evals.errors import ConfigError
+from agent_evals.load import find_evalset_file
 from agent_evals.models import CalibrationPolicy, EvalSet, ProjectConfig
 from agent_evals.record import GradeRecord, RunRecord
 from agent_evals.review import Reviews, output_sha256
@@ -488,17 +489,13 @@ def print_calibration(console: Console, calibrations: Sequence[Calibration]) -> 
 
 
 def _evalset_path(root: Path, folder: str, evalset: str) -> Path:
-    given = Path(evalset)
-    if given.suffix in (".yaml", ".yml") and (root / given).is_file():
-        return root / given
-    for suffix in (".yaml", ".yml"):
-        candidate = root / folder / f"{evalset}{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        f"no eval set '{evalset}' in {root / folder}",
-        hint="name an eval set by its id or its YAML file; run from the project root",
-    )
+    path = find_evalset_file(root, folder, evalset)
+    if path is None:
+        raise ConfigError(
+            f"no eval set '{evalset}' in {root / folder}",
+            hint="name an eval set by its id or its YAML file; run from the project root",
+        )
+    return path
 
 
 def _newest_first(records: Sequence[RunRecord]) -> list[RunRecord]:

@@ -21,7 +21,7 @@ from agent_evals.calibrate import Calibration, calibration_policy, calibrations_
 from agent_evals.errors import ConfigError
 from agent_evals.gate import ChangeKind, GateReport, PairReport, Verdict, gate, gate_absolute, gate_unchanged
 from agent_evals.integrity import Finding, check, effective_policy, stricter
-from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
+from agent_evals.load import CONFIG_FILE, Project, find_evalset_file, load_config, load_project
 from agent_evals.models import CalibrationPolicy, EvalSet, GatePolicy, ProjectConfig, Prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
 from agent_evals.review import apply_to_record, load_reviews, reviews_path
@@ -375,10 +375,10 @@ def compare_records(
     base, cand = load_record(base_path), load_record(cand_path)
     config = load_config(root)
     evalset_id = str(cand.header.evalset.get("id"))
-    evalset_file = root / config.paths.evalsets / f"{evalset_id}.yaml"
-    evalset = load_evalset(evalset_file) if evalset_file.is_file() else None
+    evalset_file = find_evalset_file(root, config.paths.evalsets, evalset_id)
+    evalset = load_evalset(evalset_file) if evalset_file is not None else None
     calibrations: tuple[Calibration, ...] = ()
-    if evalset is not None:
+    if evalset_file is not None and evalset is not None:
         # Verdicts given after the records were written still count.
         reviews = load_reviews(evalset_file)
         base, cand = apply_to_record(base, reviews), apply_to_record(cand, reviews)
@@ -412,8 +412,8 @@ def single_run_report(record_path: Path, root: Path) -> GateReport:
 
     record = load_record(record_path)
     config = load_config(root)
-    evalset_file = root / config.paths.evalsets / f"{record.header.evalset.get('id')}.yaml"
-    evalset = load_evalset(evalset_file) if evalset_file.is_file() else None
-    if evalset is not None:
+    evalset_file = find_evalset_file(root, config.paths.evalsets, str(record.header.evalset.get("id")))
+    evalset = load_evalset(evalset_file) if evalset_file is not None else None
+    if evalset_file is not None:
         record = apply_to_record(record, load_reviews(evalset_file))
     return run_report(record, effective_policy(config, evalset))

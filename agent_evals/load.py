@@ -398,6 +398,18 @@ def load_project(root: Path, files: Sequence[Path] | None = None) -> Project:
     return project
 
 
+def find_evalset_file(root: Path, folder: str, evalset: str) -> Path | None:
+    """An eval set's YAML file: `evalset` given as a path, or its id under `folder` (.yaml or .yml)."""
+    given = Path(evalset)
+    if given.suffix in YAML_SUFFIXES and (root / given).is_file():
+        return root / given
+    for suffix in YAML_SUFFIXES:
+        candidate = root / folder / f"{evalset}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def with_prompt_file(project: Project, path: Path) -> Project:
     """The project with the prompt in `path` standing in for the project's prompt of the same id.
 

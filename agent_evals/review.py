@@ -620,14 +620,15 @@ def newest_record(runs: Path, evalset_id: str) -> Path:
 
 
 def _evalset_file(root: Path, folder: str, evalset_id: str) -> Path:
-    for suffix in (".yaml", ".yml"):
-        candidate = root / folder / f"{evalset_id}{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        f"no eval set '{evalset_id}' in {root / folder}",
-        hint="human verdicts are stored beside the eval set; review from the project root",
-    )
+    from agent_evals.load import find_evalset_file
+
+    path = find_evalset_file(root, folder, evalset_id)
+    if path is None:
+        raise ConfigError(
+            f"no eval set '{evalset_id}' in {root / folder}",
+            hint="human verdicts are stored beside the eval set; review from the project root",
+        )
+    return path
 
 
 def _only_evalset(root: Path, folder: str) -> str:

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -225,6 +225,26 @@ def _disk_cases_reader(evalset_path: Path) -> CasesReader:
     return read
 
 
+def iter_jsonl(lines: Iterable[str], shown: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line of a JSON Lines text.
+
+    Raises:
+        ConfigError: a line is not JSON, naming the file, line and column.
+    """
+    for lineno, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield lineno, json.loads(text.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"not valid JSON: {exc.msg} at column {exc.colno}",
+                path=shown,
+                line=lineno,
+                hint="each line must be one JSON object",
+            ) from None
+
+
 def _read_cases_file(
     evalset_path: Path, ref: str, line: int | None, read: CasesReader
 ) -> tuple[list[Any], list[int], str]:
@@ -240,18 +260,8 @@ def _read_cases_file(
     rows: list[Any] = []
     lines: list[int] = []
     # newline=None reads lines as a text file does, whatever the line endings.
-    for lineno, text in enumerate(io.StringIO(content, newline=None), start=1):
-        if not text.strip():
-            continue
-        try:
-            rows.append(json.loads(text.rstrip("\r\n")))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"not valid JSON: {exc.msg} at column {exc.colno}",
-                path=shown,
-                line=lineno,
-                hint="each line must be one JSON object",
-            ) from None
+    for lineno, row in iter_jsonl(io.StringIO(content, newline=None), shown):
+        rows.append(row)
         lines.append(lineno)
     return rows, lines, shown
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from agent_evals import _yaml
 from agent_evals.errors import ConfigError
+from agent_evals.load import iter_jsonl
 from agent_evals.models import ID_PATTERN, EvalSet
 from agent_evals.sampling._options import CASES_FILE_ABOVE, SampleOptions, SampleReport
 from agent_evals.sampling._select import Candidate
@@ -199,18 +200,7 @@ def read_to_label_ids(path: Path) -> set[str]:
     if not path.is_file():
         return ids
     with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"not valid JSON: {exc.msg} at column {exc.colno}",
-                    path=path,
-                    line=lineno,
-                    hint="each line must be one JSON object",
-                ) from None
+        for _, row in iter_jsonl(handle, path):
             if isinstance(row, dict) and isinstance(row.get("id"), str):
                 ids.add(row["id"])
     return ids

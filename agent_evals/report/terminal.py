@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from agent_evals.gate import pct
 from agent_evals.report._common import (
     case_diffs,
     expected_text,
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
 
 class Ticker(Protocol):
     def __call__(self, job: Job, result: CaseResult) -> None: ...
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def num(x: float | None, fmt: str = ".3f") -> str:

@@ -695,6 +695,10 @@ def main(argv: list[str] | None = None) -> int:
     # Our own handlers, so Ctrl-C is 130 (not the framework's "Aborted!" and 1, which reads as a failed gate).
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    if hasattr(signal, "SIGPIPE"):
+        # A closed pipe (`agent-evals ... | head`) ends us as it ends any Unix tool (exit 141),
+        # not with the framework's exit 1, which would read as a failed gate.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     # A run holds tens of thousands of live objects (cases, requests, results) and at the
     # default thresholds the collector walks them all again and again: a sixth of a
     # 10,000-case run's CPU. Collect less often (as mypy does); cycles are still found.

@@ -181,3 +181,17 @@ def test_help_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "0 []"
+
+
+def test_a_closed_pipe_is_not_a_failed_gate(project: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent_evals.cli", "run", "--output", "p.jsonl"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader (`| head`) is gone before the summary is printed
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGPIPE  # killed by SIGPIPE, as `... | head` expects; never exit 1
+    assert load_record(project / "p.jsonl").cases  # what finished is on disk

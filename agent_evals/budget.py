@@ -53,7 +53,6 @@ class Budget:
         self.spent = 0.0
         self.reserved = 0.0
         self.exhausted = False
-        self.refused = 0
 
     def reserve(self, cost: float | None) -> float:
         """Reserve `cost` for a call about to be sent; return the amount reserved.
@@ -67,7 +66,6 @@ class Budget:
             raise BudgetExceeded("cannot estimate the cost of a call to an unpriced model under --max-cost")
         if self.exhausted or self.spent + self.reserved + cost > self.ceiling:
             self.exhausted = True
-            self.refused += 1
             raise BudgetExceeded(
                 f"the next call (up to ${cost:.4f}) could cross the ${self.ceiling:g} ceiling "
                 f"(spent ${self.spent:.4f}, in flight ${self.reserved:.4f})"

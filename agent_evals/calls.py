@@ -77,8 +77,6 @@ class Calls:
         self._providers: dict[str, Provider] = {}
         self._settings: dict[str, ProviderSettings] = {}
         self._limits: dict[str, ProviderLimits] = {}
-        self.requests_sent = 0
-        self.cache_hits = 0
 
     def settings(self, name: str) -> ProviderSettings:
         if name not in self._settings:
@@ -154,7 +152,6 @@ class Calls:
             key = cache_key(request, settings, ctx.repeat)
             hit = self.cache.get(key)
             if hit is not None:
-                self.cache_hits += 1
                 self._trace_response(settings, request, ctx, hit, time.time(), 0, cached=True, cost=0.0)
                 return CallResult(hit, attempts=0, cached=True, cost_usd=0.0)
         price = self.price(provider_name, request.model.name)
@@ -166,7 +163,6 @@ class Calls:
 
         async def attempt() -> Completion:
             attempt_start[0] = time.time()
-            self.requests_sent += 1
             return await provider.complete(request)
 
         def on_retry(event: RetryEvent) -> None:

@@ -177,10 +177,6 @@ class Diff:
         return self.by_outcome.get(outcome, ())
 
     @property
-    def same_prompt(self) -> bool:
-        return bool(self.base.header.prompt.get("hash") == self.cand.header.prompt.get("hash"))
-
-    @property
     def flaky(self) -> tuple[CaseDiff, ...]:
         return tuple(c for c in self.cases if c.flaky)
 

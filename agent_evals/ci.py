@@ -184,9 +184,30 @@ def _deleted(project: Project, changes: ChangeSet, options: CiOptions) -> list[P
             note, effective_policy(project.config, None), [finding], options.accept_policy_change
         )
         reports.append(
-            PairReport(prompt_id="-", evalset_id=evalset_id, change="deleted", verdict=verdict, note=note)
+            PairReport(
+                prompt_id=_prompt_at_base(project, changes, evalset_id),
+                evalset_id=evalset_id,
+                change="deleted",
+                verdict=verdict,
+                note=note,
+            )
         )
     return reports
+
+
+def _prompt_at_base(project: Project, changes: ChangeSet, evalset_id: str) -> str:
+    """The prompt a deleted eval set targeted, read from the merge-base."""
+    from agent_evals.changes import load_evalset_at
+
+    for suffix in (".yaml", ".yml"):
+        rel = _repo_rel(changes, str(project.root / project.config.paths.evalsets / f"{evalset_id}{suffix}"))
+        try:
+            evalset = load_evalset_at(changes, rel)
+        except ConfigError:
+            break  # it did not load at the base either: no prompt to name
+        if evalset is not None:
+            return evalset.prompt
+    return "unknown"
 
 
 def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:

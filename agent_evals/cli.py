@@ -423,7 +423,7 @@ def ci(
     if with_readiness:
         from agent_evals import readiness as ready
 
-        ids = sorted({p.prompt_id for p in report.pairs if p.prompt_id != "-"})
+        ids = sorted({p.prompt_id for p in report.pairs if p.change != "deleted"})
         extra = ready.markdown(ready.scorecards(Path("."), ids)) if ids else ""
     raise typer.Exit(_publish(report, report_md, junit, json_path, extra_markdown=extra))
 

@@ -281,3 +281,16 @@ def test_ci_honours_the_cost_ceiling(repo: GitRepo, capsys: pytest.CaptureFixtur
     assert ci("--max-cost", "1") == 3
     assert not (repo.root / "calls.log").exists()
     assert "skipped" in capsys.readouterr().out
+
+
+def test_deleting_an_evalset_moves_the_bar(repo: GitRepo) -> None:
+    (repo.root / "evalsets/triage.yaml").unlink()
+    repo.commit()
+    assert ci("--json", "g.json") == 1
+    (pair,) = json.loads((repo.root / "g.json").read_text())["pairs"]
+    assert (pair["prompt_id"], pair["evalset_id"], pair["change"]) == ("triage", "triage", "deleted")
+    assert [(f["kind"], f["old"], f["new"]) for f in pair["verdict"]["findings"]] == [
+        ("evalset_deleted", "triage", "deleted")
+    ]
+    assert ci("--accept-policy-change") == 0
+    assert not (repo.root / "calls.log").exists()

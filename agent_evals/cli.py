@@ -692,13 +692,14 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into an exit code."""
-    # Our own handlers, so Ctrl-C is 130 (not the framework's "Aborted!" and 1, which reads as a failed gate).
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    # Our own handlers, so Ctrl-C is 130 (not the framework's "Aborted!" and 1, which reads as a
+    # failed gate); and a closed pipe (`agent-evals ... | head`) ends us as it ends any Unix tool
+    # (exit 141), not with the framework's exit 1. Restored on return: `main` may run in a host
+    # process (tests, an embedding tool) whose own handling must not change.
+    handlers: dict[signal.Signals, Any] = {signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal}
     if hasattr(signal, "SIGPIPE"):
-        # A closed pipe (`agent-evals ... | head`) ends us as it ends any Unix tool (exit 141),
-        # not with the framework's exit 1, which would read as a failed gate.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        handlers[signal.SIGPIPE] = signal.SIG_DFL
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     # A run holds tens of thousands of live objects (cases, requests, results) and at the
     # default thresholds the collector walks them all again and again: a sixth of a
     # 10,000-case run's CPU. Collect less often (as mypy does); cycles are still found.
@@ -725,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANNOT_EVALUATE
     finally:
         gc.set_threshold(*thresholds)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return EXIT_OK
 
 

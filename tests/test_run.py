@@ -195,3 +195,9 @@ def test_a_closed_pipe_is_not_a_failed_gate(project: Path) -> None:
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGPIPE  # killed by SIGPIPE, as `... | head` expects; never exit 1
     assert load_record(project / "p.jsonl").cases  # what finished is on disk
+
+
+def test_main_leaves_the_host_process_signal_handlers_as_it_found_them(project: Path) -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)}
+    assert main(["validate"]) == 0
+    assert {sig: signal.getsignal(sig) for sig in before} == before

@@ -205,16 +205,21 @@ def run(
         return
     if watch_:
         from agent_evals.report.terminal import print_watch_update
-        from agent_evals.watch import watch
+        from agent_evals.watch import Selection, watch
 
-        watch(
-            Path("."),
-            options,
-            lambda update: print_watch_update(out, update),
-            filters=selection["filters"] or (),
+        # The jobs above were planned to check the selection before watching; each round plans again.
+        watched = Selection(
+            prompt_ids=tuple(prompt or ()),
+            evalset_ids=tuple(evalset or ()),
+            provider=selection["provider"],
+            model=selection["model"],
+            filters=tuple(selection["filters"] or ()),
+            shard=runner.Shard.parse(selection["shard"]) if selection["shard"] else None,
+            prompt_file=prompt_file,
         )
+        watch(Path("."), options, lambda update: print_watch_update(out, update), selection=watched)
         return
-    with progress(err, jobs) as tick:
+    with progress(err, jobs, repeat=options.repeat) as tick:
         outcomes = runner.run_sync(runner.execute(project, jobs, options, on_result=tick, resume=previous))
     rows = [(o.job.prompt.id, o.job.evalset.id, summarize(o.results), str(o.path)) for o in outcomes]
     print_run(out, rows)
@@ -410,7 +415,7 @@ def ci(
         shard=Shard.parse(shard) if shard else None,
         records=records,
     )
-    with progress(err, []) as tick:
+    with progress(err, repeat=repeat) as tick:
         report = run_ci(Path("."), options, on_result=tick, runner=run_sync)
     if options.shard is not None:
         out.print(report.message)

@@ -10,15 +10,16 @@ saved half-way (invalid YAML) is reported and waited out, never fatal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_evals.errors import ConfigError
-from agent_evals.load import CONFIG_FILE, Project, load_project
+from agent_evals.load import CONFIG_FILE, Project, load_project, with_prompt_file
 from agent_evals.record import CaseResult
-from agent_evals.runner import RunOptions, execute, plan
+from agent_evals.runner import RunOptions, Shard, execute, plan
 
 Snapshot = tuple[str, str | None, float | None]  # status, output, score
 
@@ -75,14 +76,47 @@ def _snapshot(result: CaseResult) -> Snapshot:
     return result.status, result.output, result.score
 
 
-def _round(
-    root: Path, options: RunOptions, state: _State, evalset_ids: Sequence[str] | None, filters: Sequence[str]
-) -> tuple[list[CaseChange], int, list[str]]:
+@dataclass(frozen=True)
+class Selection:
+    """What `run` was asked to run; every round of the watch runs the same selection."""
+
+    prompt_ids: tuple[str, ...] = ()
+    evalset_ids: tuple[str, ...] = ()
+    provider: str | None = None
+    model: str | None = None
+    filters: tuple[str, ...] = ()
+    shard: Shard | None = None
+    prompt_file: Path | None = None
+
+
+def _load(root: Path, selection: Selection) -> Project:
     project = load_project(root)
-    ids = list(project.evalsets) if evalset_ids is None else [i for i in evalset_ids if i in project.evalsets]
+    if selection.prompt_file is not None:
+        project = with_prompt_file(project, selection.prompt_file)
+    return project
+
+
+def _round(
+    root: Path, options: RunOptions, state: _State, evalset_ids: Sequence[str] | None, selection: Selection
+) -> tuple[list[CaseChange], int, list[str]]:
+    project = _load(root, selection)
+    ids = [
+        evalset.id
+        for evalset in project.evalsets.values()
+        if (evalset_ids is None or evalset.id in evalset_ids)
+        and (not selection.evalset_ids or evalset.id in selection.evalset_ids)
+        and (not selection.prompt_ids or evalset.prompt in selection.prompt_ids)
+    ]
     if not ids:
         return [], 0, []
-    jobs = plan(project, evalset_ids=ids, filters=filters)
+    jobs = plan(
+        project,
+        evalset_ids=ids,
+        provider=selection.provider,
+        model=selection.model,
+        filters=selection.filters,
+        shard=selection.shard,
+    )
     outcomes = asyncio.run(execute(project, jobs, options))
     changes: list[CaseChange] = []
     ran = 0
@@ -98,12 +132,27 @@ def _round(
     return changes, ran, ids
 
 
+_WATCHED_SUFFIXES = (".yaml", ".yml", ".jsonl")
+
+
+def _mtimes(targets: Sequence[Path]) -> dict[Path, int]:
+    """Modification times of the files a watch reacts to, to catch a save made before it was armed."""
+    found: dict[Path, int] = {}
+    for target in targets:
+        files = target.rglob("*") if target.is_dir() else [target]
+        for path in files:
+            with contextlib.suppress(OSError):
+                if path.suffix in _WATCHED_SUFFIXES and path.is_file():
+                    found[path.resolve()] = path.stat().st_mtime_ns
+    return found
+
+
 def watch(
     root: Path,
     options: RunOptions,
     on_update: Callable[[WatchUpdate], None],
     *,
-    filters: Sequence[str] = (),
+    selection: Selection | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Run once, then again on every saved change, until `stop` is set (or Ctrl-C).
@@ -112,35 +161,58 @@ def watch(
         root: the project root.
         options: how to run (the cache should be on: it is what makes a round cheap).
         on_update: called after the first run and after every round.
-        filters: only cases whose id or a tag matches.
+        selection: which prompts, eval sets and cases, on which provider and model (as `run` takes them).
         stop: set it to end the watch (tests and embedding).
     """
     import watchfiles
 
+    selection = selection or Selection()
     state = _State()
+    project = load_project(root)
+    targets = [root / project.config.paths.prompts, root / project.config.paths.evalsets, root / CONFIG_FILE]
+    if selection.prompt_file is not None:
+        targets.append(selection.prompt_file)
+    # Taken before the first round: a file saved after this but before the watcher is armed
+    # (the first round can take a while) is found by its time and re-run, not lost.
+    before = _mtimes(targets)
     try:
-        _, ran, ids = _round(root, options, state, None, filters)
+        _, ran, ids = _round(root, options, state, None, selection)
         on_update(WatchUpdate(rerun=tuple(ids), cases_run=ran, initial=True))
     except ConfigError as exc:
         on_update(WatchUpdate(error=exc.render(), initial=True))
-    project = load_project(root)
-    targets = [root / project.config.paths.prompts, root / project.config.paths.evalsets, root / CONFIG_FILE]
     watched = [str(t) for t in targets if t.exists()]
-    for batch in watchfiles.watch(*watched, stop_event=stop, debounce=150, step=50, raise_interrupt=True):
-        paths = sorted({Path(p) for _, p in batch if Path(p).suffix in (".yaml", ".yml", ".jsonl")})
+    armed = False
+    for batch in watchfiles.watch(
+        *watched, stop_event=stop, debounce=150, step=50, raise_interrupt=True,
+        yield_on_timeout=True, rust_timeout=200,
+    ):  # fmt: skip
+        paths = {Path(p) for _, p in batch if Path(p).suffix in _WATCHED_SUFFIXES}
+        if not armed:
+            armed = True
+            now = _mtimes(targets)
+            paths |= {p for p, mtime in now.items() if before.get(p) != mtime}
+            paths |= set(before) - set(now)
         if not paths:
             continue
-        shown = tuple(
-            str(p.relative_to(root.resolve()) if p.is_relative_to(root.resolve()) else p) for p in paths
-        )
-        try:
-            # A file saved mid-edit may not load; report it and wait for the next save.
-            project = load_project(root)
-            project.raise_errors()
-            evalset_ids = sorted(affected(project, paths))
-            changes, ran, ids = _round(root, options, state, evalset_ids, filters)
-            on_update(
-                WatchUpdate(changed_files=shown, rerun=tuple(ids), changes=tuple(changes), cases_run=ran)
-            )
-        except ConfigError as exc:
-            on_update(WatchUpdate(changed_files=shown, error=exc.render()))
+        _rerun(root, options, state, selection, sorted(paths), on_update)
+
+
+def _rerun(
+    root: Path,
+    options: RunOptions,
+    state: _State,
+    selection: Selection,
+    paths: Sequence[Path],
+    on_update: Callable[[WatchUpdate], None],
+) -> None:
+    resolved = root.resolve()
+    shown = tuple(str(p.relative_to(resolved) if p.is_relative_to(resolved) else p) for p in paths)
+    try:
+        # A file saved mid-edit may not load; report it and wait for the next save.
+        project = _load(root, selection)
+        project.raise_errors()
+        evalset_ids = sorted(affected(project, paths))
+        changes, ran, ids = _round(root, options, state, evalset_ids, selection)
+        on_update(WatchUpdate(changed_files=shown, rerun=tuple(ids), changes=tuple(changes), cases_run=ran))
+    except ConfigError as exc:
+        on_update(WatchUpdate(changed_files=shown, error=exc.render()))

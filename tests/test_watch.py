@@ -5,14 +5,13 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent_evals.runner import RunOptions
-from agent_evals.watch import WatchUpdate, watch
+from agent_evals.watch import Selection, WatchUpdate, watch
 from tests.support import EVALSET, PROMPT, basic_project
 
 OTHER_PROMPT = PROMPT.replace("id: triage", "id: other")
@@ -41,7 +40,6 @@ def watching(
     assert first.initial
     assert sorted(first.rerun) == ["other", "triage"]
     assert first.cases_run == 6
-    time.sleep(0.3)  # let the watcher settle before the first edit
     yield tmp_path, updates
     stop.set()
     thread.join(timeout=10)
@@ -89,3 +87,59 @@ def test_a_half_saved_file_is_reported_and_waited_out(
     assert healed.error is None
     assert healed.rerun == ("triage",)
     assert healed.changes == ()  # same results as before the broken save
+
+
+def _watch_once(root: Path, selection: Selection) -> WatchUpdate:
+    """The first round of a watch with `selection`, then stop."""
+    updates: queue.Queue[WatchUpdate] = queue.Queue()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=watch,
+        args=(root, RunOptions(cache=False), updates.put),
+        kwargs={"selection": selection, "stop": stop},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        return updates.get(timeout=30)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_the_watch_runs_what_run_was_asked_to(
+    watching: tuple[Path, queue.Queue[WatchUpdate]],
+) -> None:
+    root, _ = watching
+    assert _watch_once(root, Selection(evalset_ids=("other",))).rerun == ("other",)
+    assert _watch_once(root, Selection(prompt_ids=("triage",))).rerun == ("triage",)
+    only_c1 = _watch_once(root, Selection(evalset_ids=("triage",), filters=("c1",)))
+    assert only_c1.cases_run == 1
+
+
+def test_a_prompt_file_stands_in_for_the_project_prompt_and_is_watched(
+    watching: tuple[Path, queue.Queue[WatchUpdate]],
+) -> None:
+    root, _ = watching
+    candidate = root / "candidate" / "triage.yaml"
+    candidate.parent.mkdir()
+    candidate.write_text(PROMPT.replace("      {{ body }}\n", ""))
+    updates: queue.Queue[WatchUpdate] = queue.Queue()
+    stop = threading.Event()
+    selection = Selection(evalset_ids=("triage",), prompt_file=candidate)
+    thread = threading.Thread(
+        target=watch,
+        args=(root, RunOptions(cache=False), updates.put),
+        kwargs={"selection": selection, "stop": stop},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        assert updates.get(timeout=30).initial
+        candidate.write_text(PROMPT)  # the body is back: c1 and c2 pass again
+        update = updates.get(timeout=30)
+        assert update.changed_files == ("candidate/triage.yaml",)
+        assert sorted(c.case_id for c in update.changes) == ["c1", "c2"]
+    finally:
+        stop.set()
+        thread.join(timeout=10)

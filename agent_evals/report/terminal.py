@@ -55,12 +55,16 @@ def money(summary: Summary) -> str:
 
 
 @contextmanager
-def progress(console: Console, jobs: Sequence[Job]) -> Iterator[Ticker]:
-    """A progress bar per job; a no-op when the console is not a terminal (CI logs)."""
+def progress(console: Console, jobs: Sequence[Job] = (), *, repeat: int = 1) -> Iterator[Ticker]:
+    """A progress bar per job; a no-op when the console is not a terminal (CI logs).
+
+    A job's bar is made when it is first seen: `ci` learns its jobs (baseline and candidate
+    of each changed pair) only as it runs them, so none is known when the bar starts.
+    """
     if not console.is_terminal:
         yield lambda job, result: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"),
@@ -71,13 +75,25 @@ def progress(console: Console, jobs: Sequence[Job]) -> Iterator[Ticker]:
         console=console,
         transient=True,
     ) as bar:
-        tasks = {id(job): bar.add_task(f"{job.evalset.id}", total=len(job.indexes), errors=0) for job in jobs}
+        tasks: dict[int, TaskID] = {}
         errors: dict[int, int] = {}
 
+        def task_of(job: Job) -> TaskID:
+            key = id(job)
+            if key not in tasks:
+                tasks[key] = bar.add_task(
+                    f"{job.evalset.id} ({job.prompt.id})", total=len(job.indexes) * repeat, errors=0
+                )
+            return tasks[key]
+
+        for job in jobs:
+            task_of(job)
+
         def tick(job: Job, result: CaseResult) -> None:
+            task = task_of(job)
             if result.status == "error":
                 errors[id(job)] = errors.get(id(job), 0) + 1
-            bar.update(tasks[id(job)], advance=1, errors=errors.get(id(job), 0))
+            bar.update(task, advance=1, errors=errors.get(id(job), 0))
 
         yield tick
 

@@ -110,14 +110,19 @@ def validate(
     ] = None,
 ) -> None:
     """Check prompts and eval sets: schema, graders, cases, templates. Exit 2 on any problem."""
-    from agent_evals.validate import validate as check
+    from agent_evals.load import find_root
+    from agent_evals.validate import check
 
-    problems = check(Path("."), paths or [])
-    for problem in problems:
+    # Found from any folder of the project, as git finds its repository; the paths given
+    # stay relative to where the command was started.
+    result = check(find_root(Path.cwd()), paths or [])
+    # Problems on stdout (pre-commit shows it), the tally on stderr.
+    for problem in result.problems:
         print(problem.render())
-    if problems:
-        err.print(f"{len(problems)} problem(s) found")
+    if result.problems:
+        err.print(f"{len(result.problems)} problem(s) found")
         raise typer.Exit(EXIT_CONFIG)
+    err.print(result.summary())
 
 
 @app.command()

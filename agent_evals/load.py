@@ -8,12 +8,15 @@ them so `validate` can report every problem in one pass.
 from __future__ import annotations
 
 import difflib
+import errno
 import io
 import json
 import os
+import stat
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -211,18 +214,99 @@ def load_prompt(path: Path, text: str | None = None, *, shown: str | None = None
     return prompt
 
 
-def _disk_cases_reader(evalset_path: Path) -> CasesReader:
+def _disk_cases_reader(evalset_path: Path, root: Path | None = None) -> CasesReader:
+    """Reads an eval set's `cases_file` from beside `evalset_path`, refusing what must not be opened.
+
+    Args:
+        evalset_path: the eval set file, as errors name it.
+        root: the project root no cases file may lie outside (default: the project
+            `find_root` finds from the eval set's folder, else the current directory).
+    """
+
     def read(ref: str) -> tuple[str, str] | None:
-        cases_path = (evalset_path.parent / ref).resolve()
-        shown = Path(os.path.relpath(cases_path)) if cases_path.is_absolute() else cases_path
-        if not cases_path.is_file():
+        cases_path = evalset_path.parent / ref
+        if not os.path.lexists(cases_path):
             return None
+        base = root
+        if base is None:
+            try:
+                base = find_root(evalset_path.parent)
+            except ConfigError:
+                base = Path.cwd()
+        shown = _rel(cases_path, base)
+        refused = unreadable(cases_path, base, "replace it with a JSON Lines file or remove it")
+        if refused is not None:
+            raise refused
         try:
             return cases_path.read_text(encoding="utf-8"), str(shown)
         except UnicodeDecodeError:
             raise ConfigError("not UTF-8 text", path=shown, hint="save the file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read file: {exc.strerror}", path=shown) from None
 
     return read
+
+
+def unreadable(path: Path, root: Path, fix: str) -> ConfigError | None:
+    """Why the entry at `path` must not be read, or None for a regular file inside `root`.
+
+    Only stats, never opens: opening a FIFO blocks until something writes to it, and a
+    device such as /dev/zero reads forever. A symlink is followed when it leads to a
+    regular file inside the project and refused when it leads out of it: a pull request
+    is untrusted input, and a link to /etc/passwd or a key must not get that file read
+    and quoted back in an error message.
+
+    Args:
+        path: the entry, which must exist (it may be a broken symlink).
+        root: the project root no file may lie outside.
+        fix: how to fix a non-regular entry, e.g. "replace it with a YAML file or remove it".
+
+    Returns:
+        The error to report (`path: not a regular file (a FIFO; <fix>)`), or None.
+    """
+    shown = _rel(path, root)
+    link = os.path.islink(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            kind = "a symlink loop"
+        elif link and exc.errno == errno.ENOENT:
+            kind = "a dangling symlink"
+        else:
+            return None  # e.g. permission denied: the read that follows says so
+    else:
+        if stat.S_ISREG(mode):
+            if Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
+                return None
+            if link:
+                return ConfigError(
+                    "not a regular file",
+                    path=shown,
+                    hint="a symlink to outside the project, which is never followed; "
+                    "copy the file into the project",
+                )
+            return ConfigError(
+                "outside the project",
+                path=shown,
+                hint="no file outside the project root is read; move it into the project",
+            )
+        kind = _kind(mode)
+        if link:
+            kind = f"a symlink to {kind}"
+    return ConfigError("not a regular file", path=shown, hint=f"{kind}; {fix}")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a special file"
 
 
 def iter_jsonl(lines: Iterable[str], shown: str | Path) -> Iterator[tuple[int, Any]]:
@@ -346,19 +430,38 @@ def load_config(root: Path, text: str | None = None, *, shown: str | None = None
     Args:
         root: the project root.
         text: the config's content, when it does not come from disk (e.g. from a git commit).
-        shown: how errors name the file (default: its path under `root`).
+        shown: how errors name the file (default: its path from the current directory).
+
+    Raises:
+        ConfigError: the file is invalid, or is not a regular file inside `root` (a FIFO,
+            a device, a dangling symlink, a symlink out of the project...).
     """
     path = root / CONFIG_FILE
-    if text is None and not path.is_file():
-        return ProjectConfig()
+    if text is None:
+        if not os.path.lexists(path):
+            return ProjectConfig()
+        refused = unreadable(path, root, "replace it with a YAML file or remove it")
+        if refused is not None:
+            raise refused
+        path = _rel(path, root)
     data, where = _mapping(path, text, shown)
     return _validate(ProjectConfig, data, where)
 
 
-def _yaml_files(folder: Path) -> list[Path]:
+def _yaml_files(folder: Path, root: Path, errors: list[ConfigError]) -> list[Path]:
+    """The YAML files in `folder` that may be read; an error in `errors` for each that may not."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in YAML_SUFFIXES:
+            continue
+        refused = unreadable(path, root, "replace it with a YAML file or remove it")
+        if refused is None:
+            files.append(path)
+        else:
+            errors.append(refused)
+    return files
 
 
 def _collect(errors: list[ConfigError], exc: ConfigError) -> None:
@@ -374,7 +477,9 @@ def load_project(root: Path, files: Sequence[Path] | None = None) -> Project:
             default: every file under the configured folders.
 
     Returns:
-        The project, with every problem found in `errors` rather than raised.
+        The project, with every problem found in `errors` rather than raised. Entries
+        that must not be opened (a FIFO, a device, a dangling or looping symlink, a
+        symlink out of the project) are errors too, and are never opened.
     """
     errors: list[ConfigError] = []
     try:
@@ -385,37 +490,87 @@ def load_project(root: Path, files: Sequence[Path] | None = None) -> Project:
     project = Project(root=root, config=config, errors=errors)
     prompt_dir = root / config.paths.prompts
     evalset_dir = root / config.paths.evalsets
-    prompt_files = _yaml_files(prompt_dir)
-    evalset_files = _yaml_files(evalset_dir)
+    all_prompt_files = _yaml_files(prompt_dir, root, errors)
+    prompt_files = all_prompt_files
+    evalset_files = _yaml_files(evalset_dir, root, errors)
     if files is not None:
-        wanted = {f.resolve() for f in files}
-        evalset_files = [p for p in evalset_files if p.resolve() in wanted]
+        # realpath, not resolve(): a symlink loop among `files` must not raise.
+        wanted = {os.path.realpath(f) for f in files}
+        evalset_files = [p for p in evalset_files if os.path.realpath(p) in wanted]
         # Prompts: the ones asked for, and the ones the chosen eval sets target (loaded below).
-        prompt_files = [p for p in prompt_files if p.resolve() in wanted]
+        prompt_files = [p for p in prompt_files if os.path.realpath(p) in wanted]
     for path in prompt_files:
         _load_into(project.prompts, load_prompt, _rel(path, root), errors)
     for path in evalset_files:
-        _load_into(project.evalsets, load_evalset, _rel(path, root), errors)
+        shown = _rel(path, root)
+        reader = _disk_cases_reader(shown, root)
+        _load_into(project.evalsets, partial(load_evalset, read_cases=reader), shown, errors)
     if files is not None:
-        # The prompts the chosen eval sets target, unless already tried.
-        tried = {p.resolve() for p in prompt_files}
+        # The prompts the chosen eval sets target, unless already tried; only files that may be read.
+        readable = {p.name: p for p in all_prompt_files}
+        tried = {os.path.realpath(p) for p in prompt_files}
         for evalset in list(project.evalsets.values()):
             for suffix in YAML_SUFFIXES:
-                candidate = prompt_dir / f"{evalset.prompt}{suffix}"
-                if candidate.is_file() and candidate.resolve() not in tried:
-                    tried.add(candidate.resolve())
+                candidate = readable.get(f"{evalset.prompt}{suffix}")
+                if candidate is not None and os.path.realpath(candidate) not in tried:
+                    tried.add(os.path.realpath(candidate))
                     _load_into(project.prompts, load_prompt, _rel(candidate, root), errors)
     return project
 
 
+def find_root(start: Path) -> Path:
+    """The root of the agent-evals project `start` is in, found the way git finds a repository.
+
+    Walks up from `start` to the nearest folder holding `agent-evals.yaml`; when none
+    does, to the nearest holding a `prompts/` or `evalsets/` folder. The config wins
+    because it may move those folders (`paths:`), so the folder above them is the root.
+    The walk stops at the filesystem root and at the top of a git work tree (a folder
+    holding `.git`), after checking it: a project never borrows a config from outside
+    its repository.
+
+    Args:
+        start: where the command was started, usually the current directory.
+
+    Returns:
+        The project root, as an absolute path.
+
+    Raises:
+        ConfigError: no folder up to the boundary looks like a project.
+    """
+    here = Path(os.path.abspath(start))
+    chain = []
+    for folder in (here, *here.parents):
+        chain.append(folder)
+        if os.path.lexists(folder / ".git"):
+            break
+    for folder in chain:
+        # lexists: a config that is a FIFO or a broken link still marks the root, and is reported.
+        if os.path.lexists(folder / CONFIG_FILE):
+            return folder
+    for folder in chain:
+        if (folder / "prompts").is_dir() or (folder / "evalsets").is_dir():
+            return folder
+    raise ConfigError(
+        "no agent-evals project here or above",
+        hint="looked for agent-evals.yaml, prompts/, evalsets/; run 'agent-evals init' or pass -C DIR",
+    )
+
+
 def find_evalset_file(root: Path, folder: str, evalset: str) -> Path | None:
-    """An eval set's YAML file: `evalset` given as a path, or its id under `folder` (.yaml or .yml)."""
+    """An eval set's YAML file: `evalset` given as a path, or its id under `folder` (.yaml or .yml).
+
+    Raises:
+        ConfigError: the file is there but must not be opened (a FIFO, a device, a
+            dangling or looping symlink, a symlink out of the project).
+    """
     given = Path(evalset)
-    if given.suffix in YAML_SUFFIXES and (root / given).is_file():
-        return root / given
-    for suffix in YAML_SUFFIXES:
-        candidate = root / folder / f"{evalset}{suffix}"
-        if candidate.is_file():
+    candidates = [root / given] if given.suffix in YAML_SUFFIXES else []
+    candidates += [root / folder / f"{evalset}{suffix}" for suffix in YAML_SUFFIXES]
+    for candidate in candidates:
+        if os.path.lexists(candidate):
+            refused = unreadable(candidate, root, "replace it with a YAML file or remove it")
+            if refused is not None:
+                raise refused
             return candidate
     return None
 
@@ -438,10 +593,19 @@ def with_prompt_file(project: Project, path: Path) -> Project:
 
 
 def _rel(path: Path, root: Path) -> Path:
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
+    """`path` as errors and `source_path` name it: from the current directory, as git shows paths.
+
+    The folder is resolved but not the file itself: a prompt that is a symlink keeps its
+    own name (which its `id` must match). Outside the current directory, a path is shown
+    with `..` when the current directory is inside the project, else in full.
+    """
+    absolute = Path(os.path.realpath(path.parent)) / path.name
+    cwd = Path.cwd()
+    if absolute.is_relative_to(cwd):
+        return absolute.relative_to(cwd)
+    if cwd.is_relative_to(os.path.realpath(root)):
+        return Path(os.path.relpath(absolute, cwd))
+    return absolute
 
 
 def _load_into(target: dict[str, Any], loader: Any, path: Path, errors: list[ConfigError]) -> None:

@@ -5,18 +5,31 @@ unknown keys, grader and provider types, duplicate case ids, graders that need
 an `expected` value on cases without one, eval sets whose prompt is missing,
 and templates that fail to render for any case. Fast enough for pre-commit:
 it never imports pandas or scikit-learn and never imports user code.
+
+It never passes what it did not check: a path named that does not exist, is not a
+regular file, or is not part of the project is a problem, and a clean run says how
+many prompts, eval sets and cases it looked at.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent_evals.errors import ConfigError
 from agent_evals.graders import GraderBase, get_path
-from agent_evals.load import YAML_SUFFIXES, ConfigErrors, Project, load_project
+from agent_evals.load import (
+    CONFIG_FILE,
+    YAML_SUFFIXES,
+    ConfigErrors,
+    Project,
+    load_project,
+    unreadable,
+)
 from agent_evals.models import EvalSet, Prompt
 from agent_evals.providers import resolve
 from agent_evals.render import compile_prompt, render
@@ -145,8 +158,8 @@ def check_evalset(evalset: EvalSet, project: Project) -> list[ConfigError]:
                 )
     prompt = project.prompts.get(evalset.prompt)
     prompt_dir = project.root / project.config.paths.prompts
-    if prompt is None and any((prompt_dir / f"{evalset.prompt}{s}").is_file() for s in YAML_SUFFIXES):
-        pass  # the prompt exists but did not load: its own errors say why
+    if prompt is None and any(os.path.lexists(prompt_dir / f"{evalset.prompt}{s}") for s in YAML_SUFFIXES):
+        pass  # the prompt exists but did not load (or must not be opened): its own errors say why
     elif prompt is None:
         errors.append(
             ConfigError(
@@ -167,15 +180,56 @@ def check_evalset(evalset: EvalSet, project: Project) -> list[ConfigError]:
     return errors
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What `check` found, and how much it looked at."""
+
+    problems: list[ConfigError]
+    prompts: int
+    evalsets: int
+    cases: int
+
+    def summary(self) -> str:
+        """What was checked, e.g. `validated 2 prompts, 3 eval sets (412 cases)`."""
+        return (
+            f"validated {_plural(self.prompts, 'prompt')}, {_plural(self.evalsets, 'eval set')} "
+            f"({_plural(self.cases, 'case')})"
+        )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def validate(root: Path, paths: Sequence[Path] = ()) -> list[ConfigError]:
     """Check the project at `root`; with `paths`, only problems touching those files.
 
     Args:
         root: the project root.
-        paths: files or folders to check (what pre-commit passes); default all.
+        paths: files or folders to check (what pre-commit passes), relative to the
+            current directory; default all.
 
     Returns:
         Every problem found, in file order; empty when clean.
+    """
+    return check(root, paths).problems
+
+
+def check(root: Path, paths: Sequence[Path] = ()) -> Validation:
+    """`validate`, with a count of what was checked.
+
+    A path that does not exist, is not a regular file or folder, or is not one of the
+    project's prompts, eval sets, cases files or `agent-evals.yaml` is a problem of its
+    own: a check that silently checks nothing would pass what it never looked at. A
+    folder stands for the project files under it; `agent-evals.yaml` for the whole
+    project, since every prompt reads it.
+
+    Args:
+        root: the project root (see `agent_evals.load.find_root`).
+        paths: files or folders to check, relative to the current directory; default all.
+
+    Returns:
+        The problems, in file order, and the number of prompts, eval sets and cases checked.
     """
     project = load_project(root)
     errors = list(project.errors)
@@ -183,27 +237,98 @@ def validate(root: Path, paths: Sequence[Path] = ()) -> list[ConfigError]:
         errors.extend(check_prompt(prompt, project))
     for evalset in project.evalsets.values():
         errors.extend(check_evalset(evalset, project))
+    prompts = list(project.prompts.values())
+    evalsets = list(project.evalsets.values())
     if paths:
-        wanted = _wanted(paths, project)
-        errors = [e for e in errors if e.path is not None and Path(e.path).resolve() in wanted]
-    return sorted(errors, key=lambda e: (e.path or "", e.line or 0))
+        files, named = _named(paths, project)
+        if _key(project.root / CONFIG_FILE) not in files:
+            wanted = _wanted(files, project)
+            errors = [e for e in errors if e.path is not None and _key(e.path) in wanted]
+            prompts = [p for p in prompts if p.source_path and _key(p.source_path) in wanted]
+            evalsets = [e for e in evalsets if e.source_path and _key(e.source_path) in wanted]
+        errors.extend(named)
+    return Validation(
+        problems=sorted(errors, key=lambda e: (e.path or "", e.line or 0)),
+        prompts=len(prompts),
+        evalsets=len(evalsets),
+        cases=sum(len(e.cases) for e in evalsets),
+    )
 
 
-def _wanted(paths: Sequence[Path], project: Project) -> set[Path]:
+def _key(path: str | Path) -> str:
+    """One spelling per file: its folder resolved, its own name kept (a symlink is named, not followed)."""
+    path = Path(path)
+    return os.path.join(os.path.realpath(path.parent), path.name)
+
+
+def _project_files(project: Project) -> set[str]:
+    """Every file the project consists of (those that failed to load too), as `_key`s."""
+    root = project.root
+    files = {_key(e.path) for e in project.errors if e.path is not None}
+    if os.path.lexists(root / CONFIG_FILE):
+        files.add(_key(root / CONFIG_FILE))
+    # What pre-commit's hook passes: YAML beside the prompts and eval sets, JSONL (cases
+    # files, stored reviews) beside the eval sets.
+    for folder, suffixes in (
+        (root / project.config.paths.prompts, YAML_SUFFIXES),
+        (root / project.config.paths.evalsets, (*YAML_SUFFIXES, ".jsonl")),
+    ):
+        if folder.is_dir():
+            files.update(_key(p) for p in folder.iterdir() if p.suffix in suffixes)
+    for evalset in project.evalsets.values():
+        if evalset.source_path and evalset.cases_file:
+            files.add(_key(Path(evalset.source_path).parent / evalset.cases_file))
+    return files
+
+
+def _named(paths: Sequence[Path], project: Project) -> tuple[set[str], list[ConfigError]]:
+    """The project files `paths` name (a folder names those under it), and a problem per path naming none."""
+    members = _project_files(project)
+    folders = {
+        os.path.realpath(project.root / sub)
+        for sub in ("", project.config.paths.prompts, project.config.paths.evalsets)
+    }
+    files: set[str] = set()
+    problems: list[ConfigError] = []
+    for path in paths:
+        if not os.path.lexists(path):
+            problems.append(ConfigError("no such file", path=path))
+        elif os.path.isdir(path):
+            folder = os.path.realpath(path)
+            under = {f for f in members if Path(f).is_relative_to(folder)}
+            files |= under
+            if not under and folder not in folders:
+                problems.append(_not_in_project(path, project))
+        elif _key(path) in members:
+            files.add(_key(path))
+        elif not os.path.isfile(path):
+            problems.append(
+                unreadable(path, project.root, "name a prompt, an eval set or agent-evals.yaml")
+                or _not_in_project(path, project)
+            )
+        else:
+            problems.append(_not_in_project(path, project))
+    return files, problems
+
+
+def _not_in_project(path: Path, project: Project) -> ConfigError:
+    at = os.path.relpath(project.root)
+    where = "this project" if at == "." else f"the project at {at}"
+    return ConfigError(
+        "not a prompt, eval set or agent-evals.yaml of this project",
+        path=path,
+        hint=f"{where} keeps prompts in {project.config.paths.prompts}/ "
+        f"and eval sets in {project.config.paths.evalsets}/",
+    )
+
+
+def _wanted(files: set[str], project: Project) -> set[str]:
     """The files asked about, plus the eval sets of asked-about prompts (a prompt edit can break them)."""
-    files: set[Path] = set()
-    for p in paths:
-        p = p.resolve()
-        files.update(x.resolve() for x in p.rglob("*") if x.is_file()) if p.is_dir() else files.add(p)
+    wanted = set(files)
     for evalset in project.evalsets.values():
         prompt = project.prompts.get(evalset.prompt)
-        if (
-            prompt
-            and prompt.source_path
-            and Path(prompt.source_path).resolve() in files
-            and evalset.source_path
-        ):
-            files.add(Path(evalset.source_path).resolve())
+        if prompt and prompt.source_path and _key(prompt.source_path) in files and evalset.source_path:
+            wanted.add(_key(evalset.source_path))
             if evalset.cases_file:
-                files.add((Path(evalset.source_path).parent / evalset.cases_file).resolve())
-    return files
+                wanted.add(_key(Path(evalset.source_path).parent / evalset.cases_file))
+    return wanted

@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Self
 from urllib.parse import urlsplit, urlunsplit
 
+from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError, EvaluationError
 from agent_evals.providers.base import Completion, Usage
 
@@ -441,7 +442,7 @@ class ResponseCache:
             key,
             provider,
             model,
-            completion.text,
+            scrub(completion.text),
             usage.input_tokens if usage is not None else None,
             usage.output_tokens if usage is not None else None,
             completion.model,

@@ -387,13 +387,23 @@ def _judge(p: _Pending, options: CiOptions) -> PairReport:
 
 
 def compare_records(
-    base_path: Path, cand_path: Path, root: Path, *, overrides: dict[str, Any] | None = None
+    base_path: Path,
+    cand_path: Path,
+    root: Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    accept_policy_change: bool = False,
 ) -> GateReport:
-    """Diff and gate two run records, with the policy of the eval set they ran (if the project has it)."""
-    from agent_evals.diff import diff
+    """Diff and gate two run records, with the policy of the eval set they ran (if the project has it).
+
+    Raises:
+        ConfigError: a record does not load, or the two ran different eval sets.
+    """
+    from agent_evals.diff import check_comparable, diff
     from agent_evals.load import load_evalset
 
     base, cand = load_record(base_path), load_record(cand_path)
+    check_comparable(base, cand)
     config = load_config(root)
     evalset_id = str(cand.header.evalset.get("id"))
     evalset_file = find_evalset_file(root, config.paths.evalsets, evalset_id)
@@ -412,7 +422,7 @@ def compare_records(
         prompt_id=str(cand.header.prompt.get("id")),
         evalset_id=evalset_id,
         change="modified",
-        verdict=gate(d, policy),
+        verdict=gate(d, policy, accept_policy_change=accept_policy_change),
         cand=cand,
         diff=d,
         evalset_path=evalset.source_path if evalset else None,

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 
 from agent_evals import __version__
+from agent_evals.credentials import ScrubbedStream, scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -310,8 +311,8 @@ def _publish(
     for path, render in renderers.items():
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(report), encoding="utf-8")
-    markdown.append_step_summary(text)
+            path.write_text(scrub(render(report)), encoding="utf-8")
+    markdown.append_step_summary(scrub(text))
     return report.exit_code
 
 
@@ -326,6 +327,12 @@ def diff_cmd(
     min_pass_rate: MinPassRate = None,
     alpha: Alpha = None,
     max_error_rate: MaxErrorRate = None,
+    accept_policy_change: Annotated[
+        bool,
+        typer.Option(
+            help="Cases missing from the candidate run are intended (reviewed): do not fail on them."
+        ),
+    ] = False,
 ) -> None:
     """Compare two run records case by case and gate the candidate. Exit 1 on regression."""
     from agent_evals.ci import compare_records
@@ -336,7 +343,9 @@ def diff_cmd(
         "alpha": alpha,
         "max_error_rate": max_error_rate,
     }
-    report = compare_records(base, candidate, Path("."), overrides=overrides)
+    report = compare_records(
+        base, candidate, Path("."), overrides=overrides, accept_policy_change=accept_policy_change
+    )
     raise typer.Exit(_publish(report, report_md, junit, json_path))
 
 
@@ -522,7 +531,7 @@ def report_cmd(
         else single_run_report(run, Path("."))
     )
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(html.render(report), encoding="utf-8")
+    html_path.write_text(scrub(html.render(report)), encoding="utf-8")
     out.print(f"wrote {html_path}")
 
 
@@ -719,6 +728,10 @@ def main(argv: list[str] | None = None) -> int:
     # typer, aiohttp...) once more, a quarter of a second for a process that is ending.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
+    # Everything the command prints passes a scrubber: a key echoed by a provider into an
+    # output or an error must not reach a terminal or a CI log (agent_evals.credentials).
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
     try:
         app(args=argv, prog_name="agent-evals")
     except SystemExit as exc:
@@ -735,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_CANNOT_EVALUATE
     finally:
+        sys.stdout, sys.stderr = streams
         gc.set_threshold(*thresholds)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -746,7 +760,7 @@ def _write_crash_log(exc: BaseException) -> str:
     path = Path(".agent-evals") / "crash.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        path.write_text(scrub("".join(traceback.format_exception(exc))), encoding="utf-8")
     except OSError:
         return "<could not write .agent-evals/crash.log>"
     return str(path)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agent_evals.errors import ConfigError
 from agent_evals.record import CaseResult, RunRecord
 
 Outcome = Literal["regressed", "fixed", "still_passing", "still_failing", "new", "removed", "errored"]
@@ -262,6 +263,31 @@ def totals(record: RunRecord) -> Totals:
         errors=sum(r.status == "error" for r in results),
         skipped=sum(r.status == "skipped" for r in results),
     )
+
+
+def check_comparable(base: RunRecord, cand: RunRecord) -> None:
+    """Two records compare case by case only if they ran the same eval set (same id and content).
+
+    Raises:
+        ConfigError: they ran different eval sets, or different versions of one.
+    """
+    b, c = base.header.evalset, cand.header.evalset
+    if b.get("id") != c.get("id"):
+        raise ConfigError(
+            f"the records are of different eval sets: '{b.get('id')}' ({base.path}) and '{c.get('id')}' ({cand.path})",
+            hint="compare two runs of the same eval set",
+        )
+    if b.get("hash") != c.get("hash"):
+        raise ConfigError(
+            f"the records ran different versions of eval set '{b.get('id')}': "
+            f"{_short(b.get('hash'))} ({base.path}) and {_short(c.get('hash'))} ({cand.path})",
+            hint="run the baseline prompt on the candidate's eval set (agent-evals ci --base REF does), then diff",
+        )
+
+
+def _short(content_hash: object) -> str:
+    text = str(content_hash)
+    return text[: len("sha256:") + 12] if text.startswith("sha256:") else text
 
 
 def diff(base: RunRecord, cand: RunRecord) -> Diff:

@@ -277,6 +277,7 @@ def gate(
     """
     from agent_evals import stats
 
+    findings = (*findings, *missing_cases(diff))
     rules = _completeness(diff.base, "baseline", policy) + _completeness(diff.cand, "candidate", policy)
     tests = _tests(diff, policy)
     significant = [t for t in tests if t.significant]
@@ -357,6 +358,27 @@ def gate(
         policy=policy,
         score_delta_ci=score_ci,
         cand_pass_ci=_pass_ci(diff.cand),
+    )
+
+
+def missing_cases(diff: Diff) -> tuple[Finding, ...]:
+    """Cases the baseline ran and the candidate did not: a candidate must not pass by running less.
+
+    A candidate run on part of the eval set (`--filter`, an unfinished shard) would otherwise be
+    judged on what it chose to run. Cases only the candidate ran are new, reported, never a failure.
+    """
+    missing = tuple(c.case_id for c in diff.outcome("removed"))
+    if not missing:
+        return ()
+    base_cases = len({r.case_id for r in diff.base.cases})
+    return (
+        Finding(
+            "cases_missing",
+            "cases run",
+            f"{base_cases} in the baseline run",
+            f"{len(missing)} missing from the candidate run",
+            missing,
+        ),
     )
 
 

@@ -44,6 +44,7 @@ from typing import Any, Literal
 import httpx
 
 from agent_evals import __version__
+from agent_evals.credentials import safe_url
 from agent_evals.errors import ConfigError, EvaluationError
 from agent_evals.providers._http import (
     excerpt,
@@ -51,7 +52,6 @@ from agent_evals.providers._http import (
     malformed,
     parse_retry_after,
     redact,
-    safe_url,
     server_message,
     transport_error,
 )

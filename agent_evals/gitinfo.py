@@ -7,20 +7,12 @@ more start-up than the whole question, and every `run` asks it.
 from __future__ import annotations
 
 import subprocess
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from agent_evals.credentials import register_url, safe_url
+
 _TIMEOUT_S = 30.0
-
-
-def strip_credentials(url: str) -> str:
-    """Drop user and password from a remote URL (https://user:token@host/x -> https://host/x)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.netloc or "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
 def _git(path: Path, *args: str) -> subprocess.Popen[str] | None:
@@ -78,5 +70,6 @@ def describe(path: Path) -> dict[str, Any] | None:
     for line in remotes_out.splitlines():
         key, _, url = line.partition(" ")
         if key.startswith("remote.") and key.endswith(".url") and url:
-            found[key.removeprefix("remote.").removesuffix(".url")] = strip_credentials(url)
+            register_url(url)  # a token in a remote is masked wherever it might be echoed
+            found[key.removeprefix("remote.").removesuffix(".url")] = safe_url(url)
     return {"commit": commit, "dirty": dirty, "branch": branch, "remotes": found}

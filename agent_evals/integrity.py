@@ -17,6 +17,7 @@ from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, ScoreDrops
 FindingKind = Literal[
     "policy_loosened",
     "cases_removed",
+    "cases_missing",
     "expected_changed",
     "graders_removed",
     "evalset_deleted",

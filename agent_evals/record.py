@@ -22,6 +22,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
 
 RECORD_SCHEMA_VERSION = 1
@@ -125,7 +126,8 @@ class RecordWriter:
             self._write(header)
 
     def _write(self, line: BaseModel) -> None:
-        self._fh.write(line.model_dump_json(exclude_none=True) + "\n")
+        # A key echoed into an output or an error (a leaky server) never reaches the disk.
+        self._fh.write(scrub(line.model_dump_json(exclude_none=True)) + "\n")
         self._fh.flush()
 
     def add(self, result: CaseResult) -> None:

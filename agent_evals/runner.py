@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from agent_evals import __version__
 from agent_evals.budget import Budget, BudgetExceeded
 from agent_evals.calls import Calls, TraceContext
+from agent_evals.credentials import safe_url
 from agent_evals.errors import ConfigError, GraderError, Interrupted, ProviderError, TemplateError
 from agent_evals.graders import GraderBase, Sample, build_grader, grader_class
 from agent_evals.graders.base import case_outcome
@@ -270,6 +271,12 @@ def plan(
         raise ConfigError(
             "nothing to run", hint="add an eval set under evalsets/, or check --prompt/--evalset"
         )
+    if filters and not any(job.indexes for job in jobs):
+        # An empty record would read as a clean run of nothing; a typo in a filter is a usage error.
+        raise ConfigError(
+            f"--filter {' '.join(filters)} matches no case of {', '.join(job.evalset.id for job in jobs)}",
+            hint="filters are globs on case ids and tags, e.g. --filter 'refund-*'",
+        )
     return jobs
 
 
@@ -492,7 +499,7 @@ def header_for(
         provider={
             "name": job.provider,
             "type": settings.type,
-            "base_url": settings.base_url,
+            "base_url": safe_url(settings.base_url) if settings.base_url else None,
             "model": job.prompt.model.name,
             "params": job.prompt.model.params(),
         },

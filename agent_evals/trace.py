@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from agent_evals.credentials import scrub
 from agent_evals.render import ChatRequest
 
 
@@ -56,7 +57,7 @@ class Tracer:
             "duration_ms": round((end - start) * 1000, 3),
             **{k: v for k, v in fields.items() if v is not None},
         }
-        self._fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        self._fh.write(scrub(json.dumps(line, ensure_ascii=False, default=str)) + "\n")
 
     def flush(self) -> None:
         self._fh.flush()

@@ -552,10 +552,18 @@ def test_junit_failures_are_exactly_the_regressions_and_failed_rules() -> None:
         "gate: significant_regression",
         "gate: critical refund",
         "gate: max_regressions",
+        "gate: gate_integrity",  # old-1 ran on the baseline and not on the candidate
     ]
     assert len(cases) == len(rules) + 12  # 11 candidate cases (new-1 among them) + removed old-1
     assert sorted(n for n, r in cases.items() if r == "failure") == sorted(
-        ["refund-1", "refund-2", "billing-1", "gate: critical refund", "gate: max_regressions"]
+        [
+            "refund-1",
+            "refund-2",
+            "billing-1",
+            "gate: critical refund",
+            "gate: max_regressions",
+            "gate: gate_integrity",
+        ]
     )
     assert [n for n, r in cases.items() if r == "error"] == ["tech-1"]
     assert [n for n, r in cases.items() if r == "skipped"] == ["old-1"]
@@ -563,7 +571,7 @@ def test_junit_failures_are_exactly_the_regressions_and_failed_rules() -> None:
     assert cases["access-3"] is None
     assert cases["new-1"] is None
     suite = next(iter(JUnitXml.fromstring(xml)))
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (len(cases), 5, 1, 1)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (len(cases), 6, 1, 1)
     by_name = {c.name: c for c in suite}
     assert by_name["refund-1"].classname == "triage"
     assert by_name["refund-1"].time == pytest.approx(0.1)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent_evals import credentials
 from agent_evals.errors import ConfigError
 from agent_evals.models import ProjectConfig
 from agent_evals.providers.base import Completion, Provider, Usage
@@ -60,11 +61,21 @@ _ENV_DEFAULTS = {
 
 
 def resolve(name: str, config: ProjectConfig, root: Path = Path(".")) -> ProviderSettings:
-    """Resolve a provider name to its settings.
+    """Resolve a provider name to its settings, and register its credentials to be scrubbed.
 
     Raises:
         ConfigError: the name is neither a provider type nor defined in the config.
     """
+    settings = _resolve(name, config, root)
+    # The key, URL credentials and header values of every provider a run may call: no file
+    # the run writes, and nothing it prints, may carry them (agent_evals.credentials).
+    credentials.register(settings.api_key())
+    credentials.register_headers(settings.headers)
+    credentials.register_url(settings.base_url)
+    return settings
+
+
+def _resolve(name: str, config: ProjectConfig, root: Path) -> ProviderSettings:
     if name.startswith("python:"):
         return ProviderSettings(name=name, type="python", target=name.removeprefix("python:"), root=root)
     if name in config.providers:

@@ -36,6 +36,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from agent_evals.credentials import safe_url
 from agent_evals.errors import AuthError, ProviderError
 
 if TYPE_CHECKING:
@@ -92,27 +93,6 @@ def new_client(
 def join_url(base_url: str, path: str) -> str:
     """`base_url` + `path`, with or without a trailing slash on the base."""
     return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-@lru_cache(maxsize=256)
-def _safe_url(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.netloc:
-        return url
-    host = parts.hostname or ""
-    port = parts.port
-    host = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
-        host = f"{host}:{port}"
-    return urlunsplit((parts.scheme.lower(), host, parts.path, parts.query, parts.fragment))
-
-
-def safe_url(url: str | httpx.URL) -> str:
-    """The URL without any `user:password@` part, fit for an error message."""
-    try:
-        return _safe_url(str(url))
-    except ValueError:  # an unparsable host or port
-        return "<invalid URL>"
 
 
 def redact(text: str, secret: str | None) -> str:

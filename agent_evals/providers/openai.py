@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent_evals.credentials import safe_url
 from agent_evals.errors import ProviderError
 from agent_evals.providers._http import (
     HTTPProvider,
@@ -17,7 +18,6 @@ from agent_evals.providers._http import (
     join_url,
     malformed,
     redact,
-    safe_url,
     token_count,
 )
 from agent_evals.providers.base import Completion, Usage

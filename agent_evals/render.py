@@ -1,8 +1,10 @@
 """Render a prompt's message templates for one case, in a Jinja sandbox.
 
 Prompt files arrive in pull requests, so they are untrusted: templates run in
-an immutable sandbox (no attribute access to Python internals, no mutation) and
-an undefined variable is an error, never an empty string.
+an immutable sandbox (no attribute access to Python internals, no mutation), an
+undefined variable is an error, never an empty string, and a render has limits
+(`LIMITS`, enforced by `_sandbox.py`) on its output, the values it builds, its time,
+and its nesting, so a template cannot exhaust memory, hang, or crash us.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits
 from agent_evals.errors import TemplateError
 from agent_evals.models import Case, Message, ModelSpec, OutputSpec, Prompt
 
@@ -39,9 +41,35 @@ class ChatRequest:
         }
 
 
+LIMITS = Limits(
+    # Far above any real prompt (a long context is ~100k characters), far below trouble.
+    output_chars=1_000_000,
+    # The same bound for anything built on the way, so nothing bigger than a message is made.
+    value_chars=1_000_000,
+    # Python's own int/str conversion limit: a bigger number could not be printed anyway.
+    number_digits=4_300,
+    # Jinja's own sandbox bound for range().
+    range_items=100_000,
+    # Deterministic: the same template fails the same way on a fast laptop and a slow CI box.
+    steps=1_000_000,
+    # The backstop for slow steps (each is bounded in size); renders take microseconds.
+    seconds=2.0,
+    # Recursion needs stack: 32 levels of macros stay far from Python's recursion limit.
+    call_depth=32,
+    # Jinja's parser recurses per level, and Python refuses 20 nested loops.
+    nesting=16,
+    # Chains like 1+1+...+1 nest without brackets; Python refuses 200 nested parentheses.
+    expression_depth=100,
+    # Lists in lists: serializers and comparisons recurse in C.
+    value_depth=100,
+)
+"""What one render of one message may use; README 'Template limits' says why each."""
+
+
 @lru_cache(maxsize=1)
-def environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def environment() -> LimitedEnvironment:
+    return LimitedEnvironment(
+        LIMITS,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -100,8 +128,21 @@ def compile_prompt(prompt: Prompt) -> list[jinja2.Template | _Literal]:
     """Compile every message template; a syntax error names its file line.
 
     Raises:
-        TemplateError: a template does not parse.
+        TemplateError: a template does not parse, or nests deeper than `LIMITS` allow.
     """
+    return list(_templates(prompt))
+
+
+# The last prompt's templates: a job renders one prompt for every case, and looking each
+# message up in the compile cache again (hashing its name) was most of a render's time.
+_last: tuple[Prompt, tuple[jinja2.Template | _Literal, ...]] | None = None
+
+
+def _templates(prompt: Prompt) -> tuple[jinja2.Template | _Literal, ...]:
+    global _last
+    last = _last
+    if last is not None and last[0] is prompt:
+        return last[1]
     templates = []
     for index, message in enumerate(prompt.messages):
         name = _template_name(prompt, index)
@@ -114,7 +155,32 @@ def compile_prompt(prompt: Prompt) -> list[jinja2.Template | _Literal]:
                 line=_file_line(prompt, index, exc.lineno),
                 hint="fix the Jinja syntax; use {% raw %}...{% endraw %} for literal braces",
             ) from None
-    return templates
+        except LimitExceeded as exc:
+            raise TemplateError(
+                f"template in messages[{index}] {exc.what}",
+                path=prompt.source_path,
+                line=_file_line(prompt, index, exc.lineno),
+                hint=exc.hint,
+            ) from None
+        except (RecursionError, MemoryError, SyntaxError) as exc:
+            # The checks in _sandbox.py come first; this is the last line of defence.
+            raise TemplateError(
+                f"template in messages[{index}] is nested too deeply to compile ({type(exc).__name__})",
+                path=prompt.source_path,
+                line=_file_line(prompt, index, None),
+                hint="flatten the template: set intermediate values with {% set %}",
+            ) from None
+        except (ValueError, OverflowError) as exc:
+            # A number literal longer than Python converts (4,300 digits).
+            raise TemplateError(
+                f"template syntax error in messages[{index}]: {exc}",
+                path=prompt.source_path,
+                line=_file_line(prompt, index, None),
+                hint="write shorter numbers",
+            ) from None
+    result = tuple(templates)
+    _last = (prompt, result)
+    return result
 
 
 def render(prompt: Prompt, case: Case, *, case_where: str | None = None) -> ChatRequest:
@@ -126,14 +192,40 @@ def render(prompt: Prompt, case: Case, *, case_where: str | None = None) -> Chat
         case_where: `path:line` of the case, named in the hint when a variable is missing.
 
     Raises:
-        TemplateError: a template fails to parse, uses an undefined variable, or
-            tries to reach something the sandbox forbids.
+        TemplateError: a template fails to parse, uses an undefined variable,
+            tries to reach something the sandbox forbids, or goes over `LIMITS`.
     """
     messages = []
-    for index, (source, template) in enumerate(zip(prompt.messages, compile_prompt(prompt), strict=True)):
+    env = environment()
+    for index, (source, template) in enumerate(zip(prompt.messages, _templates(prompt), strict=True)):
+        if isinstance(template, _Literal):
+            messages.append(source)  # frozen, and rendering a literal is the identity
+            continue
         name = _template_name(prompt, index)
         try:
-            content = template.render(case.vars)
+            content = env.render(template, case.vars)
+        except LimitExceeded as exc:
+            raise TemplateError(
+                f"template in messages[{index}] {exc.what} for case '{case.id}'",
+                path=prompt.source_path,
+                line=_file_line(prompt, index, _template_line(exc, name)),
+                hint=exc.hint,
+            ) from None
+        except RecursionError:
+            # _sandbox.py bounds recursion first; this is the last line of defence.
+            raise TemplateError(
+                f"template in messages[{index}] recurses too deeply for case '{case.id}'",
+                path=prompt.source_path,
+                line=_file_line(prompt, index, None),
+                hint="stop the recursion earlier",
+            ) from None
+        except MemoryError:
+            raise TemplateError(
+                f"template in messages[{index}] runs out of memory for case '{case.id}'",
+                path=prompt.source_path,
+                line=_file_line(prompt, index, None),
+                hint="build smaller strings and lists; see 'Template limits' in the README",
+            ) from None
         except jinja2.UndefinedError as exc:
             where = f" at {case_where}" if case_where else ""
             raise TemplateError(

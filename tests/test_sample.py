@@ -662,7 +662,12 @@ def test_csv_parquet_and_jsonl_give_the_same_cases(project: Path, tmp_path: Path
         )
         assert report.rows_read == 1500
         cases[suffix] = (written(project), to_label(project))
-    assert cases["csv"] == cases["jsonl"]
+    csv_cases, csv_queue = cases["csv"]
+    assert csv_cases == cases["jsonl"][0]
+    # A CSV row's source_line is its physical line: its JSONL twin's plus one (the header line).
+    assert [
+        {**r, "context": {**r["context"], "source_line": r["context"]["source_line"] - 1}} for r in csv_queue
+    ] == cases["jsonl"][1]
     assert cases["parquet"] == cases["jsonl"]
     assert cases["jsonl.gz"] == cases["jsonl"]
 

@@ -1,22 +1,39 @@
 """Read a production log in chunks: JSON Lines, CSV or Parquet (optionally gzipped text).
 
 Each chunk is a list of rows (plain dicts, nested as the log has them) with the
-line (JSONL) or row (CSV, Parquet) each came from, so a problem with a row can
-name it. The file's sha256 is computed while it is read, for the provenance.
-A malformed line stops the read with a message naming it, unless bad lines are
-skipped, and then every skipped line is counted by reason: never silently.
+line each came from (JSONL, CSV: the physical line a row starts on) or its row
+number (Parquet), so a problem with a row can name it. The file's sha256 is
+computed while it is read, for the provenance. A malformed line stops the read
+with a message naming it, unless bad lines are skipped, and then every skipped
+line is counted by reason: never silently.
+
+Malformed: not valid text in the encoding; for JSONL, not a JSON object, NaN or
+Infinity, an integer past Python's digit limit, nesting deeper than MAX_DEPTH,
+half a surrogate pair; for CSV, a row with too few or too many fields, a quote
+that never closes (named at the line where it opens; skipping resumes on the
+next line, reading the file again up to there), other invalid CSV.
+
+Too large: a row (a JSONL line, a CSV record) over MAX_ROW_BYTES or with a
+string over MAX_FIELD_CHARS is never a case. Such rows are always skipped and
+counted (`too_large`); a line is read MAX_ROW_BYTES at a time at most, so one
+huge line never sits in memory whole.
+
+CSV is parsed with the csv module, not pandas: it tells the physical line a row
+starts on and how many fields it has (pandas fills a short row with nulls
+silently), and it is faster here, as rows end up as dicts anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import gzip
 import hashlib
 import io
 import json
-import re
-import warnings
+import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -34,7 +51,19 @@ _SUFFIXES: dict[str, Format] = {
     ".pq": "parquet",
 }
 SKIP_HINT = "fix the line, or pass --skip-bad-lines"
+MAX_ROW_BYTES = 4 << 20
+"""A row (JSONL line, CSV record) longer than this (4 MiB) is skipped and counted, never read whole."""
+MAX_FIELD_CHARS = 1 << 20
+"""A row with a string (a value, a key, a CSV cell) longer than this (1 Mi characters) is skipped and counted."""
+MAX_DEPTH = 100
+"""JSON nested deeper than this is a bad line: every later step walks it recursively."""
+ROW_TOO_LARGE = "row over 4 MiB"
+FIELD_TOO_LARGE = "a field over 1 Mi characters"
 _BLOCK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+_NOT_JSON_HINT = "write null or a string instead, fix the line, or pass --skip-bad-lines"
+_NUMBER_HINT = "write the number as a string, fix the line, or pass --skip-bad-lines"
+_DEPTH_HINT = "flatten the line, or pass --skip-bad-lines"
 
 
 def detect_format(path: Path, given: str | None = None) -> Format:
@@ -91,6 +120,7 @@ class LogReader:
 
     Attributes:
         bad: skipped lines by reason (only with `skip_bad_lines`).
+        too_large: rows skipped as too large (over MAX_ROW_BYTES, or a field over MAX_FIELD_CHARS), by reason.
         columns: the columns of the file, when its format has a header (CSV, Parquet).
         sha256: `sha256:<hex>` of the file's bytes, once it has been read to the end.
     """
@@ -102,6 +132,7 @@ class LogReader:
     skip_bad_lines: bool = False
     shown: str | None = None
     bad: Counter[str] = field(default_factory=Counter)
+    too_large: Counter[str] = field(default_factory=Counter)
     columns: list[str] | None = None
     sha256: str | None = None
 
@@ -111,13 +142,13 @@ class LogReader:
 
     @property
     def unit(self) -> str:
-        return "line" if self.fmt == "jsonl" else "row"
+        return "row" if self.fmt == "parquet" else "line"
 
     def error(self, position: int | None, message: str, hint: str) -> ConfigError:
-        """A ConfigError naming the line (JSONL) or row (CSV, Parquet) of the log."""
+        """A ConfigError naming the line (JSONL, CSV) or row (Parquet) of the log."""
         if position is None:
             return ConfigError(message, path=self.name, hint=hint)
-        if self.fmt == "jsonl":
+        if self.fmt != "parquet":
             return ConfigError(message, path=self.name, line=position, hint=hint)
         return ConfigError(f"row {position}: {message}", path=self.name, hint=hint)
 
@@ -165,9 +196,15 @@ class LogReader:
         rows: list[dict[str, Any]] = []
         positions: list[int] = []
         lineno = 0
-        for raw in source:
+        readline = source.readline
+        decode = _DECODER.decode
+        while raw := readline(MAX_ROW_BYTES + 1):
             lineno += 1
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            if len(raw) > MAX_ROW_BYTES and raw[-1:] != b"\n":
+                _skip_line(source)
+                self.too_large[ROW_TOO_LARGE] += 1
+                continue
+            if lineno == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
             if not raw.strip():
                 continue
@@ -179,12 +216,33 @@ class LogReader:
                 )
                 continue
             try:
-                row = json.loads(text)
+                row = decode(text)
             except json.JSONDecodeError as exc:
                 self.skip_or_raise(lineno, "not valid JSON", f"{exc.msg} at column {exc.colno}")
                 continue
+            except _NotJson as exc:
+                self.skip_or_raise(lineno, "not valid JSON", str(exc), _NOT_JSON_HINT)
+                continue
+            except RecursionError:
+                self.skip_or_raise(lineno, "nested too deeply", f"more than {MAX_DEPTH} levels", _DEPTH_HINT)
+                continue
+            except ValueError:  # an integer past Python's digit limit: the only other ValueError
+                self.skip_or_raise(lineno, "number out of range", _digits_detail(), _NUMBER_HINT)
+                continue
             if not isinstance(row, dict):
                 self.skip_or_raise(lineno, "not a JSON object", f"got {_json_kind(row)}")
+                continue
+            # Cheap byte counts rule out almost every line; the walks below run only on the rest.
+            if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(row) > MAX_DEPTH:
+                self.skip_or_raise(lineno, "nested too deeply", f"more than {MAX_DEPTH} levels", _DEPTH_HINT)
+                continue
+            if b"\\u" in raw and _lone_surrogate(row):
+                self.skip_or_raise(
+                    lineno, "not valid JSON", "a \\u escape of half a surrogate pair", SKIP_HINT
+                )
+                continue
+            if len(raw) > MAX_FIELD_CHARS and _longest_string(row) > MAX_FIELD_CHARS:
+                self.too_large[FIELD_TOO_LARGE] += 1
                 continue
             rows.append(row)
             positions.append(lineno)
@@ -197,48 +255,135 @@ class LogReader:
     # --- CSV ---------------------------------------------------------------------
 
     def _csv(self, source: IO[bytes]) -> Iterator[Chunk]:
-        import pandas as pd
+        with contextlib.ExitStack() as stack:
+            lines = _CsvLines(source, self)
+            header = self._csv_header(lines)
+            if header is None:
+                raise ConfigError("the log is empty (no header row)", path=self.name, hint="check the file")
+            self.columns = header
+            width = len(header)
+            parse = csv.reader(lines, strict=True)
+            done = False
+            while not done:
+                rows: list[dict[str, Any]] = []
+                positions: list[int] = []
+                # The csv module's field limit is process-wide: ours holds only while we parse, never
+                # across a yield (other code may run then).
+                with _csv_field_limit(MAX_FIELD_CHARS):
+                    while len(rows) < self.chunksize:
+                        lines.begin()
+                        try:
+                            fields = next(parse)
+                        except StopIteration:
+                            done = True
+                            break
+                        except _LineProblem as exc:
+                            lines.finish()
+                            self._csv_problem(exc)
+                            continue
+                        except csv.Error as exc:
+                            reopened = self._csv_error(lines, str(exc))
+                            if reopened is not None:
+                                lines = _CsvLines(stack.enter_context(reopened[0]), self, reopened[1])
+                                parse = csv.reader(lines, strict=True)
+                            continue
+                        if len(fields) != width:
+                            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                                continue  # a blank line
+                            self._bad(
+                                lines.start,
+                                "wrong number of fields",
+                                f"expected {width} fields, saw {len(fields)}",
+                                SKIP_HINT,
+                            )
+                            continue
+                        # An empty cell is no value (as pandas read it): a missing variable, no label.
+                        cells: Sequence[str | None] = [f or None for f in fields] if "" in fields else fields
+                        rows.append(dict(zip(header, cells, strict=True)))
+                        positions.append(lines.start)
+                if rows:
+                    yield Chunk(rows, positions)
 
-        text = _DecodedLines(source, self)
-        skip = self.skip_bad_lines
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", pd.errors.ParserWarning)
-                reader = pd.read_csv(
-                    text,  # type: ignore[call-overload]  # file-like enough; the stubs want a full buffer
-                    chunksize=self.chunksize,
-                    dtype=str,
-                    keep_default_na=False,
-                    na_values=[""],
-                    on_bad_lines="warn" if skip else "error",
-                )
-                row = 0
-                for frame in reader:
-                    if self.columns is None:
-                        self.columns = [str(c) for c in frame.columns]
-                    records = frame.to_dict("records")
-                    positions = list(range(row + 1, row + 1 + len(records)))
-                    row += len(records)
-                    self._count_csv_warnings(caught)
-                    yield Chunk([{str(k): v for k, v in r.items()} for r in records], positions)
-                self._count_csv_warnings(caught)
-        except pd.errors.EmptyDataError:
-            raise ConfigError(
-                "the log is empty (no header row)", path=self.name, hint="check the file"
-            ) from None
-        except pd.errors.ParserError as exc:
-            match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-            if match:
-                expected, line, saw = match.groups()
+    def _csv_header(self, lines: _CsvLines) -> list[str] | None:
+        parse = csv.reader(lines, strict=True)
+        while True:
+            lines.begin()
+            try:
+                with _csv_field_limit(MAX_FIELD_CHARS):
+                    fields = next(parse)
+            except StopIteration:
+                return None
+            except _LineProblem as exc:
                 raise ConfigError(
-                    f"expected {expected} fields, saw {saw}", path=self.name, line=int(line), hint=SKIP_HINT
+                    f"the header row: {exc.reason}" + (f" ({exc.detail})" if exc.detail else ""),
+                    path=self.name,
+                    line=exc.line,
+                    hint="fix the header row",
                 ) from None
-            raise ConfigError(f"not valid CSV ({exc})", path=self.name, hint=SKIP_HINT) from None
+            except csv.Error as exc:
+                raise ConfigError(
+                    f"the header row is not valid CSV ({_csv_detail(str(exc))})",
+                    path=self.name,
+                    line=lines.open or lines.start,
+                    hint="fix the header row",
+                ) from None
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            seen: set[str] = set()
+            for name in fields:
+                if name in seen:
+                    raise ConfigError(
+                        f"the header names column '{name if name.isprintable() else repr(name)[1:-1]}' twice",
+                        path=self.name,
+                        line=lines.start,
+                        hint="give every column its own name",
+                    )
+                seen.add(name)
+            return fields
 
-    def _count_csv_warnings(self, caught: list[warnings.WarningMessage]) -> None:
-        for warning in caught:
-            self.bad["wrong number of fields"] += str(warning.message).count("Skipping line")
-        caught.clear()
+    def _bad(self, line: int, reason: str, message: str, hint: str) -> None:
+        if not self.skip_bad_lines:
+            raise ConfigError(message, path=self.name, line=line, hint=hint)
+        self.bad[reason] += 1
+
+    def _csv_problem(self, problem: _LineProblem) -> None:
+        if problem.reason in (ROW_TOO_LARGE, FIELD_TOO_LARGE):
+            self.too_large[problem.reason] += 1
+        else:
+            self.skip_or_raise(problem.line, problem.reason, problem.detail, problem.hint)
+
+    def _csv_error(self, lines: _CsvLines, detail: str) -> tuple[IO[bytes], int] | None:
+        """Handle an error the csv module raised mid-record; a file to read on from, after an unclosed quote."""
+        start = lines.start
+        if detail.startswith("field larger than field limit"):
+            if lines.finish():
+                self.too_large[FIELD_TOO_LARGE] += 1
+                return None
+        elif not detail.startswith("unexpected end of data"):
+            closed = lines.finish()
+            if closed:
+                self._bad(start, "not valid CSV", f"not valid CSV ({_csv_detail(detail)})", SKIP_HINT)
+                return None
+        # The file ended inside quotes: the quote opened on `lines.open` (or, if the quotes
+        # counted per line disagree with the csv module, somewhere in the record).
+        opened = lines.open or start
+        if not self.skip_bad_lines:
+            raise ConfigError(
+                "unclosed quote: a quoted field opens here and never closes",
+                path=self.name,
+                line=opened,
+                hint="close the quote, or pass --skip-bad-lines to skip this row and read on from the next line",
+            )
+        self.bad["unclosed quote"] += 1
+        # Everything after the quote was read as part of it: read the file again from the next line.
+        source = self._open_source()
+        _skip_lines(source, opened)
+        return source, opened
+
+    def _open_source(self) -> IO[bytes]:
+        if self.path.suffix.lower() == ".gz":
+            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+        return self.path.open("rb")
 
     # --- Parquet -----------------------------------------------------------------
 
@@ -281,68 +426,175 @@ def _flat_columns(schema: Any) -> list[str]:
     return out
 
 
-class _DecodedLines:
-    """Text from a binary file, decoded line by line, so an undecodable line can be named or skipped.
+class _LineProblem(Exception):
+    """A line the CSV reader cannot hand to the csv module (too long, undecodable); ends the record."""
 
-    File-like enough for pandas (`read`, `readline`, iteration).
+    def __init__(self, line: int, reason: str, detail: str = "", hint: str = SKIP_HINT) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+        self.detail = detail
+        self.hint = hint
+
+
+class _CsvLines:
+    """The physical lines of a CSV log, decoded, for `csv.reader`: bounded, numbered, quotes counted.
+
+    Reads at most MAX_ROW_BYTES + 1 bytes of a line at a time. Counting the quote
+    characters of each line tells where a quoted field opened (`open`) and, after a
+    bad record, where the record ends: the first line after which the quotes balance.
+
+    Attributes:
+        start: the line the record being read starts on.
+        open: the line where a quote still open in this record opened (0: none is open).
     """
 
-    def __init__(self, source: IO[bytes], reader: LogReader) -> None:
+    def __init__(self, source: IO[bytes], reader: LogReader, lineno: int = 0) -> None:
         self.source = source
+        self.readline = source.readline
         self.reader = reader
-        self.lineno = 0
-        self.pending = ""
+        self.lineno = lineno
+        self.start = 0
+        self.open = 0
+        self.size = 0
+
+    def begin(self) -> None:
+        """A new record starts with the next line."""
+        self.start = 0
+        self.open = 0
+        self.size = 0
 
     def __iter__(self) -> Iterator[str]:
-        while line := self.readline():
-            yield line
+        return self
 
-    def _next_line(self) -> str | None:
-        while True:
-            raw = self.source.readline()
-            if not raw:
-                return None
+    def __next__(self) -> str:
+        raw = self.readline(MAX_ROW_BYTES + 1)
+        if not raw:
+            raise StopIteration
+        self.lineno += 1
+        if not self.start:
+            self.start = self.lineno
+        if self.lineno == 1 and raw.startswith(_BOM):
+            raw = raw[3:]
+        quotes = raw.count(b'"')
+        self.size += len(raw)
+        if len(raw) > MAX_ROW_BYTES and raw[-1:] != b"\n":
+            quotes += _skip_line(self.source)[0]
+            self.size = MAX_ROW_BYTES + 1
+        if quotes & 1:
+            self.open = 0 if self.open else self.lineno
+        if self.size > MAX_ROW_BYTES:
+            raise _LineProblem(self.start, ROW_TOO_LARGE)
+        try:
+            return raw.decode(self.reader.encoding)
+        except UnicodeDecodeError as exc:
+            raise _LineProblem(
+                self.lineno,
+                f"not {self.reader.encoding} text",
+                _decode_detail(exc),
+                _encoding_hint(self.reader),
+            ) from None
+
+    def finish(self) -> bool:
+        """Skip the rest of a record cut short; False if the file ends inside its quotes."""
+        while self.open:
+            quotes, read = _skip_line(self.source)
+            if not read:
+                return False
             self.lineno += 1
-            if self.lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                return raw.decode(self.reader.encoding)
-            except UnicodeDecodeError as exc:
-                reader = self.reader
-                if not reader.skip_bad_lines:
-                    raise ConfigError(
-                        f"not {reader.encoding} text ({_decode_detail(exc)})",
-                        path=reader.name,
-                        line=self.lineno,
-                        hint=_encoding_hint(reader),
-                    ) from None
-                reader.bad[f"not {reader.encoding} text"] += 1
+            if quotes & 1:
+                self.open = 0
+        return True
 
-    def read(self, size: int | None = -1) -> str:
-        parts = [self.pending]
-        have = len(self.pending)
-        while size is None or size < 0 or have < size:
-            line = self._next_line()
-            if line is None:
-                break
-            parts.append(line)
-            have += len(line)
-        text = "".join(parts)
-        if size is None or size < 0:
-            self.pending = ""
-            return text
-        self.pending = text[size:]
-        return text[:size]
 
-    def readline(self, size: int | None = -1) -> str:
-        if self.pending:
-            line, sep, rest = self.pending.partition("\n")
-            if sep:
-                self.pending = rest
-                return line + sep
-            self.pending = ""
-            return line + (self._next_line() or "")
-        return self._next_line() or ""
+def _skip_line(source: IO[bytes]) -> tuple[int, bool]:
+    """Read past the end of the current line a block at a time: (quote characters in it, anything read)."""
+    quotes = 0
+    read = False
+    while block := source.readline(_BLOCK):
+        read = True
+        quotes += block.count(b'"')
+        if block[-1:] == b"\n":
+            break
+    return quotes, read
+
+
+def _skip_lines(source: IO[bytes], count: int) -> None:
+    for _ in range(count):
+        _skip_line(source)
+
+
+@contextlib.contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _csv_detail(detail: str) -> str:
+    if detail.startswith("new-line character seen in unquoted field"):
+        return "a carriage return inside an unquoted field"
+    return detail
+
+
+class _NotJson(ValueError):
+    """NaN, Infinity or -Infinity: Python's json reads them, but they are not JSON."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _digits_detail() -> str:
+    limit = sys.get_int_max_str_digits() or sys.int_info.default_max_str_digits
+    return f"an integer of more than {limit} digits"
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in a value (without recursion: the value may be deep)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((item, level + 1) for item in node)
+    return deepest
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a value, keys included (the value is at most MAX_DEPTH deep)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _longest_string(value: Any) -> int:
+    return max((len(text) for text in _strings(value)), default=0)
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a string holds half a surrogate pair (a `\\ud800` escape alone), which no file can hold."""
+    for text in _strings(value):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+    return False
 
 
 def _decode_detail(exc: UnicodeDecodeError) -> str:

@@ -106,6 +106,9 @@ def sample(options: SampleOptions) -> SampleReport:
             check_columns(reader, scan.sources, fields)
         scan.chunk(chunk)
     check_found(scan)
+    # Rows too large to be a case were read (they are rows of the log) and are dropped like filtered ones.
+    scan.rows += sum(reader.too_large.values())
+    scan.filtered.update(reader.too_large)
     if not scan.strata and target.existing is None:
         raise ConfigError(
             f"no rows left to sample: {scan.rows} read, {_dropped_text(scan)}",

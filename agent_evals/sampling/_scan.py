@@ -101,9 +101,21 @@ def window_bound(text: str | None, flag: str) -> dt.datetime | None:
     return moment
 
 
+class NotFinite(ValueError):
+    """A float that JSON and YAML files cannot carry: an infinity (`1e400` in JSON) or a NaN nested in a value."""
+
+
 def plain(value: Any) -> Any:
-    """A log value as plain JSON data (Parquet gives datetimes, decimals and bytes)."""
-    if value is None or type(value) in (str, int, float, bool):
+    """A log value as plain JSON data (Parquet gives datetimes, decimals and bytes).
+
+    Raises:
+        NotFinite: an infinite or NaN float, anywhere in the value.
+    """
+    if value is None or type(value) in (str, int, bool):
+        return value
+    if type(value) is float:
+        if value - value != 0.0:  # inf - inf and nan - nan are nan
+            raise NotFinite(repr(value))
         return value
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
@@ -227,44 +239,58 @@ class Scan:
         for i, row_keep in enumerate(keep):
             if not row_keep:
                 continue
-            vars_: dict[str, Any] = {}
-            missing = None
-            for parts, column in vars_sources:
-                value = column[i]
-                if value is MISSING or value is None or (type(value) is float and value != value):
-                    missing = [*(missing or []), ".".join(("vars", *parts))]
-                elif missing is None:
-                    set_path(vars_, parts, plain(value))
-            if missing:
-                self.missing_vars.update(missing)
-                self._drop(keep, i, "missing a mapped variable")
-                continue
-            digest = hashlib.sha256(_ID_DOMAIN + canonical(vars_)).digest()
-            case_id = "c-" + digest.hex()[:12]
-            if case_id in self.existing:
-                self._drop(keep, i, "already in the eval set")
-                continue
-            # An empty label is no label: the row goes to be labelled, not into the set as "".
-            labelled = all(not is_missing(column[i]) and column[i] != "" for column in label_columns)
-            if self.labelled_only and label_columns and not labelled:
-                self._drop(keep, i, "no label (--labelled-only)")
-                continue
-            stratum = label_text(strata[i]) if strata is not None else ""
-            self.strata[stratum] += 1
-            balance = label_text(classes[i]) if classes is not None else ""
-            if classes is not None:
-                self.balance[balance] += 1
-            moment = times[i]
-            if moment is not None:
-                self.first = moment if self.first is None or moment < self.first else self.first
-                self.last = moment if self.last is None or moment > self.last else self.last
-            prio = int.from_bytes(hashlib.sha256(self._seed_bytes + digest).digest()[:8], "big")
-            if self.pool.could_enter(prio, stratum):
-                candidates.append(
+            try:
+                vars_: dict[str, Any] = {}
+                missing = None
+                for parts, column in vars_sources:
+                    value = column[i]
+                    if value is MISSING or value is None or (type(value) is float and value != value):
+                        missing = [*(missing or []), ".".join(("vars", *parts))]
+                    elif missing is None:
+                        set_path(vars_, parts, plain(value))
+                if missing:
+                    self.missing_vars.update(missing)
+                    self._drop(keep, i, "missing a mapped variable")
+                    continue
+                digest = hashlib.sha256(_ID_DOMAIN + canonical(vars_)).digest()
+                case_id = "c-" + digest.hex()[:12]
+                if case_id in self.existing:
+                    self._drop(keep, i, "already in the eval set")
+                    continue
+                # An empty label is no label: the row goes to be labelled, not into the set as "".
+                labelled = all(not is_missing(column[i]) and column[i] != "" for column in label_columns)
+                if self.labelled_only and label_columns and not labelled:
+                    self._drop(keep, i, "no label (--labelled-only)")
+                    continue
+                stratum = label_text(strata[i]) if strata is not None else ""
+                balance = label_text(classes[i]) if classes is not None else ""
+                moment = times[i]
+                prio = int.from_bytes(hashlib.sha256(self._seed_bytes + digest).digest()[:8], "big")
+                # Built before anything is counted: a value that cannot be written drops the row whole.
+                candidate = (
                     self._candidate(
                         values, i, positions[i], vars_, case_id, (prio, stratum, balance), labelled, moment
                     )
+                    if self.pool.could_enter(prio, stratum)
+                    else None
                 )
+            except NotFinite as exc:
+                self.reader.skip_or_raise(
+                    positions[i],
+                    "number out of range",
+                    f"a mapped field holds {exc}, which JSON and YAML cannot",
+                    "write the number as a string, fix the line, or pass --skip-bad-lines",
+                )
+                keep[i] = False
+                continue
+            self.strata[stratum] += 1
+            if classes is not None:
+                self.balance[balance] += 1
+            if moment is not None:
+                self.first = moment if self.first is None or moment < self.first else self.first
+                self.last = moment if self.last is None or moment > self.last else self.last
+            if candidate is not None:
+                candidates.append(candidate)
         self.pool.add(candidates)
 
     def _times(
@@ -457,12 +483,17 @@ def check_found(scan: Scan) -> None:
         )
 
 
+def shown(name: str) -> str:
+    """A name from the log as it may appear in a one-line message: control and line-break characters escaped."""
+    return name if name.isprintable() else repr(name)[1:-1]
+
+
 def _missing_column(reader: LogReader, src: str, fields: FieldMap, columns: Sequence[str]) -> ConfigError:
     target = fields.sources().get(src) or "--stratify-by"
     close = difflib.get_close_matches(src, list(columns), n=1)
     if close:
-        hint = f"did you mean '{close[0]}'?"
+        hint = f"did you mean '{shown(close[0])}'?"
     else:
-        hint = f"fields: {', '.join(list(columns)[:12])}" if columns else "check --map"
+        hint = f"fields: {', '.join(shown(c) for c in list(columns)[:12])}" if columns else "check --map"
     where = "no row of the log has" if reader.fmt == "jsonl" else "the log has no column"
     return ConfigError(f"{where} '{src}' (mapped to {target})", path=reader.name, hint=hint)

@@ -1,21 +1,32 @@
 """One model call, the way a production job makes it.
 
-cache lookup -> budget reservation -> rate limit and adaptive concurrency ->
-retries with timeouts -> trace -> cache store. Providers are built once per
-run and shared by the cases and the LLM judges.
+cache lookup -> breaker -> budget reservation -> rate limit and adaptive
+concurrency -> retries with timeouts -> trace -> cache store. Providers are
+built once per run and shared by the cases and the LLM judges.
+
+A provider that is down or misconfigured must not be tried case by case. Two
+guards stop that, both here so cases and judges share them:
+
+    check_keys   before anything is sent: an HTTP provider that needs a key and
+                 whose variable is unset or empty stops the run (ConfigError, exit 2)
+    Breaker      per provider: after `BREAKER_THRESHOLD` consecutive failures of the
+                 same fatal kind (unreachable, key refused, unknown model; or calls
+                 that ran out of retries), every later call fails at once with
+                 ProviderStopped and sends nothing
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_evals.budget import Budget, estimate
-from agent_evals.errors import ProviderError
+from agent_evals.errors import ConfigError, FailureKind, ProviderError, ProviderStopped
 from agent_evals.models import Price, ProjectConfig
 from agent_evals.pricing import cost_usd, merged_table, price_for
 from agent_evals.providers import HTTP_TYPES, Completion, Provider, ProviderSettings, make_provider, resolve
@@ -29,6 +40,132 @@ if TYPE_CHECKING:
 
     from agent_evals.cache import ResponseCache
     from agent_evals.ratelimit import ProviderLimits
+
+
+BREAKER_THRESHOLD = 8
+"""Consecutive failures of one fatal kind that stop a provider: the first burst of a run at the
+default concurrency. Random failures do not line up eight in a row (0.3**8 is 7e-5), and a
+provider that is merely slow or rate limited never counts."""
+
+# Kinds that say the provider cannot answer any call as configured, attempt by attempt.
+_FATAL: frozenset[FailureKind] = frozenset({"unreachable", "auth", "model"})
+_AFTER_ATTEMPTS = re.compile(r" \(after \d+ attempts\)$")
+
+
+class Breaker:
+    """Stops calls to one provider that fails the same fatal way again and again.
+
+    Fed every attempt's outcome (`succeeded`, `failed`) and every call that gave up
+    (`gave_up`). It trips when either
+      - the provider has never answered this run and `threshold` consecutive attempts
+        failed with one fatal kind (unreachable, auth, model): a wrong port, a
+        missing key or a misspelt model shows in the first burst, so stop there; or
+      - `threshold` consecutive calls gave up with one kind (fatal, or `unavailable`:
+        5xx and timeouts after all their retries): an outage mid-run, once retries
+        have had their chance to ride out a blip.
+    Any other outcome (a success, a throttle, an error about one input) breaks the streak.
+    """
+
+    def __init__(self, provider: str, threshold: int = BREAKER_THRESHOLD) -> None:
+        self.provider = provider
+        self.threshold = threshold
+        self.answered = False
+        self.kind: FailureKind | None = None
+        self.attempts = 0
+        self.calls = 0
+        self.message = ""
+        self.tripped: ProviderStopped | None = None
+
+    def check(self) -> None:
+        """Raise ProviderStopped if the breaker has tripped; nothing is sent then."""
+        if self.tripped is not None:
+            tripped = self.tripped
+            raise ProviderStopped(
+                tripped.args[0],
+                provider=self.provider,
+                kind=tripped.kind or "unavailable",
+                failures=tripped.failures,
+            )
+
+    def succeeded(self) -> None:
+        self.answered = True
+        self._reset()
+
+    def failed(self, error: ProviderError) -> None:
+        """One attempt failed (before the retry loop decides what to do with it)."""
+        if error.kind is None or error.kind == "throttled":
+            self._reset()
+            return
+        self._extend(error)
+        self.attempts += 1
+        if not self.answered and error.kind in _FATAL and self.attempts >= self.threshold:
+            self._trip(self.attempts)
+
+    def gave_up(self, error: ProviderError) -> None:
+        """A call failed for good (its retries, if any, spent)."""
+        if isinstance(error, ProviderStopped) or error.kind is None or error.kind == "throttled":
+            return
+        self._extend(error)
+        self.calls += 1
+        if self.calls >= self.threshold:
+            self._trip(self.calls)
+
+    def _extend(self, error: ProviderError) -> None:
+        if error.kind != self.kind:
+            self._reset()
+            self.kind = error.kind
+        # The retry loop appends "(after N attempts)"; the provider's own words are what repeats.
+        self.message = _AFTER_ATTEMPTS.sub("", str(error))
+
+    def _reset(self) -> None:
+        self.kind, self.attempts, self.calls = None, 0, 0
+
+    def _trip(self, failures: int) -> None:
+        if self.tripped is None and self.kind is not None:
+            self.tripped = ProviderStopped(
+                self.message, provider=self.provider, kind=self.kind, failures=failures
+            )
+
+
+def check_keys(config: ProjectConfig, root: Path, providers: Iterable[str]) -> None:
+    """Refuse to start a run whose HTTP providers lack the key they need.
+
+    A key is needed when agent-evals.yaml names the provider's `api_key_env`, or when
+    the provider talks to its vendor's own API (api.openai.com, api.anthropic.com),
+    which refuses every call without one. `api_key_env: null` (or "") says a server
+    needs none; a custom base URL (a local vLLM or Ollama) needs none unless named,
+    and if it does refuse, the breaker stops the run at the first 401s.
+
+    Raises:
+        ConfigError: a needed variable is unset or empty, naming it.
+    """
+    for name in dict.fromkeys(providers):
+        settings = resolve(name, config, root)
+        if settings.type not in HTTP_TYPES or not settings.api_key_env:
+            continue
+        pc = config.providers.get(name)
+        if pc is not None and "api_key_env" in pc.model_fields_set:
+            if not pc.api_key_env:
+                continue
+        elif not _vendor_api(settings):
+            continue
+        if not (settings.api_key() or "").strip():
+            raise ConfigError(
+                f"provider '{name}': {settings.api_key_env} is not set",
+                hint="export it, or set api_key_env in agent-evals.yaml",
+            )
+
+
+def _vendor_api(settings: ProviderSettings) -> bool:
+    from urllib.parse import urlsplit
+
+    from agent_evals.providers import anthropic, openai
+
+    default = {"openai": openai.DEFAULT_BASE_URL, "anthropic": anthropic.DEFAULT_BASE_URL}[settings.type]
+    try:
+        return urlsplit(settings.base_url or default).hostname == urlsplit(default).hostname
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +214,7 @@ class Calls:
         self._providers: dict[str, Provider] = {}
         self._settings: dict[str, ProviderSettings] = {}
         self._limits: dict[str, ProviderLimits] = {}
+        self.breakers: dict[str, Breaker] = {}
 
     def settings(self, name: str) -> ProviderSettings:
         if name not in self._settings:
@@ -116,6 +254,11 @@ class Calls:
             )
         return self._limits[name]
 
+    def breaker(self, name: str) -> Breaker:
+        if name not in self.breakers:
+            self.breakers[name] = Breaker(name)
+        return self.breakers[name]
+
     def price(self, provider_name: str, model: str) -> Price | None:
         return price_for(model or provider_name, self.settings(provider_name).type, self.prices)
 
@@ -126,21 +269,31 @@ class Calls:
     @asynccontextmanager
     async def _slot(self, name: str, tokens: int) -> AsyncIterator[None]:
         limits = self.limits(name)
+        breaker = self.breaker(name)
         async with limits.call(tokens):
+            # Checked once the slot is ours: a call that waited for it, or slept in a
+            # backoff, may find the provider stopped meanwhile.
+            breaker.check()
             try:
                 yield
             except ProviderError as exc:
                 if is_throttle(exc):
                     limits.throttled()
+                breaker.failed(exc)
+                raise
+            except TimeoutError:
+                breaker.failed(ProviderError("timed out", kind="unavailable"))
                 raise
             else:
                 limits.succeeded()
+                breaker.succeeded()
 
     async def call(self, provider_name: str, request: ChatRequest, ctx: TraceContext) -> CallResult:
         """Make (or reuse) one call.
 
         Raises:
             BudgetExceeded: the call could cross the cost ceiling; nothing was sent.
+            ProviderStopped: the provider's breaker has tripped; nothing more was sent.
             ProviderError: the provider failed after retries.
         """
         settings = self.settings(provider_name)
@@ -154,6 +307,8 @@ class Calls:
             if hit is not None:
                 self._trace_response(settings, request, ctx, hit, time.time(), 0, cached=True, cost=0.0)
                 return CallResult(hit, attempts=0, cached=True, cost_usd=0.0)
+        breaker = self.breaker(provider_name)
+        breaker.check()
         price = self.price(provider_name, request.model.name)
         guess = estimate(request, price)
         reserved = self.budget.reserve(guess.cost_usd)
@@ -183,6 +338,7 @@ class Calls:
                 acquire=lambda: self._slot(provider_name, guess.input_tokens + guess.output_tokens),
             )
         except ProviderError as exc:
+            breaker.gave_up(exc)
             self.budget.settle(reserved, 0.0)
             if self.tracer is not None:
                 self.tracer.event(
@@ -231,6 +387,14 @@ class Calls:
                 "gen_ai.usage.output_tokens": usage.output_tokens if usage else None,
             },
         )  # fmt: skip
+
+    def stopped(self, names: Iterable[str]) -> ProviderStopped | None:
+        """The first tripped breaker among these providers, if any."""
+        for name in names:
+            breaker = self.breakers.get(name)
+            if breaker is not None and breaker.tripped is not None:
+                return breaker.tripped
+        return None
 
     async def aclose(self) -> None:
         for provider in self._providers.values():

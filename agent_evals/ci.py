@@ -18,14 +18,24 @@ from typing import TYPE_CHECKING, Any
 
 from agent_evals.budget import Budget
 from agent_evals.calibrate import Calibration, calibration_policy, calibrations_for
-from agent_evals.errors import ConfigError
+from agent_evals.errors import EXIT_CONFIG, ConfigError
 from agent_evals.gate import ChangeKind, GateReport, PairReport, Verdict, gate, gate_absolute, gate_unchanged
 from agent_evals.integrity import Finding, check, effective_policy, stricter
 from agent_evals.load import CONFIG_FILE, Project, find_evalset_file, load_config, load_project
 from agent_evals.models import CalibrationPolicy, EvalSet, GatePolicy, ProjectConfig, Prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
 from agent_evals.review import apply_to_record, load_reviews, reviews_path
-from agent_evals.runner import Job, JobResult, RunOptions, Shard, execute, make_job, new_run_id, with_model
+from agent_evals.runner import (
+    Job,
+    JobResult,
+    RunOptions,
+    Shard,
+    execute,
+    make_job,
+    new_run_id,
+    stopped_line,
+    with_model,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -285,10 +295,20 @@ def run_ci(
             message=f"shard {options.shard}: records in {out}; merge the shards with 'agent-evals merge', "
             f"then gate with 'agent-evals ci --records MERGED'",
         )
+    stopped = next(
+        (
+            o.stopped
+            for p in pending
+            for o in p.results.values()
+            if o.stopped and o.stopped.exit_code == EXIT_CONFIG
+        ),
+        None,
+    )
     return GateReport(
         pairs=tuple(_judge(p, options) for p in pending) + tuple(deleted),
         base_ref=changes.base_ref if changes else options.base_ref,
         merge_base=changes.merge_base if changes else None,
+        config_error=stopped_line(stopped) if stopped is not None else None,
     )
 
 

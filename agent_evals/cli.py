@@ -38,6 +38,7 @@ from agent_evals.errors import (
     EXIT_GATE_FAILED,
     EXIT_OK,
     AgentEvalsError,
+    ConfigError,
     Interrupted,
 )
 
@@ -75,7 +76,9 @@ def _main(
         try:
             os.chdir(directory)
         except OSError as exc:
-            raise AgentEvalsError(f"{directory}: cannot change to this directory ({exc.strerror})") from None
+            raise ConfigError(
+                f"cannot change to this directory ({exc.strerror})", path=directory, hint="check the -C path"
+            ) from None
 
 
 ShardOpt = Annotated[
@@ -166,7 +169,7 @@ def run(
     """Run prompts on their eval sets, grade the outputs, write a run record."""
     from agent_evals import runner
     from agent_evals.load import load_project, with_prompt_file
-    from agent_evals.report.terminal import dry_run_table, print_run, progress
+    from agent_evals.report.terminal import dry_run_table, print_errors, print_run, progress
     from agent_evals.summary import summarize
 
     project = load_project(Path("."))
@@ -205,6 +208,7 @@ def run(
         cache=project.config.defaults.cache and not no_cache,
         trace=trace,
         selection=selection,
+        run_id=runner.new_run_id(),
     )
     if dry_run:
         out.print(dry_run_table(runner.dry_run(project, jobs, options)))
@@ -225,10 +229,30 @@ def run(
         )
         watch(Path("."), options, lambda update: print_watch_update(out, update), selection=watched)
         return
-    with progress(err, jobs, repeat=options.repeat) as tick:
-        outcomes = runner.run_sync(runner.execute(project, jobs, options, on_result=tick, resume=previous))
+    try:
+        with progress(err, jobs, repeat=options.repeat) as tick:
+            outcomes = runner.run_sync(
+                runner.execute(project, jobs, options, on_result=tick, resume=previous)
+            )
+    except Interrupted:
+        # Every finished case is on disk: say how to finish the run instead of starting again.
+        again = resume if resume is not None else str(output) if output is not None else options.run_id
+        err.print(
+            f"the finished cases are saved; finish the run with: agent-evals run --resume {again}",
+            markup=False,
+        )
+        raise
     rows = [(o.job.prompt.id, o.job.evalset.id, summarize(o.results), str(o.path)) for o in outcomes]
     print_run(out, rows)
+    print_errors(err, [(o.job.evalset.id, o.results) for o in outcomes])
+    stopped = next((o.stopped for o in outcomes if o.stopped is not None), None)
+    if stopped is not None:
+        # The provider is down or misconfigured: say so once, and exit as the cause says
+        # (2: a key or model to fix; 3: a provider that cannot be reached).
+        err.print(
+            f"{runner.stopped_line(stopped)}; the other cases were not sent", markup=False, soft_wrap=True
+        )
+        raise typer.Exit(stopped.exit_code)
     skipped = sum(s.skipped for _, _, s, _ in rows)
     errors = sum(s.errors for _, _, s, _ in rows)
     if skipped:
@@ -295,13 +319,17 @@ def _publish(
     json_path: Path | None,
     *,
     extra_markdown: str = "",
+    annotations: bool = False,
 ) -> int:
-    """Print the gate to the terminal, write the reports asked for, return the exit code."""
+    """Write the reports asked for, then print the gate to the terminal; return the exit code.
+
+    Files first: a reader that closes the pipe early (`agent-evals ci | head`) ends the
+    process with SIGPIPE, and the reports CI uploads and comments with must exist by then.
+    """
     from agent_evals.report import json_report, markdown
     from agent_evals.report import junit as junit_report
     from agent_evals.report.terminal import print_gate
 
-    print_gate(out, report)
     text = markdown.render(report) + ("\n" + extra_markdown if extra_markdown else "")
     renderers: dict[Path | None, Callable[[GateReport], str]] = {
         md: lambda _: text,
@@ -313,6 +341,11 @@ def _publish(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(scrub(render(report)), encoding="utf-8")
     markdown.append_step_summary(scrub(text))
+    if annotations:
+        from agent_evals.report import annotations as github_annotations
+
+        sys.stdout.write(github_annotations.render(report))
+    print_gate(out, report)
     return report.exit_code
 
 
@@ -431,20 +464,23 @@ def ci(
     )
     with progress(err, repeat=repeat) as tick:
         report = run_ci(Path("."), options, on_result=tick, runner=run_sync)
+    if base == "auto" and report.base_ref:
+        # A hook on a developer's machine chose the base itself: say which, so a surprise is visible.
+        merge_base = f" (merge-base {report.merge_base[:8]})" if report.merge_base else ""
+        err.print(f"--base auto: gating against {report.base_ref}{merge_base}", markup=False)
     if options.shard is not None:
         out.print(report.message)
         raise typer.Exit(EXIT_OK)
-    if annotations:
-        from agent_evals.report import annotations as github_annotations
-
-        sys.stdout.write(github_annotations.render(report))
     extra = ""
     if with_readiness:
         from agent_evals import readiness as ready
 
         ids = sorted({p.prompt_id for p in report.pairs if p.change != "deleted"})
         extra = ready.markdown(ready.scorecards(Path("."), ids)) if ids else ""
-    raise typer.Exit(_publish(report, report_md, junit, json_path, extra_markdown=extra))
+    code = _publish(report, report_md, junit, json_path, extra_markdown=extra, annotations=annotations)
+    if report.config_error is not None:
+        err.print(f"{report.config_error}; the other cases were not sent", markup=False)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -462,6 +498,13 @@ def init(
     if snippet is not None:
         print(
             f"{directory / scaffold.PRECOMMIT_CONFIG} exists; add these hooks under its `repos:`:\n{snippet}"
+        )
+    if scaffold.repository_root(directory) is None:
+        # The gate compares a change with its base in git; without a repository it has nothing to gate.
+        print(
+            f"note: {directory} is not in a git repository; run 'git init' there: the gate (agent-evals ci, "
+            "the pre-commit hooks, the workflow) compares each change with git history",
+            file=sys.stderr,
         )
     print("next: git add -A && git commit -m 'agent-evals init'; agent-evals run; pre-commit install")
 
@@ -702,6 +745,7 @@ def _retry_policy(config: ProjectConfig) -> RetryPolicy:
         timeout_s=d.timeout_s,
         initial_backoff_s=d.initial_backoff_s,
         max_backoff_s=d.max_backoff_s,
+        retry_deadline_s=d.retry_deadline_s,
     )
 
 

@@ -4,8 +4,9 @@
     ├── ConfigError             bad input a user can fix: exit 2 (`path:line: what (how to fix)`)
     │   └── TemplateError       a prompt template fails to render for a case
     ├── EvaluationError         the eval could not run: exit 3
-    │   └── ProviderError       a model call failed (carries whether to retry)
-    │       └── AuthError       401/403: never retried, names the env var to set
+    │   └── ProviderError       a model call failed (carries whether to retry, and its kind)
+    │       ├── AuthError       401/403: never retried, names the env var to set
+    │       └── ProviderStopped not sent: the provider's breaker tripped (exit 2 or 3 by kind)
     ├── GraderError             a grader could not judge one case (a per-case error)
     └── Interrupted             SIGINT/SIGTERM: exit 128 + signal; finished cases are on disk
 
@@ -17,6 +18,17 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Literal
+
+FailureKind = Literal["unreachable", "auth", "model", "unavailable", "throttled"]
+"""What a failed model call says about its provider, for the breaker (`agent_evals.calls`):
+
+    unreachable   no connection at all: refused, unknown host, TLS handshake failed
+    auth          401/403: the key is missing, wrong, or lacks access
+    model         404, or a 400 naming the model: unknown model or wrong endpoint
+    unavailable   reached but failing: 5xx, timeouts, dropped connections (retryable)
+    throttled     429/529: slow down, not broken
+"""
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
@@ -77,6 +89,8 @@ class ProviderError(EvaluationError):
         retryable: whether trying again may succeed (429, 5xx, timeouts, resets).
         retry_after: seconds the server asked us to wait, if it said.
         status: the HTTP status, when there was one.
+        kind: what the failure says about the provider (see `FailureKind`), or None when
+            it is about this one call (a malformed answer, a 400 for this input).
         attempts: how many attempts were made before giving up (set by the retry loop).
     """
 
@@ -87,16 +101,37 @@ class ProviderError(EvaluationError):
         retryable: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
+        kind: FailureKind | None = None,
     ) -> None:
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        self.kind = kind
         self.attempts = 1
         super().__init__(message)
 
 
 class AuthError(ProviderError):
     """The provider refused our credentials; retrying cannot help."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, kind="auth")
+
+
+class ProviderStopped(ProviderError):
+    """A call not sent because its provider failed the same fatal way too many times in a row.
+
+    The message is the provider's own error, so every case it stopped reads the same.
+    The exit code says whose problem it is: the configuration's (a key refused, an
+    unknown model: 2) or the provider's (unreachable, failing: 3).
+    """
+
+    def __init__(self, message: str, *, provider: str, kind: FailureKind, failures: int) -> None:
+        super().__init__(message, kind=kind)
+        self.provider = provider
+        self.failures = failures
+        self.attempts = 0
+        self.exit_code = EXIT_CONFIG if kind in ("auth", "model") else EXIT_CANNOT_EVALUATE
 
 
 class GraderError(AgentEvalsError):

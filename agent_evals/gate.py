@@ -18,7 +18,7 @@ from typing import Literal
 
 from agent_evals.calibrate import Calibration
 from agent_evals.diff import Diff, Group
-from agent_evals.errors import EXIT_CANNOT_EVALUATE, EXIT_GATE_FAILED, EXIT_OK
+from agent_evals.errors import EXIT_CANNOT_EVALUATE, EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_OK
 from agent_evals.integrity import Finding
 from agent_evals.models import GatePolicy
 from agent_evals.record import RunRecord
@@ -494,6 +494,8 @@ class GateReport:
     base_ref: str | None = None
     merge_base: str | None = None
     message: str | None = None
+    config_error: str | None = None
+    """A provider stopped for a reason the configuration must fix (a key refused, an unknown model)."""
 
     @property
     def status(self) -> Status:
@@ -502,6 +504,8 @@ class GateReport:
 
     @property
     def exit_code(self) -> int:
+        if self.config_error is not None:
+            return EXIT_CONFIG  # the eval could not run, and the fix is in the configuration
         return {"pass": EXIT_OK, "fail": EXIT_GATE_FAILED, "error": EXIT_CANNOT_EVALUATE}[self.status]
 
     def headline(self) -> str:

@@ -323,9 +323,19 @@ class RunDefaults(_Model):
     provider: str | None = None
     concurrency: int = Field(default=8, ge=1, le=1024)
     timeout_s: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=4, ge=1, le=20)
+    max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=20,
+        description="Attempts per call on 5xx, timeouts and connection errors (429/529 are bounded by retry_deadline_s).",
+    )
     initial_backoff_s: float = Field(default=0.5, ge=0)
     max_backoff_s: float = Field(default=30.0, ge=0)
+    retry_deadline_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a rate-limited (429/529) call keeps being retried, from its first attempt.",
+    )
     max_cost_usd: float | None = Field(
         default=None, gt=0, description="Cost ceiling of one run (--max-cost)."
     )
@@ -336,7 +346,8 @@ class ProviderConfig(_Model):
     type: Literal["openai", "anthropic", "local", "python"]
     base_url: str | None = None
     api_key_env: str | None = Field(
-        default=None, description="Name of the environment variable with the key."
+        default=None,
+        description="Name of the environment variable with the key; null or '' for a server that needs none.",
     )
     target: str | None = Field(default=None, description="module:function, for type python.")
     headers: dict[str, str] = Field(default_factory=dict)

@@ -26,9 +26,16 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from agent_evals import __version__
 from agent_evals.budget import Budget, BudgetExceeded
-from agent_evals.calls import Calls, TraceContext
+from agent_evals.calls import Calls, TraceContext, check_keys
 from agent_evals.credentials import safe_url
-from agent_evals.errors import ConfigError, GraderError, Interrupted, ProviderError, TemplateError
+from agent_evals.errors import (
+    ConfigError,
+    GraderError,
+    Interrupted,
+    ProviderError,
+    ProviderStopped,
+    TemplateError,
+)
 from agent_evals.graders import GraderBase, Sample, build_grader, grader_class
 from agent_evals.graders.base import case_outcome
 from agent_evals.load import ConfigErrors, Project, translate
@@ -107,6 +114,8 @@ class JobResult:
     header: RunHeader
     results: list[CaseResult]
     end: RunEnd | None = None
+    stopped: ProviderStopped | None = None
+    """Set when a provider of this job (its own or a judge's) was stopped by its breaker."""
 
 
 def new_run_id() -> str:
@@ -325,9 +334,12 @@ def make_job(
 def _render_case(prompt: Prompt, evalset: EvalSet, index: int) -> ChatRequest:
     try:
         return render(prompt, evalset.cases[index])
-    except TemplateError:
-        # Where the case is written is only needed for the error's hint: look it up (and
-        # render again to raise with it) only then, not for every case.
+    except TemplateError as exc:
+        # Where the case is written is only needed for an undefined variable's hint: look it
+        # up (and render again to raise with it) only then; a template over its time limit
+        # must not be rendered twice.
+        if not exc.message.startswith("undefined variable"):
+            raise
         return render(prompt, evalset.cases[index], case_where=case_where(evalset, index))
 
 
@@ -396,7 +408,8 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
             status="error",
             error=f"{job.provider}: {exc}",
             attempts=exc.attempts,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            # A call its provider's breaker stopped was never sent: it has no latency to report.
+            latency_ms=None if exc.attempts == 0 else (time.perf_counter() - started) * 1000,
             **base,
         )
     latency_ms = (time.perf_counter() - started) * 1000
@@ -549,6 +562,8 @@ async def execute(
         resume: per eval set id, an interrupted run's record to finish instead of starting anew.
         budget: shared with other runs (ci's baseline and candidate); default: one for `options.max_cost_usd`.
     """
+    # Before anything is opened or sent: a missing key would fail every case the same way.
+    check_keys(project.config, project.root, [name for job in jobs for name in job_providers(job)])
     run_id = options.run_id or new_run_id()
     cache = _open_cache(project, options)
     tracer = Tracer(options.trace, run_id) if options.trace is not None else None
@@ -576,7 +591,8 @@ async def execute(
             )
             outcomes.append(outcome)
             await _run_job(job, calls, options, writer, outcome, on_result)
-            outcome.end = _end("complete", outcome.results, calls)
+            outcome.stopped = calls.stopped(job_providers(job))
+            outcome.end = _end("complete", outcome.results, calls, stopped=outcome.stopped)
             writer.close(outcome.end)
     except BaseException as exc:
         status: Literal["interrupted", "aborted"] = (
@@ -593,6 +609,17 @@ async def execute(
         if tracer is not None:
             tracer.close()
     return outcomes
+
+
+def job_providers(job: Job) -> list[str]:
+    """The providers a job calls: its prompt's, then its LLM judges'."""
+    names = [job.provider]
+    for grader in job.graders:
+        judge = getattr(grader.options, "judge", None)
+        provider = getattr(judge, "provider", None)
+        if isinstance(provider, str) and provider not in names:
+            names.append(provider)
+    return names
 
 
 def _open_cache(project: Project, options: RunOptions) -> ResponseCache | None:
@@ -647,15 +674,25 @@ def _end(
     results: Sequence[CaseResult],
     calls: Calls,
     reason: str | None = None,
+    *,
+    stopped: ProviderStopped | None = None,
 ) -> RunEnd:
     counts = {s: 0 for s in ("pass", "fail", "error", "skipped")}
     for r in results:
         counts[r.status] += 1
     costs = [r.cost_usd for r in results if r.status != "skipped"]
     total = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+    if reason is None and stopped is not None:
+        unsent = sum(r.status == "error" and r.attempts == 0 for r in results)
+        reason = f"{stopped_line(stopped)}; {unsent} case(s) not sent"
     if reason is None and counts["skipped"]:
         reason = f"cost ceiling ${calls.budget.ceiling:g} reached; {counts['skipped']} case(s) not sent"
     return RunEnd(status=status, finished_at=_now(), reason=reason, counts=counts, cost_usd=total)
+
+
+def stopped_line(stopped: ProviderStopped) -> str:
+    """Why a provider was stopped, in one line: `provider 'openai' stopped after 8 consecutive failures: <error>`."""
+    return f"provider '{stopped.provider}' stopped after {stopped.failures} consecutive failures: {stopped}"
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

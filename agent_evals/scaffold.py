@@ -70,7 +70,7 @@ def init(root: Path, *, force: bool = False) -> list[Path]:
     """
     if not root.is_dir():
         raise ConfigError("no such folder", path=root, hint="create it, or run init in the repository")
-    top = _repository_root(root)
+    top = repository_root(root)
     if top is not None and top != root.resolve():
         raise ConfigError(
             f"not the root of its git repository ({top}): GitHub and pre-commit read their files there",
@@ -158,7 +158,7 @@ def _without_credentials(url: str) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _repository_root(folder: Path) -> Path | None:
+def repository_root(folder: Path) -> Path | None:
     """The work tree root of the git repository `folder` is in, if any (no git needed)."""
     here = folder.resolve()
     return next((p for p in (here, *here.parents) if (p / ".git").exists()), None)

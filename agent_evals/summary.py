@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agent_evals.record import CaseResult
 
@@ -39,7 +39,6 @@ class Summary:
     output_tokens: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
-    error_examples: tuple[tuple[str, str], ...] = field(default=())
     needs_review: int = 0
     """Cases (repeats counted) with a grade still waiting for a person: pass/fail is provisional."""
 
@@ -111,6 +110,5 @@ def summarize(results: Sequence[CaseResult]) -> Summary:
         output_tokens=sum(r.usage.output_tokens for r in results if r.usage),
         latency_p50_ms=p50,
         latency_p95_ms=p95,
-        error_examples=tuple((r.case_id, r.error or "") for r in results if r.status == "error")[:5],
         needs_review=sum(any(g.needs_review for g in r.grades) for r in results),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from agent_evals.cli import main
 from agent_evals.record import load_record
 from agent_evals.validate import validate
-from tests.support import AGENT, basic_project, write_tree
+from tests.support import AGENT, GitRepo, basic_project, write_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,3 +123,29 @@ def test_sample_from_a_log(project: Path) -> None:
     assert validate(project) == []
     assert main(["run", "--evalset", "sampled", "--output", "s.jsonl"]) == 0
     assert len(load_record(project / "s.jsonl").cases) == 10
+
+
+def test_a_missing_directory_for_dash_c_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-C", str(tmp_path / "nope"), "validate"]) == 2
+    assert capsys.readouterr().err == (
+        f"{tmp_path / 'nope'}: cannot change to this directory (No such file or directory) (check the -C path)\n"
+    )
+
+
+def test_ci_writes_its_reports_before_a_closed_pipe_ends_it(tmp_path: Path) -> None:
+    """`agent-evals ci ... | head -c 1`: the reader goes away, SIGPIPE ends us, the reports are there."""
+    repo = GitRepo(tmp_path)
+    basic_project(tmp_path)
+    repo.commit(message="base")
+    repo.branch()
+    prompt = (tmp_path / "prompts/triage.yaml").read_text()
+    repo.commit({"prompts/triage.yaml": prompt.replace("Classify the ticket", "Classify this ticket")})
+    done = subprocess.run(
+        f"{sys.executable} -m agent_evals.cli ci --base main --annotations --report-md r.md --json r.json"
+        " --junit r.xml | head -c 1",
+        shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "internal error" not in done.stderr
+    assert {p.name for p in tmp_path.glob("r.*")} == {"r.md", "r.json", "r.xml"}

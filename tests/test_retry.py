@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -175,3 +175,64 @@ def test_backoff_is_reproducible_with_a_seeded_rng() -> None:
     policy = RetryPolicy()
 
     assert policy.backoff(3, random.Random(42)) == policy.backoff(3, random.Random(42))
+
+
+# --- throttles are retried until the deadline, other failures up to max_attempts -----------------
+
+
+def throttle() -> ProviderError:
+    return ProviderError("429 Too Many Requests from x", retryable=True, retry_after=0.0, status=429)
+
+
+def test_throttles_do_not_count_against_max_attempts() -> None:
+    call, calls = script(*(throttle() for _ in range(5)), "ok")
+
+    assert retry(call, FAST) == ("ok", 6)  # FAST allows 3 attempts
+    assert len(calls) == 6
+
+
+def test_throttles_are_retried_until_the_deadline() -> None:
+    policy = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.002, retry_deadline_s=10.0)
+    ticks = iter(range(0, 1000, 4))  # each look at the clock is 4 s later
+    call, calls = script(*(throttle() for _ in range(10)), "never")
+
+    with pytest.raises(ProviderError) as info:
+        asyncio.run(call_with_retry(call, policy, rng=random.Random(7), clock=lambda: float(next(ticks))))
+
+    # Started at 0; retried at 4 and 8; at 12 the deadline (10 s) has passed.
+    assert calls == [1, 2, 3]
+    assert str(info.value) == "429 Too Many Requests from x (after 3 attempts)"
+
+
+def test_other_failures_after_throttles_still_run_out() -> None:
+    error = ProviderError("503 from x", retryable=True, status=503)
+    call, calls = script(throttle(), throttle(), error, throttle(), error, error, "never")
+
+    with pytest.raises(ProviderError) as info:
+        retry(call, FAST)
+
+    assert calls == [1, 2, 3, 4, 5, 6]  # 3 throttles + FAST's 3 attempts of 503s
+    assert str(info.value) == "503 from x (after 6 attempts)"
+
+
+def test_a_stopped_provider_ends_the_retries_as_it_is() -> None:
+    from contextlib import asynccontextmanager
+
+    from agent_evals.errors import ProviderStopped
+
+    stops = [False, True]
+
+    @asynccontextmanager
+    async def acquire() -> AsyncIterator[None]:
+        if stops.pop(0):
+            raise ProviderStopped("connection refused", provider="gpt", kind="unreachable", failures=8)
+        yield
+
+    call, calls = script(ProviderError("connection refused", retryable=True, kind="unreachable"), "never")
+    with pytest.raises(ProviderStopped) as info:
+        asyncio.run(call_with_retry(call, FAST, rng=random.Random(7), acquire=acquire))
+
+    assert calls == [1]
+    assert info.value.attempts == 1  # the attempt it made; the stopped one was not sent
+    assert str(info.value) == "connection refused"
+    assert info.value.exit_code == 3

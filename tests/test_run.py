@@ -152,6 +152,7 @@ def test_killed_run_keeps_every_finished_case(project: Path, signum: int) -> Non
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signum, err
     assert f"interrupted by {signal.Signals(signum).name}" in err
+    assert "the finished cases are saved; finish the run with: agent-evals run --resume out.jsonl" in err
     record = load_record(out)
     assert record.status == "interrupted"
     assert 5 <= len(record.cases) < 200

@@ -79,11 +79,15 @@ def test_the_example_is_marked_synthetic_and_runs_offline(tmp_path: Path) -> Non
     assert evalset["provenance"]["synthetic"] is True
     assert (tmp_path / "prompts/ticket-triage.yaml").read_text().startswith("# SYNTHETIC EXAMPLE")
     assert (tmp_path / "evalsets/ticket-triage.yaml").read_text().startswith("# SYNTHETIC EXAMPLE")
-    assert len(evalset["cases"]) == 12
+    # The README's example: enough cases for `readiness` (50), six dispositions of 12 each.
+    assert len(evalset["cases"]) == 72
     assert {c["expected"]["disposition"] for c in evalset["cases"]} == {
         "refund",
         "billing_question",
         "technical_issue",
+        "account_access",
+        "feature_request",
+        "cancellation",
     }
 
 
@@ -264,3 +268,25 @@ def test_init_belongs_at_the_repository_root(tmp_path: Path) -> None:
         "workflow's working-directory and in the hooks' `files:`)"
     )
     assert list((repo.root / "service").iterdir()) == []
+
+
+def test_init_outside_a_git_repository_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent_evals.cli import main
+
+    assert main(["init", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == (
+        f"note: {tmp_path} is not in a git repository; run 'git init' there: the gate (agent-evals ci, "
+        "the pre-commit hooks, the workflow) compares each change with git history\n"
+    )
+
+
+def test_the_example_init_writes_is_production_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent_evals.cli import main
+
+    GitRepo(tmp_path)
+    assert main(["init", str(tmp_path)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["readiness", "--strict"]) == 0
+    assert "ticket-triage: ready" in capsys.readouterr().out

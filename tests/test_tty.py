@@ -171,3 +171,17 @@ def test_pre_commit_in_a_terminal_passes_a_good_change_and_fails_a_regressing_on
     assert bad.code == 1, bad.text
     assert "critical refund" in bad.text
     assert "agent-evals gate FAILED" in bad.text
+
+
+def test_base_auto_says_which_ref_it_chose(
+    clone: Clone, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent_evals.cli import main
+
+    clone.commit(
+        {PROMPT_FILE: clone.text(PROMPT_FILE).replace("(synthetic example)", "(synthetic, v2)")}, "reword"
+    )
+    monkeypatch.chdir(clone.root)
+    assert main(["ci", "--base", "auto"]) == 0
+    merge_base = clone.git.git.merge_base("HEAD", "origin/main")[:8]
+    assert f"--base auto: gating against origin/main (merge-base {merge_base})\n" in capsys.readouterr().err

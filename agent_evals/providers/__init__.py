@@ -86,7 +86,8 @@ def _resolve(name: str, config: ProjectConfig, root: Path) -> ProviderSettings:
             name=name,
             type=pc.type,
             base_url=base_url,
-            api_key_env=pc.api_key_env or key_env,
+            # An explicit `api_key_env: null` (or '') means the server needs no key: send none.
+            api_key_env=(pc.api_key_env or None) if "api_key_env" in pc.model_fields_set else key_env,
             target=pc.target,
             headers=dict(pc.headers),
             root=root,

@@ -5,8 +5,13 @@ One place decides what an HTTP failure means for the retry loop:
     429                         retryable, Retry-After / retry-after-ms honoured
     408, 409, 5xx (incl. 529)   retryable
     401, 403                    AuthError, never retried, names the key's env var
+    404, 400 naming the model   not retryable: unknown model or wrong endpoint
     other 4xx, 3xx              not retryable, with the server's own message
     timeout, connect, reset     retryable
+
+Each error also carries its `kind` (errors.FailureKind): what it says about the
+provider as a whole, which the runner's breaker reads to stop a run against a
+provider that is down or misconfigured instead of trying every case.
     200 that is not a JSON object, or lacks the expected fields
                                 not retryable: "malformed response from URL: ..."
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import errno
 import http
 import json
 import math
@@ -37,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from agent_evals.credentials import safe_url
-from agent_evals.errors import AuthError, ProviderError
+from agent_evals.errors import AuthError, FailureKind, ProviderError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -57,6 +63,8 @@ DEFAULT_CONNECTIONS = 100
 _EXCERPT_CHARS = 300
 _MALFORMED_EXCERPT_CHARS = 200
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# Also ratelimit.THROTTLE_STATUSES; not imported, so a provider used alone stays light.
+_THROTTLE_STATUSES = frozenset({429, 529})
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _HEADER_VALUE_SAFE = re.compile(r"[\x20-\x7e\t]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -224,12 +232,39 @@ def status_error(reply: Reply, *, key_env: str | None, secret: str | None) -> Pr
         location = reply.headers.get("location")
         where = f" to {safe_url(location)}" if location else ""
         return ProviderError(f"{head}: redirected{where} (check the base URL)", status=status)
+    kind: FailureKind | None = None
+    if retryable:
+        kind = "throttled" if status in _THROTTLE_STATUSES else "unavailable"
+    elif status == 404 or (status == 400 and _names_unknown_model(reply.text)):
+        # Every case goes to the same endpoint with the same model name: a 404 there is
+        # an unknown model or a wrong base URL, never something about this one input.
+        kind = "model"
     return ProviderError(
         f"{head}{body}",
         retryable=retryable,
         retry_after=parse_retry_after(reply.headers) if retryable else None,
         status=status,
+        kind=kind,
     )
+
+
+_MODEL_CODES = frozenset({"model_not_found", "invalid_model", "unknown_model"})
+_UNKNOWN_MODEL = re.compile(
+    r"\b(?:invalid|unknown|unsupported|no such)\s+model\b|\bmodel\b.*\b(?:does not exist|not found|is not supported)\b",
+    re.IGNORECASE,
+)
+
+
+def _names_unknown_model(text: str) -> bool:
+    """Whether a 400's body says the model itself is wrong (not this request's input or parameters)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and error.get("code") in _MODEL_CODES:
+        return True
+    return bool(_UNKNOWN_MODEL.search(message_of(text)))
 
 
 def transport_error(exc: Exception, url: str, *, secret: str | None) -> ProviderError:
@@ -263,21 +298,48 @@ def _client_error(exc: Exception, url: str, *, secret: str | None) -> ProviderEr
     what = redact(excerpt(str(exc) or type(exc).__name__), secret)
     name = type(exc).__name__
     if isinstance(exc, TimeoutError):  # aiohttp's own read or connect timeout
-        return ProviderError(f"timed out talking to {url} ({name})", retryable=True)
+        return ProviderError(f"timed out talking to {url} ({name})", retryable=True, kind="unavailable")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ProviderError(f"could not connect to {url}: {what}", retryable=True)
+        # The connection (TCP, DNS or TLS) never came up: say why in words, not as
+        # aiohttp's "Cannot connect to host ... ssl:default [...]".
+        return ProviderError(
+            f"could not connect to {url}: {_connect_failure(exc, url)} (check the base URL, and that the server is up)",
+            retryable=True,
+            kind="unreachable",
+        )
     if isinstance(
         exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError
     ):
-        return ProviderError(f"connection to {url} broken: {what}", retryable=True)
+        return ProviderError(f"connection to {url} broken: {what}", retryable=True, kind="unavailable")
     if isinstance(exc, aiohttp.ClientConnectionError):  # reset, broken pipe, ...
-        return ProviderError(f"network error talking to {url} ({name}): {what}", retryable=True)
+        return ProviderError(
+            f"network error talking to {url} ({name}): {what}", retryable=True, kind="unavailable"
+        )
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         # aiohttp's message is the URL itself, credentials and all: say what is wrong instead.
         return ProviderError(
             f"cannot send to {url}: not an http(s) URL (check the base URL, e.g. https://host/v1)"
         )
     return ProviderError(f"request to {url} failed ({name}): {what}")
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError, url: str) -> str:
+    """Why a connection failed, in a few words."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "the TLS certificate is not trusted"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "the TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "host not found"
+    error = exc.os_error
+    if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(error, ConnectionResetError) or error.errno == errno.ECONNRESET:
+        # A server that does not speak TLS on an https URL hangs up mid-handshake.
+        return "connection reset during the TLS handshake" if url.startswith("https:") else "connection reset"
+    return excerpt(error.strerror or str(error) or type(error).__name__)
 
 
 def token_count(value: Any) -> int:

@@ -22,16 +22,20 @@ from agent_evals.graders.base import review_reason
 from agent_evals.record import CaseResult, RunRecord
 
 __all__ = [
+    "ErrorGroup",
     "ReviewNeed",
     "calibrations_by_grader",
     "case_diffs",
     "clip",
+    "error_groups",
+    "error_key",
     "expected_text",
     "failing_grades",
     "latency_s",
     "money",
     "ms",
     "needs_review",
+    "not_evaluated_lines",
     "one_line",
     "pair_name",
     "review_cases",
@@ -251,3 +255,61 @@ def rule_labels(rules: Iterable[RuleResult]) -> list[str]:
 def calibrations_by_grader(pair: PairReport) -> dict[str, Calibration]:
     """The pair's judge calibrations by grader name (empty when none were computed)."""
     return {c.grader: c for c in pair.calibrations}
+
+
+# --- errors, each once ------------------------------------------------------------------------
+
+_AFTER_ATTEMPTS = re.compile(r" \(after \d+ attempts\)")
+MAX_ERROR_GROUPS = 10
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """One distinct error and the cases (repeats counted) it stopped."""
+
+    error: str
+    case_ids: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.case_ids)
+
+
+def error_key(error: str) -> str:
+    """An error as it is grouped: one line, without the retry loop's `(after N attempts)`,
+    which differs between calls that met the same failure."""
+    return one_line(_AFTER_ATTEMPTS.sub("", error))
+
+
+def error_groups(results: Iterable[CaseResult]) -> list[ErrorGroup]:
+    """The distinct errors of the cases that could not be evaluated, most frequent first.
+
+    A provider that is down fails every case with the same words; a report says
+    them once, with a count, instead of once per case.
+    """
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for r in results:
+        if r.status == "error":
+            grouped[error_key(r.error or "unknown error")].append(r.case_id)
+    groups = [ErrorGroup(error, tuple(ids)) for error, ids in grouped.items()]
+    return sorted(groups, key=lambda g: -g.count)  # stable: ties keep the order first seen
+
+
+def not_evaluated_lines(groups: Sequence[ErrorGroup], limit: int = MAX_ERROR_GROUPS) -> list[str]:
+    """`500 case(s) not evaluated: <error> ×500`, or a head line and one line per distinct error.
+
+    Args:
+        groups: from `error_groups`.
+        limit: most distinct errors listed; the rest are counted.
+    """
+    if not groups:
+        return []
+    total = sum(g.count for g in groups)
+    head = f"{total:,} case(s) not evaluated"
+    if len(groups) == 1:
+        return [f"{head}: {groups[0].error} ×{groups[0].count:,}"]
+    lines = [f"{head}:"] + [f"  {g.error} ×{g.count:,}" for g in groups[:limit]]
+    rest = groups[limit:]
+    if rest:
+        lines.append(f"  … and {len(rest):,} more distinct errors ×{sum(g.count for g in rest):,}")
+    return lines

@@ -36,6 +36,7 @@ from agent_evals.report._common import (
     calibrations_by_grader,
     case_diffs,
     clip,
+    error_key,
     expected_text,
     failing_grades,
     money,
@@ -559,13 +560,12 @@ def diff_sections(pair: PairReport, d: Diff, detail: Detail) -> list[str]:
     regressed = d.outcome("regressed")
     if regressed:
         out.append(_full_cases(regressed, detail, open_=pair.verdict.status == "fail"))
-    sections: list[tuple[str, Sequence[CaseDiff], Callable[[CaseDiff, Detail], str]]] = [
-        ("errored", d.outcome("errored"), _errored_line),
-        ("fixed", d.outcome("fixed"), _fixed_line),
-    ]
-    for word, cases, line in sections:
-        if cases:
-            out.append(_brief_cases(count(len(cases), word), cases, line, detail))
+    errored = d.outcome("errored")
+    if errored:
+        out.append(_errored_cases(count(len(errored), "errored"), errored, detail))
+    fixed = d.outcome("fixed")
+    if fixed:
+        out.append(_brief_cases(count(len(fixed), "fixed"), fixed, _fixed_line, detail))
     for word, cases, explain in (
         ("new", d.outcome("new"), "in the candidate run only; not compared"),
         ("removed", d.outcome("removed"), "in the baseline run only"),
@@ -599,7 +599,7 @@ def new_sections(pair: PairReport, detail: Detail) -> list[str]:
     errored = [c for c in cases if c.cand is not None and c.cand.passed is None]
     out = []
     if errored:
-        out.append(_brief_cases(count(len(errored), "errored"), errored, _errored_line, detail))
+        out.append(_errored_cases(count(len(errored), "errored"), errored, detail))
     if failing:
         out.append(_brief_cases(count(len(failing), "failing"), failing, _failing_line, detail))
     return out
@@ -689,12 +689,42 @@ def _failing_line(c: CaseDiff, detail: Detail) -> str:
 
 
 def _errored_line(c: CaseDiff, detail: Detail) -> str:
+    return f"- {code(c.case_id)}{_tags(c)} — " + _errored_what(c)
+
+
+def _errored_what(c: CaseDiff, *, key: Callable[[str], str] = lambda e: e) -> str:
     parts = []
     for side, s in (("baseline", c.base), ("candidate", c.cand)):
         if s is not None and s.passed is None:
             status = side_status(s)
-            parts.append(f"{side} {status}" + (f": {code(one_line(s.error, 300))}" if s.error else ""))
-    return f"- {code(c.case_id)}{_tags(c)} — " + "; ".join(parts)
+            parts.append(f"{side} {status}" + (f": {code(one_line(key(s.error), 300))}" if s.error else ""))
+    return "; ".join(parts)
+
+
+def _errored_cases(label: str, cases: Sequence[CaseDiff], detail: Detail) -> str:
+    """The errored cases, each distinct error once.
+
+    A provider that is down fails every case with the same words; one line per case
+    would repeat them hundreds of times. Cases that share an error are one line
+    (`×44`, the error, their ids); an error only one case met keeps its own line.
+    """
+    groups: dict[str, list[CaseDiff]] = {}
+    for c in cases:
+        groups.setdefault(_errored_what(c, key=error_key), []).append(c)
+    if len(groups) == len(cases):
+        return _brief_cases(label, cases, _errored_line, detail)
+    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+    listed = ordered if detail.brief is None else ordered[: detail.brief]
+    lines = [
+        _errored_line(members[0], detail)
+        if len(members) == 1
+        else f"- ×{len(members):,} — {what}: {_ids([c.case_id for c in members], detail.ids)}"
+        for what, members in listed
+    ]
+    rest = [c for _, members in ordered[len(listed) :] for c in members]
+    if rest:
+        lines.append(f"\n_… and {len(rest):,} more:_ {_ids([c.case_id for c in rest], detail.ids)}")
+    return details(label, ["\n".join(lines)])
 
 
 def _flaky_list(cases: Sequence[CaseDiff], cap: int | None) -> str:

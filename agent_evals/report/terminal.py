@@ -17,10 +17,12 @@ from rich.text import Text
 from agent_evals.gate import pct
 from agent_evals.report._common import (
     case_diffs,
+    error_groups,
     expected_text,
     failing_grades,
     ms,
     needs_review,
+    not_evaluated_lines,
     one_line,
     review_cases,
     score,
@@ -152,12 +154,10 @@ def grader_table(rows: Sequence[tuple[str, Summary]]) -> Table:
 
 
 def print_run(console: Console, rows: Sequence[tuple[str, str, Summary, str]]) -> None:
-    """Print the tables, then the first errors of each job and where the records are."""
+    """Print the tables, then where the records are (`print_errors` says what could not be evaluated)."""
     console.print(summary_table([(p, e, s) for p, e, s, _ in rows]))
     console.print(grader_table([(e, s) for _, e, s, _ in rows]))
     for _, evalset, s, path in rows:
-        for case_id, error in s.error_examples:
-            console.print(f"[red]error[/red] {evalset}/{case_id}: {error}", markup=True, highlight=False)
         if s.needs_review:
             console.print(
                 Text(
@@ -167,6 +167,23 @@ def print_run(console: Console, rows: Sequence[tuple[str, str, Summary, str]]) -
                 )
             )
         console.print(f"record: {path}", highlight=False)
+
+
+def print_errors(console: Console, runs: Sequence[tuple[str, Sequence[CaseResult]]]) -> None:
+    """Each distinct error of each eval set's run once, with how many cases it stopped.
+
+    A provider that is down fails every case with the same words: one line says so,
+    `echo: 500 case(s) not evaluated: openai: could not connect to ... ×500`.
+
+    Args:
+        console: where to print.
+        runs: (eval set id, its results) per job.
+    """
+    for evalset, results in runs:
+        lines = not_evaluated_lines(error_groups(results))
+        for i, line in enumerate(lines):
+            # Not wrapped: a log reader greps for the whole error.
+            console.print(Text(f"{evalset}: {line}" if i == 0 else line, style="red"), soft_wrap=True)
 
 
 # --- the gate --------------------------------------------------------------------

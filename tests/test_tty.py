@@ -17,30 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from agent_evals import scaffold
 from tests.pty_run import CLI, interrupt, run_pty
-from tests.support import EVALSET, GitRepo, basic_project
+from tests.support import EVALSET, basic_project
+from tests.test_precommit import Project as Clone  # a developer's clone of an `init` repository
 from tests.test_scaffold import drop_refund_examples
 
 PROMPT_FILE = "prompts/ticket-triage.yaml"
 ASK, NOTE = r"\[q\]uit", r"note \(optional\)"
-
-
-class Clone(GitRepo):
-    """A developer's clone of a repository set up by `agent-evals init`, on a feature branch."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        origin = GitRepo(tmp_path / "origin")
-        scaffold.init(origin.root)
-        origin.commit(message="agent-evals init")
-        subprocess.run(["git", "clone", "--quiet", str(origin.root), str(tmp_path / "clone")], check=True)
-        origin.git.close()
-        super().__init__(tmp_path / "clone")
-        self.git.git.switch("--create", "feature")
-        self.git.git.branch("--set-upstream-to=origin/main")
-
-    def text(self, rel: str) -> str:
-        return (self.root / rel).read_text()
 
 
 @pytest.fixture

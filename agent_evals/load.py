@@ -13,6 +13,7 @@ import io
 import json
 import os
 import stat
+import sys
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -239,8 +240,11 @@ def _disk_cases_reader(evalset_path: Path, root: Path | None = None) -> CasesRea
             raise refused
         try:
             return cases_path.read_text(encoding="utf-8"), str(shown)
-        except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", path=shown, hint="save the file as UTF-8") from None
+        except UnicodeDecodeError as exc:
+            line = exc.object.count(b"\n", 0, exc.start) + 1  # read_text decodes the whole file at once
+            raise ConfigError(
+                "not UTF-8 text", path=shown, line=line, hint="save the file as UTF-8"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"cannot read file: {exc.strerror}", path=shown) from None
 
@@ -309,24 +313,111 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
-def iter_jsonl(lines: Iterable[str], shown: str | Path) -> Iterator[tuple[int, Any]]:
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest line of a JSON Lines file read (16 MB): one case of a cases file, one case of a
+run record. Bounds the memory one line takes, whatever the file holds."""
+
+
+def iter_jsonl(
+    lines: Iterable[str | bytes],
+    shown: str | Path,
+    *,
+    hint: str = "each line must be one JSON object",
+    max_depth: int = _yaml.MAX_DEPTH,
+    partial_last_line: bool = False,
+) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-blank line of a JSON Lines text.
 
+    Args:
+        lines: the lines, each with its line break; bytes are decoded as UTF-8 (read them
+            with `readline(MAX_LINE_BYTES + 1)` to bound the memory a line takes).
+        shown: how errors name the file.
+        hint: what each line should be, for a line that is not JSON or not UTF-8.
+        max_depth: refuse a value with collections nested deeper.
+        partial_last_line: stop quietly at a last line with no line break that is not
+            JSON or not UTF-8: what a writer killed mid-line leaves.
+
     Raises:
-        ConfigError: a line is not JSON, naming the file, line and column.
+        ConfigError: a line is not UTF-8 or not JSON (naming the column), or is longer than
+            MAX_LINE_BYTES, holds NaN or Infinity, an integer too long to print, or
+            collections nested over `max_depth` deep.
     """
-    for lineno, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            yield lineno, json.loads(text.rstrip("\r\n"))
-        except json.JSONDecodeError as exc:
+    for lineno, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_BYTES:
             raise ConfigError(
-                f"not valid JSON: {exc.msg} at column {exc.colno}",
+                f"line is longer than {MAX_LINE_BYTES // 2**20} MB",
                 path=shown,
                 line=lineno,
-                hint="each line must be one JSON object",
+                hint=f"a line holds one case: keep each under {MAX_LINE_BYTES // 2**20} MB",
+            )
+        partial = partial_last_line and line[-1:] not in ("\n", b"\n")
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                if partial:
+                    return
+                raise ConfigError("not UTF-8 text", path=shown, line=lineno, hint=hint) from None
+        if not line.strip():
+            continue
+        try:
+            # Without its line break, so an error at the end of the line gets the line's column.
+            value = json.loads(line.rstrip("\r\n"), parse_constant=_refuse_constant)
+        except json.JSONDecodeError as exc:
+            if partial:
+                return
+            raise ConfigError(
+                f"not valid JSON: {exc.msg} at column {exc.colno}", path=shown, line=lineno, hint=hint
             ) from None
+        except _NotJSON as exc:
+            raise ConfigError(
+                f"not valid JSON: {exc} is not a JSON value",
+                path=shown,
+                line=lineno,
+                hint="write null, or the number as a string",
+            ) from None
+        except ValueError:  # json.loads' only other one: an int over Python's digit limit
+            raise ConfigError(
+                f"integer with more than {sys.get_int_max_str_digits()} digits",
+                path=shown,
+                line=lineno,
+                hint="quote it to keep it as text",
+            ) from None
+        except RecursionError:
+            too_deep = True  # as deep as the stack goes: deeper than any max_depth
+        else:
+            too_deep = _nested_deeper(value, max_depth)
+        if too_deep:
+            raise ConfigError(
+                f"collections nested more than {max_depth} deep",
+                path=shown,
+                line=lineno,
+                hint="flatten the data",
+            )
+        yield lineno, value
+
+
+class _NotJSON(Exception):
+    """A constant json.loads reads but JSON has not: NaN, Infinity, -Infinity."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSON(name)
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    # Level by level, without recursion: the point is to refuse what recursion cannot walk.
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return any(isinstance(item, dict | list) for item in level)
 
 
 def _read_cases_file(

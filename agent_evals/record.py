@@ -14,9 +14,10 @@ and a later `end` line supersede earlier ones.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
+from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
 
 RECORD_SCHEMA_VERSION = 1
 
@@ -148,62 +150,75 @@ def _drop_partial_last_line(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8") as fh:
-        yield from enumerate(fh, start=1)
+_HINT = "is this a run record?"
+# Pydantic, which writes records, refuses to write values nested deeper than this, so a deeper
+# line was not written by a run; the limit keeps the reports' own walks of a value off the stack's end.
+_MAX_DEPTH = 256
+
+
+def _open(path: Path) -> IO[bytes]:
+    """The record file, opened for reading; only a regular file is opened (a FIFO would block)."""
+    fix = "pass a file written by 'agent-evals run'"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError("run record not found", path=path, hint=fix) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError("is a folder, not a run record", path=path, hint=fix)
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or a socket"
+        raise ConfigError("not a regular file", path=path, hint=f"{kind}; {fix}")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
 
 
 def load_record(path: Path) -> RunRecord:
     """Read a run record, including one cut short by a crash.
 
     Raises:
-        ConfigError: the file is missing or is not a run record.
+        ConfigError: the file is missing, unreadable or not a run record (naming the line).
     """
-    if not path.is_file():
-        raise ConfigError("run record not found", path=path, hint="pass a file written by 'agent-evals run'")
     header: RunHeader | None = None
     cases: list[CaseResult] = []
     end: RunEnd | None = None
-    lines = list(_lines(path))
-    for lineno, text in lines:
-        if not text.strip():
-            continue
+    with _open(path) as fh:
+        # A line at a time, each read with a cap: a binary file may have no line break at all.
+        lines = iter(partial(fh.readline, MAX_LINE_BYTES + 1), b"")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            if lineno == len(lines) and not text.endswith("\n"):
-                break  # the last line of a killed process may be half written
-            raise ConfigError(
-                "not a JSON line", path=path, line=lineno, hint="is this a run record?"
-            ) from None
-        try:
-            kind = data.get("kind") if isinstance(data, dict) else None
-            if kind == "run":
-                header = RunHeader.model_validate(data)
-                if header.schema_version > RECORD_SCHEMA_VERSION:
+            for lineno, data in iter_jsonl(
+                lines, path, hint=_HINT, max_depth=_MAX_DEPTH, partial_last_line=True
+            ):
+                kind = data.get("kind") if isinstance(data, dict) else None
+                try:
+                    if kind == "run":
+                        header = RunHeader.model_validate(data)
+                        if header.schema_version > RECORD_SCHEMA_VERSION:
+                            raise ConfigError(
+                                f"run record schema_version {header.schema_version} is newer than this tool's",
+                                path=path,
+                                line=lineno,
+                                hint="upgrade agent-evals",
+                            )
+                    elif kind == "case":
+                        cases.append(CaseResult.model_validate(data))
+                    elif kind == "end":
+                        end = RunEnd.model_validate(data)
+                    else:
+                        shown = repr(kind)
+                        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                        raise ConfigError(f"unknown line kind {shown}", path=path, line=lineno, hint=_HINT)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
                     raise ConfigError(
-                        f"run record schema_version {header.schema_version} is newer than this tool's",
-                        path=path,
-                        line=lineno,
-                        hint="upgrade agent-evals",
-                    )
-            elif kind == "case":
-                cases.append(CaseResult.model_validate(data))
-            elif kind == "end":
-                end = RunEnd.model_validate(data)
-            else:
-                raise ConfigError(
-                    f"unknown line kind {kind!r}", path=path, line=lineno, hint="is this a run record?"
-                )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(
-                f"invalid {kind} line: '{where}': {first['msg']}",
-                path=path,
-                line=lineno,
-                hint="is this a run record?",
-            ) from None
+                        f"invalid {kind} line: '{where}': {first['msg']}", path=path, line=lineno, hint=_HINT
+                    ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=_HINT) from None
     if header is None:
         raise ConfigError(
             "no header line", path=path, line=1, hint="pass a file written by 'agent-evals run'"

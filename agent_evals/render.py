@@ -183,6 +183,48 @@ def _templates(prompt: Prompt) -> tuple[jinja2.Template | _Literal, ...]:
     return result
 
 
+_RENDER_ERRORS = (
+    LimitExceeded, RecursionError, MemoryError, jinja2.TemplateError, TypeError, ValueError, ArithmeticError
+)  # fmt: skip
+
+
+def _render_error(
+    prompt: Prompt, index: int, case: Case, exc: BaseException, name: str, case_where: str | None
+) -> TemplateError:
+    """One located TemplateError for whatever stopped a message from rendering for `case`."""
+    at = f"in messages[{index}]"
+    line: int | None = _template_line(exc, name)
+    if isinstance(exc, LimitExceeded):
+        message, hint = f"template {at} {exc.what} for case '{case.id}'", exc.hint
+    elif isinstance(exc, RecursionError):
+        # _sandbox.py bounds recursion first; this is the last line of defence.
+        message, hint, line = (
+            f"template {at} recurses too deeply for case '{case.id}'",
+            "stop the recursion earlier",
+            None,
+        )
+    elif isinstance(exc, MemoryError):
+        message, line = f"template {at} runs out of memory for case '{case.id}'", None
+        hint = "build smaller strings and lists; see 'Template limits' in the README"
+    elif isinstance(exc, jinja2.UndefinedError):
+        where = f" at {case_where}" if case_where else ""
+        message = f"undefined variable {at} for case '{case.id}': {exc.message}"
+        hint = f"add it to the vars of case '{case.id}'{where}, or use '| default(...)'"
+    elif isinstance(exc, SecurityError):
+        message, hint = (
+            f"template refused by the sandbox {at}: {exc}",
+            "templates may only use the case's vars and Jinja filters",
+        )
+    elif isinstance(exc, jinja2.TemplateError):
+        message, hint = f"template error {at} for case '{case.id}': {exc}", "fix the template expression"
+    else:
+        message, hint = (
+            f"template failed {at} for case '{case.id}': {exc}",
+            "check the types of the case's vars",
+        )
+    return TemplateError(message, path=prompt.source_path, line=_file_line(prompt, index, line), hint=hint)
+
+
 def render(prompt: Prompt, case: Case, *, case_where: str | None = None) -> ChatRequest:
     """Render `prompt` for `case`.
 
@@ -204,57 +246,8 @@ def render(prompt: Prompt, case: Case, *, case_where: str | None = None) -> Chat
         name = _template_name(prompt, index)
         try:
             content = env.render(template, case.vars)
-        except LimitExceeded as exc:
-            raise TemplateError(
-                f"template in messages[{index}] {exc.what} for case '{case.id}'",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, _template_line(exc, name)),
-                hint=exc.hint,
-            ) from None
-        except RecursionError:
-            # _sandbox.py bounds recursion first; this is the last line of defence.
-            raise TemplateError(
-                f"template in messages[{index}] recurses too deeply for case '{case.id}'",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, None),
-                hint="stop the recursion earlier",
-            ) from None
-        except MemoryError:
-            raise TemplateError(
-                f"template in messages[{index}] runs out of memory for case '{case.id}'",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, None),
-                hint="build smaller strings and lists; see 'Template limits' in the README",
-            ) from None
-        except jinja2.UndefinedError as exc:
-            where = f" at {case_where}" if case_where else ""
-            raise TemplateError(
-                f"undefined variable in messages[{index}] for case '{case.id}': {exc.message}",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, _template_line(exc, name)),
-                hint=f"add it to the vars of case '{case.id}'{where}, or use '| default(...)'",
-            ) from None
-        except SecurityError as exc:
-            raise TemplateError(
-                f"template refused by the sandbox in messages[{index}]: {exc}",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, _template_line(exc, name)),
-                hint="templates may only use the case's vars and Jinja filters",
-            ) from None
-        except jinja2.TemplateError as exc:
-            raise TemplateError(
-                f"template error in messages[{index}] for case '{case.id}': {exc}",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, _template_line(exc, name)),
-                hint="fix the template expression",
-            ) from None
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise TemplateError(
-                f"template failed in messages[{index}] for case '{case.id}': {exc}",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, _template_line(exc, name)),
-                hint="check the types of the case's vars",
-            ) from None
+        except _RENDER_ERRORS as exc:
+            raise _render_error(prompt, index, case, exc, name, case_where) from None
         messages.append(Message(role=source.role, content=content))
     return ChatRequest(
         model=prompt.model, messages=tuple(messages), output=prompt.output, vars=dict(case.vars)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import io
 import os
 import signal
 import sys
@@ -52,9 +53,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
 # CI logs are not terminals; give tables room there instead of rich's 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own answer is exit 1, which reads as a failed gate: let `main` answer (141).
+        self.quiet = True
+        raise BrokenPipeError
+
+
+out = _Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+err = _Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 
 
 def _version(value: bool) -> None:
@@ -756,12 +765,12 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into an exit code."""
     # Our own handlers, so Ctrl-C is 130 (not the framework's "Aborted!" and 1, which reads as a
-    # failed gate); and a closed pipe (`agent-evals ... | head`) ends us as it ends any Unix tool
-    # (exit 141), not with the framework's exit 1. Restored on return: `main` may run in a host
-    # process (tests, an embedding tool) whose own handling must not change.
+    # failed gate). Restored on return: `main` may run in a host process (tests, an embedding
+    # tool) whose own handling must not change. SIGPIPE stays ignored, as Python leaves it: with
+    # its default action, any write to a closed socket or pipe by any thread (a provider or the
+    # GitHub API hanging up mid-request, a test server's thread) would kill the whole process.
+    # A closed stdout is a BrokenPipeError, turned into exit 141 below.
     handlers: dict[signal.Signals, Any] = {signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal}
-    if hasattr(signal, "SIGPIPE"):
-        handlers[signal.SIGPIPE] = signal.SIG_DFL
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     # A run holds tens of thousands of live objects (cases, requests, results) and at the
     # default thresholds the collector walks them all again and again: a sixth of a
@@ -777,10 +786,22 @@ def main(argv: list[str] | None = None) -> int:
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
     try:
-        app(args=argv, prog_name="agent-evals")
+        try:
+            app(args=argv, prog_name="agent-evals")
+        finally:
+            # What is still buffered for a pipe goes now, so a reader that left (`| head`) is
+            # noticed here and not as a traceback while the interpreter exits.
+            sys.stdout.flush()
     except SystemExit as exc:
+        if _stdout_broken(streams[0]):
+            # The framework meets a closed stdout with exit 1, which would read as a failed gate.
+            _drop_stdout()
+            return EXIT_BROKEN_PIPE
         code = exc.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_CONFIG)
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
     except AgentEvalsError as exc:
         render = getattr(exc, "render", None)
         print(render() if render else str(exc), file=sys.stderr)
@@ -799,6 +820,44 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
+EXIT_BROKEN_PIPE = 128 + 13
+"""The reader of stdout went away (`agent-evals ... | head`): what a Unix tool killed by SIGPIPE reports."""
+
+
+def _stdout_broken(stdout: Any) -> bool:
+    """Whether stdout's reader has gone: the framework said so (it wraps stdout to hush it), or a flush fails."""
+    hushed = type(sys.stdout).__name__.endswith("PacifyFlushWrapper")  # click's, set only on EPIPE
+    try:
+        stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return hushed
+    return hushed
+
+
+def _drop_stdout() -> None:
+    # Later writes (and the interpreter's last flush) go nowhere instead of raising again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+def entry() -> None:
+    """The `agent-evals` command: `main`, then exit as a Unix tool does when its reader went away.
+
+    Only here, in a process of our own, is SIGPIPE's default action taken (ending by the
+    signal, as `... | head` expects); `main` itself never touches the host's signals.
+    """
+    code = main()
+    if code == EXIT_BROKEN_PIPE and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(code)
+
+
 def _write_crash_log(exc: BaseException) -> str:
     # The traceback only, never locals: API keys live there.
     path = Path(".agent-evals") / "crash.log"
@@ -811,4 +870,4 @@ def _write_crash_log(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -110,6 +110,8 @@ def test_a_template_error_stops_the_run_before_any_call(
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("prompts/triage.yaml:18: undefined variable in messages[1] for case 'c2'")
+    # The hint says where the case is written, so the fix is one jump away.
+    assert "(add it to the vars of case 'c2' at evalsets/triage.yaml:17, or use '| default(...)')" in err
     assert not (project / ".agent-evals/runs").exists()
 
 
@@ -202,3 +204,30 @@ def test_main_leaves_the_host_process_signal_handlers_as_it_found_them(project: 
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)}
     assert main(["validate"]) == 0
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_a_write_to_a_closed_connection_during_a_run_does_not_kill_the_process(project: Path) -> None:
+    """Only stdout's reader leaving ends the CLI by SIGPIPE. Agent code, a provider or the GitHub
+    API hanging up mid-write is an error to handle (EPIPE), never a signal that kills the run."""
+    write_tree(
+        project,
+        {
+            "agent.py": (
+                "import socket\n\n"
+                "async def answer(request):\n"
+                "    mine, theirs = socket.socketpair()\n"
+                "    theirs.close()\n"
+                "    try:\n"
+                "        mine.send(b'x')  # the peer is gone: EPIPE, or SIGPIPE if its default action is on\n"
+                "    except OSError:\n"
+                "        pass\n"
+                "    return {'disposition': 'refund'}\n"
+            )
+        },
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "agent_evals.cli", "run", "--output", "r.jsonl"],
+        cwd=project, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert len(load_record(project / "r.jsonl").cases) == 3

@@ -143,11 +143,10 @@ def check_keys(config: ProjectConfig, root: Path, providers: Iterable[str]) -> N
         settings = resolve(name, config, root)
         if settings.type not in HTTP_TYPES or not settings.api_key_env:
             continue
+        # (`api_key_env: null` already resolved to no variable, skipped above.)
         pc = config.providers.get(name)
-        if pc is not None and "api_key_env" in pc.model_fields_set:
-            if not pc.api_key_env:
-                continue
-        elif not _vendor_api(settings):
+        named = pc is not None and "api_key_env" in pc.model_fields_set
+        if not (named or _vendor_api(settings)):
             continue
         if not (settings.api_key() or "").strip():
             raise ConfigError(

@@ -10,6 +10,7 @@ and its nesting, so a template cannot exhaust memory, hang, or crash us.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -148,39 +149,33 @@ def _templates(prompt: Prompt) -> tuple[jinja2.Template | _Literal, ...]:
         name = _template_name(prompt, index)
         try:
             templates.append(_compile(message.content, name))
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(
-                f"template syntax error in messages[{index}]: {exc.message}",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, exc.lineno),
-                hint="fix the Jinja syntax; use {% raw %}...{% endraw %} for literal braces",
-            ) from None
-        except LimitExceeded as exc:
-            raise TemplateError(
-                f"template in messages[{index}] {exc.what}",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, exc.lineno),
-                hint=exc.hint,
-            ) from None
-        except (RecursionError, MemoryError, SyntaxError) as exc:
-            # The checks in _sandbox.py come first; this is the last line of defence.
-            raise TemplateError(
-                f"template in messages[{index}] is nested too deeply to compile ({type(exc).__name__})",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, None),
-                hint="flatten the template: set intermediate values with {% set %}",
-            ) from None
-        except (ValueError, OverflowError) as exc:
-            # A number literal longer than Python converts (4,300 digits).
-            raise TemplateError(
-                f"template syntax error in messages[{index}]: {exc}",
-                path=prompt.source_path,
-                line=_file_line(prompt, index, None),
-                hint="write shorter numbers",
-            ) from None
+        except _COMPILE_ERRORS as exc:
+            raise _compile_error(prompt, index, exc) from None
     result = tuple(templates)
     _last = (prompt, result)
     return result
+
+
+_COMPILE_ERRORS = (
+    jinja2.TemplateSyntaxError, LimitExceeded, RecursionError, MemoryError, SyntaxError, ValueError, OverflowError
+)  # fmt: skip
+
+
+def _compile_error(prompt: Prompt, index: int, exc: BaseException) -> TemplateError:
+    """One located TemplateError for whatever stopped a message template from compiling."""
+    line: int | None = None
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        message, line = f"template syntax error in messages[{index}]: {exc.message}", exc.lineno
+        hint = "fix the Jinja syntax; use {% raw %}...{% endraw %} for literal braces"
+    elif isinstance(exc, LimitExceeded):
+        message, hint, line = f"template in messages[{index}] {exc.what}", exc.hint, exc.lineno
+    elif isinstance(exc, RecursionError | MemoryError | SyntaxError):
+        # The checks in _sandbox.py come first; this is the last line of defence.
+        message = f"template in messages[{index}] is nested too deeply to compile ({type(exc).__name__})"
+        hint = "flatten the template: set intermediate values with {% set %}"
+    else:  # a number literal longer than Python converts (4,300 digits)
+        message, hint = f"template syntax error in messages[{index}]: {exc}", "write shorter numbers"
+    return TemplateError(message, path=prompt.source_path, line=_file_line(prompt, index, line), hint=hint)
 
 
 _RENDER_ERRORS = (
@@ -189,7 +184,12 @@ _RENDER_ERRORS = (
 
 
 def _render_error(
-    prompt: Prompt, index: int, case: Case, exc: BaseException, name: str, case_where: str | None
+    prompt: Prompt,
+    index: int,
+    case: Case,
+    exc: BaseException,
+    name: str,
+    case_where: Callable[[], str] | None,
 ) -> TemplateError:
     """One located TemplateError for whatever stopped a message from rendering for `case`."""
     at = f"in messages[{index}]"
@@ -207,7 +207,7 @@ def _render_error(
         message, line = f"template {at} runs out of memory for case '{case.id}'", None
         hint = "build smaller strings and lists; see 'Template limits' in the README"
     elif isinstance(exc, jinja2.UndefinedError):
-        where = f" at {case_where}" if case_where else ""
+        where = f" at {case_where()}" if case_where else ""
         message = f"undefined variable {at} for case '{case.id}': {exc.message}"
         hint = f"add it to the vars of case '{case.id}'{where}, or use '| default(...)'"
     elif isinstance(exc, SecurityError):
@@ -225,13 +225,14 @@ def _render_error(
     return TemplateError(message, path=prompt.source_path, line=_file_line(prompt, index, line), hint=hint)
 
 
-def render(prompt: Prompt, case: Case, *, case_where: str | None = None) -> ChatRequest:
+def render(prompt: Prompt, case: Case, *, case_where: Callable[[], str] | None = None) -> ChatRequest:
     """Render `prompt` for `case`.
 
     Args:
         prompt: the prompt whose messages are Jinja templates.
         case: supplies the template variables (`case.vars`).
-        case_where: `path:line` of the case, named in the hint when a variable is missing.
+        case_where: gives `path:line` of the case, named in the hint when a variable is missing;
+            called only then (finding the line costs more than most renders).
 
     Raises:
         TemplateError: a template fails to parse, uses an undefined variable,

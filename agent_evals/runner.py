@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -34,7 +35,6 @@ from agent_evals.errors import (
     Interrupted,
     ProviderError,
     ProviderStopped,
-    TemplateError,
 )
 from agent_evals.graders import GraderBase, Sample, build_grader, grader_class
 from agent_evals.graders.base import case_outcome
@@ -332,15 +332,7 @@ def make_job(
 
 
 def _render_case(prompt: Prompt, evalset: EvalSet, index: int) -> ChatRequest:
-    try:
-        return render(prompt, evalset.cases[index])
-    except TemplateError as exc:
-        # Where the case is written is only needed for an undefined variable's hint: look it
-        # up (and render again to raise with it) only then; a template over its time limit
-        # must not be rendered twice.
-        if not exc.message.startswith("undefined variable"):
-            raise
-        return render(prompt, evalset.cases[index], case_where=case_where(evalset, index))
+    return render(prompt, evalset.cases[index], case_where=partial(case_where, evalset, index))
 
 
 def with_model(prompt: Prompt, *, provider: str | None, model: str | None) -> Prompt:
@@ -615,11 +607,16 @@ def job_providers(job: Job) -> list[str]:
     """The providers a job calls: its prompt's, then its LLM judges'."""
     names = [job.provider]
     for grader in job.graders:
-        judge = getattr(grader.options, "judge", None)
-        provider = getattr(judge, "provider", None)
-        if isinstance(provider, str) and provider not in names:
+        provider = judge_provider(grader)
+        if provider is not None and provider not in names:
             names.append(provider)
     return names
+
+
+def judge_provider(grader: GraderBase) -> str | None:
+    """The provider an LLM-judge grader calls, if it names one (other graders call none)."""
+    provider = getattr(getattr(grader.options, "judge", None), "provider", None)
+    return provider if isinstance(provider, str) else None
 
 
 def _open_cache(project: Project, options: RunOptions) -> ResponseCache | None:

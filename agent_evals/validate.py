@@ -17,6 +17,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from agent_evals.load import (
 from agent_evals.models import EvalSet, Prompt
 from agent_evals.providers import resolve
 from agent_evals.render import compile_prompt, render
-from agent_evals.runner import build_graders, case_where
+from agent_evals.runner import build_graders, case_where, judge_provider
 
 
 def _errors(exc: ConfigError) -> list[ConfigError]:
@@ -117,7 +118,7 @@ def _check_renders(evalset: EvalSet, prompt: Prompt) -> list[ConfigError]:
         shape = _shape(case.vars)
         if shape not in outcome_of_shape:
             try:
-                render(prompt, case, case_where=case_where(evalset, index))
+                render(prompt, case, case_where=partial(case_where, evalset, index))
                 outcome_of_shape[shape] = None
             except ConfigError as exc:
                 key = (exc.path, exc.line, exc.message.replace(f"'{case.id}'", "<case>"))
@@ -141,9 +142,8 @@ def check_evalset(evalset: EvalSet, project: Project) -> list[ConfigError]:
         graders = ()
     errors.extend(_check_expected(evalset, graders))
     for grader in graders:
-        judge = getattr(grader.options, "judge", None)
-        provider = getattr(judge, "provider", None)
-        if isinstance(provider, str):
+        provider = judge_provider(grader)
+        if provider is not None:
             try:
                 resolve(provider, project.config, project.root)
             except ConfigError as exc:

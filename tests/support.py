@@ -77,6 +77,29 @@ async def answer(request):
 """
 
 
+def echo_prompt(provider: str) -> str:
+    """A one-message prompt that sends the case's question to `provider` (synthetic test data)."""
+    return (
+        "schema_version: 1\nid: echo\nversion: 1\ndescription: Echo the question (synthetic test prompt).\n"
+        "owner: {name: Test team, oncall: test-pager}\n"
+        f"model: {{provider: {provider}, name: test-model, temperature: 0, max_tokens: 20}}\n"
+        'messages:\n  - role: user\n    content: "{{ q }}"\n'
+    )
+
+
+def echo_evalset(n: int, graders: str = "  - {type: contains, name: echoed}\n") -> str:
+    """`n` cases `q00000`... whose expected answer echoes the question (synthetic test data)."""
+    cases = "".join(
+        f"  - id: q{i:05d}\n    vars: {{q: question {i}}}\n    expected: 'echo: question {i}'\n"
+        for i in range(n)
+    )
+    return (
+        "schema_version: 1\nid: echo\nprompt: echo\nmetric: answers echoed\n"
+        "provenance: {source: synthetic, synthetic: true}\n"
+        f"graders:\n{graders}cases:\n{cases}"
+    )
+
+
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:
     """Write `files` (relative path -> text, dedented) under `root`; return root."""
     for rel, text in files.items():

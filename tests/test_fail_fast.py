@@ -25,40 +25,23 @@ from agent_evals.errors import AuthError, ProviderError
 from agent_evals.record import load_record
 from agent_evals.report import markdown
 from tests.http_server import Request, Response, ScriptedServer, openai_chat
-from tests.support import GitRepo, write_tree
+from tests.support import GitRepo, echo_evalset, echo_prompt, write_tree
 
 KEY = "sk-fail-fast-test-key"
 
-PROMPT = """\
-schema_version: 1
-id: echo
-version: 1
-description: Echo the question (synthetic test prompt).
-owner: {name: Test team, oncall: test-pager}
-model: {provider: gpt, name: test-model, temperature: 0, max_tokens: 20}
-messages:
-  - role: user
-    content: "{{ q }}"
-"""
-
-
-def evalset(n: int, graders: str = "  - {type: contains, name: echoed}\n") -> str:
-    cases = "".join(
-        f"  - id: q{i:05d}\n    vars: {{q: question {i}}}\n    expected: 'echo: question {i}'\n"
-        for i in range(n)
-    )
-    return (
-        "schema_version: 1\nid: echo\nprompt: echo\nmetric: answers echoed\n"
-        "provenance: {source: synthetic, synthetic: true}\n"
-        f"graders:\n{graders}cases:\n{cases}"
-    )
+PROMPT = echo_prompt("gpt")
 
 
 def project(root: Path, n: int, provider: str, **files: str) -> Path:
     config = f"schema_version: 1\nproviders:\n  gpt: {provider}\n"
     write_tree(
         root,
-        {"prompts/echo.yaml": PROMPT, "evalsets/echo.yaml": evalset(n), "agent-evals.yaml": config, **files},
+        {
+            "prompts/echo.yaml": PROMPT,
+            "evalsets/echo.yaml": echo_evalset(n),
+            "agent-evals.yaml": config,
+            **files,
+        },
     )
     return root
 
@@ -160,7 +143,7 @@ def test_the_vendor_api_needs_its_default_key(
             tmp_path,
             {
                 "prompts/echo.yaml": PROMPT.replace("provider: gpt", "provider: openai"),
-                "evalsets/echo.yaml": evalset(3),
+                "evalsets/echo.yaml": echo_evalset(3),
             },
         )
         assert main(["run", "--output", "r.jsonl"]) == 2
@@ -182,7 +165,7 @@ def test_a_judge_provider_without_its_key_stops_the_run_too(
             tmp_path,
             {
                 "prompts/echo.yaml": PROMPT,
-                "evalsets/echo.yaml": evalset(4, graders=judge),
+                "evalsets/echo.yaml": echo_evalset(4, graders=judge),
                 "agent-evals.yaml": (
                     "schema_version: 1\nproviders:\n"
                     f"  gpt: {{type: openai, base_url: '{server.url}/v1', api_key_env: null}}\n"
@@ -217,7 +200,7 @@ def test_a_local_server_by_base_url_needs_no_key(tmp_path: Path, monkeypatch: py
             tmp_path,
             {
                 "prompts/echo.yaml": PROMPT.replace("provider: gpt", "provider: openai"),
-                "evalsets/echo.yaml": evalset(3),
+                "evalsets/echo.yaml": echo_evalset(3),
             },
         )
         assert main(["run", "--output", "r.jsonl"]) == 0

@@ -23,31 +23,9 @@ from agent_evals.models import RunDefaults
 from agent_evals.record import load_record
 from agent_evals.retry import RetryPolicy
 from tests.http_server import Request, Response, ScriptedServer, openai_chat
-from tests.support import write_tree
+from tests.support import echo_evalset, echo_prompt, write_tree
 
-PROMPT = """\
-schema_version: 1
-id: echo
-version: 1
-description: Echo the question (synthetic test prompt).
-owner: {name: Test team, oncall: test-pager}
-model: {provider: openai, name: test-model, temperature: 0, max_tokens: 20}
-messages:
-  - role: user
-    content: "{{ q }}"
-"""
-
-
-def evalset(n: int) -> str:
-    cases = "".join(
-        f"  - id: q{i:04d}\n    vars: {{q: question {i}}}\n    expected: 'echo: question {i}'\n"
-        for i in range(n)
-    )
-    return (
-        "schema_version: 1\nid: echo\nprompt: echo\nmetric: answers echoed\n"
-        "provenance: {source: synthetic, synthetic: true}\n"
-        "graders:\n  - {type: contains, name: echoed}\ncases:\n" + cases
-    )
+PROMPT = echo_prompt("openai")
 
 
 def flaky(seed: str, failure: Response, share: float = 0.3) -> Callable[[Request], Response]:
@@ -80,7 +58,7 @@ def run_against(
             tmp_path,
             {
                 "prompts/echo.yaml": PROMPT,
-                "evalsets/echo.yaml": evalset(500),
+                "evalsets/echo.yaml": echo_evalset(500),
                 "agent-evals.yaml": "schema_version: 1\n",
             },
         )

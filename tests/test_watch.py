@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -89,8 +90,9 @@ def test_a_half_saved_file_is_reported_and_waited_out(
     assert healed.changes == ()  # same results as before the broken save
 
 
-def _watch_once(root: Path, selection: Selection) -> WatchUpdate:
-    """The first round of a watch with `selection`, then stop."""
+@contextlib.contextmanager
+def _watching(root: Path, selection: Selection) -> Iterator[queue.Queue[WatchUpdate]]:
+    """A watch with `selection` in a thread, its updates in a queue; stopped on exit."""
     updates: queue.Queue[WatchUpdate] = queue.Queue()
     stop = threading.Event()
     thread = threading.Thread(
@@ -101,10 +103,16 @@ def _watch_once(root: Path, selection: Selection) -> WatchUpdate:
     )
     thread.start()
     try:
-        return updates.get(timeout=30)
+        yield updates
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+def _watch_once(root: Path, selection: Selection) -> WatchUpdate:
+    """The first round of a watch with `selection`."""
+    with _watching(root, selection) as updates:
+        return updates.get(timeout=30)
 
 
 def test_the_watch_runs_what_run_was_asked_to(
@@ -124,22 +132,9 @@ def test_a_prompt_file_stands_in_for_the_project_prompt_and_is_watched(
     candidate = root / "candidate" / "triage.yaml"
     candidate.parent.mkdir()
     candidate.write_text(PROMPT.replace("      {{ body }}\n", ""))
-    updates: queue.Queue[WatchUpdate] = queue.Queue()
-    stop = threading.Event()
-    selection = Selection(evalset_ids=("triage",), prompt_file=candidate)
-    thread = threading.Thread(
-        target=watch,
-        args=(root, RunOptions(cache=False), updates.put),
-        kwargs={"selection": selection, "stop": stop},
-        daemon=True,
-    )
-    thread.start()
-    try:
+    with _watching(root, Selection(evalset_ids=("triage",), prompt_file=candidate)) as updates:
         assert updates.get(timeout=30).initial
         candidate.write_text(PROMPT)  # the body is back: c1 and c2 pass again
         update = updates.get(timeout=30)
-        assert update.changed_files == ("candidate/triage.yaml",)
-        assert sorted(c.case_id for c in update.changes) == ["c1", "c2"]
-    finally:
-        stop.set()
-        thread.join(timeout=10)
+    assert update.changed_files == ("candidate/triage.yaml",)
+    assert sorted(c.case_id for c in update.changes) == ["c1", "c2"]

@@ -5,6 +5,17 @@ case's pass rate is the share of its judged repeats that passed), so the
 statistics see one paired observation per case. Errors are never counted as
 regressions or fixes: a case that could not be judged on either side is
 `errored` and stays out of every pass rate and test.
+
+Runs come in two kinds. The design runs (`--repeat K`: repeat indexes 0..K-1,
+K read from the record's header) are what every pass rate and test sees.
+Confirmation runs (repeat K and up, added by `ci` for a case that went pass ->
+fail while outputs vary) only add evidence about that case: they are chosen
+because the case looked worse, so pooling them into the pass rates would bias them.
+
+Whether outputs vary decides how much a repeat is worth. When every case's
+repeats are identical on both sides (temperature 0), repeats are copies and
+count once; with one run per case the record's sampling parameters decide
+(temperature 0 and no LLM judge: deterministic).
 """
 
 from __future__ import annotations
@@ -25,9 +36,13 @@ OUTCOMES: tuple[Outcome, ...] = (
 
 @dataclass(frozen=True)
 class Side:
-    """One case on one side of the diff, its repeats folded together."""
+    """One case on one side of the diff, its repeats folded together.
+
+    `results` are the design runs; `extra` the confirmation runs (evidence only).
+    """
 
     results: tuple[CaseResult, ...]
+    extra: tuple[CaseResult, ...] = ()
 
     @property
     def judged(self) -> tuple[CaseResult, ...]:
@@ -60,18 +75,38 @@ class Side:
 
     @property
     def first(self) -> CaseResult:
-        return self.results[0]
+        return (*self.results, *self.extra)[0]
 
     def grader(self, name: str) -> tuple[float | None, float | None]:
         """(pass rate, mean score) of one grader over the judged repeats."""
+        passes, runs, score = self.grader_counts(name)
+        return (passes / runs if runs else None), score
+
+    def counts(self) -> tuple[int, int, float | None]:
+        """(passing runs, judged runs, mean score) over the design runs."""
+        judged = self.judged
+        return sum(r.status == "pass" for r in judged), len(judged), self.score
+
+    def grader_counts(self, name: str) -> tuple[int, int, float | None]:
+        """(passing runs, graded runs, mean score) of one grader over the judged design runs."""
         grades = [g for r in self.judged for g in r.grades if g.grader == name and g.error is None]
-        if not grades:
-            return None, None
         scores = [g.score for g in grades if g.score is not None]
         return (
-            sum(bool(g.passed) for g in grades) / len(grades),
+            sum(bool(g.passed) for g in grades),
+            len(grades),
             sum(scores) / len(scores) if scores else None,
         )
+
+    def evidence(self) -> tuple[int, int]:
+        """(passing runs, judged runs) over design and confirmation runs: what is known of this case."""
+        judged = [r for r in (*self.results, *self.extra) if r.status in ("pass", "fail")]
+        return sum(r.status == "pass" for r in judged), len(judged)
+
+    @property
+    def varies(self) -> bool:
+        """Its judged design runs differ from one another (in output or in outcome)."""
+        judged = self.judged
+        return len({(r.output, r.status) for r in judged}) > 1
 
     def cost(self) -> float:
         return sum(r.cost_usd or 0.0 for r in self.results)
@@ -106,6 +141,11 @@ class Group:
     clusters: tuple[str, ...]
     regressions: int
     fixes: int
+    base_passes: tuple[int, ...] = ()
+    base_runs: tuple[int, ...] = ()
+    cand_passes: tuple[int, ...] = ()
+    cand_runs: tuple[int, ...] = ()
+    """Per-case passing and judged runs, identical repeats counted once: what the tests see."""
 
     @property
     def n(self) -> int:
@@ -173,6 +213,13 @@ class Diff:
     cand_totals: Totals
     repeats: int = 1
     by_outcome: dict[str, tuple[CaseDiff, ...]] = field(default_factory=dict)
+    varies: bool = True
+    """Outputs vary between runs; False when repeats are copies or sampling is off."""
+
+    @property
+    def effective_repeats(self) -> int:
+        """Repeats that carry information: identical repeats count once."""
+        return self.repeats if self.varies else 1
 
     def outcome(self, outcome: Outcome) -> tuple[CaseDiff, ...]:
         return self.by_outcome.get(outcome, ())
@@ -182,11 +229,40 @@ class Diff:
         return tuple(c for c in self.cases if c.flaky)
 
 
+def design_repeats(record: RunRecord) -> int:
+    """K of `--repeat K`: from the header, else the repeats the record holds."""
+    declared = record.header.options.get("repeat")
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 1:
+        return declared
+    return max((r.repeat + 1 for r in record.cases), default=1)
+
+
 def _sides(record: RunRecord) -> dict[str, Side]:
-    grouped: dict[str, list[CaseResult]] = defaultdict(list)
+    repeats = design_repeats(record)
+    design: dict[str, list[CaseResult]] = defaultdict(list)
+    extra: dict[str, list[CaseResult]] = defaultdict(list)
     for result in record.cases:
-        grouped[result.case_id].append(result)
-    return {case_id: Side(tuple(results)) for case_id, results in grouped.items()}
+        (design if result.repeat < repeats else extra)[result.case_id].append(result)
+    for case_id in extra:
+        design.setdefault(case_id, [])
+    return {
+        case_id: Side(tuple(results), tuple(extra.get(case_id, ())))
+        for case_id, results in design.items()
+        if results or extra.get(case_id)
+    }
+
+
+def sampling_varies(record: RunRecord) -> bool:
+    """Whether one run of a case may differ from the next, judging by how the record was made.
+
+    Deterministic only when sampling is off (temperature 0) or the model is the offline
+    `local` one, and no grade came from an LLM judge (a judge samples too).
+    """
+    provider = record.header.provider
+    params = provider.get("params") or {}
+    sampled = provider.get("type") != "local" and params.get("temperature") != 0
+    judged = any("judge_score" in g.details for r in record.cases for g in r.grades)
+    return sampled or judged
 
 
 def _classify(base: Side | None, cand: Side | None) -> Outcome:
@@ -205,34 +281,46 @@ def _classify(base: Side | None, cand: Side | None) -> Outcome:
     return table[(base.passed, cand.passed)]
 
 
+def _once(passes: int, runs: int, copies: bool) -> tuple[int, int]:
+    """Identical repeats are one run: its outcome is the case's (the rate rounds to it)."""
+    if not copies or runs <= 1:
+        return passes, runs
+    return int(passes / runs >= 0.5), 1
+
+
 def _group(
     kind: Literal["overall", "grader", "tag"],
     name: str,
     cases: Iterable[CaseDiff],
-    measure: Callable[[Side], tuple[float | None, float | None]],
+    measure: Callable[[Side], tuple[int, int, float | None]],
+    copies: bool,
 ) -> Group:
     ids: list[str] = []
     bp: list[float] = []
     cp: list[float] = []
     bs: list[float] = []
     cs: list[float] = []
+    counts: list[tuple[int, int, int, int]] = []
     clusters: list[str] = []
     regressions = fixes = 0
     for case in cases:
         if case.base is None or case.cand is None:
             continue
-        (b_pass, b_score), (c_pass, c_score) = measure(case.base), measure(case.cand)
-        if b_pass is None or c_pass is None:
+        (b_hits, b_runs, b_score), (c_hits, c_runs, c_score) = measure(case.base), measure(case.cand)
+        if not b_runs or not c_runs:
             continue
+        b_pass, c_pass = b_hits / b_runs, c_hits / c_runs
         ids.append(case.case_id)
         bp.append(b_pass)
         cp.append(c_pass)
+        counts.append((*_once(b_hits, b_runs, copies), *_once(c_hits, c_runs, copies)))
         # A score missing on one side (a grader with no score) pairs as nothing: keep lists aligned by using pass.
         bs.append(b_score if b_score is not None else b_pass)
         cs.append(c_score if c_score is not None else c_pass)
         clusters.append(case.cluster or case.case_id)
         regressions += b_pass >= 0.5 > c_pass
         fixes += c_pass >= 0.5 > b_pass
+    columns = list(zip(*counts, strict=True)) if counts else [(), (), (), ()]
     return Group(
         kind=kind,
         name=name,
@@ -244,7 +332,30 @@ def _group(
         clusters=tuple(clusters),
         regressions=regressions,
         fixes=fixes,
+        base_passes=tuple(columns[0]),
+        base_runs=tuple(columns[1]),
+        cand_passes=tuple(columns[2]),
+        cand_runs=tuple(columns[3]),
     )
+
+
+def pass_counts(record: RunRecord) -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
+    """Per case of one record: passing design runs, judged design runs, cluster (identical repeats once)."""
+    sides = _sides(record)
+    judged = [s for s in sides.values() if s.judged]
+    if any(len(s.judged) > 1 for s in judged):
+        copies = not any(s.varies for s in judged)
+    else:
+        copies = not sampling_varies(record)
+    passes, runs, clusters = [], [], []
+    for case_id, side in sides.items():
+        hits, n, _ = side.counts()
+        if n:
+            hits, n = _once(hits, n, copies)
+            passes.append(hits)
+            runs.append(n)
+            clusters.append(side.first.cluster or case_id)
+    return tuple(passes), tuple(runs), tuple(clusters)
 
 
 def totals(record: RunRecord) -> Totals:
@@ -322,19 +433,30 @@ def diff(base: RunRecord, cand: RunRecord) -> Diff:
     by_outcome: dict[str, list[CaseDiff]] = defaultdict(list)
     for case in cases:
         by_outcome[case.outcome].append(case)
-    repeats = max((r.repeat + 1 for r in (*base.cases, *cand.cases)), default=1)
+    repeats = max(design_repeats(base), design_repeats(cand))
+    sides = [s for case in cases for s in (case.base, case.cand) if s is not None]
+    if any(len(s.judged) > 1 for s in sides):
+        varies = any(s.varies for s in sides)
+    else:
+        varies = sampling_varies(base) or sampling_varies(cand)
+    copies = not varies
+
+    def overall(side: Side) -> tuple[int, int, float | None]:
+        return side.counts()
+
     return Diff(
         base=base,
         cand=cand,
         cases=tuple(cases),
-        overall=_group("overall", "overall", cases, lambda s: (s.pass_rate, s.score)),
-        graders=tuple(_group("grader", g, cases, lambda s, g=g: s.grader(g)) for g in graders),  # type: ignore[misc]
-        tags=tuple(
-            _group("tag", t, (c for c in cases if t in c.tags), lambda s: (s.pass_rate, s.score))
-            for t in tags
+        overall=_group("overall", "overall", cases, overall, copies),
+        graders=tuple(
+            _group("grader", g, cases, lambda s, g=g: s.grader_counts(g), copies)  # type: ignore[misc]
+            for g in graders
         ),
+        tags=tuple(_group("tag", t, (c for c in cases if t in c.tags), overall, copies) for t in tags),
         base_totals=totals(base),
         cand_totals=totals(cand),
         repeats=repeats,
         by_outcome={k: tuple(v) for k, v in by_outcome.items()},
+        varies=varies,
     )

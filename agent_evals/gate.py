@@ -12,6 +12,7 @@ over `fail` over `pass`. A gate that cannot judge never passes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,66 +20,95 @@ from typing import Literal
 from agent_evals.calibrate import Calibration
 from agent_evals.diff import Diff, Group
 from agent_evals.errors import EXIT_CANNOT_EVALUATE, EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_OK
-from agent_evals.integrity import Finding
 from agent_evals.models import GatePolicy
 from agent_evals.record import RunRecord
+from agent_evals.rules import (
+    Context,
+    Finding,
+    GroupTest,
+    RuleResult,
+    cases_to_confirm,
+    check_all,
+    evidence,
+    pct,
+    pts,
+    shared_clusters,
+)
+
+__all__ = [
+    "GateReport",
+    "GroupTest",
+    "PairReport",
+    "PowerNote",
+    "RuleResult",
+    "Status",
+    "Verdict",
+    "cases_to_confirm",
+    "gate",
+    "gate_absolute",
+    "gate_unchanged",
+    "integrity_rule",
+    "missing_cases",
+    "pct",
+    "pts",
+]
 
 Status = Literal["pass", "fail", "error"]
 ChangeKind = Literal["modified", "new", "unchanged", "deleted"]
 
 
 @dataclass(frozen=True)
-class RuleResult:
-    rule: str
-    passed: bool
-    message: str
-    cases: tuple[str, ...] = ()
-    severity: Literal["fail", "error"] = "fail"
-
-
-@dataclass(frozen=True)
-class GroupTest:
-    """The paired test of one group (overall, a grader, a tag)."""
-
-    group: str
-    n: int
-    base_rate: float | None
-    cand_rate: float | None
-    delta: float | None
-    method: str
-    pvalue: float
-    adjusted: float
-    significant: bool
-
-
-@dataclass(frozen=True)
 class PowerNote:
+    """How small a drop the gate's overall test catches, simulated from these records (`power`).
+
+    Attributes:
+        n: paired cases.
+        repeats: runs per case and side (`--repeat`).
+        varies: outputs vary between runs; when not, repeats are copies and count once.
+        clusters: distinct clusters when cases share them (else None).
+        detectable_drop: the drop caught with probability `power` at `alpha`; None when
+            not even every passing case failing would be caught that often.
+    """
+
     n: int
     repeats: int
     alpha: float
     power: float
-    detectable_drop: float
+    detectable_drop: float | None
     target_drop: float
     repeats_needed: int | None
     cases_needed: int | None
+    varies: bool = True
+    clusters: int | None = None
 
     @property
     def sufficient(self) -> bool:
-        return self.detectable_drop <= self.target_drop
+        return self.detectable_drop is not None and self.detectable_drop <= self.target_drop
+
+    def _design(self) -> str:
+        parts = [f"n={self.n}"]
+        if self.clusters is not None:
+            parts.append(f"{self.clusters} clusters")
+        if self.repeats > 1:
+            parts.append(
+                f"{self.repeats} repeats" + ("" if self.varies else " that are identical, so count once")
+            )
+        parts.append(f"alpha={self.alpha:g}")
+        parts.append(f"power {self.power:.0%}")
+        return ", ".join(parts)
 
     def sentence(self) -> str:
-        head = (
-            f"this eval set can detect a drop of {100 * self.detectable_drop:.1f} points "
-            f"(n={self.n}, repeats={self.repeats}, alpha={self.alpha:g}, power {self.power:.0%})"
-        )
+        if self.detectable_drop is None:
+            head = f"this eval set cannot detect even a total collapse of its pass rate ({self._design()})"
+        else:
+            head = f"this eval set can detect a drop of {100 * self.detectable_drop:.1f} points ({self._design()})"
         if self.sufficient:
             return head
         options = []
         if self.cases_needed is not None:
-            options.append(f"{self.cases_needed:,} cases")
+            options.append(f"about {self.cases_needed:,} cases")
         if self.repeats_needed is not None:
-            # Repeats only shrink the noise of outputs that vary from run to run (temperature > 0).
-            options.append(f"--repeat {self.repeats_needed} if outputs vary between runs")
+            options.append(f"--repeat {self.repeats_needed}")
         how = " or ".join(options) or "many more cases"
         return f"{head}; to detect {100 * self.target_drop:.0f} points use {how}"
 
@@ -104,160 +134,130 @@ class Verdict:
         return tuple(r for r in self.rules if not r.passed)
 
 
-def pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f} pts"
-
-
-def pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
 def _status(rules: Sequence[RuleResult]) -> Status:
     if any(not r.passed and r.severity == "error" for r in rules):
         return "error"
     return "fail" if any(not r.passed for r in rules) else "pass"
 
 
-def _completeness(record: RunRecord, side: str, policy: GatePolicy) -> list[RuleResult]:
-    rules = []
-    if record.status != "complete":
-        rules.append(
-            RuleResult(
-                "complete_run", False, f"the {side} run did not finish ({record.status})", severity="error"
-            )
-        )
-    results = record.cases
-    skipped = [r.case_id for r in results if r.status == "skipped"]
-    if skipped:
-        rules.append(
-            RuleResult(
-                "complete_run",
-                False,
-                f"{len(skipped)} {side} case(s) were skipped (budget)",
-                tuple(skipped),
-                "error",
-            )
-        )
-    ran = [r for r in results if r.status != "skipped"]
-    errors = [r.case_id for r in ran if r.status == "error"]
-    rate = len(errors) / len(ran) if ran else 1.0
-    rules.append(
-        RuleResult(
-            "max_error_rate",
-            rate <= policy.max_error_rate,
-            f"{side}: {len(errors)}/{len(ran)} cases could not be evaluated ({pct(rate)}; max {pct(policy.max_error_rate)})",
-            tuple(errors),
-            "error",
-        )
+def _test(group: Group) -> tuple[str, float]:
+    """The paired one-sided test that the candidate is worse on this group: (method, p-value).
+
+    Cases sharing clusters: the cluster sign-flip test on per-case rates (clusters are the
+    units). Otherwise the exact conditional test on runs, stratified by case: exact
+    McNemar with one run per side, and with repeats it uses every run.
+    """
+    from agent_evals import stats
+
+    clusters = shared_clusters(group)
+    if clusters is not None:
+        test = stats.paired_test(group.base_pass, group.cand_pass, clusters=clusters, alternative="less")
+        return "cluster-permutation", test.pvalue
+    p = stats.stratified_exact_pvalue(group.base_passes, group.base_runs, group.cand_passes, group.cand_runs)
+    single = all(r == 1 for r in (*group.base_runs, *group.cand_runs))
+    return ("mcnemar-exact" if single else "stratified-exact"), p
+
+
+def _outcomes(group: Group) -> tuple[object, ...]:
+    return (
+        group.case_ids,
+        group.base_passes,
+        group.base_runs,
+        group.cand_passes,
+        group.cand_runs,
+        group.clusters,
     )
-    return rules
 
 
 def _tests(diff: Diff, policy: GatePolicy) -> list[GroupTest]:
+    """The overall test at full alpha, then every distinct grader and tag group behind it.
+
+    A group with exactly the outcomes of the overall test (one required grader) or of
+    an earlier group is not tested again: repeating a test only spends alpha. The
+    distinct ones are a Holm family gated by the overall test (`stats.gatekeeping`),
+    so the family-wise false-alarm rate is alpha and the overall test keeps all of it.
+    """
     from agent_evals import stats
 
-    groups: list[tuple[str, Group]] = [("overall", diff.overall)]
-    groups += [(f"grader {g.name}", g) for g in diff.graders]
-    groups += [(f"tag {g.name}", g) for g in diff.tags]
-    raw = []
-    for label, group in groups:
+    if diff.overall.n == 0:
+        return []
+    labelled: list[tuple[str, Group]] = [(f"grader {g.name}", g) for g in diff.graders]
+    labelled += [(f"tag {g.name}", g) for g in diff.tags]
+    method, overall_p = _test(diff.overall)
+    seen: dict[tuple[object, ...], str] = {_outcomes(diff.overall): "overall"}
+    distinct: list[tuple[str, Group, str, float]] = []
+    shared: list[tuple[str, Group, str]] = []
+    for label, group in labelled:
         if group.n == 0:
             continue
-        test = stats.paired_test(
-            group.base_pass, group.cand_pass, clusters=_clusters(group), alternative="less"
-        )
-        raw.append((label, group, test))
-    adjusted = stats.holm([t.pvalue for _, _, t in raw]) if raw else []
-    return [
-        GroupTest(
-            group=label,
-            n=group.n,
-            base_rate=group.base_pass_rate,
-            cand_rate=group.cand_pass_rate,
-            delta=group.pass_delta,
-            method=test.method,
-            pvalue=test.pvalue,
-            adjusted=adj,
-            significant=adj < policy.alpha and (group.pass_delta or 0) < 0,
-        )
-        for (label, group, test), adj in zip(raw, adjusted, strict=True)
+        key = _outcomes(group)
+        if key in seen:
+            shared.append((label, group, seen[key]))
+            continue
+        seen[key] = label
+        distinct.append((label, group, *_test(group)))
+    adjusted = stats.gatekeeping(overall_p, [p for *_, p in distinct])
+
+    def make(
+        label: str, group: Group, method: str, p: float, adj: float, family: int, same: str | None
+    ) -> GroupTest:
+        delta = group.pass_delta
+        return GroupTest(
+            group=label, n=group.n, base_rate=group.base_pass_rate, cand_rate=group.cand_pass_rate,
+            delta=delta, method=method, pvalue=p, adjusted=adj,
+            significant=adj <= policy.alpha and (delta or 0) < 0, family=family, same_as=same,
+        )  # fmt: skip
+
+    tests = [make("overall", diff.overall, method, overall_p, overall_p, 0, None)]
+    tests += [
+        make(label, group, m, p, adj, len(distinct), None)
+        for (label, group, m, p), adj in zip(distinct, adjusted, strict=True)
     ]
-
-
-def _clusters(group: Group) -> tuple[str, ...] | None:
-    # Only cluster when some cases actually share a cluster; otherwise the exact McNemar applies.
-    return group.clusters if len(set(group.clusters)) < len(group.clusters) else None
+    by_label = {t.group: t for t in tests}
+    for label, group, same in shared:
+        twin = by_label[same]
+        tests.append(make(label, group, twin.method, twin.pvalue, twin.adjusted, twin.family, same))
+    order = {label: i for i, label in enumerate(["overall", *(label for label, _ in labelled)])}
+    return sorted(tests, key=lambda t: order[t.group])
 
 
 def _power(diff: Diff, policy: GatePolicy, power: float = 0.8) -> PowerNote | None:
-    from agent_evals import stats
+    """The detectable drop of the overall test, simulated from the records (`power.detectable_drop`)."""
+    import numpy as np
 
-    n = diff.overall.n
-    if n < 2:
+    from agent_evals import power as simulate
+
+    group = diff.overall
+    if group.n < 2:
         return None
-    rate = diff.overall.base_pass_rate or 0.0
-    sd = stats.assumed_delta_sd(rate, repeats=diff.repeats)
-    mde = stats.minimum_detectable_drop(n, sd_delta=sd, alpha=policy.alpha, power=power)
+    clusters = shared_clusters(group)
+    runs = simulate.Runs(
+        np.asarray(group.base_passes, dtype=np.int64),
+        np.asarray(group.base_runs, dtype=np.int64),
+        np.asarray(group.cand_passes, dtype=np.int64),
+        np.asarray(group.cand_runs, dtype=np.int64),
+        clusters,
+    )
+    deterministic = not diff.varies
+    drop = simulate.detectable_drop(runs, alpha=policy.alpha, deterministic=deterministic, power=power)
     target = policy.detect_drop
+    short = drop is None or drop > target
     return PowerNote(
-        n=n,
+        n=group.n,
         repeats=diff.repeats,
         alpha=policy.alpha,
         power=power,
-        detectable_drop=mde,
+        detectable_drop=drop,
         target_drop=target,
-        repeats_needed=None
-        if mde <= target
-        else stats.repeats_needed(target, n, pass_rate=rate, alpha=policy.alpha, power=power),
-        cases_needed=None
-        if mde <= target
-        else stats.cases_needed(
-            target,
-            sd_delta=stats.assumed_delta_sd(rate, repeats=diff.repeats),
-            alpha=policy.alpha,
-            power=power,
-        ),
+        # Repeats only shrink the noise of outputs that vary between runs.
+        repeats_needed=simulate.repeats_needed(runs, target, alpha=policy.alpha, power=power)
+        if short and diff.varies
+        else None,
+        # The drop a test can see shrinks about as 1 / sqrt(cases).
+        cases_needed=math.ceil(group.n * (drop / target) ** 2) if short and drop is not None else None,
+        varies=diff.varies,
+        clusters=len(set(clusters)) if clusters is not None else None,
     )
-
-
-def _regressed_in(diff: Diff, selector: str) -> tuple[str, ...]:
-    return tuple(c.case_id for c in diff.outcome("regressed") if c.case_id == selector or selector in c.tags)
-
-
-def _score_rules(diff: Diff, policy: GatePolicy) -> list[RuleResult]:
-    drops = policy.max_score_drop
-    if drops is None:
-        return []
-    targets: list[tuple[str, Group | None, float]] = []
-    if drops.overall is not None:
-        targets.append(("max_score_drop.overall", diff.overall, drops.overall))
-    graders = {g.name: g for g in diff.graders}
-    tags = {g.name: g for g in diff.tags}
-    targets += [(f"max_score_drop.graders.{k}", graders.get(k), v) for k, v in drops.graders.items()]
-    targets += [(f"max_score_drop.tags.{k}", tags.get(k), v) for k, v in drops.tags.items()]
-    rules = []
-    for rule, group, limit in targets:
-        delta = group.score_delta if group is not None else None
-        drop = -delta if delta is not None else 0.0
-        worse = (
-            tuple(
-                cid
-                for cid, b, c in zip(group.case_ids, group.base_score, group.cand_score, strict=True)
-                if c < b
-            )
-            if group is not None
-            else ()
-        )
-        rules.append(
-            RuleResult(
-                rule,
-                drop <= limit,
-                f"mean score {pts(delta).replace(' pts', '')} ({'no cases' if group is None else f'n={group.n}'}); "
-                f"max drop {limit:g}",
-                worse if drop > limit else (),
-            )
-        )
-    return rules
 
 
 def gate(
@@ -271,83 +271,33 @@ def gate(
 
     Args:
         diff: the paired comparison of baseline and candidate runs.
-        policy: the policy in force (see `integrity.stricter`).
+        policy: the policy in force (see `rules.stricter`).
         findings: gate-integrity findings; they fail the gate unless accepted.
         accept_policy_change: the change to the bar was reviewed and is intended.
     """
     from agent_evals import stats
 
     findings = (*findings, *missing_cases(diff))
-    rules = _completeness(diff.base, "baseline", policy) + _completeness(diff.cand, "candidate", policy)
     tests = _tests(diff, policy)
-    significant = [t for t in tests if t.significant]
-    regressed = tuple(c.case_id for c in diff.outcome("regressed"))
-    overall = next((t for t in tests if t.group == "overall"), None)
-    rules.append(
-        RuleResult(
-            "significant_regression",
-            not significant,
-            "; ".join(
-                f"{t.group}: {pct(t.base_rate)} -> {pct(t.cand_rate)} ({pts(t.delta)}), p={t.adjusted:.2g} < alpha {policy.alpha:g}"
-                for t in significant
-            )
-            or (
-                f"no significant regression (overall {pts(overall.delta)}, p={overall.adjusted:.2g}; alpha {policy.alpha:g})"
-                if overall
-                else "no paired cases to test"
-            ),
-            regressed if significant else (),
-        )
+    ctx = Context(
+        policy=policy,
+        cand=diff.cand,
+        base=diff.base,
+        diff=diff,
+        tests=tuple(tests),
+        evidence=evidence(diff, policy.alpha),
     )
-    for selector in policy.critical:
-        hit = _regressed_in(diff, selector)
-        rules.append(
-            RuleResult(
-                f"critical {selector}",
-                not hit,
-                f"{len(hit)} critical case(s) regressed" if hit else "no critical case regressed",
-                hit,
-            )
-        )
-    if policy.max_regressions is not None:
-        rules.append(
-            RuleResult(
-                "max_regressions",
-                len(regressed) <= policy.max_regressions,
-                f"{len(regressed)} regression(s); max {policy.max_regressions}",
-                regressed if len(regressed) > policy.max_regressions else (),
-            )
-        )
-    if policy.min_pass_rate is not None:
-        rules.append(_min_pass_rate(diff.cand, policy.min_pass_rate))
-    rules += _score_rules(diff, policy)
-    if policy.noninferiority_margin is not None and diff.overall.n:
-        # One-sided (1 - alpha) lower bound = the lower end of a two-sided (1 - 2 alpha) interval.
-        result = stats.noninferior(
-            diff.overall.base_pass,
-            diff.overall.cand_pass,
-            margin=policy.noninferiority_margin,
-            clusters=_clusters(diff.overall),
-            confidence=1 - 2 * policy.alpha,
-        )
-        rules.append(
-            RuleResult(
-                "noninferiority",
-                result.passed,
-                f"pass-rate change {pts(result.interval.estimate)}, lower bound {pts(result.interval.low)} "
-                f"vs margin -{100 * policy.noninferiority_margin:.1f} pts ({1 - policy.alpha:.0%} one-sided)",
-                regressed if not result.passed else (),
-            )
-        )
+    rules = check_all(ctx)
     if findings:
         rules.append(integrity_rule(findings, accept_policy_change))
     score_ci = None
     if diff.overall.n >= 2:
         ci = stats.paired_bootstrap_ci(
-            diff.overall.base_score, diff.overall.cand_score, clusters=_clusters(diff.overall)
+            diff.overall.base_score, diff.overall.cand_score, clusters=shared_clusters(diff.overall)
         )
         score_ci = (ci.low, ci.high)
     status = _status(rules)
+    overall = next((t for t in tests if t.group == "overall"), None)
     return Verdict(
         status=status,
         headline=_headline(status, diff, rules, overall),
@@ -357,7 +307,7 @@ def gate(
         findings=tuple(findings),
         policy=policy,
         score_delta_ci=score_ci,
-        cand_pass_ci=_pass_ci(diff.cand),
+        cand_pass_ci=_pass_ci(diff.overall if diff.overall.n else None, diff.cand),
     )
 
 
@@ -404,26 +354,22 @@ def gate_unchanged(note: str, policy: GatePolicy, findings: Sequence[Finding], a
     return Verdict(status=status, headline=headline, rules=rules, findings=tuple(findings), policy=policy)
 
 
-def _pass_ci(record: RunRecord) -> tuple[float, float] | None:
+def _pass_ci(group: Group | None, record: RunRecord) -> tuple[float, float] | None:
+    """The candidate's pass-rate interval, clustered by case (repeats are not independent trials).
+
+    From the paired group when there is one (identical repeats already count once),
+    else from the record's design runs.
+    """
     from agent_evals import stats
+    from agent_evals.diff import pass_counts
 
-    judged = [r for r in record.cases if r.status in ("pass", "fail")]
-    if not judged:
-        return None
-    ci = stats.pass_rate_interval(sum(r.status == "pass" for r in judged), len(judged))
-    return ci.low, ci.high
-
-
-def _min_pass_rate(record: RunRecord, floor: float) -> RuleResult:
-    judged = [r for r in record.cases if r.status in ("pass", "fail")]
-    rate = sum(r.status == "pass" for r in judged) / len(judged) if judged else 0.0
-    failing = tuple(r.case_id for r in judged if r.status == "fail")
-    return RuleResult(
-        "min_pass_rate",
-        rate >= floor,
-        f"candidate pass rate {pct(rate)} ({len(judged) - len(failing)}/{len(judged)}); min {pct(floor)}",
-        failing if rate < floor else (),
+    passes, runs, clusters = (
+        (group.cand_passes, group.cand_runs, group.clusters) if group is not None else pass_counts(record)
     )
+    if not sum(runs):
+        return None
+    ci = stats.clustered_rate_interval(passes, runs, clusters=clusters)
+    return ci.low, ci.high
 
 
 def _headline(
@@ -436,7 +382,8 @@ def _headline(
     if diff is not None and overall is not None:
         noise = "" if overall.significant else ", within noise" if (overall.delta or 0) < 0 else ""
         change = (
-            f"pass rate {pct(overall.base_rate)} -> {pct(overall.cand_rate)} ({pts(overall.delta)}{noise}); "
+            f"pass rate {pct(overall.base_rate)} -> {pct(overall.cand_rate)} "
+            f"({pts(overall.delta)}{noise}, {overall.p_text()}); "
             f"{len(diff.outcome('regressed'))} regressed, {len(diff.outcome('fixed'))} fixed"
         )
     if status == "fail":
@@ -448,9 +395,7 @@ def _headline(
 
 def gate_absolute(record: RunRecord, policy: GatePolicy) -> Verdict:
     """Judge a prompt or eval set that is new in the change: no baseline, absolute thresholds only."""
-    rules = _completeness(record, "candidate", policy)
-    if policy.min_pass_rate is not None:
-        rules.append(_min_pass_rate(record, policy.min_pass_rate))
+    rules = check_all(Context(policy=policy, cand=record))
     status = _status(rules)
     judged = [r for r in record.cases if r.status in ("pass", "fail")]
     rate = sum(r.status == "pass" for r in judged) / len(judged) if judged else None
@@ -464,7 +409,11 @@ def gate_absolute(record: RunRecord, policy: GatePolicy) -> Verdict:
         )
         headline = f"new, no baseline: pass rate {pct(rate)} ({floor}); gate {'passed' if status == 'pass' else 'failed'}"
     return Verdict(
-        status=status, headline=headline, rules=tuple(rules), policy=policy, cand_pass_ci=_pass_ci(record)
+        status=status,
+        headline=headline,
+        rules=tuple(rules),
+        policy=policy,
+        cand_pass_ci=_pass_ci(None, record),
     )
 
 

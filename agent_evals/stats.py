@@ -896,3 +896,156 @@ def noninferior(
         seed=seed,
     )
     return NonInferiority(margin=margin, interval=interval, passed=interval.low > -margin)
+
+
+# --- repeated pass/fail runs ----------------------------------------------------
+
+
+def stratified_exact_pvalue(
+    base_passes: npt.ArrayLike,
+    base_runs: npt.ArrayLike,
+    cand_passes: npt.ArrayLike,
+    cand_runs: npt.ArrayLike,
+    alternative: Alternative = "less",
+) -> float:
+    """Exact conditional test that the candidate passes less often, case by case, over repeated runs.
+
+    Each case is a stratum: the baseline ran it ``base_runs[i]`` times and
+    passed ``base_passes[i]`` times, the candidate likewise. Under the null the
+    change does nothing, so a case's runs are exchangeable: given the case's
+    total passes, the candidate's share of them is hypergeometric. The
+    statistic is the candidate's total passes; its null distribution is the
+    convolution of the cases' hypergeometric distributions, computed exactly
+    (the exact conditional Cochran-Mantel-Haenszel test). With one run per
+    side this is the exact McNemar test.
+
+    It uses every run: a case that passed 3 of 3 before and 0 of 3 after is
+    strong evidence (1 in 20), where a test on per-case means sees only a
+    delta of -1 that a sign flip could have produced. Runs must be
+    independent given the case: identical repeats (temperature 0) are copies
+    and must be counted once by the caller.
+
+    Args:
+        base_passes, base_runs, cand_passes, cand_runs: per-case counts, same order.
+        alternative: ``"less"`` (default): the candidate passes less; ``"greater"``:
+            more; ``"two-sided"``: twice the smaller tail, capped at 1.
+
+    Returns:
+        The p-value; 1.0 when no case has both passing and failing runs.
+
+    Raises:
+        ValueError: on mismatched lengths, negative counts or passes above runs.
+    """
+    _check_alternative(alternative)
+    arrays = [np.asarray(x, dtype=np.int64) for x in (base_passes, base_runs, cand_passes, cand_runs)]
+    bp, br, cp, cr = arrays
+    if not all(a.ndim == 1 and a.shape == bp.shape for a in arrays):
+        raise ValueError("the four count arrays must be one-dimensional and of one length")
+    if np.any(br < 0) or np.any(cr < 0) or np.any((bp < 0) | (bp > br)) or np.any((cp < 0) | (cp > cr)):
+        raise ValueError("need 0 <= passes <= runs for every case")
+    total = bp + cp
+    informative = (total > 0) & (total < br + cr) & (br > 0) & (cr > 0)
+    if not np.any(informative):
+        return 1.0
+    observed = int(cp[informative].sum())
+    # Cases sharing (runs, runs, passes) share one distribution: convolve it in once per case.
+    signatures, counts = np.unique(
+        np.column_stack([br[informative], cr[informative], total[informative]]), axis=0, return_counts=True
+    )
+    lowest = 0
+    pmf = np.ones(1)
+    for (b_runs, c_runs, passes), count in zip(signatures.tolist(), counts.tolist(), strict=True):
+        low, high = max(0, passes - b_runs), min(c_runs, passes)
+        lowest += low * count
+        support = np.arange(low, high + 1)
+        stratum = _sps.hypergeom.pmf(support, b_runs + c_runs, passes, c_runs)
+        for _ in range(count):
+            pmf = np.convolve(pmf, stratum)
+    index = observed - lowest
+    p_less = float(pmf[: index + 1].sum())
+    p_greater = float(pmf[index:].sum())
+    if alternative == "less":
+        return min(1.0, p_less)
+    if alternative == "greater":
+        return min(1.0, p_greater)
+    return min(1.0, 2.0 * min(p_less, p_greater))
+
+
+def gatekeeping(first: float, family: npt.ArrayLike) -> list[float]:
+    """Adjusted p-values of a family tested behind a gatekeeper (fixed sequence, then Holm).
+
+    The gatekeeper (the overall test) is tested at full alpha. Only when it is
+    rejected is alpha passed on to the family, which is tested with Holm. A
+    member's adjusted p-value is the larger of the gatekeeper's p-value and its
+    Holm-adjusted one, so "adjusted <= alpha" rejects exactly what the
+    procedure rejects and the family-wise error rate over gatekeeper and
+    family stays at alpha (the closure of a serial gatekeeping procedure).
+
+    Args:
+        first: the gatekeeper's raw p-value.
+        family: the raw p-values of the hypotheses behind it.
+
+    Returns:
+        The family's adjusted p-values, in the input's order.
+    """
+    if not 0.0 <= first <= 1.0:
+        raise ValueError("p-values must lie in [0, 1]")
+    values = np.asarray(family, dtype=np.float64)
+    if values.size == 0:
+        return []
+    return [max(first, p) for p in holm(values)]
+
+
+def clustered_rate_interval(
+    passes: npt.ArrayLike,
+    runs: npt.ArrayLike,
+    *,
+    clusters: ClusterKeys | None = None,
+    confidence: float = 0.95,
+) -> Interval:
+    """Interval for a pass rate over repeated runs of cases, clustered by case (and cluster).
+
+    Repeats of one case are not independent trials, and neither are the cases
+    of one conversation. The rate is the share of all runs that passed; its
+    variance is the cluster-robust (ratio-estimator) variance with the cases, or
+    the given clusters, as units. The interval is the Korn-Graubard one: a
+    Clopper-Pearson interval on the effective sample size
+    ``n_eff = p (1 - p) / variance`` (at most the number of runs), which keeps
+    Clopper-Pearson's coverage near 0 and 1 where a Wald interval fails.
+
+    Args:
+        passes: per-case passing runs.
+        runs: per-case runs judged (cases with 0 runs are ignored).
+        clusters: optional per-case cluster keys; cases are the units otherwise.
+        confidence: two-sided coverage.
+
+    Returns:
+        The pooled pass rate and its interval; ``(nan, 0, 1)`` with no runs.
+    """
+    _check_unit_open(confidence, "confidence")
+    x = np.asarray(passes, dtype=np.float64)
+    m = np.asarray(runs, dtype=np.float64)
+    if x.shape != m.shape or x.ndim != 1:
+        raise ValueError("passes and runs must be one-dimensional and of one length")
+    if np.any(m < 0) or np.any((x < 0) | (x > m)):
+        raise ValueError("need 0 <= passes <= runs for every case")
+    keep = m > 0
+    total_runs = float(m[keep].sum())
+    if total_runs == 0:
+        return Interval(estimate=math.nan, low=0.0, high=1.0, confidence=confidence)
+    rate = float(x[keep].sum()) / total_runs
+    units = np.arange(int(keep.sum())) if clusters is None else np.asarray(list(clusters), dtype=object)[keep]
+    codes, n_units = _cluster_codes(list(units), int(keep.sum()))
+    residual = _cluster_totals(codes, x[keep] - rate * m[keep], n_units)
+    size = _cluster_totals(codes, m[keep], n_units)
+    # Without a small-sample factor, so that with one run per case and no clusters the
+    # effective size is the number of cases and the interval is exactly Clopper-Pearson.
+    variance = float(np.sum(residual**2)) / float(size.sum()) ** 2 if n_units > 1 else 0.0
+    # Korn-Graubard caps the effective size at the actual one: clustering never adds information.
+    binomial = rate * (1 - rate)
+    n_eff = total_runs if variance <= 0 or binomial == 0 else min(total_runs, binomial / variance)
+    tail = (1.0 - confidence) / 2.0
+    successes = rate * n_eff
+    low = 0.0 if successes <= 0 else float(_sps.beta.ppf(tail, successes, n_eff - successes + 1))
+    high = 1.0 if successes >= n_eff else float(_sps.beta.ppf(1 - tail, successes + 1, n_eff - successes))
+    return Interval(estimate=rate, low=low, high=high, confidence=confidence)

@@ -122,8 +122,13 @@ def make_record(
     run_id: str = "run",
     repeat_of: dict[str, list[str]] | None = None,
     status: str = "complete",
+    temperature: float = 0,
 ) -> RunRecord:
-    """A run record built in memory: (case_id, status[, tags]) per case; repeats via `repeat_of`."""
+    """A run record built in memory: (case_id, status[, tags]) per case; repeats via `repeat_of`.
+
+    Sampling is off (`temperature` 0) unless asked: outputs are deterministic, so every
+    pass -> fail counts. With a temperature, one run per case is not evidence by itself.
+    """
     results = []
     for index, spec in enumerate(cases):
         case_id, outcome = spec[0], spec[1]
@@ -167,7 +172,7 @@ def make_record(
         tool_version="0",
         prompt={"id": "p", "hash": f"sha256:{run_id}"},
         evalset={"id": "e", "hash": "sha256:e"},
-        provider={"name": "local"},
+        provider={"name": "local", "params": {"temperature": temperature}},
     )
     end = RunEnd(status=status, finished_at="2026-01-01T00:00:01Z") if status != "none" else None  # type: ignore[arg-type]
     return RunRecord(path=f"{run_id}.jsonl", header=header, cases=tuple(results), end=end)

@@ -490,7 +490,7 @@ def test_markdown_shows_agreement_beside_the_judge_and_warns() -> None:
     assert warning in md
     assert "⚖️ **Judge agreement with people**" in md
     header = next(line for line in md.splitlines() if line.startswith("| group |"))
-    assert header.endswith("| p (Holm) | agreement with people |")
+    assert header.endswith("| p | agreement with people |")
     tone = next(line for line in md.splitlines() if line.startswith("| grader `tone`"))
     assert tone.endswith(f"| {c.summary()} ⚠️ |")
     label = next(line for line in md.splitlines() if line.startswith("| grader `label`"))

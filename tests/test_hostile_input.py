@@ -388,7 +388,7 @@ def test_record_not_utf8_on_a_later_line(
         ),
         (
             lambda good: good.replace("\n", "", 1),
-            "bad.jsonl:1: not valid JSON: Extra data at column 224 (is this a run record?)",
+            "bad.jsonl:1: not valid JSON: Extra data at column 251 (is this a run record?)",
         ),
     ],
     ids=[

@@ -104,8 +104,12 @@ def record(
     evalset_id: str = "triage",
     version: str = "1",
     end: str | None = "complete",
+    repeats: int = 1,
 ) -> RunRecord:
-    """A run record from `(case_id, status[, overrides])`; repeated ids become repeats."""
+    """A run record from `(case_id, status[, overrides])`; repeated ids become repeats.
+
+    Made with `--repeat {repeats}`; runs marked `confirm` are the confirmation runs `ci` adds after them.
+    """
     results = []
     seen: dict[str, int] = {}
     order: dict[str, int] = {}
@@ -114,6 +118,9 @@ def record(
         kw = dict(spec[2]) if len(spec) == 3 else {}
         index = order.setdefault(case_id, len(order))
         repeat = seen[case_id] = seen.get(case_id, -1) + 1
+        if repeat == 1 and kw.pop("confirm", False):
+            repeat = seen[case_id] = repeats  # the first confirmation run comes after the design runs
+        kw.pop("confirm", None)
         results.append(result(index, case_id, status, repeat=repeat, **kw))
     header = RunHeader(
         run_id=f"20260101T000000Z-{run_id}",
@@ -121,7 +128,8 @@ def record(
         tool_version="0.1.0",
         prompt={"id": prompt_id, "version": version, "hash": f"sha256:{run_id}"},
         evalset={"id": evalset_id, "hash": "sha256:cases", "cases": len(order)},
-        provider={"name": "openai", "model": "gpt-test"},
+        provider={"name": "openai", "model": "gpt-test", "params": {"temperature": 0}},
+        options={"repeat": repeats},
     )
     run_end = (
         RunEnd.model_validate({"status": end, "finished_at": "2026-01-01T00:01:00.000Z"}) if end else None
@@ -157,6 +165,18 @@ def new_pair(cand: RunRecord, policy: GatePolicy) -> PairReport:
 
 # --- the scenarios ------------------------------------------------------------------------
 
+DESIGN_REPEATS = 2
+# general-1's repeats disagree, so outputs vary: a single pass -> fail is not evidence by itself.
+# `ci` re-ran the three cases that went pass -> fail four more times on each side (runs 2-5),
+# and they held: passing every baseline run, failing every candidate run.
+CONFIRMED = ("refund-1", "refund-2", "billing-1")
+
+
+def _confirmations(side: str) -> list[Spec]:
+    status = "pass" if side == "base" else "fail"
+    return [(c, status, {"confirm": True}) for c in CONFIRMED for _ in range(4)]
+
+
 BASE_CASES: list[Spec] = [
     ("refund-1", "pass", {"tags": ("refund", "email")}),
     ("refund-2", "pass", {"tags": ("refund", "chat")}),
@@ -170,6 +190,7 @@ BASE_CASES: list[Spec] = [
     ("general-1", "pass"),
     ("general-1", "pass"),
     ("old-1", "pass"),
+    *_confirmations("base"),
 ]
 CAND_CASES: list[Spec] = [
     ("refund-1", "fail", {"tags": ("refund", "email"), "got": "billing", "tone": False}),
@@ -184,13 +205,14 @@ CAND_CASES: list[Spec] = [
     ("general-1", "pass"),
     ("general-1", "fail"),
     ("new-1", "fail"),
+    *_confirmations("cand"),
 ]
 FAIL_POLICY = GatePolicy(critical=("refund",), max_regressions=2, max_error_rate=0.2)
 
 
 def fail_report() -> GateReport:
-    base = record(BASE_CASES, run_id="base")
-    cand = record(CAND_CASES, run_id="cand", version="2")
+    base = record(BASE_CASES, run_id="base", repeats=DESIGN_REPEATS)
+    cand = record(CAND_CASES, run_id="cand", version="2", repeats=DESIGN_REPEATS)
     return GateReport(
         pairs=(pair(base, cand, FAIL_POLICY),),
         base_ref="origin/main",
@@ -664,7 +686,7 @@ def test_json_round_trips_with_every_case() -> None:
     assert flaky["flaky"] is True
     assert [r["status"] for r in flaky["cand"]["results"]] == ["pass", "fail"]
     overall = p["groups"]["overall"]
-    assert overall["test"]["method"] in ("mcnemar-exact", "paired-permutation")
+    assert overall["test"]["method"] == "stratified-exact"  # two repeats that vary: every run counts
     assert 0 <= overall["test"]["pvalue"] <= 1
     assert [g["name"] for g in p["groups"]["graders"]] == ["label", "tone"]
     assert p["verdict"]["policy"]["critical"] == ["refund"]

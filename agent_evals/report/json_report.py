@@ -164,6 +164,9 @@ def _test(t: GroupTest) -> dict[str, Any]:
         "method": t.method,
         "pvalue": _num(t.pvalue),
         "adjusted": _num(t.adjusted),
+        "adjustment": t.adjustment,
+        "family": t.family,
+        "same_as": t.same_as,
         "significant": t.significant,
     }
 
@@ -172,6 +175,9 @@ def _power(p: PowerNote) -> dict[str, Any]:
     return {
         "n": p.n,
         "repeats": p.repeats,
+        "varies": p.varies,
+        "clusters": p.clusters,
+        "method": "simulated from the records' per-case pass rates (agent_evals.power)",
         "alpha": p.alpha,
         "power": p.power,
         "detectable_drop": _num(p.detectable_drop),

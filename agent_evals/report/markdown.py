@@ -502,7 +502,7 @@ def groups_table(
     for label, g in groups:
         t = by_label.get(label)
         name = "overall" if g.kind == "overall" else f"{g.kind} {code(g.name, table=True)}"
-        p = "—" if t is None else _p(t.adjusted) + (" **significant**" if t.significant else "")
+        p = "—" if t is None else _p_cell(t)
         row = [
             name,
             f"{g.n:,}",
@@ -515,7 +515,7 @@ def groups_table(
         if calibrations:
             row.append(_agreement_cell(calibrations.get(g.name) if g.kind == "grader" else None))
         rows.append(row)
-    header = ["group", "n", "pass rate", "Δ", "mean score", "regressed / fixed", "p (Holm)"]
+    header = ["group", "n", "pass rate", "Δ", "mean score", "regressed / fixed", "p"]
     align = "lrlrlrr"
     if calibrations:
         header, align = [*header, "agreement with people"], align + "l"
@@ -524,10 +524,21 @@ def groups_table(
         "Per grader and per tag",
         [
             table,
-            "_p: one-sided paired test that the candidate is worse, Holm-adjusted across the groups "
-            "(the method of each is in the JSON report)._",
+            "_p: one-sided paired test that the candidate is worse. The overall test runs at full alpha; "
+            "the other groups are tested behind it (Holm), shown as raw → adjusted; a group with the same "
+            "outcomes as another shares its test (the method of each is in the JSON report)._",
         ],
     )
+
+
+def _p_cell(t: GroupTest) -> str:
+    if t.same_as is not None:
+        shown = f"as {t.same_as}"
+    elif t.family == 0 or t.adjusted == t.pvalue:
+        shown = _p(t.pvalue)
+    else:
+        shown = f"{_p(t.pvalue)} → {_p(t.adjusted)}"
+    return shown + (" **significant**" if t.significant and t.same_as is None else "")
 
 
 def _p(p: float) -> str:

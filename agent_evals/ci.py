@@ -3,9 +3,13 @@
 For each pair the candidate is the working tree; the baseline is the prompt as
 it is at the merge-base of HEAD and the base ref (read from git objects, no
 checkout), run on the candidate's eval set. Both runs go through the normal
-runner, then `diff` and `gate`. The policy in force is the stricter of base
-and candidate unless the change to the bar is accepted; integrity findings
-are reported either way.
+runner. The policy in force is the stricter of base and candidate unless the
+change to the bar is accepted; integrity findings are reported either way.
+
+This module only orchestrates: which pairs changed, what runs on each side,
+where the records come from (`--base REF`, `--baseline-dir DIR`, `--records
+DIR`). Every mode then judges each pair with `compare.compare_pair`, the one
+path `diff` and `report` take too.
 """
 
 from __future__ import annotations
@@ -17,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.budget import Budget
-from agent_evals.calibrate import Calibration, calibration_policy, calibrations_for
+from agent_evals.compare import case_locations, compare_pair
 from agent_evals.errors import EXIT_CONFIG, ConfigError
-from agent_evals.gate import ChangeKind, GateReport, PairReport, Verdict, gate, gate_absolute, gate_unchanged
+from agent_evals.gate import GateReport, PairReport, gate_unchanged
 from agent_evals.integrity import Finding, check, effective_policy, stricter
-from agent_evals.load import CONFIG_FILE, Project, find_evalset_file, load_config, load_project
-from agent_evals.models import CalibrationPolicy, EvalSet, GatePolicy, ProjectConfig, Prompt
+from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
+from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, Prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
-from agent_evals.review import apply_to_record, load_reviews, reviews_path
+from agent_evals.review import reviews_path
 from agent_evals.runner import (
     Job,
     JobResult,
@@ -71,7 +75,6 @@ class _Pending:
     base_case_ids: frozenset[str] | None = None
     base_record: RunRecord | None = None
     cand_record: RunRecord | None = None
-    calibration: CalibrationPolicy | None = None
     note: str | None = None
     cand_job: Job | None = None
     base_job: Job | None = None
@@ -229,8 +232,6 @@ def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
             continue
         path = options.baseline_dir / f"{evalset.id}.jsonl"
         base_record = load_record(path) if path.is_file() else None
-        if base_record is not None and evalset.source_path:
-            base_record = apply_to_record(base_record, load_reviews(Path(evalset.source_path)))
         pending.append(
             _Pending(
                 prompt=prompt,
@@ -240,7 +241,6 @@ def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
                 findings=[],
                 base_record=base_record,
                 note=None if base_record else f"no baseline record {path}; gated on absolute thresholds",
-                calibration=calibration_policy(project.config, evalset),
             )
         )
     return pending
@@ -305,7 +305,7 @@ def run_ci(
         None,
     )
     return GateReport(
-        pairs=tuple(_judge(p, options) for p in pending) + tuple(deleted),
+        pairs=tuple(_judge(p, project.config, options) for p in pending) + tuple(deleted),
         base_ref=changes.base_ref if changes else options.base_ref,
         merge_base=changes.merge_base if changes else None,
         config_error=stopped_line(stopped) if stopped is not None else None,
@@ -376,95 +376,26 @@ def _record(outcome: JobResult) -> RunRecord:
     return load_record(outcome.path)
 
 
-def _judge(p: _Pending, options: CiOptions) -> PairReport:
-    from agent_evals.diff import diff
-
-    def report(change: ChangeKind, verdict: Verdict, **rest: Any) -> PairReport:
-        return PairReport(
-            p.prompt.id, p.evalset.id, change=change, verdict=verdict, note=p.note,
-            evalset_path=p.evalset.source_path, case_locations=case_locations(p.evalset), **rest,
-        )  # fmt: skip
-
+def _judge(p: _Pending, config: ProjectConfig, options: CiOptions) -> PairReport:
     if p.change == "unchanged":
-        return report(
-            "unchanged",
-            gate_unchanged(p.note or "unchanged", p.policy, p.findings, options.accept_policy_change),
+        return PairReport(
+            p.prompt.id,
+            p.evalset.id,
+            change="unchanged",
+            verdict=gate_unchanged(p.note or "unchanged", p.policy, p.findings, options.accept_policy_change),
+            note=p.note,
+            evalset_path=p.evalset.source_path,
+            case_locations=case_locations(p.evalset),
         )
     cand = p.cand_record or _record(p.results["cand"])
     base = p.base_record or (_record(p.results["base"]) if "base" in p.results else None)
-    # Human verdicts are mostly on baseline outputs (the candidate's are new): calibrate over both.
-    reviews = load_reviews(Path(p.evalset.source_path)) if p.evalset.source_path else None
-    calibrations = (
-        calibrations_for(cand, reviews, history=(base,) if base else (), policy=p.calibration)
-        if reviews
-        else ()
+    return compare_pair(
+        base,
+        cand,
+        config=config,
+        evalset=p.evalset,
+        policy=p.policy,
+        findings=p.findings,
+        accept_policy_change=options.accept_policy_change,
+        note=p.note,
     )
-    if base is None:
-        return report("new", gate_absolute(cand, p.policy), cand=cand, calibrations=calibrations)
-    d = diff(base, cand)
-    verdict = gate(d, p.policy, findings=p.findings, accept_policy_change=options.accept_policy_change)
-    return report("modified", verdict, cand=cand, diff=d, calibrations=calibrations)
-
-
-def compare_records(
-    base_path: Path,
-    cand_path: Path,
-    root: Path,
-    *,
-    overrides: dict[str, Any] | None = None,
-    accept_policy_change: bool = False,
-) -> GateReport:
-    """Diff and gate two run records, with the policy of the eval set they ran (if the project has it).
-
-    Raises:
-        ConfigError: a record does not load, or the two ran different eval sets.
-    """
-    from agent_evals.diff import check_comparable, diff
-    from agent_evals.load import load_evalset
-
-    base, cand = load_record(base_path), load_record(cand_path)
-    check_comparable(base, cand)
-    config = load_config(root)
-    evalset_id = str(cand.header.evalset.get("id"))
-    evalset_file = find_evalset_file(root, config.paths.evalsets, evalset_id)
-    evalset = load_evalset(evalset_file) if evalset_file is not None else None
-    calibrations: tuple[Calibration, ...] = ()
-    if evalset_file is not None and evalset is not None:
-        # Verdicts given after the records were written still count.
-        reviews = load_reviews(evalset_file)
-        base, cand = apply_to_record(base, reviews), apply_to_record(cand, reviews)
-        calibrations = calibrations_for(
-            cand, reviews, history=(base,), policy=calibration_policy(config, evalset)
-        )
-    policy = effective_policy(config, evalset, overrides)
-    d = diff(base, cand)
-    pair = PairReport(
-        prompt_id=str(cand.header.prompt.get("id")),
-        evalset_id=evalset_id,
-        change="modified",
-        verdict=gate(d, policy, accept_policy_change=accept_policy_change),
-        cand=cand,
-        diff=d,
-        evalset_path=evalset.source_path if evalset else None,
-        case_locations=case_locations(evalset) if evalset else {},
-        calibrations=calibrations,
-    )
-    return GateReport(pairs=(pair,))
-
-
-def case_locations(evalset: EvalSet) -> dict[str, tuple[str | None, int | None]]:
-    return {case.id: evalset.case_source(i) for i, case in enumerate(evalset.cases)}
-
-
-def single_run_report(record_path: Path, root: Path) -> GateReport:
-    """One run with no baseline, judged on its eval set's absolute rules, human verdicts applied."""
-    from agent_evals.load import load_evalset
-    from agent_evals.report.html import run_report
-
-    record = load_record(record_path)
-    config = load_config(root)
-    evalset_file = find_evalset_file(root, config.paths.evalsets, str(record.header.evalset.get("id")))
-    evalset = load_evalset(evalset_file) if evalset_file is not None else None
-    if evalset_file is not None:
-        record = apply_to_record(record, load_reviews(evalset_file))
-    return run_report(record, effective_policy(config, evalset))

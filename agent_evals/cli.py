@@ -377,7 +377,7 @@ def diff_cmd(
     ] = False,
 ) -> None:
     """Compare two run records case by case and gate the candidate. Exit 1 on regression."""
-    from agent_evals.ci import compare_records
+    from agent_evals.compare import compare_records
 
     overrides = {
         "max_regressions": max_regressions,
@@ -573,7 +573,7 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Show a run, or baseline vs candidate, as one HTML page with charts, filters and word diffs."""
-    from agent_evals.ci import compare_records, single_run_report
+    from agent_evals.compare import compare_records, single_run_report
     from agent_evals.report import html
 
     # A viewer, not a gate: `diff` and `ci` decide exit codes.

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from agent_evals.calls import BREAKER_THRESHOLD, Breaker
-from agent_evals.ci import single_run_report
 from agent_evals.cli import main
+from agent_evals.compare import single_run_report
 from agent_evals.errors import AuthError, ProviderError
 from agent_evals.record import load_record
 from agent_evals.report import markdown

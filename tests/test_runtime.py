@@ -243,6 +243,22 @@ def test_resume_refuses_a_changed_prompt(
     assert "the prompt of 'echo' changed since run" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_changed_eval_set(
+    env: Path, server: ScriptedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(env, 3)
+    assert main(["run", "--output", "r.jsonl"]) == 0
+    run_id = load_record(env / "r.jsonl").header.run_id
+    # Same prompt, same case ids: only what a case expects changed, and the finished results were graded on the old.
+    (env / "evalsets/echo.yaml").write_text(evalset(3).replace("'echo: question 2'", "'echo: question two'"))
+    capsys.readouterr()
+    assert main(["run", "--resume", "r.jsonl"]) == 2
+    assert capsys.readouterr().err == (
+        f"r.jsonl: the eval set of 'echo' changed since run {run_id} started "
+        "(a resumed run must use the same prompt and cases; start a new run instead)\n"
+    )
+
+
 def test_traces_cover_every_case_and_no_file_holds_the_key(env: Path, server: ScriptedServer) -> None:
     project(env, 20)
     server.enqueue(

@@ -64,7 +64,17 @@ from agent_evals.report._common import (
 )
 from agent_evals.summary import summarize
 
-__all__ = ["PAGE_ROWS", "PageView", "page", "render", "render_run", "run_report", "script_json", "word_diff"]
+__all__ = [
+    "PAGE_ROWS",
+    "PageView",
+    "as_single_run",
+    "page",
+    "render",
+    "render_run",
+    "run_report",
+    "script_json",
+    "word_diff",
+]
 
 OUTPUT_CHARS = 20_000
 """Characters of each output, expected value and prompt message embedded in the page."""
@@ -1013,7 +1023,7 @@ def render(report: GateReport) -> str:
     """The report as one self-contained HTML page.
 
     Args:
-        report: the gate's outcome for every prompt/eval set pair (e.g. `ci.compare_records`).
+        report: the gate's outcome for every prompt/eval set pair (e.g. `compare.compare_records`).
 
     Returns:
         The HTML document: no external resource of any kind, so it opens from a CI artifact.
@@ -1028,9 +1038,21 @@ def run_report(record: RunRecord, policy: GatePolicy | None = None) -> GateRepor
         record: the run to show.
         policy: the policy to judge it by (default: the defaults of `GatePolicy`).
     """
-    verdict = gate_absolute(record, policy or GatePolicy())
-    s = summarize(record.cases)
-    if verdict.status != "error":
+    pair = PairReport(
+        prompt_id=str(record.header.prompt.get("id")),
+        evalset_id=str(record.header.evalset.get("id")),
+        change="new",
+        verdict=gate_absolute(record, policy or GatePolicy()),
+        cand=record,
+    )
+    return GateReport(pairs=(as_single_run(pair),))
+
+
+def as_single_run(pair: PairReport) -> PairReport:
+    """A pair judged with no baseline (`compare.compare_pair`), shown as one run rather than a new pair."""
+    verdict = pair.verdict
+    if pair.cand is not None and verdict.status != "error":
+        s = summarize(pair.cand.cases)
         errors = f", {s.errors:,} error{'s' if s.errors != 1 else ''}" if s.errors else ""
         failed = [r.message for r in verdict.failed]
         verdict = replace(
@@ -1038,14 +1060,7 @@ def run_report(record: RunRecord, policy: GatePolicy | None = None) -> GateRepor
             headline=f"single run: pass rate {pct(s.pass_rate)} ({s.passed:,} of {s.judged:,} judged cases){errors}"
             + (f"; {'; '.join(failed)}" if failed else ""),
         )
-    pair = PairReport(
-        prompt_id=str(record.header.prompt.get("id")),
-        evalset_id=str(record.header.evalset.get("id")),
-        change="unchanged",
-        verdict=verdict,
-        cand=record,
-    )
-    return GateReport(pairs=(pair,))
+    return replace(pair, change="unchanged", verdict=verdict)
 
 
 def render_run(record: RunRecord, policy: GatePolicy | None = None) -> str:

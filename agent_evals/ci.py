@@ -32,6 +32,7 @@ from agent_evals.review import reviews_path
 from agent_evals.runner import (
     Job,
     JobResult,
+    Resume,
     RunOptions,
     Shard,
     execute,
@@ -359,7 +360,76 @@ def _run(
             job = p.base_job if side == "base" else p.cand_job
             if job is not None:
                 p.results[side] = by_job[id(job)]
+    if options.shard is None:
+        _confirm(
+            project,
+            pending,
+            options,
+            override,
+            drive=drive,
+            client=client,
+            on_result=on_result,
+            budget=budget,
+        )
     return out
+
+
+def _confirm(
+    project: Project,
+    pending: Sequence[_Pending],
+    options: CiOptions,
+    override: dict[str, Any],
+    *,
+    drive: Callable[..., Any],
+    client: aiohttp.ClientSession | None,
+    on_result: Callable[[Job, CaseResult], None] | None,
+    budget: Budget,
+) -> None:
+    """Re-run, on both sides, the pass -> fail cases a count rule would count but noise could explain.
+
+    When outputs vary, one pass -> fail is not evidence (`rules.evidence`). The cases
+    `max_regressions` or `critical` would count get more runs on both sides, as repeats
+    past `--repeat` (cached apart, appended to the same records, read as confirmation
+    runs), so the gate counts them only when they hold. Nothing else is re-run.
+    """
+    from agent_evals.diff import diff
+    from agent_evals.rules import cases_to_confirm
+
+    wanted: dict[int, tuple[_Pending, dict[str, int], dict[str, RunRecord]]] = {}
+    for p in pending:
+        if p.base_job is None or p.cand_job is None or set(p.results) != {"base", "cand"}:
+            continue
+        records = {side: _record(p.results[side]) for side in ("base", "cand")}
+        if any(r.status != "complete" for r in records.values()):
+            continue  # the gate cannot judge an unfinished run anyway
+        cases = cases_to_confirm(diff(records["base"], records["cand"]), p.policy)
+        if cases:
+            wanted[id(p)] = (p, cases, records)
+    if not wanted:
+        return
+    for side in ("base", "cand"):
+        jobs, resume = [], {}
+        extra = max(n for _, cases, _ in wanted.values() for n in cases.values())
+        for p, cases, records in wanted.values():
+            prompt = p.base_prompt if side == "base" else p.prompt
+            assert prompt is not None
+            jobs.append(make_job(with_model(prompt, **override), p.evalset, only=frozenset(cases)))
+            record = records[side]
+            resume[p.evalset.id] = Resume(path=Path(record.path), header=record.header, done=record.cases)
+        trace = options.run.trace
+        run = replace(
+            options.run,
+            repeat=options.run.repeat + extra,
+            trace=trace.with_name(f"{trace.stem}.{side}-confirm{trace.suffix}")
+            if trace is not None
+            else None,
+        )
+        outcomes = drive(
+            execute(project, jobs, run, client=client, on_result=on_result, resume=resume, budget=budget)
+        )
+        for p, _, _ in wanted.values():
+            outcome = next(o for o in outcomes if o.job.evalset.id == p.evalset.id)
+            p.results[side] = outcome
 
 
 def _merged(folder: Path, evalset_id: str) -> RunRecord:

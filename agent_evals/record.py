@@ -39,8 +39,8 @@ class _Rec(BaseModel):
 class GradeRecord(_Rec):
     grader: str
     type: str
-    score: float | None
-    passed: bool | None
+    score: float | None = None
+    passed: bool | None = None
     reason: str
     weight: float = 1.0
     required: bool = True

@@ -94,3 +94,28 @@ def test_a_filter_that_matches_nothing_is_a_usage_error_and_writes_no_record(
         "--filter refnud-* matches no case of triage (filters are globs on case ids and tags, e.g. --filter 'refund-*')\n"
     )
     assert not (project / "r.jsonl").exists()
+
+
+def test_a_grade_without_a_verdict_reads_back(tmp_path: Path) -> None:
+    # A judge that could not answer leaves score and passed unset; the writer omits None fields,
+    # so the reader must not require them.
+    from agent_evals.record import CaseResult, GradeRecord, RecordWriter, RunEnd, RunHeader, load_record
+
+    header = RunHeader(
+        run_id="r", started_at="2026-12-06T00:00:00Z", tool_version="0",
+        prompt={"id": "p"}, evalset={"id": "e"}, provider={"name": "openai"},
+    )  # fmt: skip
+    grade = GradeRecord(
+        grader="tone",
+        type="rubric",
+        score=None,
+        passed=None,
+        reason="judge reply unreadable",
+        error="bad JSON",
+    )
+    writer = RecordWriter(tmp_path / "r.jsonl", header)
+    writer.add(CaseResult(index=0, case_id="c1", status="error", grades=(grade,), error="judge failed"))
+    writer.close(RunEnd(status="complete", finished_at="2026-12-06T00:00:01Z"))
+    assert '"score"' not in (tmp_path / "r.jsonl").read_text().splitlines()[1]
+    (back,) = load_record(tmp_path / "r.jsonl").cases[0].grades
+    assert (back.score, back.passed, back.error) == (None, None, "bad JSON")

@@ -43,10 +43,12 @@ FloatArray = npt.NDArray[np.float64]
 
 # Simulated pairs per power estimate: the estimate's standard error at 80% power is 2 points.
 SIMULATIONS = 400
-# Cases simulated at most; a larger set is subsampled and its drop scaled by sqrt(subsample / n).
+# Cases simulated at most; a larger set is subsampled and the drop found scaled by sqrt(subsample / n).
 MAX_CASES = 2_000
 # Bisection steps over [0, the baseline pass rate]: the drop to within 1/4096 of the rate.
 _STEPS = 12
+# Up to this many moved clusters, simulated cluster tests are decided exactly (2^k sign patterns).
+_EXACT_FLIPS = 10
 # Most repeats `repeats_needed` considers.
 MAX_REPEATS = 10
 
@@ -187,7 +189,9 @@ def _rejects(d: _Draws, cand: IntArray, alpha: float) -> npt.NDArray[np.bool_]:
         scale = np.sqrt((sums**2).sum(axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(scale > 0, total / scale, 0.0)
-        return np.asarray(z <= z_alpha)
+        rejects = np.asarray(z <= z_alpha)
+        _exact_sign_flips(sums, alpha, rejects)
+        return rejects
     if np.all(d.base_runs == 1) and np.all(d.cand_runs == 1):
         regressions = ((base == 1) & (cand == 0)).sum(axis=1)
         fixes = ((base == 0) & (cand == 1)).sum(axis=1)
@@ -202,6 +206,30 @@ def _rejects(d: _Draws, cand: IntArray, alpha: float) -> npt.NDArray[np.bool_]:
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(var > 0, (cand.sum(axis=1) - expected.sum(axis=1) + 0.5) / np.sqrt(var), 0.0)
     return np.asarray(z <= z_alpha)
+
+
+def _exact_sign_flips(sums: FloatArray, alpha: float, rejects: npt.NDArray[np.bool_]) -> None:
+    """Where few clusters moved, the normal form is far off: decide those simulations exactly.
+
+    With k non-zero cluster sums the sign-flip test has 2^k equally likely patterns; its
+    smallest p-value is 2^-k, which no normal approximation knows.
+    """
+    nonzero = sums != 0
+    counts = nonzero.sum(axis=1)
+    for k in range(0, _EXACT_FLIPS + 1):
+        rows = np.nonzero(counts == k)[0]
+        if rows.size == 0:
+            continue
+        if k == 0:
+            rejects[rows] = False
+            continue
+        values = np.array([sums[r][nonzero[r]] for r in rows.tolist()])
+        patterns = 1.0 - 2.0 * ((np.arange(2**k)[:, None] >> np.arange(k)) & 1)
+        flipped = values @ patterns.T
+        observed = values.sum(axis=1, keepdims=True)
+        tol = 1e-10 * np.abs(values).sum(axis=1, keepdims=True)
+        p_less = (flipped <= observed + tol).mean(axis=1)
+        rejects[rows] = p_less <= alpha
 
 
 def _setup(
@@ -245,7 +273,8 @@ def power_at(
         seed: seed of the draws.
     """
     d, scale = _setup(runs, deterministic, seed, repeats, sims)
-    return _power(d, drop * scale, alpha)
+    # A drop on all n cases is as visible as a drop 1/scale times larger on the subsample.
+    return _power(d, drop / scale, alpha)
 
 
 def detectable_drop(
@@ -284,7 +313,7 @@ def detectable_drop(
             high = mid
         else:
             low = mid
-    return high / scale
+    return high * scale
 
 
 def repeats_needed(

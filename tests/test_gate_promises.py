@@ -399,3 +399,20 @@ def test_candidate_pass_rate_interval_clusters_repeats_by_case() -> None:
         widths.append((ci.high - ci.low) - (naive.high - naive.low))
     assert covered / sims >= 0.92
     assert np.mean(widths) > 0
+
+
+def test_a_large_eval_set_is_simulated_on_a_subsample_and_its_drop_scaled_down() -> None:
+    rng = np.random.default_rng(2)
+
+    def stated(n: int) -> float:
+        p = rng.beta(1.7, 0.3, n)
+        ones = np.ones(n, dtype=np.int64)
+        drop = power.detectable_drop(
+            power.Runs(rng.binomial(1, p), ones, rng.binomial(1, p), ones), alpha=0.05, deterministic=False
+        )
+        assert drop is not None
+        return drop
+
+    assert power.MAX_CASES == 2_000
+    # Four times the cases, half the detectable drop (the test's noise shrinks as 1 / sqrt(n)).
+    assert stated(8_000) / stated(2_000) == pytest.approx(0.5, abs=0.08)

@@ -385,41 +385,62 @@ def _confirm(
     on_result: Callable[[Job, CaseResult], None] | None,
     budget: Budget,
 ) -> None:
-    """Re-run, on both sides, the pass -> fail cases a count rule would count but noise could explain.
+    """Re-run the pass -> fail cases a count rule would count but noise could explain.
 
     When outputs vary, one pass -> fail is not evidence (`rules.evidence`). The cases
-    `max_regressions` or `critical` would count get more runs on both sides, as repeats
-    past `--repeat` (cached apart, appended to the same records, read as confirmation
-    runs), so the gate counts them only when they hold. Nothing else is re-run.
+    `max_regressions` or `critical` would count get more runs, as repeats past `--repeat`
+    (cached apart, appended to the same records, read as confirmation runs), so the gate
+    counts them only when they hold. Nothing else is re-run. A side given as a record
+    (`--baseline-dir`) cannot be re-run: its record counts with the runs it has (those a
+    `ci --base` already added, say), and the candidate is brought up to the same count.
     """
     from agent_evals.diff import diff
     from agent_evals.rules import cases_to_confirm
 
-    wanted: dict[int, tuple[_Pending, dict[str, int], dict[str, RunRecord]]] = {}
+    wanted: list[tuple[_Pending, frozenset[str], int, dict[str, RunRecord]]] = []
     for p in pending:
-        if p.base_job is None or p.cand_job is None or set(p.results) != {"base", "cand"}:
+        if p.cand_job is None or "cand" not in p.results:
             continue
-        records = {side: _record(p.results[side]) for side in ("base", "cand")}
+        base = _record(p.results["base"]) if "base" in p.results else p.base_record
+        if base is None:
+            continue
+        records = {"base": base, "cand": _record(p.results["cand"])}
         if any(r.status != "complete" for r in records.values()):
             continue  # the gate cannot judge an unfinished run anyway
-        cases = cases_to_confirm(diff(records["base"], records["cand"]), p.policy)
-        if cases:
-            wanted[id(p)] = (p, cases, records)
-    if not wanted:
-        return
+        d = diff(records["base"], records["cand"])
+        cases = cases_to_confirm(d, p.policy)
+        if not cases:
+            continue
+        # Every case asked for is brought to the same number of runs per side (rules.runs_needed).
+        have = {
+            c.case_id: min(c.base.evidence()[1], c.cand.evidence()[1])
+            for c in d.cases
+            if c.case_id in cases and c.base is not None and c.cand is not None
+        }
+        target = max(have[case_id] + extra for case_id, extra in cases.items())
+        if p.base_job is None:
+            # The baseline is a record: only cases it already ran often enough can be confirmed.
+            base_runs = {c.case_id: c.base.evidence()[1] for c in d.cases if c.case_id in cases and c.base}
+            cases = {case_id: n for case_id, n in cases.items() if base_runs.get(case_id, 0) >= target}
+            if not cases:
+                continue
+        wanted.append((p, frozenset(cases), target, records))
     for side in ("base", "cand"):
+        runnable = [w for w in wanted if (w[0].base_job if side == "base" else w[0].cand_job) is not None]
+        if not runnable:
+            continue
         jobs, resume = [], {}
-        extra = max(n for _, cases, _ in wanted.values() for n in cases.values())
-        for p, cases, records in wanted.values():
+        for p, only, _, records in runnable:
             prompt = p.base_prompt if side == "base" else p.prompt
             assert prompt is not None
-            jobs.append(make_job(with_model(prompt, **override), p.evalset, only=frozenset(cases)))
+            jobs.append(make_job(with_model(prompt, **override), p.evalset, only=only))
             record = records[side]
+            # Resumed: the runs the record holds are not run again, only the missing repeats are.
             resume[p.evalset.id] = Resume(path=Path(record.path), header=record.header, done=record.cases)
         trace = options.run.trace
         run = replace(
             options.run,
-            repeat=options.run.repeat + extra,
+            repeat=max(options.run.repeat, *(target for _, _, target, _ in runnable)),
             trace=trace.with_name(f"{trace.stem}.{side}-confirm{trace.suffix}")
             if trace is not None
             else None,
@@ -427,9 +448,8 @@ def _confirm(
         outcomes = drive(
             execute(project, jobs, run, client=client, on_result=on_result, resume=resume, budget=budget)
         )
-        for p, _, _ in wanted.values():
-            outcome = next(o for o in outcomes if o.job.evalset.id == p.evalset.id)
-            p.results[side] = outcome
+        for p, *_ in runnable:
+            p.results[side] = next(o for o in outcomes if o.job.evalset.id == p.evalset.id)
 
 
 def _merged(folder: Path, evalset_id: str) -> RunRecord:

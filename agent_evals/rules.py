@@ -273,21 +273,13 @@ class GateRule:
     needs_baseline: bool = True
 
 
-REGISTRY: list[GateRule] = []
-
-
-def register(
-    name: str, *fields: PolicyField, needs_baseline: bool = True
-) -> Callable[[Callable[[Context], list[RuleResult]]], Callable[[Context], list[RuleResult]]]:
-    """Add a rule to the registry, in the order its results are reported."""
-
-    def add(check: Callable[[Context], list[RuleResult]]) -> Callable[[Context], list[RuleResult]]:
-        if any(r.name == name for r in REGISTRY):
-            raise ValueError(f"gate rule {name!r} is registered twice")
-        REGISTRY.append(GateRule(name, tuple(fields), check, needs_baseline))
-        return check
-
-    return add
+def register(rule: GateRule) -> None:
+    """Add a rule to the registry (`REGISTRY`, built at the end of this module), after the others."""
+    if any(r.name == rule.name for r in REGISTRY):
+        raise ValueError(f"gate rule {rule.name!r} is registered twice")
+    if any(f.name == g.name for r in REGISTRY for f in r.fields for g in rule.fields):
+        raise ValueError(f"a policy field of gate rule {rule.name!r} belongs to another rule")
+    REGISTRY.append(rule)
 
 
 def policy_fields() -> tuple[PolicyField, ...]:
@@ -428,14 +420,12 @@ def _completeness(record: RunRecord, side: str, policy: GatePolicy) -> list[Rule
     return rules
 
 
-@register("max_error_rate", PolicyField("max_error_rate", "lower"), needs_baseline=False)
 def _check_completeness(ctx: Context) -> list[RuleResult]:
     """A run that did not finish, skipped cases, or too many errors: the gate cannot judge (exit 3)."""
     base = _completeness(ctx.base, "baseline", ctx.policy) if ctx.base is not None else []
     return base + _completeness(ctx.cand, "candidate", ctx.policy)
 
 
-@register("significant_regression", PolicyField("alpha", "higher"), PolicyField("detect_drop", "lower"))
 def _check_significance(ctx: Context) -> list[RuleResult]:
     """The overall paired test at full alpha; the other groups behind it say where."""
     assert ctx.diff is not None
@@ -457,7 +447,6 @@ def _check_significance(ctx: Context) -> list[RuleResult]:
     return [RuleResult("significant_regression", not significant, message, regressed if significant else ())]
 
 
-@register("critical", PolicyField("critical", "superset"))
 def _check_critical(ctx: Context) -> list[RuleResult]:
     """Tags or case ids that must never regress: one confirmed regression among them fails."""
     assert ctx.diff is not None
@@ -477,7 +466,6 @@ def _check_critical(ctx: Context) -> list[RuleResult]:
     return results
 
 
-@register("max_regressions", PolicyField("max_regressions", "lower", optional=True))
 def _check_max_regressions(ctx: Context) -> list[RuleResult]:
     """At most this many cases confirmed to go pass -> fail."""
     limit = ctx.policy.max_regressions
@@ -496,7 +484,6 @@ def _check_max_regressions(ctx: Context) -> list[RuleResult]:
     ]
 
 
-@register("min_pass_rate", PolicyField("min_pass_rate", "higher", optional=True), needs_baseline=False)
 def _check_min_pass_rate(ctx: Context) -> list[RuleResult]:
     """A floor under the candidate's pass rate (the only rule for a prompt with no baseline)."""
     floor = ctx.policy.min_pass_rate
@@ -515,7 +502,6 @@ def _check_min_pass_rate(ctx: Context) -> list[RuleResult]:
     ]
 
 
-@register("max_score_drop", ScoreDropsField("max_score_drop", "lower", optional=True))
 def _check_score_drops(ctx: Context) -> list[RuleResult]:
     """Limits on the drop of the mean score, overall, per grader and per tag."""
     drops, diff = ctx.policy.max_score_drop, ctx.diff
@@ -553,7 +539,6 @@ def _check_score_drops(ctx: Context) -> list[RuleResult]:
     return rules
 
 
-@register("noninferiority", PolicyField("noninferiority_margin", "lower", optional=True))
 def _check_noninferiority(ctx: Context) -> list[RuleResult]:
     """Pass only if the candidate is no worse than the margin, with 1 - alpha confidence (one-sided)."""
     from agent_evals import stats
@@ -584,3 +569,40 @@ def _check_noninferiority(ctx: Context) -> list[RuleResult]:
 def shared_clusters(group: Group) -> tuple[str, ...] | None:
     """The group's cluster keys when some cases share one; None when every case is its own."""
     return group.clusters if len(set(group.clusters)) < len(group.clusters) else None
+
+
+# The registry: every gate rule, in the order its results are reported. Each `GatePolicy` field
+# belongs to exactly one rule (tests/test_rules.py checks it), so `stricter` and `loosened` see them all.
+REGISTRY: list[GateRule] = []
+for _rule in (
+    GateRule(
+        "max_error_rate", (PolicyField("max_error_rate", "lower"),), _check_completeness, needs_baseline=False
+    ),
+    GateRule(
+        "significant_regression",
+        (
+            PolicyField("alpha", "higher"),
+            PolicyField("detect_drop", "lower"),
+        ),
+        _check_significance,
+    ),
+    GateRule("critical", (PolicyField("critical", "superset"),), _check_critical),
+    GateRule(
+        "max_regressions", (PolicyField("max_regressions", "lower", optional=True),), _check_max_regressions
+    ),
+    GateRule(
+        "min_pass_rate",
+        (PolicyField("min_pass_rate", "higher", optional=True),),
+        _check_min_pass_rate,
+        needs_baseline=False,
+    ),
+    GateRule(
+        "max_score_drop", (ScoreDropsField("max_score_drop", "lower", optional=True),), _check_score_drops
+    ),
+    GateRule(
+        "noninferiority",
+        (PolicyField("noninferiority_margin", "lower", optional=True),),
+        _check_noninferiority,
+    ),
+):
+    register(_rule)

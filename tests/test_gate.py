@@ -205,7 +205,13 @@ def test_loosened_policy_removed_cases_and_edited_expectations_are_found() -> No
     cand_policy = GatePolicy(max_regressions=5, min_pass_rate=0.9, critical=("vip",), alpha=0.01)
     base = evalset({"a": "x", "b": "y", "c": "z"}, base_policy, graders=("g", "h"))
     cand = evalset({"a": "x", "b": "EDITED"}, cand_policy)
-    lines = [f.line() for f in check(base, cand, base_policy, cand_policy)]
+    found = check(base, cand, base_policy, cand_policy)
+    assert [f.kind for f in found] == ["policy_loosened"] * 3 + [
+        "cases_removed",
+        "expected_changed",
+        "graders_removed",
+    ]
+    lines = [f.line() for f in found]
     assert lines == [  # policy findings in the registry's order of rules
         "alpha: 0.05 -> 0.01",
         "critical: [refund, vip] -> [vip]: refund",

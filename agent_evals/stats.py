@@ -41,19 +41,17 @@ __all__ = [
     "NonInferiority",
     "PairedTest",
     "aggregate_repeats",
-    "assumed_delta_sd",
-    "cases_needed",
+    "clustered_rate_interval",
     "clustered_standard_error",
-    "delta_sd",
     "flaky",
+    "gatekeeping",
     "holm",
     "mcnemar_exact",
-    "minimum_detectable_drop",
     "noninferior",
     "paired_bootstrap_ci",
     "paired_test",
     "pass_rate_interval",
-    "repeats_needed",
+    "stratified_exact_pvalue",
 ]
 
 Alternative = Literal["less", "greater", "two-sided"]
@@ -74,15 +72,6 @@ _ATOM_SPEEDUP = 25
 
 # Sign-flip tests enumerate all 2**G sign patterns up to this many clusters.
 _MAX_EXACT_CLUSTERS = 16
-
-# Planning floor for the per-run Bernoulli variance p(1-p): pass rates are
-# treated as if clipped to [1%, 99%], because an eval set that passed 100% once
-# will not pass 100% forever, and a zero variance would claim infinite power.
-_MIN_BERNOULLI_VARIANCE = 0.01 * 0.99
-
-# Relative slack when rounding sample sizes up, so float noise in a round trip
-# (n -> drop -> n) cannot push an exact integer to the next one.
-_CEIL_SLACK = 1e-12
 
 
 @dataclass(frozen=True, slots=True)
@@ -647,207 +636,6 @@ def flaky(values_by_case: Mapping[str, Sequence[float]]) -> list[str]:
         for case_id, values in values_by_case.items()
         if len(values) > 1 and min(values) != max(values)
     )
-
-
-# --- power --------------------------------------------------------------------
-
-
-def _z_sum(alpha: float, power: float) -> float:
-    _check_unit_open(alpha, "alpha")
-    _check_unit_open(power, "power")
-    if power <= alpha:
-        raise ValueError(f"power ({power}) must exceed alpha ({alpha})")
-    return float(_sps.norm.ppf(1.0 - alpha) + _sps.norm.ppf(power))
-
-
-def _ceil(x: float) -> int:
-    return max(1, math.ceil(x * (1.0 - _CEIL_SLACK)))
-
-
-def _check_sd(sd_delta: float) -> None:
-    if not (math.isfinite(sd_delta) and sd_delta >= 0.0):
-        raise ValueError(f"sd_delta must be finite and >= 0, got {sd_delta}")
-
-
-def _check_target(target_drop: float) -> None:
-    if not (math.isfinite(target_drop) and target_drop > 0.0):
-        raise ValueError(f"target_drop must be > 0, got {target_drop}")
-
-
-def minimum_detectable_drop(
-    n: int,
-    *,
-    sd_delta: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
-) -> float:
-    """Smallest true drop in the mean that the gate detects with the given power.
-
-    Normal approximation for a one-sided paired test of size alpha::
-
-        MDE = (z_{1-alpha} + z_{power}) * sd_delta / sqrt(n)
-
-    Args:
-        n: number of paired cases.
-        sd_delta: per-case standard deviation of the deltas (`delta_sd` from
-            data, or `assumed_delta_sd` when planning).
-        alpha: one-sided significance level.
-        power: probability of detecting a drop of that size.
-
-    Returns:
-        The drop, on the scale of the values (0.061 means 6.1 points).
-
-    Raises:
-        ValueError: on n < 1, a negative ``sd_delta``, or alpha/power outside
-            (0, 1) with power > alpha.
-    """
-    _check_positive_int(n, "n")
-    _check_sd(sd_delta)
-    return _z_sum(alpha, power) * sd_delta / math.sqrt(n)
-
-
-def delta_sd(
-    base: npt.ArrayLike,
-    cand: npt.ArrayLike,
-    clusters: ClusterKeys | None = None,
-) -> float:
-    """Observed per-case standard deviation of ``cand - base``, for power analysis.
-
-    With clusters this is the effective SD ``SE * sqrt(n)``, so that
-    `minimum_detectable_drop` accounts for the correlation within clusters.
-    Without clusters it is the sample SD (ddof=1). Identical runs give 0; plan
-    with `assumed_delta_sd` instead when there is no observed discordance.
-
-    Args:
-        base: per-case baseline values.
-        cand: per-case candidate values, same order.
-        clusters: optional per-case cluster keys.
-
-    Returns:
-        The standard deviation; NaN when it cannot be estimated.
-
-    Raises:
-        ValueError: on empty or mismatched input.
-    """
-    base_arr, cand_arr = _paired(base, cand)
-    deltas = cand_arr - base_arr
-    return clustered_standard_error(deltas, clusters) * math.sqrt(deltas.size)
-
-
-def assumed_delta_sd(
-    pass_rate: float,
-    repeats: int = 1,
-    discordance: float | None = None,
-) -> float:
-    """Planning value for the per-case SD of deltas of pass rates over K repeats.
-
-    Model: under a no-op change each case is run K times with the baseline and K
-    times with the candidate, all runs independent given the case, and the
-    per-case delta is the difference of the two K-run means. Then::
-
-        Var(delta) = discordance / K
-
-    where ``discordance`` is the probability that one baseline run and one
-    candidate run of the same case disagree. Without an observed discordance,
-    every case is taken to pass with probability ``pass_rate``, giving
-    ``discordance = 2 p (1 - p)``; since cases differ in difficulty this
-    over-states the variance (Jensen), so the planned power is conservative.
-    ``p (1 - p)`` is floored at 0.01 * 0.99 (and ``discordance`` at twice that),
-    so a set that passed 100% still gets a finite, non-zero detectable drop.
-
-    Args:
-        pass_rate: expected pass rate, in [0, 1].
-        repeats: K, runs per case and side.
-        discordance: observed single-run flip rate P(base run != candidate run),
-            in [0, 1]; overrides the ``pass_rate`` model when given.
-
-    Returns:
-        The per-case standard deviation of the delta.
-
-    Raises:
-        ValueError: on a rate outside [0, 1] or ``repeats < 1``.
-    """
-    if not 0.0 <= pass_rate <= 1.0:
-        raise ValueError(f"pass_rate must be in [0, 1], got {pass_rate}")
-    _check_positive_int(repeats, "repeats")
-    single_run = _single_run_variance(pass_rate, discordance)
-    return math.sqrt(single_run / repeats)
-
-
-def _single_run_variance(pass_rate: float, discordance: float | None) -> float:
-    if discordance is None:
-        return 2.0 * max(pass_rate * (1.0 - pass_rate), _MIN_BERNOULLI_VARIANCE)
-    if not 0.0 <= discordance <= 1.0:
-        raise ValueError(f"discordance must be in [0, 1], got {discordance}")
-    return max(discordance, 2.0 * _MIN_BERNOULLI_VARIANCE)
-
-
-def cases_needed(
-    target_drop: float,
-    *,
-    sd_delta: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
-) -> int:
-    """Number of paired cases for `minimum_detectable_drop` to reach ``target_drop``.
-
-    Args:
-        target_drop: the drop to detect (> 0), on the scale of the values.
-        sd_delta: per-case standard deviation of the deltas.
-        alpha: one-sided significance level.
-        power: required power.
-
-    Returns:
-        The smallest n (at least 1) whose minimum detectable drop is at most
-        ``target_drop``.
-
-    Raises:
-        ValueError: on a non-positive target or invalid sd/alpha/power.
-    """
-    _check_target(target_drop)
-    _check_sd(sd_delta)
-    z = _z_sum(alpha, power)
-    return _ceil((z * sd_delta / target_drop) ** 2)
-
-
-def repeats_needed(
-    target_drop: float,
-    n: int,
-    *,
-    pass_rate: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    max_repeats: int = 50,
-    discordance: float | None = None,
-) -> int | None:
-    """Runs per case (K) for n cases to detect ``target_drop``, under `assumed_delta_sd`.
-
-    Args:
-        target_drop: the drop to detect (> 0), on the scale of the values.
-        n: number of paired cases.
-        pass_rate: expected pass rate, for the variance model.
-        alpha: one-sided significance level.
-        power: required power.
-        max_repeats: largest K worth considering.
-        discordance: observed single-run flip rate; see `assumed_delta_sd`.
-
-    Returns:
-        The smallest K whose minimum detectable drop is at most ``target_drop``,
-        or None when even ``max_repeats`` is not enough.
-
-    Raises:
-        ValueError: on invalid arguments.
-    """
-    _check_target(target_drop)
-    _check_positive_int(n, "n")
-    _check_positive_int(max_repeats, "max_repeats")
-    if not 0.0 <= pass_rate <= 1.0:
-        raise ValueError(f"pass_rate must be in [0, 1], got {pass_rate}")
-    z = _z_sum(alpha, power)
-    single_run = _single_run_variance(pass_rate, discordance)
-    # MDE(K) = z * sqrt(single_run / K) / sqrt(n) <= target  <=>  K >= z^2 single_run / (n target^2)
-    repeats = _ceil(z**2 * single_run / (n * target_drop**2))
-    return repeats if repeats <= max_repeats else None
 
 
 # --- non-inferiority ----------------------------------------------------------

@@ -416,3 +416,9 @@ def test_a_large_eval_set_is_simulated_on_a_subsample_and_its_drop_scaled_down()
     assert power.MAX_CASES == 2_000
     # Four times the cases, half the detectable drop (the test's noise shrinks as 1 / sqrt(n)).
     assert stated(8_000) / stated(2_000) == pytest.approx(0.5, abs=0.08)
+
+
+def test_gatekeeping_adjusts_the_family_with_holm_and_never_below_the_gatekeeper() -> None:
+    assert stats.gatekeeping(0.03, [0.01, 0.2, 0.04]) == pytest.approx([0.03, 0.2, 0.08])
+    assert stats.gatekeeping(0.5, [0.001]) == [0.5]
+    assert stats.gatekeeping(0.01, []) == []

@@ -19,19 +19,14 @@ from scipy import stats as sps
 from agent_evals.stats import (
     Interval,
     aggregate_repeats,
-    assumed_delta_sd,
-    cases_needed,
     clustered_standard_error,
-    delta_sd,
     flaky,
     holm,
     mcnemar_exact,
-    minimum_detectable_drop,
     noninferior,
     paired_bootstrap_ci,
     paired_test,
     pass_rate_interval,
-    repeats_needed,
 )
 
 Z_95 = 1.6448536269514722  # standard normal 0.95 quantile
@@ -498,89 +493,6 @@ def test_gate_rejects_a_clear_regression() -> None:
 
 
 # --- power --------------------------------------------------------------------------
-
-
-def test_minimum_detectable_drop_formula() -> None:
-    expected = (Z_95 + Z_80) * 0.5 / math.sqrt(100)
-    assert minimum_detectable_drop(100, sd_delta=0.5) == pytest.approx(expected, rel=1e-12)
-    assert minimum_detectable_drop(100, sd_delta=0.5) == pytest.approx(0.124324, abs=1e-6)
-    stricter = minimum_detectable_drop(100, sd_delta=0.5, alpha=0.01, power=0.9)
-    assert stricter == pytest.approx((2.3263478740408408 + 1.2815515655446004) * 0.05, rel=1e-12)
-
-
-def test_assumed_delta_sd_model() -> None:
-    assert assumed_delta_sd(0.8) == pytest.approx(math.sqrt(2 * 0.8 * 0.2))
-    assert assumed_delta_sd(0.8, repeats=4) == pytest.approx(math.sqrt(2 * 0.8 * 0.2 / 4))
-    assert assumed_delta_sd(0.5, repeats=2, discordance=0.1) == pytest.approx(math.sqrt(0.05))
-    # A perfect set still has a finite, non-zero planning SD (floored as if 99% pass).
-    assert assumed_delta_sd(1.0) == pytest.approx(assumed_delta_sd(0.99))
-    assert assumed_delta_sd(0.0) == pytest.approx(assumed_delta_sd(0.01))
-    assert assumed_delta_sd(0.5, discordance=0.0) == pytest.approx(assumed_delta_sd(0.99))
-
-
-def test_assumed_delta_sd_matches_simulated_model() -> None:
-    # The model: two independent sets of K Bernoulli(p) runs per case.
-    rng = np.random.default_rng(18)
-    p, k = 0.85, 3
-    deltas = (rng.binomial(k, p, 200_000) - rng.binomial(k, p, 200_000)) / k
-    assert np.std(deltas) == pytest.approx(assumed_delta_sd(p, repeats=k), rel=0.01)
-
-
-def test_repeats_shrink_detectable_drop_by_sqrt_k() -> None:
-    one = minimum_detectable_drop(200, sd_delta=assumed_delta_sd(0.9, repeats=1))
-    for k in (2, 4, 9):
-        many = minimum_detectable_drop(200, sd_delta=assumed_delta_sd(0.9, repeats=k))
-        assert many == pytest.approx(one / math.sqrt(k), rel=1e-12)
-
-
-def test_delta_sd_observed() -> None:
-    rng = np.random.default_rng(19)
-    base, cand = rng.random(50), rng.random(50)
-    assert delta_sd(base, cand) == pytest.approx(np.std(cand - base, ddof=1))
-    clusters = np.arange(50) // 5
-    expected = clustered_standard_error(cand - base, clusters) * math.sqrt(50)
-    assert delta_sd(base, cand, clusters) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("n", [1, 50, 200, 1234, 10_000])
-def test_cases_needed_inverts_minimum_detectable_drop(n: int) -> None:
-    drop = minimum_detectable_drop(n, sd_delta=0.4)
-    assert cases_needed(drop, sd_delta=0.4) == n
-
-
-def test_cases_needed_is_the_smallest_sufficient_n() -> None:
-    sd = assumed_delta_sd(0.8)
-    n = cases_needed(0.02, sd_delta=sd)
-    assert minimum_detectable_drop(n, sd_delta=sd) <= 0.02 < minimum_detectable_drop(n - 1, sd_delta=sd)
-    # (2.4865 * 0.5657 / 0.02)^2 = 4946.3
-    assert n == 4947
-
-
-@pytest.mark.parametrize("k", [1, 2, 5, 17])
-def test_repeats_needed_inverts_minimum_detectable_drop(k: int) -> None:
-    drop = minimum_detectable_drop(200, sd_delta=assumed_delta_sd(0.7, repeats=k))
-    assert repeats_needed(drop, 200, pass_rate=0.7) == k
-    assert repeats_needed(drop * 0.999, 200, pass_rate=0.7) == k + 1
-
-
-def test_repeats_needed_unreachable_is_none() -> None:
-    sd_at_max = assumed_delta_sd(0.5, repeats=50)
-    best = minimum_detectable_drop(100, sd_delta=sd_at_max)
-    assert repeats_needed(best, 100, pass_rate=0.5) == 50
-    assert repeats_needed(best * 0.99, 100, pass_rate=0.5) is None
-    assert repeats_needed(0.05, 100, pass_rate=0.5, max_repeats=3) is None
-
-
-def test_power_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="target_drop"):
-        cases_needed(0.0, sd_delta=0.3)
-    with pytest.raises(ValueError, match="power"):
-        minimum_detectable_drop(100, sd_delta=0.3, alpha=0.5, power=0.4)
-    with pytest.raises(ValueError, match="n must be"):
-        minimum_detectable_drop(0, sd_delta=0.3)
-
-
-# --- non-inferiority ------------------------------------------------------------------
 
 
 def test_noninferior_passes_identical_runs() -> None:

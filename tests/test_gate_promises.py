@@ -422,3 +422,56 @@ def test_gatekeeping_adjusts_the_family_with_holm_and_never_below_the_gatekeeper
     assert stats.gatekeeping(0.03, [0.01, 0.2, 0.04]) == pytest.approx([0.03, 0.2, 0.08])
     assert stats.gatekeeping(0.5, [0.001]) == [0.5]
     assert stats.gatekeeping(0.01, []) == []
+
+
+def test_runs_needed_keeps_expected_false_confirmations_under_half_alpha() -> None:
+    assert runs_needed(0, 0.05) == 1
+    assert runs_needed(1, 0.05) == 4  # 4^-3 = 1/64 <= 0.025 < 4^-2
+    # At a power of 4 exactly: 16 cases, budget 0.25, 16 / 0.25 = 4^3: r - 1 = 3.
+    assert runs_needed(16, 0.5) == 4
+    assert runs_needed(1, 0.5) == 2
+    assert runs_needed(17, 0.05) == 6
+
+
+def test_cases_to_confirm_skips_flaky_cases_and_asks_for_a_single_missing_run() -> None:
+    # Four design runs; a consistent case needs five (family of 2, rules.runs_needed): one more each side.
+    base = {"flaky": [True] * 4, "steady": [True] * 4, **{f"ok{i}": [True] * 4 for i in range(10)}}
+    cand = {
+        "flaky": [False, True, False, False],
+        "steady": [False] * 4,
+        **{f"ok{i}": [True] * 4 for i in range(10)},
+    }
+    d = diff(runs_record(base, run_id="b", repeats=4), runs_record(cand, run_id="c", repeats=4))
+    assert [c.case_id for c in d.outcome("regressed")] == ["flaky", "steady"]
+    assert runs_needed(2, 0.05) == 5
+    assert cases_to_confirm(d, GatePolicy(max_regressions=0)) == {"steady": 1}
+
+
+def test_whether_outputs_vary_comes_from_the_runs_or_else_from_how_the_record_was_made() -> None:
+    from agent_evals.diff import pass_counts, sampling_varies
+
+    local = make_record([("a", "pass")]).model_copy()
+    local = local.model_copy(
+        update={"header": local.header.model_copy(update={"provider": {"name": "x", "type": "local"}})}
+    )
+    assert not sampling_varies(local)  # the offline model: no sampling, whatever the temperature
+    judged = runs_record({"a": [True]}, run_id="j", repeats=1, temperature=0)
+    assert not sampling_varies(judged)
+    grade = judged.cases[0].grades[0].model_copy(update={"details": {"judge_score": 4}})
+    judged = judged.model_copy(update={"cases": (judged.cases[0].model_copy(update={"grades": (grade,)}),)})
+    assert sampling_varies(judged)  # an LLM judge samples too
+    # Identical repeats count once; repeats that differ count each; clusters are kept.
+    copies = runs_record({"a": [True] * 3, "b": [False] * 3}, run_id="k", repeats=3, temperature=0)
+    assert pass_counts(copies) == ((1, 0), (1, 1), ("a", "b"))
+    varied = runs_record({"a": [True, False, True], "b": [False] * 3}, run_id="v", repeats=3)
+    assert pass_counts(varied) == ((2, 0), (3, 3), ("a", "b"))
+    single = runs_record({"a": [True], "b": [False]}, run_id="s", repeats=1)
+    assert pass_counts(single) == ((1, 0), (1, 1), ("a", "b"))
+
+
+def test_the_policy_layers_without_an_eval_set() -> None:
+    from agent_evals.integrity import effective_policy
+    from agent_evals.models import ProjectConfig
+
+    policy = effective_policy(ProjectConfig(gate=GatePolicy(max_regressions=2)), None, {"alpha": 0.1})
+    assert (policy.max_regressions, policy.alpha) == (2, 0.1)

@@ -40,7 +40,13 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 
 # Test files written for these modules: when one exists it must be in the test selection,
 # or the score silently ignores it.
-REQUIRED_WHEN_PRESENT = ("tests/test_compare_paths.py", "tests/test_rules.py", "tests/test_gate_promises.py")
+REQUIRED_WHEN_PRESENT = (
+    "tests/test_compare_pair.py",
+    "tests/test_compare_paths.py",
+    "tests/test_gate_rules_detail.py",
+    "tests/test_rules.py",
+    "tests/test_gate_promises.py",
+)
 
 # Set, these change what the selected tests check (UPDATE_GOLDENS rewrites the golden files).
 UNSAFE_ENV = ("UPDATE_GOLDENS", "TEST_AGENT_DELAY")

@@ -77,11 +77,6 @@ class Side:
     def first(self) -> CaseResult:
         return (*self.results, *self.extra)[0]
 
-    def grader(self, name: str) -> tuple[float | None, float | None]:
-        """(pass rate, mean score) of one grader over the judged repeats."""
-        passes, runs, score = self.grader_counts(name)
-        return (passes / runs if runs else None), score
-
     def counts(self) -> tuple[int, int, float | None]:
         """(passing runs, judged runs, mean score) over the design runs."""
         judged = self.judged

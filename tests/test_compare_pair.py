@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent_evals.compare import case_locations, compare_pair
 from agent_evals.integrity import Finding
 from agent_evals.load import load_evalset
@@ -82,3 +84,28 @@ def test_the_policy_given_wins_over_the_layers_and_overrides_apply_otherwise(tmp
     assert layered.verdict.policy.max_regressions == 0
     assert layered.verdict.status == "fail"
     assert [r.rule for r in layered.verdict.failed] == ["max_regressions"]
+
+
+def test_a_single_run_is_reported_on_its_eval_sets_absolute_rules(tmp_path: Path) -> None:
+    from agent_evals.compare import single_run_report
+    from agent_evals.diff import Side
+    from agent_evals.record import RecordWriter
+
+    root = basic_project(tmp_path)
+    (root / "agent-evals.yaml").write_text("schema_version: 1\ngate: {min_pass_rate: 0.9}\n")
+    record = make_record([("c1", "pass"), ("c2", "fail")])
+    header = record.header.model_copy(update={"evalset": {"id": "triage", "hash": "sha256:x"}})
+    writer = RecordWriter(root / "r.jsonl", header)
+    for case in record.cases:
+        writer.add(case)
+    assert record.end is not None
+    writer.close(record.end)
+    report = single_run_report(root / "r.jsonl", root)
+    (pair,) = report.pairs
+    # Shown as one run (not as a pair new in a change), judged on the project's policy.
+    assert (pair.evalset_id, pair.change) == ("triage", "unchanged")
+    assert pair.verdict.headline.startswith("single run: pass rate 50.0% (1 of 2 judged cases)")
+    assert pair.verdict.policy.min_pass_rate == 0.9
+    assert pair.verdict.status == "fail"
+    assert pair.case_locations
+    assert Side(record.cases).cost() == pytest.approx(0.002)

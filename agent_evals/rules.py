@@ -121,7 +121,9 @@ class GroupTest:
         raw = f"p={self.pvalue:.2g}"
         if self.same_as is not None or self.family == 0 or math.isclose(self.adjusted, self.pvalue):
             return raw
-        return f"{raw}, {self.adjusted:.2g} after Holm over {self.family} test{'s' if self.family != 1 else ''}"
+        return (
+            f"{raw}, {self.adjusted:.2g} after Holm over {self.family} test{'s' if self.family != 1 else ''}"
+        )
 
 
 @dataclass(frozen=True)

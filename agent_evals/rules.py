@@ -130,15 +130,15 @@ class GroupTest:
 class Evidence:
     """What each pass -> fail case's own runs say.
 
+    With outputs that do not vary, every pass -> fail case is `regressed`.
+
     Attributes:
-        deterministic: outputs do not vary; every pass -> fail is a regression.
         regressed: cases confirmed worse.
         flaky: cases whose runs disagree on a side: noise, not a regression.
         unconfirmed: consistently worse so far, on too few runs to tell from noise.
         runs_needed: runs per side a consistent case needs to be confirmed.
     """
 
-    deterministic: bool
     regressed: tuple[str, ...]
     flaky: tuple[str, ...] = ()
     unconfirmed: tuple[str, ...] = ()
@@ -327,7 +327,7 @@ def evidence(diff: Diff, alpha: float) -> Evidence:
     """Which pass -> fail cases count as regressed, from each case's own runs."""
     candidates = diff.outcome("regressed")
     if not diff.varies:
-        return Evidence(deterministic=True, regressed=tuple(c.case_id for c in candidates))
+        return Evidence(regressed=tuple(c.case_id for c in candidates))
     needed = runs_needed(len(candidates), alpha)
     regressed, flaky, unconfirmed = [], [], []
     for case in candidates:
@@ -341,7 +341,7 @@ def evidence(diff: Diff, alpha: float) -> Evidence:
             regressed.append(case.case_id)
         else:
             unconfirmed.append(case.case_id)
-    return Evidence(False, tuple(regressed), tuple(flaky), tuple(unconfirmed), needed)
+    return Evidence(tuple(regressed), tuple(flaky), tuple(unconfirmed), needed)
 
 
 def _in_scope(case: CaseDiff, selectors: Sequence[str]) -> bool:

@@ -142,7 +142,7 @@ def test_a_report_headline_counts_each_kind_of_verdict() -> None:
 def test_evidence_says_why_cases_in_scope_were_not_counted() -> None:
     from agent_evals.rules import Evidence
 
-    found = Evidence(False, ("r1",), flaky=("f1", "f2"), unconfirmed=("u1",), runs_needed=5)
+    found = Evidence(("r1",), flaky=("f1", "f2"), unconfirmed=("u1",), runs_needed=5)
     assert found.note() == (
         "2 flaky (their runs disagree); 1 not confirmed (outputs vary; 5 consistent runs per side "
         "confirm one: agent-evals ci re-runs them, or use --repeat)"

@@ -593,7 +593,7 @@ class Budget:
     noop_deterministic: int
     drop_deterministic: int
     coarse: int  # every point of a power curve
-    fine: int  # more, at the points within 2 points of where the curve reaches 80%
+    fine: int  # more, at the points within REFINE_WITHIN of where the curve reaches 80%
 
     def per_cell(self, figure: Figure, cell: Cell) -> int:
         stochastic = cell.mode == "stochastic"
@@ -614,7 +614,7 @@ class Budget:
 # is a bug that 80 simulations show as well as 300; its power is all or nothing.
 SIMS = Budget(noop=240, drop=100, noop_deterministic=80, drop_deterministic=40, coarse=20, fine=100)
 QUICK = Budget(noop=20, drop=20, noop_deterministic=20, drop_deterministic=20, coarse=10, fine=10)
-REFINE_WITHIN = 0.02  # points of a curve refined: within this of its 80% crossing
+REFINE_WITHIN = 0.01  # the grid points refined: within a point of the 80% crossing (two steps each side)
 REFINE_ROUNDS = 2  # the second places a crossing that moved after the first
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
 
 from agent_evals.record import CaseResult, GradeRecord, RunEnd, RunHeader, RunRecord
 
@@ -203,3 +206,23 @@ class GitRepo:
 
     def branch(self, name: str = "feature") -> None:
         self.git.git.checkout("-b", name)
+
+
+def feature_branch(
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: Mapping[str, str],
+    modules: tuple[str, ...] = ("agent",),
+) -> GitRepo:
+    """A repository whose main holds `files`, checked out on a feature branch and made the working folder.
+
+    The project's agent modules (`python:` providers) are dropped from `sys.modules`, so each test
+    imports its own.
+    """
+    repo = GitRepo(root)
+    repo.commit(dict(files))
+    repo.branch()
+    monkeypatch.chdir(repo.root)
+    for module in modules:
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    return repo

@@ -8,7 +8,6 @@ dropping a line from the prompt breaks exactly the cases that need it.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import junitparser
@@ -16,7 +15,7 @@ import pytest
 
 from agent_evals.cli import main
 from tests.http_server import Response, ScriptedServer
-from tests.support import GitRepo
+from tests.support import GitRepo, feature_branch
 
 PROMPT = """\
 schema_version: 1
@@ -86,19 +85,13 @@ BASE_CASES = (
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
     """main has the prompt, eval set and agent; HEAD is on a feature branch."""
-    r = GitRepo(tmp_path / "repo")
-    r.commit(
-        {
-            "prompts/triage.yaml": PROMPT,
-            "evalsets/triage.yaml": evalset(BASE_CASES),
-            "agent.py": AGENT,
-            ".gitignore": ".agent-evals/\ncalls.log\n",
-        }
-    )
-    r.branch()
-    monkeypatch.chdir(r.root)
-    monkeypatch.delitem(sys.modules, "agent", raising=False)
-    return r
+    files = {
+        "prompts/triage.yaml": PROMPT,
+        "evalsets/triage.yaml": evalset(BASE_CASES),
+        "agent.py": AGENT,
+        ".gitignore": ".agent-evals/\ncalls.log\n",
+    }
+    return feature_branch(tmp_path / "repo", monkeypatch, files)
 
 
 def ci(*args: str) -> int:

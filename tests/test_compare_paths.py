@@ -11,7 +11,6 @@ machine.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from agent_evals.cli import main
 from agent_evals.review import output_sha256
-from tests.support import GitRepo
+from tests.support import GitRepo, feature_branch
 
 PROMPT = """\
 schema_version: 1
@@ -139,22 +138,15 @@ REVIEWS = reviews({"access-0": "pass", "access-1": "pass", "access-2": "pass", "
 
 def make_repo(root: Path, monkeypatch: pytest.MonkeyPatch, evalset_text: str) -> GitRepo:
     """main has the project and the stored verdicts; HEAD is on a feature branch."""
-    r = GitRepo(root)
-    r.commit(
-        {
-            "prompts/triage.yaml": PROMPT,
-            "evalsets/triage.yaml": evalset_text,
-            "evalsets/triage.reviews.jsonl": REVIEWS,
-            "agent.py": AGENT,
-            "judge.py": JUDGE,
-            ".gitignore": ".agent-evals/\nout/\n*.json\n",
-        }
-    )
-    r.branch()
-    monkeypatch.chdir(r.root)
-    for module in ("agent", "judge"):
-        monkeypatch.delitem(sys.modules, module, raising=False)
-    return r
+    files = {
+        "prompts/triage.yaml": PROMPT,
+        "evalsets/triage.yaml": evalset_text,
+        "evalsets/triage.reviews.jsonl": REVIEWS,
+        "agent.py": AGENT,
+        "judge.py": JUDGE,
+        ".gitignore": ".agent-evals/\nout/\n*.json\n",
+    }
+    return feature_branch(root, monkeypatch, files, modules=("agent", "judge"))
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ Everything runs in a real temporary git repository; nothing leaves the machine.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import yaml
 
 from agent_evals.cli import main
 from agent_evals.record import load_record
-from tests.support import GitRepo
+from tests.support import GitRepo, feature_branch
 
 ROOT = Path(__file__).resolve().parents[1]
 INIT_GATE = yaml.safe_load((ROOT / "agent_evals/templates/init/evalsets/ticket-triage.yaml").read_text())[
@@ -96,19 +95,13 @@ EVALSET = (
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
-    r = GitRepo(tmp_path / "repo")
-    r.commit(
-        {
-            "prompts/triage.yaml": PROMPT,
-            "evalsets/triage.yaml": EVALSET,
-            "agent.py": AGENT,
-            ".gitignore": ".agent-evals/\nout/\n*.json\n",
-        }
-    )
-    r.branch()
-    monkeypatch.chdir(r.root)
-    monkeypatch.delitem(sys.modules, "agent", raising=False)
-    return r
+    files = {
+        "prompts/triage.yaml": PROMPT,
+        "evalsets/triage.yaml": EVALSET,
+        "agent.py": AGENT,
+        ".gitignore": ".agent-evals/\nout/\n*.json\n",
+    }
+    return feature_branch(tmp_path / "repo", monkeypatch, files)
 
 
 def rules(path: str) -> dict[str, dict[str, object]]:

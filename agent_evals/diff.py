@@ -334,14 +334,19 @@ def _group(
     )
 
 
+def outputs_vary(sides: Iterable[Side], records: Sequence[RunRecord]) -> bool:
+    """Whether one run of a case may differ from the next: from the repeats when there are any
+    (identical repeats are copies), else from how the records were made (`sampling_varies`)."""
+    sides = list(sides)
+    if any(len(s.judged) > 1 for s in sides):
+        return any(s.varies for s in sides)
+    return any(sampling_varies(r) for r in records)
+
+
 def pass_counts(record: RunRecord) -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
     """Per case of one record: passing design runs, judged design runs, cluster (identical repeats once)."""
     sides = _sides(record)
-    judged = [s for s in sides.values() if s.judged]
-    if any(len(s.judged) > 1 for s in judged):
-        copies = not any(s.varies for s in judged)
-    else:
-        copies = not sampling_varies(record)
+    copies = not outputs_vary(sides.values(), (record,))
     passes, runs, clusters = [], [], []
     for case_id, side in sides.items():
         hits, n, _ = side.counts()
@@ -429,11 +434,9 @@ def diff(base: RunRecord, cand: RunRecord) -> Diff:
     for case in cases:
         by_outcome[case.outcome].append(case)
     repeats = max(design_repeats(base), design_repeats(cand))
-    sides = [s for case in cases for s in (case.base, case.cand) if s is not None]
-    if any(len(s.judged) > 1 for s in sides):
-        varies = any(s.varies for s in sides)
-    else:
-        varies = sampling_varies(base) or sampling_varies(cand)
+    varies = outputs_vary(
+        [s for case in cases for s in (case.base, case.cand) if s is not None], (base, cand)
+    )
     copies = not varies
 
     def overall(side: Side) -> tuple[int, int, float | None]:

@@ -116,6 +116,14 @@ class GroupTest:
             return "not adjusted (the overall test, at full alpha)"
         return f"Holm over {self.family} test{'s' if self.family != 1 else ''}, behind the overall test"
 
+    def p_cell(self, fmt: Callable[[float], str]) -> str:
+        """The p-value as a table shows it: `as overall`, `0.01`, or `0.01 → 0.03` when adjusted."""
+        if self.same_as is not None:
+            return f"as {self.same_as}"
+        if self.family == 0 or self.adjusted == self.pvalue:
+            return fmt(self.pvalue)
+        return f"{fmt(self.pvalue)} → {fmt(self.adjusted)}"
+
     def p_text(self) -> str:
         """`p=0.033`, or `p=0.004, 0.036 after Holm over 9 tests` when the figure is adjusted."""
         raw = f"p={self.pvalue:.2g}"

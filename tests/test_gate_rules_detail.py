@@ -215,5 +215,8 @@ def test_p_text_says_when_a_figure_is_adjusted() -> None:
     assert t(0.01, 0.03, 3).p_text() == "p=0.01, 0.03 after Holm over 3 tests"
     assert t(0.02, 0.02, 3).p_text() == "p=0.02"
     assert t(0.01, 0.03, 3, "overall").p_text() == "p=0.01"
+    assert t(0.01, 0.03, 3).p_cell(str) == "0.01 → 0.03"
+    assert t(0.01, 0.01, 0).p_cell(str) == "0.01"
+    assert t(0.01, 0.03, 3, "overall").p_cell(str) == "as overall"
     assert pts(None) == "n/a"
     assert pytest.approx(0.5) == t(0.5, 0.5, 0).pvalue

@@ -725,11 +725,7 @@ def _tests(pair: PairReport) -> tuple[GroupRow, ...]:
             rates=f"{pct(t.base_rate)} → {pct(t.cand_rate)}",
             delta=pts(t.delta),
             worse=(t.delta or 0) < 0,
-            p=f"as {t.same_as}"
-            if t.same_as is not None
-            else _p(t.pvalue)
-            if t.family == 0 or t.adjusted == t.pvalue
-            else f"{_p(t.pvalue)} → {_p(t.adjusted)}",
+            p=t.p_cell(_p),
             significant=t.significant and t.same_as is None,
             method=t.method,
         )

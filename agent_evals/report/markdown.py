@@ -532,13 +532,7 @@ def groups_table(
 
 
 def _p_cell(t: GroupTest) -> str:
-    if t.same_as is not None:
-        shown = f"as {t.same_as}"
-    elif t.family == 0 or t.adjusted == t.pvalue:
-        shown = _p(t.pvalue)
-    else:
-        shown = f"{_p(t.pvalue)} → {_p(t.adjusted)}"
-    return shown + (" **significant**" if t.significant and t.same_as is None else "")
+    return t.p_cell(_p) + (" **significant**" if t.significant and t.same_as is None else "")
 
 
 def _p(p: float) -> str:

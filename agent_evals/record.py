@@ -52,6 +52,16 @@ class GradeRecord(_Rec):
 class Usage(_Rec):
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class ToolCallRecord(_Rec):
+    """A tool call the model asked for: `arguments` parsed, or the raw string when it was not JSON."""
+
+    name: str
+    arguments: dict[str, Any] | str
+    id: str | None = None
 
 
 class CaseResult(_Rec):
@@ -67,6 +77,12 @@ class CaseResult(_Rec):
     expected: Any = None
     request: dict[str, Any] | None = None
     output: str | None = None
+    # The provider's finish reason (`stop`, `length`, `max_tokens`, `tool_calls`, ...);
+    # `truncated` is derived from it: the output was cut off, and reports say so.
+    finish_reason: str | None = None
+    truncated: bool = False
+    model: str | None = Field(default=None, description="The model that answered, as the provider named it.")
+    tool_calls: tuple[ToolCallRecord, ...] = ()
     grades: tuple[GradeRecord, ...] = ()
     latency_ms: float | None = None
     usage: Usage | None = None

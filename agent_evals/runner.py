@@ -47,6 +47,7 @@ from agent_evals.record import (
     RecordWriter,
     RunEnd,
     RunHeader,
+    ToolCallRecord,
     Usage,
     load_record,
 )
@@ -367,9 +368,28 @@ def parse_output(text: str, request: ChatRequest) -> tuple[Any, str | None]:
 
 
 def _usage(completion: Completion) -> Usage | None:
-    if completion.usage is None:
+    usage = completion.usage
+    if usage is None:
         return None
-    return Usage(input_tokens=completion.usage.input_tokens, output_tokens=completion.usage.output_tokens)
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
+
+
+def _answer_fields(completion: Completion) -> dict[str, Any]:
+    """What the record keeps of the answer beside its text: why it stopped, who answered, its tool calls."""
+    return {
+        "finish_reason": completion.finish_reason,
+        "truncated": completion.truncated,
+        "model": completion.model,
+        "tool_calls": tuple(
+            ToolCallRecord(name=call.name, arguments=call.arguments, id=call.id)
+            for call in completion.tool_calls
+        ),
+    }
 
 
 async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseResult:
@@ -435,6 +455,7 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
         score=score,
         passed=passed,
         output=completion.text,
+        **_answer_fields(completion),
         grades=tuple(grades),
         latency_ms=latency_ms,
         usage=_usage(completion),

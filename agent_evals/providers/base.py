@@ -17,19 +17,54 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one call, as the provider counted them.
+
+    `input_tokens` are the uncached input tokens; prompt-cache reads and writes are
+    counted apart, because they are priced apart (Anthropic reports them apart;
+    OpenAI's `prompt_tokens` include its cached tokens, which the provider subtracts).
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool call the model asked for.
+
+    `arguments` is the parsed JSON object when the model sent valid JSON, else the raw
+    string it sent (a model can emit broken JSON; a grader should see it as it was).
+    """
+
+    name: str
+    arguments: dict[str, Any] | str
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A model's answer to one request."""
+    """A model's answer to one request.
+
+    `finish_reason` is the provider's own word (`stop`, `length`, `tool_calls`,
+    `end_turn`, `max_tokens`, ...); `truncated` says whether the output was cut off.
+    """
 
     text: str
     usage: Usage | None = None
     model: str | None = None
     finish_reason: str | None = None
     raw: dict[str, Any] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason in TRUNCATED_REASONS
+
+
+TRUNCATED_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+"""Finish reasons that mean the output was cut off (OpenAI `length`, Anthropic `max_tokens`)."""
 
 
 class Provider(Protocol):

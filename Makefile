@@ -4,13 +4,28 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-sample bench-gate mutation clean
+.PHONY: demo test lint typecheck unit litellm bench bench-sample bench-gate mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# LiteLLM's proxy, the third-party OpenAI-compatible server tests/test_litellm_proxy.py runs
+# against on 127.0.0.1. Its own venv: litellm pins its own openai, fastapi and more (about 760 MB,
+# 40 to 60 s to install). Without it that test skips and names this target.
+LITELLM_VERSION := 1.108.7
+LITELLM_VENV    := .venv-litellm
+LITELLM_STAMP   := $(LITELLM_VENV)/.installed-$(LITELLM_VERSION)
+
+$(LITELLM_STAMP):
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)'
+	touch $(LITELLM_STAMP)
+
+litellm: $(LITELLM_STAMP)
 
 DEMO := .agent-evals/demo
 
@@ -34,7 +49,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(LITELLM_STAMP)
 	$(BIN)/pytest -q
 
 # The runner's overhead (bench/README.md): a local OpenAI-compatible server with a fixed
@@ -55,7 +70,7 @@ mutation: $(STAMP)
 	$(BIN)/python bench/mutation_score.py $(MUTATION_ARGS)
 
 clean:
-	rm -rf $(VENV) .agent-evals .pytest_cache .mypy_cache .ruff_cache mutants
+	rm -rf $(VENV) $(LITELLM_VENV) .agent-evals .pytest_cache .mypy_cache .ruff_cache mutants
 
 bench-sample: $(STAMP)
 	$(BIN)/python bench/bench_sample.py

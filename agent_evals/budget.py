@@ -3,7 +3,8 @@
 Estimates are deliberately pessimistic so the ceiling holds: input tokens are
 counted as one per three characters (English BPE averages about four) plus a
 per-message overhead, and output as the request's `max_tokens` (or
-DEFAULT_OUTPUT_TOKENS when the prompt sets none). A call is sent only if
+DEFAULT_OUTPUT_TOKENS when the prompt sets none), priced as the model asked
+for (what answers is known only afterwards). A call is sent only if
 what is spent, plus what is reserved by calls in flight, plus its estimate
 stays within the ceiling; once one is refused, no new call is scheduled.
 """
@@ -14,8 +15,8 @@ import math
 from dataclasses import dataclass
 
 from agent_evals.errors import EvaluationError
-from agent_evals.models import Price
-from agent_evals.render import ChatRequest
+from agent_evals.pricing import Rate
+from agent_evals.providers.base import ChatRequest, Usage
 
 CHARS_PER_TOKEN = 3.0
 MESSAGE_OVERHEAD_TOKENS = 8
@@ -33,15 +34,20 @@ class Estimate:
     cost_usd: float | None
 
 
-def estimate(request: ChatRequest, price: Price | None) -> Estimate:
-    """A pessimistic estimate of the tokens and cost of sending `request`."""
+def estimate(request: ChatRequest, rate: Rate | None) -> Estimate:
+    """A pessimistic estimate of the tokens and cost of sending `request`.
+
+    Args:
+        request: the rendered request.
+        rate: the price of the model asked for; None when unpriced (the cost is then None).
+    """
     input_tokens = sum(
         math.ceil(len(m.content) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS for m in request.messages
     )
     output_tokens = request.model.max_tokens or DEFAULT_OUTPUT_TOKENS
-    cost = None
-    if price is not None:
-        cost = (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
+    # Counted as uncached input. A prompt-cache write costs up to 1.25 times that, which counting
+    # three characters a token where English averages four (1.33 times) more than covers.
+    cost = rate.cost(Usage(input_tokens, output_tokens)) if rate is not None else None
     return Estimate(input_tokens, output_tokens, cost)
 
 

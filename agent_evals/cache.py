@@ -15,8 +15,10 @@ What the caller must do (the cache cannot tell on its own):
 The key is a sha256 of what decides the answer (endpoint, model, messages,
 sampling parameters, output format, repeat index), never of credentials or
 headers, so rotating an API key keeps the cache and the file holds no secret.
-The stored row holds the completion's text, token usage, reported model and
-finish reason; never `Completion.raw`, which may echo anything.
+The stored row holds the completion's text, token usage (prompt-cache tokens
+included), reported model, finish reason, tool calls, and the latency of the call
+that produced it, so a cached answer reports the latency that call had, not the
+microseconds of the lookup; never `Completion.raw`, which may echo anything.
 
 Two processes (an editor's run and a pre-commit hook) may share one file: it
 runs in WAL mode (readers never block the writer), waits up to
@@ -46,11 +48,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError, EvaluationError
-from agent_evals.providers.base import Completion, Usage
+from agent_evals.providers.base import Completion, ToolCall, Usage
 
 if TYPE_CHECKING:
     from agent_evals.providers import ProviderSettings
-    from agent_evals.render import ChatRequest
+    from agent_evals.providers.base import ChatRequest
 
 __all__ = [
     "BATCH_SIZE",
@@ -59,6 +61,7 @@ __all__ = [
     "DEFAULT_CACHE_PATH",
     "SCHEMA_VERSION",
     "CacheStats",
+    "CachedAnswer",
     "ResponseCache",
     "cache_key",
 ]
@@ -66,8 +69,13 @@ __all__ = [
 CACHE_KEY_VERSION: Final = 1
 """Part of every key: bump it when the key's contents change, so old entries stop matching."""
 
-SCHEMA_VERSION: Final = 1
-"""The layout of the SQLite file; a file with a higher version is refused, a lower one rebuilt."""
+SCHEMA_VERSION: Final = 2
+"""The layout of the SQLite file; a file with a higher version is refused, a lower one upgraded.
+
+1: text, input and output tokens, model, finish reason.
+2: adds prompt-cache tokens, tool calls and the producing call's latency (NULL in rows
+   from version 1: not measured).
+"""
 
 DEFAULT_CACHE_PATH: Final = Path(".agent-evals") / "cache.sqlite3"
 """Where the cache lives, relative to the project root."""
@@ -239,9 +247,28 @@ class CacheStats:
     file_bytes: int = 0
 
 
-# The row as bound to the INSERT below, in column order.
-_Row = tuple[str, str, str, str, int | None, int | None, str | None, str | None, float]
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """A stored answer.
 
+    Attributes:
+        completion: the answer; its `raw` is always None (never stored).
+        latency_ms: the latency of the call that produced it; None for an entry stored
+            before the cache kept latencies (not measured).
+    """
+
+    completion: Completion
+    latency_ms: float | None
+
+
+# The row as bound to the INSERT below, in column order.
+_Row = tuple[
+    str, str, str, str, int | None, int | None, str | None, str | None, float,
+    int | None, int | None, str | None, float | None,
+]  # fmt: skip
+
+# Version 1's table, then what each later version adds (`_prepare` upgrades in place:
+# the entries are paid-for answers, kept).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS responses (
@@ -256,12 +283,22 @@ CREATE TABLE IF NOT EXISTS responses (
     created_at REAL NOT NULL
 );
 """
+_UPGRADES: Final = {
+    2: (
+        "ALTER TABLE responses ADD COLUMN cache_read_tokens INTEGER",
+        "ALTER TABLE responses ADD COLUMN cache_write_tokens INTEGER",
+        "ALTER TABLE responses ADD COLUMN tool_calls TEXT",
+        "ALTER TABLE responses ADD COLUMN latency_ms REAL",
+    ),
+}
 _INSERT = (
     "INSERT OR REPLACE INTO responses (key, provider, model, text, input_tokens, output_tokens,"
-    " response_model, finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " response_model, finish_reason, created_at, cache_read_tokens, cache_write_tokens, tool_calls,"
+    " latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT = (
-    "SELECT text, input_tokens, output_tokens, response_model, finish_reason FROM responses WHERE key = ?"
+    "SELECT text, input_tokens, output_tokens, response_model, finish_reason, cache_read_tokens,"
+    " cache_write_tokens, tool_calls, latency_ms FROM responses WHERE key = ?"
 )
 
 
@@ -341,14 +378,14 @@ class ResponseCache:
                     path=self.path,
                     hint="run agent-evals cache clear, or upgrade agent-evals",
                 )
-            if found is not None and found < SCHEMA_VERSION:
-                # An older layout holds nothing worth migrating: it is only a cache.
-                conn.execute("DROP TABLE IF EXISTS responses")
-                conn.execute("DELETE FROM schema_version")
-                found = None
             if found is None:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
+                        conn.execute(statement)
+                found = 1
+            if found < SCHEMA_VERSION:
+                for version in range(found + 1, SCHEMA_VERSION + 1):
+                    for statement in _UPGRADES[version]:
                         conn.execute(statement)
                 conn.execute("DELETE FROM schema_version")
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -394,10 +431,8 @@ class ResponseCache:
 
     # --- reads and writes ---
 
-    def get(self, key: str) -> Completion | None:
-        """The stored completion for `key`, or None on a miss.
-
-        The completion's `raw` is always None: it is never stored.
+    def get(self, key: str) -> CachedAnswer | None:
+        """The stored answer for `key`, or None on a miss.
 
         Raises:
             ConfigError: the file is corrupt or from a newer version.
@@ -405,7 +440,7 @@ class ResponseCache:
         row = self._pending.get(key)
         if row is not None:
             self._hits += 1
-            return _completion(row[3], row[4], row[5], row[6], row[7])
+            return _answer(*row[3:8], *row[9:])
         conn = self._usable()
         try:
             found = conn.execute(_SELECT, (key,)).fetchone()
@@ -415,9 +450,11 @@ class ResponseCache:
             self._misses += 1
             return None
         self._hits += 1
-        return _completion(*found)
+        return _answer(*found)
 
-    def put(self, key: str, completion: Completion, *, provider: str, model: str) -> None:
+    def put(
+        self, key: str, completion: Completion, *, provider: str, model: str, latency_ms: float | None = None
+    ) -> None:
         """Store a successful completion under `key` (replacing any entry).
 
         Only successes belong here: the caller never puts errors. The row is
@@ -428,6 +465,7 @@ class ResponseCache:
             completion: the answer; its `raw` is dropped.
             provider: the provider's name, for `stats`.
             model: the requested model name, for `stats`.
+            latency_ms: how long the call that produced it took; what a later hit reports.
 
         Raises:
             ValueError: `completion.text` is not a string (not a success).
@@ -448,6 +486,10 @@ class ResponseCache:
             completion.model,
             completion.finish_reason,
             time.time(),
+            usage.cache_read_tokens if usage is not None else None,
+            usage.cache_write_tokens if usage is not None else None,
+            scrub(_tool_calls_json(completion.tool_calls)) if completion.tool_calls else None,
+            latency_ms,
         )
         if len(self._pending) >= BATCH_SIZE:
             self.flush()
@@ -608,17 +650,38 @@ def _is_corrupt(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
-def _completion(
+def _tool_calls_json(calls: tuple[ToolCall, ...]) -> str:
+    return json.dumps(
+        [{"name": c.name, "arguments": c.arguments, "id": c.id} for c in calls], ensure_ascii=False
+    )
+
+
+def _answer(
     text: str,
     input_tokens: int | None,
     output_tokens: int | None,
     model: str | None,
     finish_reason: str | None,
-) -> Completion:
+    cache_read_tokens: int | None,
+    cache_write_tokens: int | None,
+    tool_calls: str | None,
+    latency_ms: float | None,
+) -> CachedAnswer:
     usage = None
     if input_tokens is not None or output_tokens is not None:
-        usage = Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0)
-    return Completion(text=text, usage=usage, model=model, finish_reason=finish_reason)
+        usage = Usage(
+            input_tokens=input_tokens or 0,
+            output_tokens=output_tokens or 0,
+            cache_read_tokens=cache_read_tokens or 0,
+            cache_write_tokens=cache_write_tokens or 0,
+        )
+    calls = tuple(
+        ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"]) for c in json.loads(tool_calls or "[]")
+    )
+    completion = Completion(
+        text=text, usage=usage, model=model, finish_reason=finish_reason, tool_calls=calls
+    )
+    return CachedAnswer(completion, latency_ms)
 
 
 def _utc(timestamp: float | None) -> datetime | None:

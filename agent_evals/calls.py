@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 
 from agent_evals.budget import Budget, estimate
 from agent_evals.errors import ConfigError, FailureKind, ProviderError, ProviderStopped
-from agent_evals.models import Price, ProjectConfig
-from agent_evals.pricing import cost_usd, merged_table, price_for
-from agent_evals.providers import HTTP_TYPES, Completion, Provider, ProviderSettings, make_provider, resolve
+from agent_evals.models import ProjectConfig
+from agent_evals.pricing import Prices, Rate
+from agent_evals.providers import Completion, Provider, ProviderSettings, make_provider, resolve, spec
+from agent_evals.providers.base import ChatRequest
 from agent_evals.ratelimit import is_throttle
-from agent_evals.render import ChatRequest
 from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
 from agent_evals.trace import Tracer, request_attributes
 
@@ -141,7 +141,7 @@ def check_keys(config: ProjectConfig, root: Path, providers: Iterable[str]) -> N
     """
     for name in dict.fromkeys(providers):
         settings = resolve(name, config, root)
-        if settings.type not in HTTP_TYPES or not settings.api_key_env:
+        if not spec(settings).http or not settings.api_key_env:
             continue
         # (`api_key_env: null` already resolved to no variable, skipped above.)
         pc = config.providers.get(name)
@@ -158,9 +158,9 @@ def check_keys(config: ProjectConfig, root: Path, providers: Iterable[str]) -> N
 def _vendor_api(settings: ProviderSettings) -> bool:
     from urllib.parse import urlsplit
 
-    from agent_evals.providers import anthropic, openai
-
-    default = {"openai": openai.DEFAULT_BASE_URL, "anthropic": anthropic.DEFAULT_BASE_URL}[settings.type]
+    default = spec(settings).base_url
+    if default is None:
+        return False
     try:
         return urlsplit(settings.base_url or default).hostname == urlsplit(default).hostname
     except ValueError:
@@ -169,10 +169,18 @@ def _vendor_api(settings: ProviderSettings) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class CallResult:
+    """A call's answer and what it took.
+
+    `latency_ms` is the wall time of the call that produced the answer, retries and waits
+    for a rate limit included: for a cached answer, the call that filled the cache entry
+    (None when the entry is older than latencies in the cache: not measured).
+    """
+
     completion: Completion
     attempts: int
     cached: bool
     cost_usd: float | None
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +217,7 @@ class Calls:
         self.budget = budget or Budget(None)
         self.tracer = tracer
         self.concurrency = concurrency
-        self.prices = merged_table(config.prices)
+        self.prices = Prices(config.prices)
         self._providers: dict[str, Provider] = {}
         self._settings: dict[str, ProviderSettings] = {}
         self._limits: dict[str, ProviderLimits] = {}
@@ -222,7 +230,7 @@ class Calls:
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
-            client = self._http_client() if self.settings(name).type in HTTP_TYPES else None
+            client = self._http_client() if spec(self.settings(name)).http else None
             self._providers[name] = make_provider(name, self.config, root=self.root, client=client)
         return self._providers[name]
 
@@ -258,12 +266,13 @@ class Calls:
             self.breakers[name] = Breaker(name)
         return self.breakers[name]
 
-    def price(self, provider_name: str, model: str) -> Price | None:
-        return price_for(model or provider_name, self.settings(provider_name).type, self.prices)
+    def price(self, provider_name: str, model: str) -> Rate | None:
+        """The rate of a call asking `provider_name` for `model` (before it answers); None: unpriced."""
+        return self.prices.rate(self.settings(provider_name).type, model)
 
     def cacheable(self, provider_name: str) -> bool:
         # Agent code is the system under test: a change to it is invisible to the cache key.
-        return self.cache is not None and self.settings(provider_name).type != "python"
+        return self.cache is not None and spec(self.settings(provider_name)).cacheable
 
     @asynccontextmanager
     async def _slot(self, name: str, tokens: int) -> AsyncIterator[None]:
@@ -304,12 +313,17 @@ class Calls:
             key = cache_key(request, settings, ctx.repeat)
             hit = self.cache.get(key)
             if hit is not None:
-                self._trace_response(settings, request, ctx, hit, time.time(), 0, cached=True, cost=0.0)
-                return CallResult(hit, attempts=0, cached=True, cost_usd=0.0)
+                self._trace_response(
+                    settings, request, ctx, hit.completion, time.time(), 0, cached=True, cost=0.0
+                )
+                return CallResult(
+                    hit.completion, attempts=0, cached=True, cost_usd=0.0, latency_ms=hit.latency_ms
+                )
+        clock = time.perf_counter()
         breaker = self.breaker(provider_name)
         breaker.check()
-        price = self.price(provider_name, request.model.name)
-        guess = estimate(request, price)
+        # Reserved at the price of the model asked for: which model answers is known only after.
+        guess = estimate(request, self.price(provider_name, request.model.name))
         reserved = self.budget.reserve(guess.cost_usd)
         provider = self.provider(provider_name)
         started = time.time()
@@ -346,7 +360,8 @@ class Calls:
                     **{"error.type": str(exc.status or type(exc).__name__), "error.message": str(exc)},
                 )  # fmt: skip
             raise
-        cost = cost_usd(completion.usage, price)
+        latency_ms = (time.perf_counter() - clock) * 1000
+        cost = self.prices.cost(completion.usage, settings.type, completion.model, request.model.name)
         self.budget.settle(reserved, cost)
         if self.tracer is not None:
             self.tracer.event(
@@ -357,8 +372,10 @@ class Calls:
             settings, request, ctx, completion, attempt_start[0], attempts, cached=False, cost=cost
         )
         if key is not None and self.cache is not None:
-            self.cache.put(key, completion, provider=provider_name, model=request.model.name)
-        return CallResult(completion, attempts=attempts, cached=False, cost_usd=cost)
+            self.cache.put(
+                key, completion, provider=provider_name, model=request.model.name, latency_ms=latency_ms
+            )
+        return CallResult(completion, attempts=attempts, cached=False, cost_usd=cost, latency_ms=latency_ms)
 
     def _trace_response(
         self,
@@ -384,6 +401,8 @@ class Calls:
                 "gen_ai.response.finish_reasons": [completion.finish_reason] if completion.finish_reason else None,
                 "gen_ai.usage.input_tokens": usage.input_tokens if usage else None,
                 "gen_ai.usage.output_tokens": usage.output_tokens if usage else None,
+                "gen_ai.usage.cache_read.input_tokens": usage.cache_read_tokens if usage else None,
+                "gen_ai.usage.cache_creation.input_tokens": usage.cache_write_tokens if usage else None,
             },
         )  # fmt: skip
 

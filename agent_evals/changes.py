@@ -13,6 +13,14 @@ imported inside the functions, because the CLI imports this module at start-up.
 Deleted eval sets cannot be run, so they are never pairs; `changes_since` lists
 them in `ChangeSet.deleted_evalsets` so the gate-integrity report can call them out.
 
+The code a prompt runs is part of the pair (`agent_evals.sources`): a change to its
+`python:` provider's package, to its `watch:` paths or to its eval set's `python:`
+graders gates the pair even when no YAML changed. The changed paths are filtered
+against each pair's code scope first (no file is hashed when no code changed), then
+the scope's fingerprint at the merge base (from git objects) is compared with the
+work tree's. `worktree_at` checks the merge base out into a temporary `git worktree`
+so the baseline can run the code it had.
+
 `--base auto` (`resolve_base`) is for hooks that run on a developer's machine,
 where no CI variable names the target branch: the current branch's upstream,
 else the remote's default branch, else `main`/`master`.
@@ -22,13 +30,15 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
-from agent_evals import _yaml
+from agent_evals import _yaml, sources
 from agent_evals.errors import ConfigError
 from agent_evals.load import YAML_SUFFIXES, load_config, load_evalset, load_prompt
 from agent_evals.models import EvalSet, Prompt
@@ -48,6 +58,7 @@ __all__ = [
     "load_prompt_at",
     "read_at",
     "resolve_base",
+    "worktree_at",
 ]
 
 Status = Literal["new", "modified", "unchanged", "deleted"]
@@ -97,6 +108,9 @@ class Pair:
         base_prompt_path: repo-relative path of the prompt at the merge base (for
             `load_prompt_at`), None if it did not exist there.
         base_evalset_path: the same for the eval set (for `load_evalset_at`).
+        agent_code: repo-relative paths of the prompt's code (its `python:` package and
+            `watch:` paths) whose content differs from the merge base.
+        grader_code: the same for the code of the eval set's `python:` graders.
     """
 
     prompt_id: str
@@ -106,6 +120,13 @@ class Pair:
     retargeted_from: str | None = None
     base_prompt_path: str | None = None
     base_evalset_path: str | None = None
+    agent_code: tuple[str, ...] = ()
+    grader_code: tuple[str, ...] = ()
+
+    @property
+    def code_changed(self) -> bool:
+        """Whether the code the pair runs differs from the merge base's."""
+        return bool(self.agent_code or self.grader_code)
 
 
 # --- finding the changes ----------------------------------------------------------
@@ -336,16 +357,22 @@ def _deleted_evalsets(repo_root: Path, project_root: Path, changed: tuple[str, .
 
 
 def affected_pairs(
-    changes: ChangeSet, project: Project, base_evalset_prompts: Mapping[str, str] | None = None
+    changes: ChangeSet,
+    project: Project,
+    base_evalset_prompts: Mapping[str, str] | None = None,
+    *,
+    provider: str | None = None,
 ) -> list[Pair]:
     """The (prompt, eval set) pairs the changes put behind the gate, sorted by eval set id.
 
     A pair is gated when its eval set changed (its YAML or its cases file), when
-    its prompt changed (every eval set targeting the prompt is gated with it), or
-    when the eval set now targets a different prompt (gated with the new one). A
-    changed prompt no eval set targets gives no pair; deleted eval sets are not
-    pairs (see `ChangeSet.deleted_evalsets`); neither is an eval set whose prompt
-    exists neither in the work tree nor at the merge base (`validate` reports it).
+    its prompt changed (every eval set targeting the prompt is gated with it), when
+    the eval set now targets a different prompt (gated with the new one), or when
+    the code the pair runs changed: the prompt's `python:` package or `watch:` paths,
+    or the eval set's `python:` graders (`agent_evals.sources`). A changed prompt no
+    eval set targets gives no pair; deleted eval sets are not pairs (see
+    `ChangeSet.deleted_evalsets`); neither is an eval set whose prompt exists
+    neither in the work tree nor at the merge base (`validate` reports it).
 
     Args:
         changes: from `changes_since`.
@@ -354,12 +381,16 @@ def affected_pairs(
             when the caller already knows; an eval set whose entry differs from its
             prompt now is gated even if its file did not change. Default: read from
             the merge base, for the changed eval sets only.
+        provider: the provider both sides run on instead of the prompts' own (`ci --provider`),
+            which decides whose code runs.
 
     Returns:
-        The pairs, with each side's status at the merge base vs the work tree.
+        The pairs, with each side's status at the merge base vs the work tree, and the
+        files of their code that changed.
 
     Raises:
-        ConfigError: a file at the merge base is not UTF-8.
+        ConfigError: a file at the merge base is not UTF-8, or the code in a pair's scope
+            cannot be fingerprinted (a file too large, too many files).
     """
     if not changes.changed and not base_evalset_prompts:
         return []  # the common CI case: no git, no disk reads
@@ -369,13 +400,23 @@ def affected_pairs(
     pairs: list[Pair] = []
     with _open_repo(changes.repo_root) as repo:
         baseline: _Baseline | None = None  # built on the first pair: no git objects read before
+        code = _CodeChanges(repo, changes, project)
         for evalset_id in sorted(project.evalsets):
             evalset = project.evalsets[evalset_id]
             current = _current(layout.root, layout.evalsets, evalset_id)
             cases = _cases_path(current, evalset.cases_file)
             touched = current in changed or cases in changed
             was = (base_evalset_prompts or {}).get(evalset_id)
-            if not (touched or evalset.prompt in changed_prompts or (was and was != evalset.prompt)):
+            prompt = project.prompts.get(evalset.prompt)
+            agent_code = code.changed(sources.agent_scope(prompt, project.config, provider)) if prompt else ()
+            grader_code = code.changed(sources.grader_scope(evalset))
+            if not (
+                touched
+                or evalset.prompt in changed_prompts
+                or (was and was != evalset.prompt)
+                or agent_code
+                or grader_code
+            ):
                 continue
             baseline = baseline or _Baseline(repo, changes.merge_base, layout.root)
             evalset_side = baseline.side(changed, layout.evalsets, evalset_id, current)
@@ -398,9 +439,91 @@ def affected_pairs(
                     retargeted_from=was if was != evalset.prompt else None,
                     base_prompt_path=prompt_side[1],
                     base_evalset_path=base_evalset,
+                    agent_code=agent_code,
+                    grader_code=grader_code,
                 )
             )
     return pairs
+
+
+class _CodeChanges:
+    """Which files of a code scope differ between the merge base and the work tree."""
+
+    def __init__(self, repo: Repo, changes: ChangeSet, project: Project) -> None:
+        self._repo = repo
+        self._merge_base = changes.merge_base
+        self._root = Path(project.root)
+        self._prefix = _repo_rel(changes.repo_root, self._root)
+        # The changed paths, relative to the project root (the scopes' frame), those outside it dropped.
+        self._changed: tuple[str, ...] = ()
+        if self._prefix is not None:
+            self._changed = tuple(
+                rel for path in changes.changed if (rel := _under(self._prefix, path)) is not None
+            )
+        self._seen: dict[sources.CodeScope, tuple[str, ...]] = {}
+
+    def changed(self, scope: sources.CodeScope) -> tuple[str, ...]:
+        """Repo-relative paths in `scope` whose content differs from the merge base, sorted."""
+        if self._prefix is None or not any(scope.covers(path) for path in self._changed):
+            return ()  # nothing in scope among the changed paths: nothing to hash
+        if scope not in self._seen:
+            then = sources.fingerprint_at(scope, self._repo, self._merge_base, self._prefix)
+            now = sources.fingerprint(scope, self._root)
+            prefix = "" if self._prefix == "." else self._prefix + "/"
+            self._seen[scope] = tuple(prefix + path for path in now.changed(then))
+        return self._seen[scope]
+
+
+def _under(prefix: str, path: str) -> str | None:
+    """`path` (repo-relative) relative to the folder `prefix` (repo-relative, '.' for the root)."""
+    if prefix == ".":
+        return path
+    return path[len(prefix) + 1 :] if path.startswith(prefix + "/") else None
+
+
+# --- the baseline's code, checked out ------------------------------------------------------
+
+
+@contextmanager
+def worktree_at(changes: ChangeSet) -> Iterator[Path]:
+    """The merge base checked out in a temporary `git worktree`, removed on the way out.
+
+    The baseline of a pair whose code changed runs from here, so its `python:` imports
+    load the merge base's code. The work tree, the index and HEAD are not touched; git
+    records the worktree under `.git/worktrees/` until it is removed, which happens on
+    every way out (an error or an interrupt too): `git worktree remove --force`, then
+    `git worktree prune` (which also clears a worktree left by a process that was killed).
+    Hooks do not run (`post-checkout` could be anything).
+
+    Args:
+        changes: from `changes_since`.
+
+    Yields:
+        The repository root of the worktree: the project root is at the same relative path in it.
+
+    Raises:
+        ConfigError: git could not create it.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="agent-evals-base-"))
+    tree = folder / "tree"
+    no_hooks = folder / "no-hooks"
+    no_hooks.mkdir()
+    try:
+        with _open_repo(changes.repo_root) as repo:
+            repo.git.worktree("prune")
+            command = ["git", "-c", f"core.hooksPath={no_hooks}", "worktree", "add", "--detach", "--quiet"]
+            repo.git.execute([*command, str(tree), changes.merge_base])
+        yield tree
+    finally:
+        try:
+            with _open_repo(changes.repo_root) as repo:
+                if tree.exists():
+                    repo.git.worktree("remove", "--force", str(tree))
+                repo.git.worktree("prune")
+        except ConfigError:
+            pass  # the folder goes below; `prune` on the next run clears git's record of it
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,19 @@ checkout), run on the candidate's eval set. Both runs go through the normal
 runner. The policy in force is the stricter of base and candidate unless the
 change to the bar is accepted; integrity findings are reported either way.
 
+The code a pair runs is part of it (`agent_evals.sources`): when a pair's agent
+code (`python:` provider package, `watch:` paths) or `python:` grader code changed,
+the merge base is checked out into a temporary `git worktree` (`changes.worktree_at`)
+and the whole baseline side runs from there, in a child interpreter. A child
+process, not the same one: the baseline's `agent.main` and the candidate's are two
+modules of one name, and a process has one `sys.modules` (and the agent's own
+`import agent.tools` would find whichever came first). Renaming modules per root
+cannot reach the agent's absolute imports of itself; a fresh interpreter whose
+working folder and project root are the worktree imports exactly the base's code.
+The child gets the jobs (pickled), streams each finished case back as JSON for the
+progress display, shares the cost ceiling (it gets what is left and reports what it
+spent) and the response cache, and is stopped with the run on an interrupt.
+
 This module only orchestrates: which pairs changed, what runs on each side,
 where the records come from (`--base REF`, `--baseline-dir DIR`, `--records
 DIR`). Every mode then judges each pair with `compare.compare_pair`, the one
@@ -14,15 +27,18 @@ path `diff` and `report` take too.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_evals import sources
 from agent_evals.budget import Budget
 from agent_evals.compare import case_locations, compare_pair
-from agent_evals.errors import EXIT_CONFIG, ConfigError
+from agent_evals.errors import EXIT_CONFIG, ConfigError, ConfigErrors, EvaluationError, ProviderStopped
 from agent_evals.gate import GateReport, PairReport, gate_unchanged
 from agent_evals.integrity import Finding, check, effective_policy, stricter
 from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
@@ -35,6 +51,7 @@ from agent_evals.runner import (
     Resume,
     RunOptions,
     Shard,
+    build_graders,
     execute,
     make_job,
     new_run_id,
@@ -45,7 +62,7 @@ from agent_evals.runner import (
 if TYPE_CHECKING:
     import aiohttp
 
-    from agent_evals.changes import ChangeSet
+    from agent_evals.changes import ChangeSet, Pair
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,8 @@ class _Pending:
     cand_job: Job | None = None
     base_job: Job | None = None
     results: dict[str, JobResult] = field(default_factory=dict)
+    code_changed: bool = False
+    """The pair's code differs from the merge base's: its baseline must run from there."""
 
 
 def _repo_rel(changes: ChangeSet, source: str | None) -> str:
@@ -104,14 +123,20 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
     from agent_evals.changes import affected_pairs, changes_since, load_evalset_at, load_prompt_at
 
     assert options.base_ref is not None
+    provider = _provider(project, options)
+    watch_errors = [e for p in project.prompts.values() for e in sources.check_watch(p, project.root)]
+    if watch_errors:
+        raise ConfigErrors(watch_errors)
     changes = changes_since(project.root, options.base_ref)
-    pairs = affected_pairs(changes, project)
+    pairs = affected_pairs(changes, project, provider=provider)
     if not pairs and not changes.deleted_evalsets:
-        return (
-            [],
-            changes,
-            f"no prompt or eval set changed since {changes.merge_base[:8]} ({options.base_ref})",
+        runs_code = any(
+            sources.code_scope(project.prompts[e.prompt], e, project.config, provider)
+            for e in project.evalsets.values()
+            if e.prompt in project.prompts
         )
+        what = "prompt, eval set or the code they run" if runs_code else "prompt or eval set"
+        return [], changes, f"no {what} changed since {changes.merge_base[:8]} ({options.base_ref})"
     base_config = _base_config(project, changes)
     pending: list[_Pending] = []
     for pair in pairs:
@@ -133,11 +158,13 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
         new = base_prompt is None or base_evalset is None
         unchanged = (
             not new
+            and not pair.code_changed
             and base_prompt is not None
             and base_evalset is not None
             and base_prompt.content_hash == prompt.content_hash
             and base_evalset.content_hash == evalset.content_hash
         )
+        code_note = _code_note(pair)
         pending.append(
             _Pending(
                 prompt=prompt,
@@ -149,15 +176,31 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
                 base_case_ids=frozenset(c.id for c in base_evalset.cases)
                 if base_evalset is not None
                 else None,
-                note=note
+                note="; ".join(n for n in (code_note, note) if n)
                 or (
                     "no behavioural change: the prompt and eval set hash the same as at the base"
                     if unchanged
                     else None
                 ),
+                code_changed=pair.code_changed and not new,
             )
         )
     return pending, changes, None
+
+
+def _provider(project: Project, options: CiOptions) -> str | None:
+    """The provider both sides run on instead of the prompts' own, if any (as `_run` applies it)."""
+    return options.provider or project.config.defaults.provider
+
+
+def _code_note(pair: Pair) -> str | None:
+    """'agent code changed: agent/main.py; grader code changed: checks/tone.py', or None."""
+    parts = [
+        f"{what} code changed: {sources.listing(paths)}"
+        for what, paths in (("agent", pair.agent_code), ("grader", pair.grader_code))
+        if paths
+    ]
+    return "; ".join(parts) or None
 
 
 def _reviews_added(changes: ChangeSet, evalset: EvalSet, base_path: str | None) -> list[Finding]:
@@ -288,7 +331,10 @@ def run_ci(
         deleted = _deleted(project, changes, options)
     else:
         pending = _prepare_dir(project, options)
-    out = _run(project, pending, options, client=client, on_result=on_result, runner=runner)
+    with _base_code(project, changes, pending, options) as base_code:
+        out = _run(
+            project, pending, options, client=client, on_result=on_result, runner=runner, base_code=base_code
+        )
     if options.shard is not None:
         return GateReport(
             pairs=(),
@@ -321,6 +367,7 @@ def _run(
     client: aiohttp.ClientSession | None,
     on_result: Callable[[Job, CaseResult], None] | None,
     runner: Callable[..., Any] | None,
+    base_code: _BaseCode | None = None,
 ) -> Path:
     import asyncio
 
@@ -354,7 +401,10 @@ def _run(
             run_id=f"{run_id}-{side}",
             trace=trace.with_name(f"{trace.stem}.{side}{trace.suffix}") if trace is not None else None,
         )
-        outcomes = drive(execute(project, jobs, run, client=client, on_result=on_result, budget=budget))
+        outcomes = _execute(
+            project, jobs, run, drive=drive, client=client, on_result=on_result, budget=budget,
+            elsewhere=base_code if side == "base" else None,
+        )  # fmt: skip
         by_job = {id(o.job): o for o in outcomes}
         for p in pending:
             job = p.base_job if side == "base" else p.cand_job
@@ -370,6 +420,7 @@ def _run(
             client=client,
             on_result=on_result,
             budget=budget,
+            base_code=base_code,
         )
     return out
 
@@ -384,6 +435,7 @@ def _confirm(
     client: aiohttp.ClientSession | None,
     on_result: Callable[[Job, CaseResult], None] | None,
     budget: Budget,
+    base_code: _BaseCode | None = None,
 ) -> None:
     """Re-run the pass -> fail cases a count rule would count but noise could explain.
 
@@ -445,9 +497,10 @@ def _confirm(
             if trace is not None
             else None,
         )
-        outcomes = drive(
-            execute(project, jobs, run, client=client, on_result=on_result, resume=resume, budget=budget)
-        )
+        outcomes = _execute(
+            project, jobs, run, drive=drive, client=client, on_result=on_result, resume=resume, budget=budget,
+            elsewhere=base_code if side == "base" else None,
+        )  # fmt: skip
         for p, *_ in runnable:
             p.results[side] = next(o for o in outcomes if o.job.evalset.id == p.evalset.id)
 
@@ -489,3 +542,329 @@ def _judge(p: _Pending, config: ProjectConfig, options: CiOptions) -> PairReport
         accept_policy_change=options.accept_policy_change,
         note=p.note,
     )
+
+
+# --- the baseline from the merge base's code -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _BaseCode:
+    """The merge base checked out: where the baseline side runs when a pair's code changed.
+
+    Attributes:
+        root: the project root inside the worktree.
+        cwd: the working folder there, as the current one is in the repository (`python:`
+            graders find their modules from it).
+        commit: the merge base.
+    """
+
+    root: Path
+    cwd: Path
+    commit: str
+
+
+@contextlib.contextmanager
+def _base_code(
+    project: Project, changes: ChangeSet | None, pending: Sequence[_Pending], options: CiOptions
+) -> Iterator[_BaseCode | None]:
+    """A worktree of the merge base while the sides run, if any baseline needs its code; else None."""
+    needed = (
+        changes is not None
+        and options.records is None
+        and any(p.code_changed and p.base_prompt is not None and p.change != "unchanged" for p in pending)
+    )
+    if not needed:
+        yield None
+        return
+    assert changes is not None
+    from agent_evals.changes import worktree_at
+
+    repo_root = changes.repo_root.resolve()
+    project_root = Path(project.root).resolve()
+    here = Path.cwd().resolve()
+    with worktree_at(changes) as tree:
+        root = tree / project_root.relative_to(repo_root)
+        yield _BaseCode(
+            root=root,
+            cwd=tree / here.relative_to(repo_root) if here.is_relative_to(repo_root) else root,
+            commit=changes.merge_base,
+        )
+
+
+def _execute(
+    project: Project,
+    jobs: Sequence[Job],
+    run: RunOptions,
+    *,
+    drive: Callable[..., Any],
+    client: aiohttp.ClientSession | None,
+    on_result: Callable[[Job, CaseResult], None] | None,
+    budget: Budget,
+    resume: Mapping[str, Resume] | None = None,
+    elsewhere: _BaseCode | None = None,
+) -> list[JobResult]:
+    """Run one side's jobs: here, or (`elsewhere`) from the merge base's code in a child interpreter."""
+    if elsewhere is None:
+        coro = execute(project, jobs, run, client=client, on_result=on_result, resume=resume, budget=budget)
+    else:
+        coro = _execute_in_child(
+            elsewhere, project, jobs, run, on_result=on_result, resume=resume, budget=budget
+        )
+    outcomes: list[JobResult] = drive(coro)
+    return outcomes
+
+
+async def _execute_in_child(
+    where: _BaseCode,
+    project: Project,
+    jobs: Sequence[Job],
+    run: RunOptions,
+    *,
+    on_result: Callable[[Job, CaseResult], None] | None,
+    resume: Mapping[str, Resume] | None,
+    budget: Budget,
+) -> list[JobResult]:
+    """`runner.execute` in a fresh interpreter whose project root and working folder are `where`.
+
+    The jobs go to the child pickled (without their graders: the child builds them from
+    its own working folder), with every path made absolute and the response cache kept
+    the project's. The child answers on a pipe of its own, one JSON object per line:
+    each finished case (for `on_result`), then the outcome or the error. It runs in a
+    session of its own, so a terminal's Ctrl-C reaches only this process, which stops
+    the child (SIGTERM: its finished cases are on disk, its records marked interrupted).
+
+    Raises:
+        ConfigError: the baseline's configuration or code failed there (named with the commit).
+        EvaluationError: the child failed or ended without an answer.
+        Interrupted: the child was stopped by a signal it did not get from here.
+    """
+    import asyncio
+    import pickle
+    import subprocess
+    import sys
+    import threading
+
+    from agent_evals.cache import DEFAULT_CACHE_PATH
+
+    def absolute(path: Path) -> Path:
+        return Path(os.path.abspath(path))
+
+    run = replace(
+        run,
+        output=absolute(run.output) if run.output is not None else None,
+        trace=absolute(run.trace) if run.trace is not None else None,
+        cache_path=absolute(run.cache_path or Path(project.root) / DEFAULT_CACHE_PATH),
+    )
+    if run.output is None:  # default: under this project's runs folder, not the worktree's
+        run = replace(
+            run, output=absolute(Path(project.root) / project.config.paths.runs / (run.run_id or "ci"))
+        )
+    left = None if budget.ceiling is None else max(0.0, budget.ceiling - budget.spent - budget.reserved)
+    payload = pickle.dumps(
+        {
+            "root": where.root,
+            "config": project.config,
+            "jobs": [replace(job, graders=()) for job in jobs],
+            "run": run,
+            "resume": {k: replace(v, path=absolute(v.path)) for k, v in (resume or {}).items()},
+            "ceiling": left,
+        }
+    )
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - it returns at once; every wait on it is in a thread
+            # -P: the worktree (the working folder) is not on sys.path ahead of the standard library.
+            [
+                sys.executable,
+                "-P",
+                "-c",
+                "from agent_evals.ci import _child_main; _child_main()",
+                str(write_fd),
+            ],
+            cwd=where.cwd,
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+    finally:
+        os.close(write_fd)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def post(message: dict[str, Any] | None) -> None:
+        # RuntimeError: the run was stopped and its loop closed; nobody is listening.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    def pump() -> None:
+        with open(read_fd, "rb") as pipe:
+            for line in pipe:
+                try:
+                    post(json.loads(line))
+                except ValueError:
+                    continue  # not one of the child's messages
+        post(None)
+
+    reader = threading.Thread(target=pump, name="agent-evals-baseline", daemon=True)
+    reader.start()
+    done: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
+    try:
+        assert proc.stdin is not None
+        # BrokenPipeError: the child ended early; what it said (or its exit status) tells why.
+        with contextlib.suppress(BrokenPipeError):
+            await asyncio.to_thread(_feed, proc.stdin, payload)
+        while (message := await queue.get()) is not None:
+            if "case" in message:
+                if on_result is not None:
+                    on_result(jobs[message["case"]], CaseResult.model_validate(message["result"]))
+            elif "done" in message:
+                done = message
+            elif "error" in message:
+                failure = message
+        status = await asyncio.to_thread(proc.wait)
+    except BaseException:  # cancelled by an interrupt, or a progress callback failed
+        _stop(proc)
+        raise
+    if failure is not None:
+        raise _child_error(failure, where)
+    if done is None:
+        raise EvaluationError(
+            f"the baseline run from {where.commit[:8]} ended without a result (exit status {status})"
+        )
+    budget.settle(0.0, float(done["spent"]))
+    if done["exhausted"]:
+        budget.exhausted = True
+    outcomes = []
+    for job, entry in zip(jobs, done["done"], strict=True):
+        record = load_record(Path(entry["path"]))
+        stopped = entry["stopped"]
+        outcomes.append(
+            JobResult(
+                job=job,
+                path=Path(entry["path"]),
+                header=record.header,
+                results=list(record.cases),
+                end=record.end,
+                stopped=ProviderStopped(
+                    stopped["message"],
+                    provider=stopped["provider"],
+                    kind=stopped["kind"],
+                    failures=stopped["failures"],
+                )
+                if stopped
+                else None,
+            )
+        )
+    return outcomes
+
+
+def _feed(stdin: Any, payload: bytes) -> None:
+    with stdin:
+        stdin.write(payload)
+
+
+def _stop(proc: Any, grace_s: float = 15.0) -> None:
+    """Stop the child as an interrupt stops a run (its finished cases stay on disk), then for good."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _child_error(failure: Mapping[str, Any], where: _BaseCode) -> Exception:
+    from agent_evals.errors import Interrupted
+
+    at = f"the baseline at {where.commit[:8]}"
+    kind = failure["error"]
+    if kind == "config":
+        return ConfigErrors(
+            [
+                ConfigError(f"{at}: {e['message']}", path=e["path"], line=e["line"], hint=e["hint"])
+                for e in failure["errors"]
+            ]
+        )
+    if kind == "interrupted":
+        return Interrupted(int(failure["signal"]))
+    return EvaluationError(f"{at} could not run: {failure['message']}")
+
+
+def _child_main() -> None:
+    """The child of `_execute_in_child`: run the jobs it was sent, answer on the pipe it was given."""
+    import pickle
+    import sys
+    import traceback
+
+    from agent_evals.errors import AgentEvalsError, Interrupted
+    from agent_evals.runner import run_sync
+
+    with open(int(sys.argv[1]), "w", encoding="utf-8") as pipe:
+
+        def send(message: dict[str, Any]) -> None:
+            pipe.write(json.dumps(message) + "\n")
+            pipe.flush()
+
+        request = pickle.loads(sys.stdin.buffer.read())
+        project = Project(root=request["root"], config=request["config"])
+        budget = Budget(request["ceiling"])
+        try:
+            # Built here: a `python:` grader finds its module from this process's working folder.
+            jobs = [replace(job, graders=build_graders(job.evalset)) for job in request["jobs"]]
+            index = {id(job): i for i, job in enumerate(jobs)}
+
+            def progress(job: Job, result: CaseResult) -> None:
+                send({"case": index[id(job)], "result": result.model_dump(mode="json")})
+
+            outcomes = run_sync(
+                execute(
+                    project,
+                    jobs,
+                    request["run"],
+                    on_result=progress,
+                    resume=request["resume"] or None,
+                    budget=budget,
+                )
+            )
+        except ConfigError as exc:
+            errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+            send(
+                {
+                    "error": "config",
+                    "errors": [
+                        {"message": e.message, "path": e.path, "line": e.line, "hint": e.hint} for e in errors
+                    ],
+                }
+            )
+        except Interrupted as exc:
+            send({"error": "interrupted", "signal": exc.signum})
+        except AgentEvalsError as exc:
+            send({"error": "evaluation", "message": str(exc)})
+        except Exception as exc:
+            traceback.print_exc()
+            send({"error": "crash", "message": f"{type(exc).__name__}: {exc}"})
+        else:
+            send(
+                {
+                    "done": [
+                        {
+                            "path": str(o.path),
+                            "stopped": {
+                                "message": str(o.stopped),
+                                "provider": o.stopped.provider,
+                                "kind": o.stopped.kind,
+                                "failures": o.stopped.failures,
+                            }
+                            if o.stopped is not None
+                            else None,
+                        }
+                        for o in outcomes
+                    ],
+                    "spent": budget.spent,
+                    "exhausted": budget.exhausted,
+                }
+            )

@@ -5,6 +5,19 @@ over a library function; `main` is the one error boundary: user errors print
 one line and no traceback, unexpected ones say so and point to a log file.
 Exit codes: 0 pass, 1 gate failed, 2 usage or config error, 3 could not
 evaluate, 130/143 interrupted.
+
+What goes where (the global options and the environment decide, see `_Output`):
+
+    out      stdout: results (tables, paths written)          muted by --quiet
+    note     stderr: progress bars, tallies, remarks          muted by --quiet
+    err      stderr: errors and what to do about them         always
+    always   stdout: the verdict line, interactive prompts    always
+
+Output asked for by name (`--format json`, `schema`, `--show-completion`) is written to
+stdout whatever the options say, and nothing else is written to stdout beside it.
+Colour: `NO_COLOR` (any value) means no colour or style escapes at all, even on a
+terminal; `FORCE_COLOR` (any value) means colour even into a pipe or a CI log (a
+progress bar still only animates on a terminal); NO_COLOR wins when both are set.
 """
 
 from __future__ import annotations
@@ -16,9 +29,11 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -27,11 +42,14 @@ from agent_evals import __version__
 from agent_evals.credentials import ScrubbedStream, scrub
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
+    from agent_evals.cache import CacheStats
     from agent_evals.gate import GateReport
     from agent_evals.models import ProjectConfig
+    from agent_evals.record import CaseResult
     from agent_evals.retry import RetryPolicy
+    from agent_evals.runner import Job
 
 from agent_evals.errors import (
     EXIT_CANNOT_EVALUATE,
@@ -47,14 +65,16 @@ app = typer.Typer(
     name="agent-evals",
     help="Put every prompt change behind an eval gate.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion and --show-completion (bash, zsh, fish, PowerShell), typer's own.
+    add_completion=True,
+    # -h on every command: subcommands inherit the context settings of the group.
+    context_settings={"help_option_names": ["-h", "--help"]},
     # Rich tracebacks print local variables, and API keys live in locals.
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 
-# CI logs are not terminals; give tables room there instead of rich's 80 columns.
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         # rich's own answer is exit 1, which reads as a failed gate: let `main` answer (141).
@@ -62,8 +82,48 @@ class _Console(Console):
         raise BrokenPipeError
 
 
-out = _Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-err = _Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+def _console(stream: IO[str], *, stderr: bool = False) -> _Console:
+    """A console for `stream`, coloured as NO_COLOR and FORCE_COLOR say (no-color.org, force-color.org)."""
+    tty = stream.isatty()
+    colour: dict[str, Any] = {}
+    if os.environ.get("NO_COLOR"):
+        # rich's own NO_COLOR handling keeps bold and dim; "no colour" means plain text here.
+        colour = {"color_system": None}
+    elif os.environ.get("FORCE_COLOR"):
+        # rich reads FORCE_COLOR as "this is a terminal", which would animate progress bars
+        # into CI logs: ask for colour alone and say what the stream really is.
+        colour = {"color_system": "auto" if tty else "standard", "force_terminal": tty}
+    # CI logs are not terminals; give tables room there instead of rich's 80 columns.
+    return _Console(stderr=stderr, highlight=False, width=None if tty else 120, **colour)
+
+
+class _Output:
+    """The consoles of one command, as the global options made them (see the module docstring)."""
+
+    # A plain class: `dataclasses` costs `--help` a twentieth of its time.
+    __slots__ = ("always", "err", "note", "out", "quiet", "verbose")
+
+    def __init__(self) -> None:
+        self.out = _console(sys.stdout)
+        self.note = _console(sys.stderr, stderr=True)
+        self.err = _console(sys.stderr, stderr=True)
+        self.always = _console(sys.stdout)
+        self.quiet = self.verbose = False
+
+    def set(self, *, quiet: bool, verbose: bool) -> None:
+        self.quiet, self.verbose = quiet, verbose
+        self.out.quiet = self.note.quiet = quiet
+
+
+_output = _Output()
+out, note, err, always = _output.out, _output.note, _output.err, _output.always
+
+
+def _reset_output() -> None:
+    """New consoles for a command: the environment (NO_COLOR, ...) is read again, the options reset."""
+    global _output, out, note, err, always
+    _output = _Output()
+    out, note, err, always = _output.out, _output.note, _output.err, _output.always
 
 
 def _version(value: bool) -> None:
@@ -72,15 +132,33 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+Format = Literal["text", "json"]
+FormatOpt = Annotated[
+    Format, typer.Option("--format", help="text for people, json for programs (stdout is then only JSON).")
+]
+
+
 @app.callback()
 def _main(
     directory: Annotated[
         Path | None, typer.Option("-C", "--directory", help="Run as if started in this directory.")
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print only errors and the verdict line.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "-v", "--verbose", help="Also say what runs and why, case by case: cache hits, retries, errors."
+        ),
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool, typer.Option("-V", "--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose cannot be used together", param_hint="'-q/-v'")
+    _output.set(quiet=quiet, verbose=verbose)
     if directory is not None:
         try:
             os.chdir(directory)
@@ -121,21 +199,38 @@ def validate(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Files or folders to check (default: the project).")
     ] = None,
+    format_: FormatOpt = "text",
 ) -> None:
     """Check prompts and eval sets: schema, graders, cases, templates. Exit 2 on any problem."""
     from agent_evals.load import find_root
-    from agent_evals.validate import check
+    from agent_evals.validate import Validation, check
 
-    # Found from any folder of the project, as git finds its repository; the paths given
-    # stay relative to where the command was started.
-    result = check(find_root(Path.cwd()), paths or [])
-    # Problems on stdout (pre-commit shows it), the tally on stderr.
-    for problem in result.problems:
-        print(problem.render())
+    try:
+        # Found from any folder of the project, as git finds its repository; the paths given
+        # stay relative to where the command was started.
+        result = check(find_root(Path.cwd()), paths or [])
+    except ConfigError as exc:
+        if format_ == "text":
+            raise
+        # A program reading the JSON gets the problem in it, not an empty stdout.
+        result = Validation(problems=[exc], prompts=0, evalsets=0, cases=0)
+    if format_ == "json":
+        _print_json(result.as_json())
+    else:
+        # Problems on stdout (pre-commit shows it), the tally on stderr.
+        for problem in result.problems:
+            print(problem.render())
     if result.problems:
         err.print(f"{len(result.problems)} problem(s) found")
         raise typer.Exit(EXIT_CONFIG)
-    err.print(result.summary())
+    note.print(result.summary())
+
+
+def _print_json(data: Any) -> None:
+    """`--format json`: one JSON document on stdout, asked for by name, so --quiet does not mute it."""
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 @app.command()
@@ -178,7 +273,7 @@ def run(
     """Run prompts on their eval sets, grade the outputs, write a run record."""
     from agent_evals import runner
     from agent_evals.load import load_project, with_prompt_file
-    from agent_evals.report.terminal import dry_run_table, print_errors, print_run, progress
+    from agent_evals.report.terminal import dry_run_table, print_errors, print_run
     from agent_evals.summary import summarize
 
     project = load_project(Path("."))
@@ -239,7 +334,7 @@ def run(
         watch(Path("."), options, lambda update: print_watch_update(out, update), selection=watched)
         return
     try:
-        with progress(err, jobs, repeat=options.repeat) as tick:
+        with _progress(jobs, repeat=options.repeat) as tick:
             outcomes = runner.run_sync(
                 runner.execute(project, jobs, options, on_result=tick, resume=previous)
             )
@@ -289,8 +384,9 @@ def review(
     """Walk through grades that need a person; store each verdict beside the eval set."""
     from agent_evals.review import run_review
 
-    reviewed = run_review(Path("."), record, evalset, console=out)
-    err.print(f"{reviewed} verdict(s) stored")
+    # Its questions are asked even with --quiet: an interactive command that prints nothing would hang.
+    reviewed = run_review(Path("."), record, evalset, console=always)
+    note.print(f"{reviewed} verdict(s) stored")
 
 
 cache_app = typer.Typer(help="The response cache (.agent-evals/cache.sqlite3).", no_args_is_help=True)
@@ -298,13 +394,34 @@ app.add_typer(cache_app, name="cache")
 
 
 @cache_app.command("stats")
-def cache_stats() -> None:
+def cache_stats(format_: FormatOpt = "text") -> None:
     """Entries, size, and what models they are for."""
     from agent_evals.cache import DEFAULT_CACHE_PATH, ResponseCache
     from agent_evals.report.terminal import cache_table
 
     with ResponseCache(DEFAULT_CACHE_PATH) as cache:
-        out.print(cache_table(cache.stats()))
+        stats = cache.stats()
+    if format_ == "json":
+        _print_json(_cache_json(stats, DEFAULT_CACHE_PATH))
+    else:
+        out.print(cache_table(stats))
+
+
+def _cache_json(stats: CacheStats, path: Path) -> dict[str, Any]:
+    """`cache stats --format json` (schema_version 1; README, "Machine-readable output")."""
+    return {
+        "schema_version": 1,
+        "path": str(path),
+        "entries": stats.entries,
+        "text_bytes": stats.text_bytes,
+        "file_bytes": stats.file_bytes,
+        "oldest": stats.oldest.isoformat() if stats.oldest else None,
+        "newest": stats.newest.isoformat() if stats.newest else None,
+        "models": [
+            {"provider": provider, "model": model, "entries": count}
+            for (provider, model), count in sorted(stats.per_model.items())
+        ],
+    }
 
 
 @cache_app.command("clear")
@@ -319,6 +436,58 @@ def cache_clear(
     with ResponseCache(DEFAULT_CACHE_PATH) as cache:
         removed = cache.clear(older_than_days=older_than_days)
     out.print(f"removed {removed} cached response(s)")
+
+
+@contextmanager
+def _progress(jobs: Sequence[Job] = (), *, repeat: int = 1) -> Iterator[Callable[[Job, CaseResult], None]]:
+    """The progress bar of a run (muted by --quiet); with --verbose, a line per job and per finished case."""
+    from agent_evals.report.terminal import progress
+
+    bar = nullcontext(_ignore) if _output.quiet else progress(note, jobs, repeat=repeat)
+    with bar as tick:
+        if not _output.verbose:
+            yield tick
+            return
+        seen: set[int] = set()
+
+        def on_result(job: Job, result: CaseResult) -> None:
+            if id(job) not in seen:
+                seen.add(id(job))
+                note.print(_job_line(job, repeat), markup=False, soft_wrap=True)
+            note.print(_case_line(job, result, repeat), markup=False, soft_wrap=True)
+            tick(job, result)
+
+        for job in jobs:
+            seen.add(id(job))
+            note.print(_job_line(job, repeat), markup=False, soft_wrap=True)
+        yield on_result
+
+
+def _ignore(job: Job, result: CaseResult) -> None:
+    pass
+
+
+def _job_line(job: Job, repeat: int) -> str:
+    """--verbose: what one job runs, on what (`ci` learns its jobs only as they run)."""
+    model = job.requests[0].model.name if job.requests else job.prompt.model.name
+    times = f" x {repeat} repeats" if repeat > 1 else ""
+    return f"running {job.evalset.id} (prompt {job.prompt.id}) on {job.provider} / {model or '-'}: {len(job.indexes)} case(s){times}"
+
+
+def _case_line(job: Job, result: CaseResult, repeat: int) -> str:
+    """--verbose: one finished case, and how it was answered (cache, retries)."""
+    how = []
+    if result.cached:
+        how.append("from the cache")
+    elif result.attempts > 1:
+        how.append(f"retried: {result.attempts} attempts")
+    if result.latency_ms is not None and not result.cached:
+        how.append(f"{result.latency_ms:,.0f} ms")
+    if result.truncated:
+        how.append(f"truncated ({result.finish_reason})")
+    name = f"{job.evalset.id}/{result.case_id}" + (f" #{result.repeat + 1}" if repeat > 1 else "")
+    line = f"  {name}: {result.status}" + (f" ({', '.join(how)})" if how else "")
+    return line + (f": {result.error}" if result.error else "")
 
 
 def _publish(
@@ -354,7 +523,10 @@ def _publish(
         from agent_evals.report import annotations as github_annotations
 
         sys.stdout.write(github_annotations.render(report))
-    print_gate(out, report)
+    if _output.quiet:
+        always.print(report.headline(), style=f"bold {'green' if report.status == 'pass' else 'red'}")
+    else:
+        print_gate(out, report)
     return report.exit_code
 
 
@@ -443,7 +615,6 @@ def ci(
     """Gate every prompt and eval set changed since BASE: run baseline and candidate, diff, gate."""
     from agent_evals.ci import CiOptions, run_ci
     from agent_evals.load import load_config
-    from agent_evals.report.terminal import progress
     from agent_evals.runner import RunOptions, Shard, run_sync
 
     config = load_config(Path("."))
@@ -471,12 +642,16 @@ def ci(
         shard=Shard.parse(shard) if shard else None,
         records=records,
     )
-    with progress(err, repeat=repeat) as tick:
+    with _progress(repeat=repeat) as tick:
         report = run_ci(Path("."), options, on_result=tick, runner=run_sync)
-    if base == "auto" and report.base_ref:
+    if (base == "auto" or _output.verbose) and report.base_ref:
         # A hook on a developer's machine chose the base itself: say which, so a surprise is visible.
         merge_base = f" (merge-base {report.merge_base[:8]})" if report.merge_base else ""
-        err.print(f"--base auto: gating against {report.base_ref}{merge_base}", markup=False)
+        note.print(f"--base {base}: gating against {report.base_ref}{merge_base}", markup=False)
+    if _output.verbose:
+        for pair in report.pairs:
+            why = f"{pair.prompt_id}/{pair.evalset_id}: gated as {pair.change}"
+            note.print(why + (f" ({pair.note})" if pair.note else ""), markup=False, soft_wrap=True)
     if options.shard is not None:
         out.print(report.message)
         raise typer.Exit(EXIT_OK)
@@ -498,13 +673,17 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite the files init writes.")] = False,
 ) -> None:
     """Set up agent-evals: config, an example prompt and eval set, pre-commit hooks, a CI workflow."""
-    from agent_evals import scaffold
+    from agent_evals import scaffold, schema
 
     # Plain print: the pre-commit snippet's regexes must not be read as rich markup.
     for path in scaffold.init(directory, force=force):
-        print(f"wrote {path}")
+        _plain(f"wrote {path}")
+    # The JSON Schemas the files' `# yaml-language-server: $schema=` lines point at, for editors.
+    for path in schema.write(directory / "schemas"):
+        _plain(f"wrote {path}")
     snippet = scaffold.precommit_snippet(directory)
     if snippet is not None:
+        # What init could not do itself: shown even with --quiet.
         print(
             f"{directory / scaffold.PRECOMMIT_CONFIG} exists; add these hooks under its `repos:`:\n{snippet}"
         )
@@ -515,7 +694,15 @@ def init(
             "the pre-commit hooks, the workflow) compares each change with git history",
             file=sys.stderr,
         )
-    print("next: git add -A && git commit -m 'agent-evals init'; agent-evals run; pre-commit install")
+    if scaffold.action_ref() is None:
+        print(f"note: {scaffold.ACTION_UNKNOWN_NOTE}", file=sys.stderr)
+    _plain("next: git add -A && git commit -m 'agent-evals init'; agent-evals run; pre-commit install")
+
+
+def _plain(line: str) -> None:
+    """A result line printed as it is (a path, a URL, YAML: no markup, no wrapping); muted by --quiet."""
+    if not _output.quiet:
+        print(line)
 
 
 @app.command("comment")
@@ -535,9 +722,10 @@ def comment_cmd(
 
     result = comment(report, os.environ, pr=pr, repo=repo)
     # Plain print: a URL or a note must not be read as rich markup.
-    print(f"{result.action} comment {result.id}: {result.url}")
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _plain(f"{result.action} comment {result.id}: {result.url}")
+    if not _output.quiet:
+        for remark in result.notes:
+            print(f"note: {remark}", file=sys.stderr)
 
 
 @app.command()
@@ -721,16 +909,48 @@ def readiness(
     markdown_path: Annotated[
         Path | None, typer.Option("--markdown", help="Write the scorecard as Markdown.")
     ] = None,
+    format_: FormatOpt = "text",
 ) -> None:
     """Score each prompt on the shifts that get an agent into production, with a one-line fix per gap."""
     from agent_evals import readiness as ready
 
     cards = ready.scorecards(Path("."), prompts or ())
-    ready.print_scorecards(out, cards)
     if markdown_path is not None:
         markdown_path.write_text(ready.markdown(cards), encoding="utf-8")
+    if format_ == "json":
+        _print_json(ready.as_json(cards))
+    else:
+        ready.print_scorecards(out, cards)
+        always.print(ready.verdict(cards), markup=False, soft_wrap=True)
     if strict and not all(card.ready for card in cards):
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+SchemaName = Literal["prompt", "evalset", "config"]
+
+
+@app.command("schema")
+def schema_cmd(
+    name: Annotated[
+        SchemaName | None, typer.Argument(help="The file kind whose JSON Schema to print.")
+    ] = None,
+    write: Annotated[
+        Path | None,
+        typer.Option("--write", help="Write <name>.schema.json into this folder instead (all, or NAME)."),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of prompt, eval set or config files (for editors), or --write them all."""
+    from agent_evals import schema
+
+    if write is not None:
+        for path in schema.write(write, [name] if name else schema.SCHEMAS):
+            _plain(f"wrote {path}")
+    elif name is not None:
+        sys.stdout.write(schema.render(name))
+    else:
+        raise typer.BadParameter(
+            f"name a schema ({', '.join(schema.SCHEMAS)}) or give --write DIR", param_hint="NAME"
+        )
 
 
 @app.command()
@@ -785,6 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
     # output or an error must not reach a terminal or a CI log (agent_evals.credentials).
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
+    _reset_output()
     try:
         try:
             app(args=argv, prog_name="agent-evals")
@@ -808,6 +1029,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except Exception as exc:
         log = _write_crash_log(exc)
+        if _output.verbose:
+            # The traceback only, never locals: API keys live there.
+            print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
         print(
             f"internal error: {type(exc).__name__}: {exc} (this is a bug; details in {log})", file=sys.stderr
         )

@@ -72,6 +72,11 @@ def compare_pair(
     """
     if policy is None:
         policy = effective_policy(config, evalset, dict(overrides or {}))
+    if note is None and base is not None:
+        from agent_evals.sources import changed_note
+
+        # Same prompt and cases, different code: say so, or the pair reads as a rerun of one thing.
+        note = changed_note(base.header.code, cand.header.code)
     reviews = _reviews(evalset)
     if reviews is not None:
         # Verdicts given after the records were written still count, on both sides.

@@ -16,6 +16,11 @@ Whether outputs vary decides how much a repeat is worth. When every case's
 repeats are identical on both sides (temperature 0), repeats are copies and
 count once; with one run per case the record's sampling parameters decide
 (temperature 0 and no LLM judge: deterministic).
+
+A case whose candidate output was cut off (the provider stopped at `max_tokens`)
+and that went pass -> fail keeps the outcome `regressed`, so every rule and test
+counts it (a cut-off answer fails in production too), but its `label` is
+`truncated`: the reports show the cause instead of calling it a regression.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ Outcome = Literal["regressed", "fixed", "still_passing", "still_failing", "new",
 OUTCOMES: tuple[Outcome, ...] = (
     "regressed", "fixed", "errored", "new", "removed", "still_failing", "still_passing"
 )  # fmt: skip
+Label = Literal[
+    "regressed", "truncated", "fixed", "still_passing", "still_failing", "new", "removed", "errored"
+]
+"""A case's outcome as the reports name it: `truncated` is a regression whose candidate output was cut off."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,11 @@ class Side:
     def cost(self) -> float:
         return sum(r.cost_usd or 0.0 for r in self.results)
 
+    @property
+    def truncated(self) -> bool:
+        """A design run's output was cut off (the provider stopped at its output limit)."""
+        return any(r.truncated for r in self.results)
+
 
 @dataclass(frozen=True)
 class CaseDiff:
@@ -120,6 +134,20 @@ class CaseDiff:
     @property
     def flaky(self) -> bool:
         return bool((self.base and self.base.flaky) or (self.cand and self.cand.flaky))
+
+    @property
+    def truncated(self) -> bool:
+        """The candidate's output was cut off in a design run."""
+        return self.cand is not None and self.cand.truncated
+
+    @property
+    def label(self) -> Label:
+        """The outcome the reports show: a pass -> fail whose candidate failed on a cut-off output is `truncated`.
+
+        Only the name changes: `outcome` stays `regressed`, so the gate counts the failure.
+        """
+        cut = self.cand is not None and any(r.truncated and r.status == "fail" for r in self.cand.results)
+        return "truncated" if self.outcome == "regressed" and cut else self.outcome
 
 
 @dataclass(frozen=True)
@@ -218,6 +246,10 @@ class Diff:
 
     def outcome(self, outcome: Outcome) -> tuple[CaseDiff, ...]:
         return self.by_outcome.get(outcome, ())
+
+    def labelled(self, label: Label) -> tuple[CaseDiff, ...]:
+        """The cases the reports show under `label`: `regressed` without the truncated ones."""
+        return tuple(c for c in self.cases if c.label == label)
 
     @property
     def flaky(self) -> tuple[CaseDiff, ...]:
@@ -356,6 +388,22 @@ def pass_counts(record: RunRecord) -> tuple[tuple[int, ...], tuple[int, ...], tu
             runs.append(n)
             clusters.append(side.first.cluster or case_id)
     return tuple(passes), tuple(runs), tuple(clusters)
+
+
+def max_tokens(result: CaseResult) -> int | None:
+    """The output limit the case's recorded request set (`max_tokens`), or None when it set none."""
+    params = (result.request or {}).get("params")
+    limit = params.get("max_tokens") if isinstance(params, dict) else None
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
+def truncations(record: RunRecord) -> tuple[tuple[int | None, int], ...]:
+    """(max_tokens, outputs cut off at it) over every run of the record, by limit (no limit last)."""
+    counts: dict[int | None, int] = defaultdict(int)
+    for result in record.cases:
+        if result.truncated:
+            counts[max_tokens(result)] += 1
+    return tuple(sorted(counts.items(), key=lambda item: (item[0] is None, item[0] or 0)))
 
 
 def totals(record: RunRecord) -> Totals:

@@ -2,6 +2,7 @@
 
     AgentEvalsError             root; anything the CLI can explain in one line
     ├── ConfigError             bad input a user can fix: exit 2 (`path:line: what (how to fix)`)
+    │   ├── ConfigErrors        several at once (`validate` reports every problem in one pass)
     │   └── TemplateError       a prompt template fails to render for a case
     ├── EvaluationError         the eval could not run: exit 3
     │   └── ProviderError       a model call failed (carries whether to retry, and its kind)
@@ -17,6 +18,7 @@ case as an `error` and never turns into a pass or a fail.
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -70,6 +72,24 @@ class ConfigError(AgentEvalsError):
             where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
         hint = f" ({self.hint})" if self.hint else ""
         return f"{where}{self.message}{hint}"
+
+
+class ConfigErrors(ConfigError):
+    """Several ConfigErrors at once; renders one per line, in the order found.
+
+    Attributes:
+        errors: the errors, each with its own path and line (never another ConfigErrors).
+    """
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        # Flattened, so a caller that gathers errors from several loaders gets one level.
+        self.errors: list[ConfigError] = [
+            e for error in errors for e in (error.errors if isinstance(error, ConfigErrors) else [error])
+        ]
+        super().__init__("\n".join(e.render() for e in self.errors))
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.errors)
 
 
 class TemplateError(ConfigError):

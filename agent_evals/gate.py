@@ -384,7 +384,10 @@ def _headline(
         change = (
             f"pass rate {pct(overall.base_rate)} -> {pct(overall.cand_rate)} "
             f"({pts(overall.delta)}{noise}, {overall.p_text()}); "
-            f"{len(diff.outcome('regressed'))} regressed, {len(diff.outcome('fixed'))} fixed"
+            f"{len(diff.labelled('regressed'))} regressed, "
+            # A pass -> fail on a cut-off output still counts; the headline names the cause.
+            + (f"{n} truncated at max_tokens, " if (n := len(diff.labelled("truncated"))) else "")
+            + f"{len(diff.outcome('fixed'))} fixed"
         )
     if status == "fail":
         return f"gate failed: {', '.join(dict.fromkeys(r.rule for r in failed))}" + (

@@ -24,13 +24,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agent_evals import _yaml
-from agent_evals.errors import ConfigError
+from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.models import Case, EvalSet, ProjectConfig, Prompt
 
 CONFIG_FILE = "agent-evals.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
 
-M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", Prompt, EvalSet, ProjectConfig)
 
 CasesReader = Callable[[str], "tuple[str, str] | None"]
 """Reads an eval set's `cases_file`, given the reference as written (relative to the
@@ -63,17 +63,6 @@ class Project:
     def raise_errors(self) -> None:
         if self.errors:
             raise ConfigErrors(self.errors)
-
-
-class ConfigErrors(ConfigError):
-    """Several ConfigErrors at once; renders one per line."""
-
-    def __init__(self, errors: Sequence[ConfigError]) -> None:
-        self.errors = list(errors)
-        super().__init__("\n".join(e.render() for e in self.errors))
-
-    def render(self) -> str:
-        return "\n".join(e.render() for e in self.errors)
 
 
 def _dotted(loc: Iterable[int | str]) -> str:
@@ -156,7 +145,9 @@ def translate(
             shown = (
                 f" (got {got!r})" if isinstance(got, str | int | float | bool) and len(repr(got)) < 60 else ""
             )
-            out.append(ConfigError(f"'{where}': {msg}{shown}", path=path, line=line, hint=_fix_for(kind)))
+            # A validator's own hint (its error's context) says more than one guessed from the kind.
+            hint = str((err.get("ctx") or {}).get("hint") or _fix_for(kind))
+            out.append(ConfigError(f"'{where}': {msg}{shown}", path=path, line=line, hint=hint))
     return out
 
 
@@ -170,14 +161,11 @@ def _fix_for(kind: str) -> str:
     return "fix the value"
 
 
-def _validate(model: type[M], data: Any, path: Path) -> M:
+def _validate(model: type[S], data: Any, path: Path, **located: Any) -> S:
     try:
-        obj = model.model_validate(data)
+        return model.located(data, path=path, marks=data, **located)
     except ValidationError as exc:
         raise ConfigErrors(translate(exc, path=path, marks=data, model=model)) from None
-    obj._path = str(path)  # type: ignore[attr-defined]
-    obj._marks = data  # type: ignore[attr-defined]
-    return obj
 
 
 def _check_id_matches_file(data: _yaml.MarkedDict, path: Path, shown: Path | None = None) -> None:
@@ -486,10 +474,8 @@ def load_evalset(
         # Already validated: the eval set takes the instances as they are (no second pass).
         data["cases"] = cases
         sources = [(cases_shown, lineno) for lineno in lines]
-    evalset = _validate(EvalSet, data, where)
+    evalset = _validate(EvalSet, data, where, case_sources=sources)
     _check_id_matches_file(data, path, where)
-    if sources is not None:
-        evalset._case_sources = sources
     _check_duplicate_case_ids(evalset)
     return evalset
 

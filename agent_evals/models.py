@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from collections.abc import Sequence
+from os import PathLike
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -28,10 +39,31 @@ class _Model(BaseModel):
 
 
 class _Sourced(_Model):
-    """A model loaded from a file; remembers where, so later errors can say so."""
+    """A model loaded from a file; remembers where, so later errors can say so.
+
+    Build one with `located` (the loader does); `model_validate` gives one that knows no file.
+    """
 
     _path: str | None = PrivateAttr(default=None)
     _marks: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def located(cls, data: Any, *, path: str | PathLike[str], marks: Any = None) -> Self:
+        """Validate `data` read from `path`, keeping where it came from.
+
+        Args:
+            data: the file's parsed content.
+            path: how errors and `source_path` name the file.
+            marks: the line marks of `data` (`agent_evals._yaml` keeps them while loading);
+                default: `data` itself, when it carries them.
+
+        Raises:
+            pydantic.ValidationError: `data` is not a valid instance.
+        """
+        obj = cls.model_validate(data)
+        obj._path = str(path)
+        obj._marks = data if marks is None else marks
+        return obj
 
     @property
     def source_path(self) -> str | None:
@@ -67,12 +99,22 @@ class ModelSpec(_Model):
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     stop: tuple[str, ...] | None = None
+    # The values of the OpenAI SDK's `ReasoningEffort`; Anthropic's `output_config.effort` takes the
+    # last five. Left out of dumps while unset, so the content hash of a prompt without it stays what
+    # it was before the field existed (a stored baseline must not read as a changed prompt).
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="How hard a reasoning model thinks: OpenAI's `reasoning_effort`, Anthropic's "
+        "`output_config.effort` (low, medium, high, xhigh, max).",
+    )
     extra: dict[str, Any] = Field(default_factory=dict, description="Sent verbatim in the request body.")
 
     def params(self) -> dict[str, Any]:
         """The sampling parameters that are set, in a stable order."""
         out: dict[str, Any] = {}
-        for key in ("temperature", "max_tokens", "top_p", "seed", "stop"):
+        # Only set parameters are listed, so a new one changes no cache key of a prompt without it.
+        for key in ("temperature", "max_tokens", "top_p", "seed", "stop", "reasoning_effort"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = list(value) if isinstance(value, tuple) else value
@@ -117,6 +159,12 @@ class RuntimePolicy(_Model):
     )
 
 
+def _watch_glob(glob: str) -> str:
+    from agent_evals.sources import check_glob
+
+    return check_glob(glob)
+
+
 class Prompt(_Sourced):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=ID_PATTERN)
@@ -128,6 +176,12 @@ class Prompt(_Sourced):
     output: OutputSpec = Field(default_factory=OutputSpec)
     litmus: Litmus | None = None
     runtime: RuntimePolicy | None = None
+    # Not in the content hash: the files it names are fingerprinted themselves (agent_evals.sources).
+    watch: tuple[Annotated[str, AfterValidator(_watch_glob)], ...] = Field(
+        default=(),
+        description="Files the agent's behaviour depends on beyond its python: package, as globs relative "
+        "to the project root (`agent/**.py`, `tools/*.yaml`): `ci` gates the prompt when they change.",
+    )
 
     @property
     def content_hash(self) -> str:
@@ -216,7 +270,7 @@ class GatePolicy(_Model):
         description="The smallest drop the team wants to see; drives the power note.",
     )
 
-    @field_validator("max_score_drop", mode="before")
+    @field_validator("max_score_drop", mode="before", json_schema_input_type=ScoreDrops | float | None)
     @classmethod
     def _number_means_overall(cls, value: Any) -> Any:
         return {"overall": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
@@ -247,7 +301,7 @@ class Case(_Model):
     tags: tuple[str, ...] = ()
     cluster: str | None = Field(default=None, description="Cases sharing a conversation or source trace.")
 
-    @field_validator("id", mode="before")
+    @field_validator("id", mode="before", json_schema_input_type=str | int)
     @classmethod
     def _id_to_str(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
@@ -276,8 +330,34 @@ class EvalSet(_Sourced):
     review: ReviewPolicy | None = None
     calibration: CalibrationPolicy | None = None
 
-    # Where each case starts: (path, line); set by the loader (cases may come from JSONL).
+    # Where each case starts: (path, line), when cases come from elsewhere than this file (JSONL).
     _case_sources: list[tuple[str, int | None]] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def located(
+        cls,
+        data: Any,
+        *,
+        path: str | PathLike[str],
+        marks: Any = None,
+        case_sources: Sequence[tuple[str, int | None]] | None = None,
+    ) -> Self:
+        """Validate `data` read from `path`, keeping where it and each of its cases came from.
+
+        Args:
+            data: the file's parsed content.
+            path: how errors and `source_path` name the file.
+            marks: the line marks of `data`; default: `data` itself, when it carries them.
+            case_sources: (file, line) of each case, when the cases were read from another
+                file (a `cases_file`); default: their lines in `path`.
+
+        Raises:
+            pydantic.ValidationError: `data` is not a valid eval set.
+        """
+        obj = super().located(data, path=path, marks=marks)
+        if case_sources is not None:
+            obj._case_sources = list(case_sources)
+        return obj
 
     @property
     def content_hash(self) -> str:
@@ -342,8 +422,22 @@ class RunDefaults(_Model):
     cache: bool = Field(default=True, description="Reuse responses for identical requests (--no-cache).")
 
 
+def _provider_types() -> list[str]:
+    from agent_evals.providers import PROVIDERS
+
+    return sorted(PROVIDERS)
+
+
+def _provider_type_enum(schema: dict[str, Any]) -> None:
+    # Read when the schema is generated, so it lists the registry as it is then.
+    schema["enum"] = _provider_types()
+
+
 class ProviderConfig(_Model):
-    type: Literal["openai", "anthropic", "local", "python"]
+    type: str = Field(
+        description="A provider type registered in agent_evals.providers.PROVIDERS.",
+        json_schema_extra=_provider_type_enum,
+    )
     base_url: str | None = None
     api_key_env: str | None = Field(
         default=None,
@@ -357,10 +451,32 @@ class ProviderConfig(_Model):
         default=None, gt=0, description="Most calls in flight to this provider."
     )
 
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        types = _provider_types()
+        if value not in types:
+            raise PydanticCustomError(
+                "provider_type", "unknown provider type", {"hint": f"use one of: {', '.join(types)}"}
+            )
+        return value
+
 
 class Price(_Model):
-    input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
+    """A model's price in USD per million tokens; overrides genai-prices for that model name."""
+
+    input_per_mtok: float = Field(ge=0, description="USD per million uncached input tokens.")
     output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
+    cache_read_per_mtok: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million input tokens read from the prompt cache (default: input).",
+    )
+    cache_write_per_mtok: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million input tokens written to the prompt cache (default: input).",
+    )
 
 
 class ReadinessPolicy(_Model):

@@ -1,54 +1,151 @@
 """Token prices and the cost of a call.
 
-The default table holds public list prices in USD per million tokens, as
-published by the vendors in 2025; prices change, so `prices:` in
-agent-evals.yaml overrides or extends it. A model with no known price costs
-`None` (unknown), never a made-up zero, and reports say so.
+Prices come from genai-prices (github.com/pydantic/genai-prices), a maintained
+database of the vendors' list prices, read from the snapshot bundled with the
+installed package: agent-evals never asks it to fetch newer data, so pricing
+makes no network call and one version of the package prices a run the same way
+every time (upgrade the package for new prices).
+
+A model is found by its name or a snapshot the database lists (`gpt-4o-2024-08-06`
+is gpt-4o), never by a prefix (`claude-opus-4-5` is not `claude-opus-4`);
+`prices:` in agent-evals.yaml sets the price of a model name and wins over the
+database. A call is priced by the model that answered (`Completion.model`: a
+snapshot, or the model an agent framework says it used), else by the model asked
+for. A model priced nowhere costs None (unpriced), never a made-up zero; calls to
+a provider type registered `free` (`local`) cost nothing.
+
+`Usage.input_tokens` are the uncached input tokens; prompt-cache reads and writes
+are priced at their own rates (the input rate when a price names none).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
 
 from agent_evals.models import Price
+from agent_evals.providers import PROVIDERS
 from agent_evals.providers.base import Usage
 
-DEFAULT_PRICES: dict[str, Price] = {
-    "gpt-4o": Price(input_per_mtok=2.50, output_per_mtok=10.00),
-    "gpt-4o-mini": Price(input_per_mtok=0.15, output_per_mtok=0.60),
-    "gpt-4.1": Price(input_per_mtok=2.00, output_per_mtok=8.00),
-    "gpt-4.1-mini": Price(input_per_mtok=0.40, output_per_mtok=1.60),
-    "gpt-4.1-nano": Price(input_per_mtok=0.10, output_per_mtok=0.40),
-    "o4-mini": Price(input_per_mtok=1.10, output_per_mtok=4.40),
-    "claude-3-5-haiku": Price(input_per_mtok=0.80, output_per_mtok=4.00),
-    "claude-3-haiku": Price(input_per_mtok=0.25, output_per_mtok=1.25),
-    "claude-3-5-sonnet": Price(input_per_mtok=3.00, output_per_mtok=15.00),
-    "claude-sonnet-4": Price(input_per_mtok=3.00, output_per_mtok=15.00),
-    "claude-opus-4": Price(input_per_mtok=15.00, output_per_mtok=75.00),
-    # The offline stand-in model costs nothing.
-    "local": Price(input_per_mtok=0.0, output_per_mtok=0.0),
-}
+__all__ = ["Prices", "Rate"]
 
 
-def price_for(model: str, provider_type: str, table: Mapping[str, Price]) -> Price | None:
-    """The price of `model`: an exact entry, else the longest entry it starts with.
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """How one model is priced.
 
-    Dated snapshots ("gpt-4o-mini-2024-07-18") take their family's price.
+    Attributes:
+        model: the model name it is priced under.
+        source: "config" (`prices:` in agent-evals.yaml), "genai-prices", or "free".
+        price: the configured price, for source "config".
+        vendor: the provider id genai-prices lists the model under, for source "genai-prices"
+            (None: found by the model name alone).
     """
-    if provider_type == "local":
-        return table.get(model) or DEFAULT_PRICES["local"]
-    if model in table:
-        return table[model]
-    best = max((name for name in table if model.startswith(name)), key=len, default=None)
-    return table[best] if best is not None else None
+
+    model: str
+    source: Literal["config", "genai-prices", "free"]
+    price: Price | None = None
+    vendor: str | None = None
+
+    def cost(self, usage: Usage) -> float:
+        """The cost in USD of `usage` at this rate."""
+        if self.source == "free":
+            return 0.0
+        if self.price is not None:
+            return _config_cost(self.price, usage)
+        return _database_cost(self.model, self.vendor, usage)
 
 
-def cost_usd(usage: Usage | None, price: Price | None) -> float | None:
-    """The cost of a call, or None when usage or price is unknown."""
-    if usage is None or price is None:
+class Prices:
+    """The prices of a run: `prices:` from agent-evals.yaml over genai-prices' bundled snapshot."""
+
+    def __init__(self, overrides: Mapping[str, Price]) -> None:
+        self.overrides = dict(overrides)
+
+    def rate(self, provider_type: str, *models: str | None) -> Rate | None:
+        """The rate of a call to a provider of `provider_type`, by the first of `models` priced.
+
+        Args:
+            provider_type: the registered provider type (a `free` type costs nothing).
+            models: model names, most specific first (the one that answered, then the one
+                asked for); empty and None names are skipped.
+
+        Returns:
+            A configured price for any of the names, else the database's, else None (unpriced).
+        """
+        spec = PROVIDERS.get(provider_type)
+        names = [name for name in dict.fromkeys(models) if name]
+        if spec is not None and spec.free:
+            return Rate(model=names[0] if names else provider_type, source="free")
+        for name in names:
+            if name in self.overrides:
+                return Rate(model=name, source="config", price=self.overrides[name])
+        for name in names:
+            listed = _database_rate(name, provider_type)
+            if listed is not None:
+                return listed
         return None
-    return (usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok) / 1e6
+
+    def cost(self, usage: Usage | None, provider_type: str, *models: str | None) -> float | None:
+        """The cost in USD of a call, or None when its usage or its price is unknown.
+
+        Args:
+            usage: the tokens the provider counted.
+            provider_type: the registered provider type.
+            models: as for `rate`: the model that answered, then the one asked for.
+        """
+        rate = self.rate(provider_type, *models)
+        if rate is not None and rate.source == "free":
+            return 0.0
+        if usage is None or rate is None:
+            return None
+        return rate.cost(usage)
 
 
-def merged_table(overrides: Mapping[str, Price]) -> dict[str, Price]:
-    return {**DEFAULT_PRICES, **overrides}
+def _config_cost(price: Price, usage: Usage) -> float:
+    read = price.input_per_mtok if price.cache_read_per_mtok is None else price.cache_read_per_mtok
+    write = price.input_per_mtok if price.cache_write_per_mtok is None else price.cache_write_per_mtok
+    return (
+        usage.input_tokens * price.input_per_mtok
+        + usage.output_tokens * price.output_per_mtok
+        + usage.cache_read_tokens * read
+        + usage.cache_write_tokens * write
+    ) / 1e6
+
+
+@lru_cache(maxsize=256)
+def _database_rate(model: str, provider_type: str) -> Rate | None:
+    """The rate genai-prices lists `model` at, or None when it does not list it.
+
+    The provider type is tried first as the vendor (an `openai` call is OpenAI's price list);
+    then the vendor is inferred from the model name, because an OpenAI-compatible proxy
+    serves every vendor's models; last, `vendor/model` as LiteLLM and OpenRouter name them.
+    """
+    # Imported here: the database is 1.6 MB of Python, and `--help` must stay fast.
+    from genai_prices import Usage as DatabaseUsage
+    from genai_prices import calc_price
+
+    attempts: list[str | None] = [provider_type, None] + (["litellm"] if "/" in model else [])
+    for provider_id in attempts:
+        try:
+            calc_price(DatabaseUsage(), model, provider_id=provider_id)
+        except LookupError:
+            continue
+        return Rate(model=model, source="genai-prices", vendor=provider_id)
+    return None
+
+
+def _database_cost(model: str, vendor: str | None, usage: Usage) -> float:
+    from genai_prices import Usage as DatabaseUsage
+    from genai_prices import calc_price
+
+    # genai-prices counts cache reads and writes inside input_tokens; ours are apart.
+    counted = DatabaseUsage(
+        input_tokens=usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
+    return float(calc_price(counted, model, provider_id=vendor).total_price)

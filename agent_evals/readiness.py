@@ -251,6 +251,38 @@ def markdown(cards: Sequence[Scorecard]) -> str:
     return "\n".join(lines)
 
 
+def verdict(cards: Sequence[Scorecard]) -> str:
+    """The one-line verdict, e.g. `readiness: 1 of 2 prompt(s) ready (not ready: refunds)`."""
+    waiting = [card.prompt_id for card in cards if not card.ready]
+    line = f"readiness: {len(cards) - len(waiting)} of {len(cards)} prompt(s) ready"
+    return line + (f" (not ready: {', '.join(waiting)})" if waiting else "")
+
+
+def as_json(cards: Sequence[Scorecard]) -> dict[str, Any]:
+    """`readiness --format json`: a stable shape (schema_version 1) for programs.
+
+    `{"schema_version": 1, "ready": bool, "prompts": [{"id", "path", "ready",
+    "checks": [{"name", "status": "pass"|"fail"|"warn", "detail", "fix"}]}]}`;
+    `fix` is null for a check that passed.
+    """
+    return {
+        "schema_version": 1,
+        "ready": all(card.ready for card in cards),
+        "prompts": [
+            {
+                "id": card.prompt_id,
+                "path": card.path,
+                "ready": card.ready,
+                "checks": [
+                    {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
+                    for c in card.checks
+                ],
+            }
+            for card in cards
+        ],
+    }
+
+
 def print_scorecards(console: Console, cards: Sequence[Scorecard]) -> None:
     """One table per prompt: each check, its status, and the fix when it fails."""
     from rich.table import Table

@@ -103,6 +103,11 @@ class RunHeader(_Rec):
     evalset: dict[str, Any]
     provider: dict[str, Any]
     options: dict[str, Any] = Field(default_factory=dict)
+    code: dict[str, Any] | None = Field(
+        default=None,
+        description="The project code the run executed (`python:` provider and graders, `watch:` "
+        "paths): `hash` over `files` (path -> sha256 prefix); see agent_evals.sources.",
+    )
 
 
 class RunEnd(_Rec):
@@ -307,6 +312,7 @@ def _identity(header: RunHeader) -> tuple[object, ...]:
         header.provider.get("name"),
         header.provider.get("model"),
         header.options.get("repeat"),
+        (header.code or {}).get("hash"),
     )
 
 

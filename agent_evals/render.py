@@ -11,36 +11,15 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
 
 from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits
 from agent_evals.errors import TemplateError
-from agent_evals.models import Case, Message, ModelSpec, OutputSpec, Prompt
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """What is sent to a provider for one case: rendered messages and parameters."""
-
-    model: ModelSpec
-    messages: tuple[Message, ...]
-    output: OutputSpec = field(default_factory=OutputSpec)
-    vars: dict[str, Any] = field(default_factory=dict)
-    """The case's variables: for `python:` providers (agent code takes inputs, not text)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "provider": self.model.provider,
-            "model": self.model.name,
-            "params": self.model.params(),
-            "messages": [{"role": m.role, "content": m.content} for m in self.messages],
-        }
-
+from agent_evals.models import Case, Message, Prompt
+from agent_evals.providers.base import ChatRequest
 
 LIMITS = Limits(
     # Far above any real prompt (a long context is ~100k characters), far below trouble.

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent_evals.errors import ConfigError
+from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.graders.base import REVIEW_REASON, case_outcome, review_reason
 from agent_evals.record import CaseResult, GradeRecord, RunRecord
 
@@ -149,8 +149,6 @@ def load_reviews(evalset_path: Path) -> Reviews:
     Raises:
         ConfigError: a line is not a valid verdict (every bad line, each as `path:line: ...`).
     """
-    from agent_evals.load import ConfigErrors
-
     path = reviews_path(evalset_path)
     if not path.is_file():
         return Reviews(path=path)
@@ -180,7 +178,7 @@ def _read_line(text: str, path: Path, lineno: int) -> HumanVerdict:
     Raises:
         ConfigError: not JSON, not an object, a newer schema, or not a valid verdict.
     """
-    from agent_evals.load import ConfigErrors, translate
+    from agent_evals.load import translate
 
     one_object = "each line is one JSON object: one human verdict"
     try:

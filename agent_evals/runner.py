@@ -31,6 +31,7 @@ from agent_evals.calls import Calls, TraceContext, check_keys
 from agent_evals.credentials import safe_url
 from agent_evals.errors import (
     ConfigError,
+    ConfigErrors,
     GraderError,
     Interrupted,
     ProviderError,
@@ -38,9 +39,9 @@ from agent_evals.errors import (
 )
 from agent_evals.graders import GraderBase, Sample, build_grader, grader_class
 from agent_evals.graders.base import case_outcome
-from agent_evals.load import ConfigErrors, Project, translate
+from agent_evals.load import Project, translate
 from agent_evals.models import Case, EvalSet, GraderSpec, ProjectConfig, Prompt
-from agent_evals.providers import Completion, resolve
+from agent_evals.providers import ChatRequest, Completion, capabilities, resolve
 from agent_evals.record import (
     CaseResult,
     GradeRecord,
@@ -51,7 +52,7 @@ from agent_evals.record import (
     Usage,
     load_record,
 )
-from agent_evals.render import ChatRequest, render
+from agent_evals.render import render
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
 from agent_evals.trace import Tracer
@@ -345,9 +346,8 @@ def with_model(prompt: Prompt, *, provider: str | None, model: str | None) -> Pr
         update["provider"] = provider
     if model is not None:
         update["name"] = model
-    copy = prompt.model_copy(update={"model": prompt.model.model_copy(update=update)})
-    copy._path, copy._marks = prompt._path, prompt._marks
-    return copy
+    # model_copy keeps the private attributes: the copy still knows its file and lines.
+    return prompt.model_copy(update={"model": prompt.model.model_copy(update=update)})
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*\n(.*)\n```\s*$", re.DOTALL)
@@ -424,7 +424,9 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
             latency_ms=None if exc.attempts == 0 else (time.perf_counter() - started) * 1000,
             **base,
         )
-    latency_ms = (time.perf_counter() - started) * 1000
+    # The call's own latency: for a cached answer, that of the call that produced it (or None,
+    # not measured), never the lookup's microseconds, so p50/p95 compare measured calls only.
+    latency_ms = answer.latency_ms
     judge_costs: list[float | None] = []
 
     async def call_model(provider_name: str, judge_request: ChatRequest) -> Completion:
@@ -501,9 +503,10 @@ async def _grade(grader: GraderBase, sample: Sample, calls: Calls, ctx: TraceCon
 def header_for(
     job: Job, run_id: str, root: Path, config: ProjectConfig, options: dict[str, Any]
 ) -> RunHeader:
-    from agent_evals import gitinfo
+    from agent_evals import gitinfo, sources
 
     settings = resolve(job.provider, config, root)
+    scope = sources.code_scope(job.prompt, job.evalset, config, job.provider)
     return RunHeader(
         run_id=run_id,
         started_at=_now(),
@@ -530,6 +533,7 @@ def header_for(
             "params": job.prompt.model.params(),
         },
         options=options,
+        code=sources.fingerprint(scope, root).header() if scope else None,
     )
 
 
@@ -577,6 +581,7 @@ async def execute(
     """
     # Before anything is opened or sent: a missing key would fail every case the same way.
     check_keys(project.config, project.root, [name for job in jobs for name in job_providers(job)])
+    capabilities.check_prompts([job.prompt for job in jobs], project.config, project.root)
     run_id = options.run_id or new_run_id()
     cache = _open_cache(project, options)
     tracer = Tracer(options.trace, run_id) if options.trace is not None else None

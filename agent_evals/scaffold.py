@@ -4,7 +4,7 @@ It writes a commented `agent-evals.yaml`, a small synthetic example prompt and
 eval set on the offline `local` model (they run with no API key), the
 pre-commit hooks, and a GitHub Actions workflow that gates pull requests. The
 files are package data under `agent_evals/templates/init/`, copied as they are: the
-only value filled in is how the workflow installs agent-evals.
+only value filled in is the workflow's `uses:` of the agent-evals action (`action_ref`).
 
 It never overwrites a file unless told to, and never rewrites an existing
 `.pre-commit-config.yaml` (it holds the team's other hooks): `precommit_snippet`
@@ -14,18 +14,35 @@ gives the block to add to it instead.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from agent_evals.errors import ConfigError
 
-__all__ = ["PRECOMMIT_CONFIG", "init", "install_spec", "precommit_snippet"]
+__all__ = [
+    "ACTION_UNKNOWN",
+    "ACTION_UNKNOWN_NOTE",
+    "PRECOMMIT_CONFIG",
+    "action_ref",
+    "init",
+    "precommit_snippet",
+]
 
 PRECOMMIT_CONFIG = ".pre-commit-config.yaml"
 _GITIGNORE_LINE = ".agent-evals/"  # run records and the response cache
-_INSTALL_PLACEHOLDER = "__AGENT_EVALS_SPEC__"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # what GitHub accepts as a pinned `uses:` ref
+_ACTION_PLACEHOLDER = "__AGENT_EVALS_ACTION__"
+ACTION_UNKNOWN = "OWNER/agent-evals@COMMIT"
+"""The workflow's `uses:` when `action_ref` cannot tell (the user fills in both parts)."""
+ACTION_UNKNOWN_NOTE = (
+    f".github/workflows/prompt-gate.yml uses {ACTION_UNKNOWN}: replace it with the agent-evals repository "
+    "and a full commit SHA (init fills it in when agent-evals was installed with "
+    'pip install "agent-evals @ git+https://github.com/OWNER/agent-evals@SHA")'
+)
+"""What `init` says when it wrote ACTION_UNKNOWN."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +103,14 @@ def init(root: Path, *, force: bool = False) -> list[Path]:
             hint="move them away, or pass --force to overwrite them",
         )
     written: list[Path] = []
-    spec = install_spec()
+    ref = action_ref()
+    uses = (
+        f"{ref}  # the commit of agent-evals that ran init (a commit, not a tag: a tag can move)"
+        if ref is not None
+        else f"{ACTION_UNKNOWN}  # TODO: the agent-evals repository and a full commit SHA"
+    )
     for file in _FILES:
-        text = _template(file.template).replace(_INSTALL_PLACEHOLDER, spec)
+        text = _template(file.template).replace(_ACTION_PLACEHOLDER, uses)
         written.append(_write(root / file.target, text))
     if not (root / PRECOMMIT_CONFIG).exists():
         written.append(_write(root / PRECOMMIT_CONFIG, _template(_PRECOMMIT_TEMPLATE)))
@@ -113,49 +135,42 @@ def precommit_snippet(root: Path) -> str | None:
     return _template(_PRECOMMIT_TEMPLATE).split("repos:\n", 1)[1]
 
 
-def install_spec(dist: metadata.Distribution | None = None) -> str:
-    """How CI should `pip install` the agent-evals that is running now.
+def action_ref(dist: metadata.Distribution | None = None) -> str | None:
+    """The `uses:` of the agent-evals GitHub Action at the commit that is running now.
 
-    From a VCS URL it was installed from (PEP 610 `direct_url.json`), that URL at
-    the same commit, credentials removed; otherwise the same version from the
-    package index (a local folder or an editable install cannot be reached from CI).
+    Known when agent-evals was installed from a GitHub repository with pip (PEP 610
+    `direct_url.json`: `pip install "agent-evals @ git+https://github.com/OWNER/agent-evals@SHA"`);
+    the action in that repository installs agent-evals from its own checkout. A local folder,
+    an editable install or a wheel names no commit GitHub has.
 
     Args:
         dist: the installed distribution; default: agent-evals'.
 
     Returns:
-        A pip requirement, e.g. `agent-evals==0.1.0` or `agent-evals @ git+https://...@<sha>`.
+        `OWNER/NAME@<full commit sha>`, or None when it cannot be told.
     """
     if dist is None:
         try:
             dist = metadata.distribution("agent-evals")
         except metadata.PackageNotFoundError:
-            return "agent-evals"
-    pinned = f"agent-evals=={dist.version}"
+            return None
     try:
         direct = json.loads(dist.read_text("direct_url.json") or "null")
     except ValueError:
-        return pinned
-    if not isinstance(direct, dict) or not isinstance(direct.get("url"), str):
-        return pinned
-    vcs = direct.get("vcs_info")
-    if not isinstance(vcs, dict) or vcs.get("vcs") != "git" or not isinstance(vcs.get("commit_id"), str):
-        return pinned
-    url = _without_credentials(direct["url"])
-    if url is None:
-        return pinned
-    return f"agent-evals @ git+{url}@{vcs['commit_id']}"
-
-
-def _without_credentials(url: str) -> str | None:
-    """`url` without a user or password; None for URLs CI cannot reach (local files)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http", "ssh") or not parts.hostname:
         return None
-    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-    if parts.scheme == "ssh" and parts.username == "git" and parts.password is None:
-        netloc = f"git@{netloc}"  # a user name, not a secret: ssh to GitHub needs it
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    if not isinstance(direct, dict) or not isinstance(direct.get("url"), str):
+        return None
+    vcs = direct.get("vcs_info")
+    if not isinstance(vcs, dict) or vcs.get("vcs") != "git":
+        return None
+    commit = vcs.get("commit_id")
+    if not isinstance(commit, str) or not _FULL_SHA.fullmatch(commit):
+        return None
+    parts = urlsplit(direct["url"])
+    owner_name = parts.path.strip("/").removesuffix(".git").split("/")
+    if parts.scheme not in ("https", "ssh") or parts.hostname != "github.com" or len(owner_name) != 2:
+        return None
+    return f"{owner_name[0]}/{owner_name[1]}@{commit}"
 
 
 def repository_root(folder: Path) -> Path | None:

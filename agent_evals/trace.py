@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent_evals.credentials import scrub
-from agent_evals.render import ChatRequest
+from agent_evals.providers.base import ChatRequest
 
 
 def _iso(epoch: float) -> str:

@@ -21,18 +21,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from agent_evals.errors import ConfigError
+from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.graders import GraderBase, get_path
 from agent_evals.load import (
     CONFIG_FILE,
     YAML_SUFFIXES,
-    ConfigErrors,
     Project,
     load_project,
     unreadable,
 )
 from agent_evals.models import EvalSet, Prompt
-from agent_evals.providers import resolve
+from agent_evals.providers import capabilities, resolve
 from agent_evals.render import compile_prompt, render
 from agent_evals.runner import build_graders, case_where, judge_provider
 
@@ -48,13 +47,18 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
     except ConfigError as exc:
         errors.extend(_errors(exc))
     try:
-        resolve(prompt.model.provider, project.config, project.root)
+        settings = resolve(prompt.model.provider, project.config, project.root)
     except ConfigError as exc:
         errors.append(
             ConfigError(
                 exc.message, path=prompt.source_path, line=prompt.line_of("model", "provider"), hint=exc.hint
             )
         )
+    else:
+        errors.extend(capabilities.check_prompt(prompt, settings))
+    from agent_evals.sources import check_watch
+
+    errors.extend(check_watch(prompt, project.root))
     schema = prompt.output.json_schema
     if schema is not None:
         import jsonschema
@@ -195,6 +199,24 @@ class Validation:
             f"validated {_plural(self.prompts, 'prompt')}, {_plural(self.evalsets, 'eval set')} "
             f"({_plural(self.cases, 'case')})"
         )
+
+    def as_json(self) -> dict[str, Any]:
+        """`validate --format json`: a stable shape (schema_version 1) for programs and editors.
+
+        `{"schema_version": 1, "ok": bool, "errors": [{"path", "line", "message", "hint"}],
+        "prompts": n, "evalsets": n, "cases": n}`; `path`, `line` and `hint` may be null,
+        `path` is as the text output prints it, the counts are what was checked.
+        """
+        return {
+            "schema_version": 1,
+            "ok": not self.problems,
+            "errors": [
+                {"path": e.path, "line": e.line, "message": e.message, "hint": e.hint} for e in self.problems
+            ],
+            "prompts": self.prompts,
+            "evalsets": self.evalsets,
+            "cases": self.cases,
+        }
 
 
 def _plural(count: int, noun: str) -> str:

@@ -33,13 +33,14 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "CREATED",
     "Drop",
     "Handler",
     "Hang",
@@ -67,6 +68,7 @@ class Request:
         json: the body parsed as JSON, or None if it is empty or not JSON.
         time: arrival on `time.monotonic()`, taken when the headers were read.
         index: 0 for the first request the server saw, then 1, 2, ...
+        header_list: every header line as sent, names lower-cased, repeats kept.
     """
 
     method: str
@@ -77,6 +79,7 @@ class Request:
     json: Any
     time: float
     index: int
+    header_list: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,55 +141,132 @@ def _last_user_text(request: Request) -> str:
     return str(users[-1]) if users else ""
 
 
-def openai_chat(text: str | None = None, *, prompt_tokens: int = 11, completion_tokens: int = 7) -> Handler:
-    """A handler answering like OpenAI's chat completions.
+CREATED = 1_767_225_600
+"""The `created` time of every scripted chat completion (2026-01-01), so responses are deterministic."""
+
+ToolCallScript = tuple[str, dict[str, Any] | str]
+"""A tool call to answer with: the tool's name and its arguments (a dict, or raw text as a model may send)."""
+
+
+def openai_chat(
+    text: str | None = None,
+    *,
+    prompt_tokens: int = 11,
+    completion_tokens: int = 7,
+    cached_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    tool_calls: Sequence[ToolCallScript] = (),
+    finish_reason: str | None = None,
+) -> Handler:
+    """A handler answering like OpenAI's chat completions, with every field the official SDK requires.
+
+    tests/test_sdk_contract.py parses what it returns with `openai.types.chat.ChatCompletion`.
 
     Args:
-        text: the answer; by default "echo: " + the last user message.
-        prompt_tokens: reported in `usage`.
-        completion_tokens: reported in `usage`.
+        text: the answer; by default "echo: " + the last user message, or no content at all
+            when `tool_calls` are given.
+        prompt_tokens: reported in `usage`, cached tokens included (as OpenAI counts them).
+        completion_tokens: reported in `usage`, reasoning tokens included.
+        cached_tokens: `usage.prompt_tokens_details.cached_tokens`.
+        reasoning_tokens: `usage.completion_tokens_details.reasoning_tokens`.
+        tool_calls: the calls the model asks for, in order (several are parallel calls);
+            dict arguments are sent as a JSON string, as OpenAI does, a str as it is.
+        finish_reason: by default `tool_calls` when there are tool calls, else `stop`.
     """
 
     def handle(request: Request) -> Response:
         body = request.json if isinstance(request.json, dict) else {}
+        content = text
+        if content is None and not tool_calls:
+            content = "echo: " + _last_user_text(request)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": content,
+            "refusal": None,
+            "annotations": [],
+        }
+        if tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{request.index}_{i}",
+                    "type": "function",
+                    "function": {
+                        "name": name,
+                        "arguments": args if isinstance(args, str) else json.dumps(args),
+                    },
+                }
+                for i, (name, args) in enumerate(tool_calls)
+            ]
         return Response(
             200,
             {
                 "id": f"chatcmpl-{request.index}",
                 "object": "chat.completion",
+                "created": CREATED,
                 "model": body.get("model", "unknown"),
                 "choices": [
                     {
                         "index": 0,
-                        "message": {
-                            "role": "assistant",
-                            "content": text if text is not None else "echo: " + _last_user_text(request),
-                        },
-                        "finish_reason": "stop",
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": finish_reason or ("tool_calls" if tool_calls else "stop"),
                     }
                 ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
+                    "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+                    "completion_tokens_details": {
+                        "reasoning_tokens": reasoning_tokens,
+                        "audio_tokens": 0,
+                        "accepted_prediction_tokens": 0,
+                        "rejected_prediction_tokens": 0,
+                    },
                 },
+                "service_tier": "default",
+                "system_fingerprint": "fp_scripted",
             },
         )
 
     return handle
 
 
-def anthropic_messages(text: str | None = None, *, input_tokens: int = 13, output_tokens: int = 5) -> Handler:
-    """A handler answering like Anthropic's Messages API.
+def anthropic_messages(
+    text: str | None = None,
+    *,
+    input_tokens: int = 13,
+    output_tokens: int = 5,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    tool_calls: Sequence[tuple[str, dict[str, Any]]] = (),
+    stop_reason: str | None = None,
+) -> Handler:
+    """A handler answering like Anthropic's Messages API, with every field the official SDK requires.
+
+    tests/test_sdk_contract.py parses what it returns with `anthropic.types.Message`.
 
     Args:
-        text: the answer; by default "echo: " + the last user message.
-        input_tokens: reported in `usage`.
+        text: the answer; by default "echo: " + the last user message, or no text block at
+            all when `tool_calls` are given.
+        input_tokens: reported in `usage` (the uncached input, as Anthropic counts it).
         output_tokens: reported in `usage`.
+        cache_read_tokens: `usage.cache_read_input_tokens`.
+        cache_write_tokens: `usage.cache_creation_input_tokens` (written to the 5-minute cache).
+        tool_calls: `tool_use` blocks after the text, in order: a tool's name and its input.
+        stop_reason: by default `tool_use` when there are tool calls, else `end_turn`.
     """
 
     def handle(request: Request) -> Response:
         body = request.json if isinstance(request.json, dict) else {}
+        content: list[dict[str, Any]] = []
+        answer = text if text is not None or tool_calls else "echo: " + _last_user_text(request)
+        if answer is not None:
+            content.append({"type": "text", "text": answer, "citations": None})
+        content.extend(
+            {"type": "tool_use", "id": f"toolu_{request.index}_{i}", "name": name, "input": args}
+            for i, (name, args) in enumerate(tool_calls)
+        )
         return Response(
             200,
             {
@@ -194,15 +274,20 @@ def anthropic_messages(text: str | None = None, *, input_tokens: int = 13, outpu
                 "type": "message",
                 "role": "assistant",
                 "model": body.get("model", "unknown"),
-                "content": [
-                    {
-                        "type": "text",
-                        "text": text if text is not None else "echo: " + _last_user_text(request),
-                    }
-                ],
-                "stop_reason": "end_turn",
+                "content": content,
+                "stop_reason": stop_reason or ("tool_use" if tool_calls else "end_turn"),
                 "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cache_creation_input_tokens": cache_write_tokens,
+                    "cache_read_input_tokens": cache_read_tokens,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": cache_write_tokens,
+                        "ephemeral_1h_input_tokens": 0,
+                    },
+                    "service_tier": "standard",
+                },
             },
         )
 
@@ -272,6 +357,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             path=url.path,
             query=parse_qs(url.query),
             headers={k.lower(): v for k, v in self.headers.items()},
+            header_list=tuple((k.lower(), v) for k, v in self.headers.items()),
             body=body,
             json=parsed,
             time=arrived,

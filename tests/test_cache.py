@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,19 @@ import agent_evals.cache as cache_mod
 from agent_evals.cache import (
     BATCH_SIZE,
     CACHE_KEY_VERSION,
+    CachedAnswer,
     ResponseCache,
     cache_key,
 )
+from agent_evals.cli import main
+from agent_evals.compare import compare_records
 from agent_evals.errors import ConfigError
 from agent_evals.models import Message, ModelSpec, OutputSpec
 from agent_evals.providers import ProviderSettings
-from agent_evals.providers.base import Completion, Usage
-from agent_evals.render import ChatRequest
+from agent_evals.providers.base import ChatRequest, Completion, ToolCall, Usage
+from agent_evals.record import load_record
+from tests.http_server import Request, Response, ScriptedServer, openai_chat
+from tests.support import echo_evalset, echo_prompt, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-SECRET"
@@ -75,6 +81,12 @@ def _completion(text: str = "hello", **kwargs: Any) -> Completion:
         "finish_reason": "stop",
     }
     return Completion(text=text, **(defaults | kwargs))
+
+
+def _completion_at(cache: ResponseCache, key: str) -> Completion | None:
+    """The stored completion, without the latency stored beside it."""
+    hit = cache.get(key)
+    return hit.completion if hit is not None else None
 
 
 @pytest.fixture
@@ -250,7 +262,7 @@ def test_no_secret_reaches_the_file(monkeypatch: pytest.MonkeyPatch, cache_path:
         assert files, "the cache wrote nothing"
         for file in files:  # the database, and its write-ahead log while open
             assert SECRET.encode() not in file.read_bytes(), file.name
-        assert cache.get(cache_key(_request(), settings, 0)) == _completion()
+        assert _completion_at(cache, cache_key(_request(), settings, 0)) == _completion()
     assert SECRET.encode() not in cache_path.read_bytes()
 
 
@@ -264,13 +276,13 @@ def test_round_trip(cache_path: Path) -> None:
         cache.put(
             "k2", _completion("bare", usage=None, model=None, finish_reason=None), provider="local", model=""
         )
-        got = cache.get("k1")
+        got = _completion_at(cache, "k1")
     assert got == Completion(
         text="héllo ✓", usage=Usage(12, 3), model="gpt-4o-mini-2024-07-18", finish_reason="stop", raw=None
     )
     with ResponseCache(cache_path) as cache:
-        assert cache.get("k1") == got
-        assert cache.get("k2") == Completion(text="bare")
+        assert _completion_at(cache, "k1") == got
+        assert _completion_at(cache, "k2") == Completion(text="bare")
 
 
 def test_put_replaces_an_entry(cache_path: Path) -> None:
@@ -279,7 +291,7 @@ def test_put_replaces_an_entry(cache_path: Path) -> None:
         cache.flush()
         cache.put("k", _completion("new"), provider="openai", model="m")
     with ResponseCache(cache_path) as cache:
-        got = cache.get("k")
+        got = _completion_at(cache, "k")
         assert got is not None
         assert got.text == "new"
         assert cache.stats().entries == 1
@@ -296,7 +308,7 @@ def test_put_refuses_a_completion_without_text(cache_path: Path) -> None:
 def test_empty_text_is_a_valid_answer(cache_path: Path) -> None:
     with ResponseCache(cache_path) as cache:
         cache.put("k", _completion(""), provider="openai", model="m")
-        assert cache.get("k") == _completion("")
+        assert _completion_at(cache, "k") == _completion("")
 
 
 def test_stats(cache_path: Path) -> None:
@@ -366,7 +378,7 @@ def test_put_is_buffered_until_a_batch_fills_or_flush(cache_path: Path) -> None:
         for i in range(BATCH_SIZE - 1):
             cache.put(f"k{i}", _completion(), provider="openai", model="m")
         assert on_disk() == 0
-        assert cache.get("k0") == _completion()  # buffered rows are visible to their own cache
+        assert _completion_at(cache, "k0") == _completion()  # buffered rows are visible to their own cache
         cache.put("full", _completion(), provider="openai", model="m")
         assert on_disk() == BATCH_SIZE
         cache.put("one-more", _completion(), provider="openai", model="m")
@@ -413,7 +425,7 @@ def test_a_corrupt_file_is_a_config_error_until_cleared(cache_path: Path) -> Non
     finally:
         cache.close()
     with ResponseCache(cache_path) as fresh:
-        assert fresh.get("k") == _completion()
+        assert _completion_at(fresh, "k") == _completion()
 
 
 def test_a_cache_from_a_newer_version_says_to_clear_it(cache_path: Path) -> None:
@@ -457,7 +469,7 @@ with ResponseCache(path) as cache:
     cache.flush()
     for key in mine + shared:
         got = cache.get(key)
-        assert got is not None and got.text == key, (key, got)
+        assert got is not None and got.completion.text == key, (key, got)
     print("ok", cache.stats().hits)
 """
 
@@ -496,3 +508,104 @@ def test_two_processes_share_one_file(tmp_path: Path) -> None:
         assert out.strip() == "ok 600"
     with ResponseCache(path) as cache:
         assert cache.stats().entries == 1100
+
+
+# --- the latency of a cached answer --------------------------------------------------
+
+_V1_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version (version) VALUES (1);
+CREATE TABLE responses (
+    key TEXT PRIMARY KEY NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
+    input_tokens INTEGER, output_tokens INTEGER, response_model TEXT, finish_reason TEXT,
+    created_at REAL NOT NULL
+);
+INSERT INTO responses VALUES ('k', 'openai', 'gpt-4o', 'paid for', 12, 3, 'gpt-4o-2024-08-06', 'stop', 0);
+"""
+
+
+def test_a_hit_keeps_the_latency_cache_tokens_and_tool_calls_of_the_call(cache_path: Path) -> None:
+    completion = _completion(
+        "",
+        usage=Usage(12, 3, cache_read_tokens=40, cache_write_tokens=8),
+        finish_reason="tool_calls",
+        tool_calls=(ToolCall("refund", {"order": 55120}, "call_1"), ToolCall("note", "{not json", None)),
+    )
+    with ResponseCache(cache_path) as cache:
+        cache.put("k", completion, provider="openai", model="gpt-4o-mini", latency_ms=812.5)
+        assert cache.get("k") == CachedAnswer(completion, 812.5)  # buffered
+    with ResponseCache(cache_path) as cache:
+        assert cache.get("k") == CachedAnswer(completion, 812.5)  # committed
+
+
+def test_a_cache_from_before_latencies_keeps_its_entries_without_a_latency(cache_path: Path) -> None:
+    cache_path.parent.mkdir(parents=True)
+    with sqlite3.connect(cache_path) as db:
+        db.executescript(_V1_SCHEMA)
+    db.close()
+    with ResponseCache(cache_path) as cache:
+        # Not measured (None), never the lookup's own microseconds; the paid-for answer is kept.
+        assert cache.get("k") == CachedAnswer(
+            Completion("paid for", Usage(12, 3), "gpt-4o-2024-08-06", "stop"), latency_ms=None
+        )
+    with sqlite3.connect(cache_path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(cache_mod.SCHEMA_VERSION,)]
+    db.close()
+
+
+SLOW_S = 0.25
+
+
+@pytest.fixture
+def slow_server() -> Iterator[ScriptedServer]:
+    answer = openai_chat()
+
+    def slowly(request: Request) -> Response:
+        response = answer(request)
+        assert isinstance(response, Response)
+        return dataclasses.replace(response, delay=SLOW_S)
+
+    with ScriptedServer(default=slowly) as server:
+        yield server
+
+
+def test_a_cached_baseline_keeps_the_latency_of_the_calls_that_produced_it(
+    slow_server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "prompts/echo.yaml": echo_prompt("slow"),
+            "evalsets/echo.yaml": echo_evalset(4),
+            "agent-evals.yaml": f"providers:\n  slow: {{type: openai, base_url: '{slow_server.url}/v1', api_key_env: null}}\n",
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--output", "measured.jsonl"]) == 0
+    assert main(["run", "--output", "cached.jsonl"]) == 0
+    assert slow_server.request_count == 4  # the second run asked nothing
+    measured, cached = load_record(tmp_path / "measured.jsonl"), load_record(tmp_path / "cached.jsonl")
+    assert [c.cached for c in cached.cases] == [True] * 4
+    assert all(c.latency_ms is not None and c.latency_ms >= SLOW_S * 1000 for c in measured.cases)
+    assert [c.latency_ms for c in cached.cases] == [c.latency_ms for c in measured.cases]
+    # The reports' p50/p95 compare the calls as measured: a cached side is as slow as its calls were.
+    report = compare_records(tmp_path / "measured.jsonl", tmp_path / "cached.jsonl", tmp_path)
+    d = report.pairs[0].diff
+    assert d is not None
+    assert (d.cand_totals.latency_p50_ms, d.cand_totals.latency_p95_ms) == (
+        d.base_totals.latency_p50_ms,
+        d.base_totals.latency_p95_ms,
+    )
+
+    # Entries from before the cache kept latencies: not measured, so out of p50/p95 (no "5.7 ms").
+    with sqlite3.connect(tmp_path / ".agent-evals" / "cache.sqlite3") as db:
+        db.execute("UPDATE responses SET latency_ms = NULL")
+    db.close()
+    assert main(["run", "--output", "old.jsonl"]) == 0
+    old = load_record(tmp_path / "old.jsonl")
+    assert [(c.cached, c.latency_ms) for c in old.cases] == [(True, None)] * 4
+    report = compare_records(tmp_path / "measured.jsonl", tmp_path / "old.jsonl", tmp_path)
+    d = report.pairs[0].diff
+    assert d is not None
+    assert (d.cand_totals.latency_p50_ms, d.cand_totals.latency_p95_ms) == (None, None)
+    assert d.base_totals.latency_p95_ms is not None

@@ -18,6 +18,7 @@ from agent_evals.changes import (
     load_prompt_at,
     read_at,
     resolve_base,
+    worktree_at,
 )
 from agent_evals.errors import ConfigError
 from agent_evals.load import load_project
@@ -533,3 +534,122 @@ def test_resolve_base_returns_other_refs_as_they_are(tmp_path: Path) -> None:
     assert resolve_base(tmp_path, "origin/release-2") == "origin/release-2"  # no git needed
     with pytest.raises(ConfigError, match="not inside a git repository"):
         resolve_base(tmp_path, "auto")
+
+
+# --- the code a pair runs -------------------------------------------------------------
+
+AGENT = "def answer(request):\n    return {'disposition': 'refund'}\n"
+
+
+@pytest.fixture
+def agent_repo(tmp_path: Path) -> Iterator[Repo]:
+    """main has the triage prompt (`python:agent:answer`), its eval set, the agent and a grader."""
+    r = Repo(tmp_path / "repo")
+    r.commit(
+        {
+            "prompts/triage.yaml": PROMPT + "watch: [tools/*.yaml]\n",
+            "evalsets/triage.yaml": EVALSET.replace(
+                "graders:\n", "graders:\n  - {type: 'python:checks.tone:grade', name: tone}\n"
+            ),
+            "agent.py": AGENT,
+            "tools/search.yaml": "name: search\n",
+            "checks/__init__.py": "",
+            "checks/tone.py": "def grade(**kw):\n    return True\n",
+            "helpers/util.py": "X = 1\n",
+            ".gitignore": "*.log\n",
+        }
+    )
+    r.branch()
+    yield r
+    r.git.close()
+
+
+def test_a_change_to_the_agent_module_gates_the_pair_with_both_files_unchanged(agent_repo: Repo) -> None:
+    agent_repo.write({"agent.py": AGENT.replace("refund", "billing_question")})  # unstaged counts too
+    assert agent_repo.pairs(agent_repo.changes()) == [
+        Pair(
+            "triage",
+            "triage",
+            prompt_status="unchanged",
+            evalset_status="unchanged",
+            base_prompt_path="prompts/triage.yaml",
+            base_evalset_path="evalsets/triage.yaml",
+            agent_code=("agent.py",),
+        )
+    ]
+
+
+def test_watched_and_grader_files_are_code_of_the_pair(agent_repo: Repo) -> None:
+    agent_repo.commit(
+        {"tools/search.yaml": "name: web search\n", "checks/tone.py": "def grade(**kw):\n    return 1\n"}
+    )
+    (pair,) = agent_repo.pairs(agent_repo.changes())
+    assert pair.agent_code == ("tools/search.yaml",)
+    assert pair.grader_code == ("checks/tone.py",)
+    assert pair.code_changed
+
+
+def test_code_outside_every_scope_gates_nothing(agent_repo: Repo) -> None:
+    agent_repo.commit({"helpers/util.py": "X = 2\n", "tools/notes.txt": "not watched\n"})
+    changes = agent_repo.changes()
+    assert changes.changed == ("helpers/util.py", "tools/notes.txt")
+    assert agent_repo.pairs(changes) == []
+
+
+def test_code_removed_from_the_index_but_kept_as_it_was_is_no_change(agent_repo: Repo) -> None:
+    agent_repo.git.git.rm("--cached", "agent.py")  # staged deletion, the file untracked and unchanged
+    changes = agent_repo.changes()
+    assert changes.changed == ("agent.py",)
+    assert agent_repo.pairs(changes) == []
+
+
+def test_a_deleted_code_file_is_a_change(agent_repo: Repo) -> None:
+    agent_repo.write({"checks/extra.py": "Y = 1\n"})  # an untracked new module of the grader's package
+    (agent_repo.root / "tools/search.yaml").unlink()
+    (pair,) = agent_repo.pairs(agent_repo.changes())
+    assert pair.agent_code == ("tools/search.yaml",)
+    assert pair.grader_code == ("checks/extra.py",)
+
+
+def test_the_provider_a_run_uses_decides_whose_code_is_gated(agent_repo: Repo) -> None:
+    agent_repo.commit({"agent.py": AGENT.replace("refund", "billing_question")})
+    changes = agent_repo.changes()
+    project = load_project(agent_repo.root)
+    assert affected_pairs(changes, project, provider="local") == []
+    assert affected_pairs(changes, project)[0].agent_code == ("agent.py",)
+
+
+def test_worktree_at_checks_out_the_merge_base_and_removes_it(agent_repo: Repo) -> None:
+    agent_repo.commit({"agent.py": AGENT.replace("refund", "billing_question")})
+    hook = agent_repo.root / ".git/hooks/post-checkout"
+    hook.write_text(f"#!/bin/sh\ntouch {agent_repo.root / 'hook-ran.log'}\n")
+    hook.chmod(0o755)
+    changes = agent_repo.changes()
+    with worktree_at(changes) as tree:
+        assert (tree / "agent.py").read_text() == AGENT
+        assert tree.parent.name.startswith("agent-evals-base-")
+        listed = agent_repo.git.git.worktree("list", "--porcelain")
+        assert f"worktree {tree}" in listed
+        assert f"HEAD {changes.merge_base}" in listed
+    assert not tree.parent.exists()
+    assert agent_repo.git.git.worktree("list", "--porcelain").count("worktree ") == 1
+    assert (agent_repo.root / "agent.py").read_text() != AGENT  # the work tree is untouched
+    assert agent_repo.git.head.commit.hexsha != changes.merge_base
+    assert not (agent_repo.root / "hook-ran.log").exists()  # no hook ran
+
+
+def test_worktree_at_removes_it_on_an_error_too(agent_repo: Repo) -> None:
+    changes = agent_repo.changes()
+    seen: list[Path] = []
+
+    def leave_a_file_and_stop() -> None:
+        with worktree_at(changes) as tree:
+            seen.append(tree)
+            (tree / "scratch.txt").write_text("left by the baseline's agent\n")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        leave_a_file_and_stop()
+    (tree,) = seen
+    assert not tree.parent.exists()
+    assert agent_repo.git.git.worktree("list", "--porcelain").count("worktree ") == 1

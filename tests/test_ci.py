@@ -160,7 +160,7 @@ def test_nothing_changed_exits_0_without_calling_a_provider(
 ) -> None:
     assert ci() == 0
     assert not (repo.root / "calls.log").exists()
-    assert "no prompt or eval set changed since" in capsys.readouterr().out
+    assert "no prompt, eval set or the code they run changed since" in capsys.readouterr().out
 
 
 def test_loosening_the_bar_and_deleting_failing_cases_is_called_out_and_still_fails(

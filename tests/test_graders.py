@@ -18,8 +18,7 @@ from pydantic import ValidationError
 from agent_evals.errors import ConfigError, GraderError
 from agent_evals.graders import Grade, GraderBase, Sample, build_grader
 from agent_evals.models import Case, GraderSpec
-from agent_evals.providers.base import Completion, Usage
-from agent_evals.render import ChatRequest
+from agent_evals.providers.base import ChatRequest, Completion, Usage
 
 _UNSET: Any = object()
 

@@ -24,7 +24,8 @@ from agent_evals.gate import GateReport, PairReport, gate_unchanged
 from agent_evals.integrity import Finding
 from agent_evals.models import GatePolicy
 from agent_evals.report import html
-from agent_evals.report.html import script_json, word_diff
+from agent_evals.report._common import DIFF_TOKENS, word_diff
+from agent_evals.report.html import script_json
 from tests.test_reports import new_pair, pair, record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,14 +209,24 @@ def test_word_diff_joins_a_run_of_changed_words() -> None:
     ]
 
 
-def test_word_diff_falls_back_to_lines_for_long_texts() -> None:
+def test_word_diff_matches_lines_first_in_long_texts() -> None:
     a = "\n".join(f"line {i} stays" for i in range(3_000))
     b = a.replace("line 1500 stays", "line 1500 changed")
     ops = word_diff(a, b)
-    assert ("-", "line 1500 stays\n") in ops
-    assert ("+", "line 1500 changed\n") in ops
+    assert [op for op in ops if op[0] != "="] == [("-", "stays"), ("+", "changed")]
     assert _side_text(ops, "-") == a
     assert _side_text(ops, "+") == b
+
+
+def test_word_diff_falls_back_to_the_lines_when_changed_lines_are_too_long() -> None:
+    # One changed line of more than DIFF_TOKENS words: matched whole, not word by word (quadratic).
+    a = "keep\n" + " ".join(f"w{i}" for i in range(DIFF_TOKENS)) + "\nend"
+    b = "keep\n" + " ".join(f"w{i}" for i in range(DIFF_TOKENS, 0, -1)) + "\nend"
+    ops = word_diff(a, b)
+    assert ops[0] == ("=", "keep\n")
+    assert ops[1] == ("-", a.splitlines(keepends=True)[1])
+    assert ops[2] == ("+", b.splitlines(keepends=True)[1])
+    assert ops[3] == ("=", "end")
 
 
 def test_script_json_cannot_close_its_script_element() -> None:

@@ -18,9 +18,9 @@ from agent_evals.load import load_project, load_prompt
 from agent_evals.models import Message, ModelSpec, OutputSpec, Prompt
 from agent_evals.providers import ProviderSettings
 from agent_evals.providers import local as local_module
-from agent_evals.providers.base import Completion
+from agent_evals.providers.base import ChatRequest, Completion
 from agent_evals.providers.local import MODEL_NAME, LocalProvider, split_messages, word_count
-from agent_evals.render import ChatRequest, render
+from agent_evals.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = ROOT / "examples" / "candidate" / "ticket-triage.yaml"

@@ -27,11 +27,20 @@ from agent_evals.errors import AuthError, ConfigError, ProviderError
 from agent_evals.models import Message, ModelSpec, ProjectConfig, ProviderConfig
 from agent_evals.providers import Completion, Provider, ProviderSettings, Usage, _http, make_provider
 from agent_evals.providers._http import excerpt, join_url, parse_retry_after, redact, safe_url
-from agent_evals.providers.anthropic import AnthropicProvider
+from agent_evals.providers.anthropic import ANTHROPIC_VERSION, AnthropicProvider
+from agent_evals.providers.base import ChatRequest, ToolCall
 from agent_evals.providers.openai import OpenAIProvider, parse_completion
-from agent_evals.render import ChatRequest
 from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
-from tests.http_server import Drop, Hang, Request, Response, ScriptedServer
+from tests.http_server import (
+    Drop,
+    Hang,
+    Request,
+    Response,
+    ScriptedServer,
+    anthropic_messages,
+    openai_chat,
+)
+from tests.support import basic_project, write_tree
 
 KEY = "sk-test-0123456789-very-SECRET-key"
 # Short backoffs keep the suite fast; the generous timeout keeps it from flaking.
@@ -220,7 +229,7 @@ def test_anthropic_normal_answer(anthropic_server: ScriptedServer, monkeypatch: 
         "metadata": {"user_id": "ci"},
     }
     assert received.headers["x-api-key"] == KEY
-    assert received.headers["anthropic-version"] == "2023-06-01"
+    assert received.headers["anthropic-version"] == ANTHROPIC_VERSION == "2026-10-21"
     assert received.headers["content-type"] == "application/json"
     assert "authorization" not in received.headers
 
@@ -277,6 +286,7 @@ def test_anthropic_joins_text_blocks_and_skips_others(
         None,
         "tool_use",
     )
+    assert completion.tool_calls == (ToolCall("lookup", {}, "t1"),)
 
 
 def test_no_key_sends_no_credentials(
@@ -789,6 +799,334 @@ def test_openai_content_of_the_wrong_type_is_malformed() -> None:
         parse_completion({"choices": [{"message": {"content": 42}}]}, url="http://h/v1/chat/completions")
 
 
+# --- tool calls, cache tokens, truncation --------------------------------------------------
+
+
+def complete(provider: Provider, request: ChatRequest | None = None) -> Completion:
+    completion, _ = run(provider, request)
+    return completion
+
+
+def test_openai_parallel_tool_calls_are_parsed(openai_server: ScriptedServer) -> None:
+    openai_server.default = openai_chat(
+        tool_calls=[
+            ("lookup_order", {"order_id": "A-17"}),
+            ("refund", {"order_id": "A-17", "amount": 12.5}),
+            ("notify", '{"to": "customer", broken'),  # a model can send broken JSON
+        ]
+    )
+    completion = complete(OPENAI.provider(openai_server))
+
+    assert completion.tool_calls == (
+        ToolCall("lookup_order", {"order_id": "A-17"}, "call_0_0"),
+        ToolCall("refund", {"order_id": "A-17", "amount": 12.5}, "call_0_1"),
+        ToolCall("notify", '{"to": "customer", broken', "call_0_2"),
+    )
+    # A tool-call-only answer reads as its calls, ids left out, keys sorted.
+    assert completion.text == (
+        '[{"arguments":{"order_id":"A-17"},"name":"lookup_order"},'
+        '{"arguments":{"amount":12.5,"order_id":"A-17"},"name":"refund"},'
+        '{"arguments":"{\\"to\\": \\"customer\\", broken","name":"notify"}]'
+    )
+    assert completion.finish_reason == "tool_calls"
+    assert not completion.truncated
+
+
+def test_anthropic_tool_use_blocks_are_parsed(anthropic_server: ScriptedServer) -> None:
+    anthropic_server.default = anthropic_messages(
+        tool_calls=[("lookup_order", {"order_id": "A-17"}), ("refund", {"order_id": "A-17"})]
+    )
+    completion = complete(ANTHROPIC.provider(anthropic_server))
+
+    assert completion.tool_calls == (
+        ToolCall("lookup_order", {"order_id": "A-17"}, "toolu_0_0"),
+        ToolCall("refund", {"order_id": "A-17"}, "toolu_0_1"),
+    )
+    assert completion.text == (
+        '[{"arguments":{"order_id":"A-17"},"name":"lookup_order"},'
+        '{"arguments":{"order_id":"A-17"},"name":"refund"}]'
+    )
+    assert completion.finish_reason == "tool_use"
+
+
+def test_text_beside_tool_calls_stays_the_text(kind: Kind, server: ScriptedServer) -> None:
+    script = openai_chat if kind is OPENAI else anthropic_messages
+    server.default = script("Let me look that up.", tool_calls=[("lookup_order", {"order_id": "A-17"})])
+    completion = complete(kind.provider(server))
+
+    assert completion.text == "Let me look that up."
+    assert [call.name for call in completion.tool_calls] == ["lookup_order"]
+
+
+def test_openai_cached_tokens_are_taken_out_of_the_input(openai_server: ScriptedServer) -> None:
+    openai_server.default = openai_chat(prompt_tokens=2006, completion_tokens=300, cached_tokens=1920)
+    completion = complete(OPENAI.provider(openai_server))
+
+    assert completion.usage == Usage(input_tokens=86, output_tokens=300, cache_read_tokens=1920)
+
+
+def test_anthropic_cache_reads_and_writes_are_counted(anthropic_server: ScriptedServer) -> None:
+    anthropic_server.default = anthropic_messages(
+        input_tokens=50, output_tokens=20, cache_read_tokens=4000, cache_write_tokens=1200
+    )
+    completion = complete(ANTHROPIC.provider(anthropic_server))
+
+    assert completion.usage == Usage(
+        input_tokens=50, output_tokens=20, cache_read_tokens=4000, cache_write_tokens=1200
+    )
+
+
+def test_truncated_answers_say_so(kind: Kind, server: ScriptedServer) -> None:
+    if kind is OPENAI:
+        server.default = openai_chat("The order was refunded on", finish_reason="length")
+    else:
+        server.default = anthropic_messages("The order was refunded on", stop_reason="max_tokens")
+    completion = complete(kind.provider(server))
+
+    assert completion.text == "The order was refunded on"
+    assert completion.finish_reason == ("length" if kind is OPENAI else "max_tokens")
+    assert completion.truncated
+
+
+# --- what is sent: API version, token limit, reasoning effort, User-Agent -------------------
+
+
+def test_user_agent_names_agent_evals_python_and_aiohttp(kind: Kind, server: ScriptedServer) -> None:
+    import platform
+
+    from agent_evals import __version__
+
+    complete(kind.provider(server))
+
+    assert server.last.headers["user-agent"] == (
+        f"agent-evals/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+    )
+
+
+def test_configured_anthropic_version_replaces_the_default(anthropic_server: ScriptedServer) -> None:
+    settings = ProviderSettings(
+        name="anthropic-old",
+        type="anthropic",
+        base_url=anthropic_server.url,
+        api_key_env=ANTHROPIC.key_env,
+        headers={"Anthropic-Version": "2023-06-01"},
+    )
+    complete(AnthropicProvider(settings))
+
+    sent = [value for name, value in anthropic_server.last.header_list if name == "anthropic-version"]
+    assert sent == ["2023-06-01"]
+
+
+def test_openai_reasoning_model_gets_max_completion_tokens_and_effort(openai_server: ScriptedServer) -> None:
+    # A third-party server keeps `max_tokens`, except for OpenAI's reasoning models.
+    request = chat_request(name="o3", temperature=None, reasoning_effort="high", max_tokens=800)
+    complete(OPENAI.provider(openai_server), request)
+    complete(OPENAI.provider(openai_server), chat_request(name="llama-3.1-8b"))
+
+    reasoning, other = openai_server.requests
+    assert reasoning.json["max_completion_tokens"] == 800
+    assert reasoning.json["reasoning_effort"] == "high"
+    assert "max_tokens" not in reasoning.json
+    assert "temperature" not in reasoning.json
+    assert other.json["max_tokens"] == 50
+    assert "max_completion_tokens" not in other.json
+
+
+def test_openai_api_itself_gets_max_completion_tokens(
+    openai_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # api.openai.com reached through a proxy that is the test server (no network).
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", openai_server.url)
+    settings = ProviderSettings(
+        name="openai", type="openai", base_url="http://api.openai.com/v1", api_key_env=OPENAI.key_env
+    )
+    complete(OpenAIProvider(settings), chat_request(name="gpt-4o-mini"))
+
+    assert openai_server.last.headers["host"] == "api.openai.com"
+    assert openai_server.last.json["max_completion_tokens"] == 50
+    assert "max_tokens" not in openai_server.last.json
+
+
+def test_anthropic_reasoning_effort_goes_as_output_config(anthropic_server: ScriptedServer) -> None:
+    request = chat_request(name="claude-opus-4-8", temperature=None, seed=None, reasoning_effort="low")
+    complete(ANTHROPIC.provider(anthropic_server), request)
+
+    assert anthropic_server.last.json["output_config"] == {"effort": "low"}
+    assert "reasoning_effort" not in anthropic_server.last.json
+
+
+def test_reasoning_effort_changes_no_existing_cache_key_or_prompt_hash() -> None:
+    spec = ModelSpec(provider="openai", name="gpt-4o-mini", temperature=0, max_tokens=300, seed=7)
+    assert spec.params() == {"temperature": 0, "max_tokens": 300, "seed": 7}
+    assert "reasoning_effort" not in spec.model_dump(mode="json")
+    effort = spec.model_copy(update={"reasoning_effort": "low"})
+    assert effort.params()["reasoning_effort"] == "low"
+    assert effort.model_dump(mode="json")["reasoning_effort"] == "low"
+
+
+# --- capabilities: refused parameters are config errors at their line ---------------------
+
+
+def _prompt(model: str, **params: str) -> str:
+    lines = "".join(f"  {key}: {value}\n" for key, value in params.items())
+    return (
+        "schema_version: 1\nid: triage\nversion: 1\nowner: {name: Team, oncall: pager}\n"
+        f"model:\n  provider: {model.split(':')[0]}\n  name: {model.split(':')[1]}\n{lines}"
+        "messages:\n  - role: user\n    content: 'Subject: {{ subject }} {{ body }}'\n"
+        "output:\n  format: json\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "expected"),
+    [
+        (
+            "openai:o3",
+            {"temperature": "0", "max_tokens": "300"},
+            [
+                "prompts/triage.yaml:8: model 'o3' does not accept temperature (remove it; OpenAI's reasoning "
+                "models (o1, o3, o4, GPT-5) sample at a fixed temperature; set reasoning_effort instead)"
+            ],
+        ),
+        (
+            "openai:gpt-5.1-mini",
+            {"max_tokens": "300", "top_p": "0.9"},
+            [
+                "prompts/triage.yaml:9: model 'gpt-5.1-mini' does not accept top_p (remove it; OpenAI's "
+                "reasoning models (o1, o3, o4, GPT-5) sample at a fixed temperature; set reasoning_effort instead)"
+            ],
+        ),
+        (
+            "openai:gpt-4o-mini",
+            {"reasoning_effort": "low"},
+            [
+                "prompts/triage.yaml:8: model 'gpt-4o-mini' does not accept reasoning_effort "
+                "(remove it; it is not a reasoning model)"
+            ],
+        ),
+        (
+            "anthropic:claude-opus-4-7",
+            {"temperature": "0", "seed": "7"},
+            [
+                "prompts/triage.yaml:8: model 'claude-opus-4-7' does not accept temperature "
+                "(remove it; Claude models from Opus 4.7 on take no sampling parameters)",
+                "prompts/triage.yaml:9: model 'claude-opus-4-7' does not accept seed "
+                "(remove it; Anthropic's Messages API has no seed)",
+            ],
+        ),
+        (
+            "anthropic:claude-sonnet-4-5-20250929",
+            {"temperature": "0"},
+            [
+                "prompts/triage.yaml:8: model 'claude-sonnet-4-5-20250929' does not accept temperature "
+                "(remove it; Anthropic API version 2026-10-21 takes no sampling parameters; an older "
+                "anthropic-version in the provider's headers still does, for Claude models before Opus 4.7)"
+            ],
+        ),
+        (
+            "anthropic:claude-opus-4-6",
+            {"reasoning_effort": "minimal"},
+            [
+                "prompts/triage.yaml:8: model 'claude-opus-4-6' does not accept reasoning_effort 'minimal' "
+                "(Anthropic's effort is one of low, medium, high, xhigh, max)"
+            ],
+        ),
+        (
+            "anthropic:claude-haiku-4-5",
+            {"reasoning_effort": "low"},
+            [
+                "prompts/triage.yaml:8: model 'claude-haiku-4-5' does not accept reasoning_effort "
+                "(remove it; effort needs Claude Opus 4.5, Sonnet 4.6, Haiku 5.5 or later)"
+            ],
+        ),
+    ],
+    ids=[
+        "o3-temperature",
+        "gpt5-top-p",
+        "gpt4o-effort",
+        "opus47-sampling-seed",
+        "api-version",
+        "bad-effort",
+        "no-effort",
+    ],
+)
+def test_validate_names_a_refused_parameter_at_its_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    params: dict[str, str],
+    expected: list[str],
+) -> None:
+    from agent_evals.cli import main
+
+    basic_project(tmp_path, prompts__triage_yaml=_prompt(model, **params))
+    monkeypatch.chdir(tmp_path)
+
+    code = main(["validate"])
+    out = capsys.readouterr()
+    assert (code, out.out.splitlines()) == (2, expected)
+    assert "Traceback" not in out.out + out.err
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "headers"),
+    [
+        ("openai:o3", {"max_tokens": "300", "reasoning_effort": "high"}, ""),
+        ("openai:llama3.1", {"temperature": "0.7", "reasoning_effort": "high", "seed": "7"}, ""),
+        ("anthropic:claude-opus-4-8", {"max_tokens": "300", "reasoning_effort": "max"}, ""),
+        ("anthropic:claude-sonnet-4-5", {"temperature": "0"}, "anthropic-version: '2023-06-01'"),
+    ],
+    ids=["o3-effort", "unknown-model-as-written", "opus48-effort", "older-api-version"],
+)
+def test_validate_accepts_what_the_model_takes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    params: dict[str, str],
+    headers: str,
+) -> None:
+    from agent_evals.cli import main
+
+    provider, _, name = model.partition(":")
+    prompt = _prompt(f"mine:{name}", **params)
+    config = f"providers:\n  mine:\n    type: {provider}\n    headers: {{{headers}}}\n"
+    basic_project(tmp_path, prompts__triage_yaml=prompt)
+    write_tree(tmp_path, {"agent-evals.yaml": config})
+    monkeypatch.chdir(tmp_path)
+
+    code = main(["validate"])
+    out = capsys.readouterr()
+    assert (code, out.out) == (0, ""), out.err
+
+
+def test_run_refuses_a_refused_parameter_before_sending(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    openai_server: ScriptedServer,
+) -> None:
+    from agent_evals.cli import main
+
+    basic_project(tmp_path, prompts__triage_yaml=_prompt("local-openai:o4-mini", temperature="0.2"))
+    config = f"providers:\n  local-openai:\n    type: openai\n    base_url: {openai_server.url}/v1\n    api_key_env: null\n"
+    write_tree(tmp_path, {"agent-evals.yaml": config})
+    monkeypatch.chdir(tmp_path)
+
+    code = main(["run"])
+    out = capsys.readouterr()
+    assert code == 2
+    assert (
+        "prompts/triage.yaml:8: model 'o4-mini' does not accept temperature (remove it; OpenAI's reasoning models"
+        in out.err
+    )
+    assert "Traceback" not in out.out + out.err
+    assert openai_server.request_count == 0
+
+
 # --- helpers in _http ------------------------------------------------------------------
 
 
@@ -950,8 +1288,11 @@ def test_python_exception_is_one_clear_line(agent: Agent) -> None:
 @pytest.mark.parametrize(
     ("function", "message"),
     [
-        ("nothing", "returned NoneType; return a str, a dict or list, or a Completion"),
-        ("not_json", "returned a dict that is not JSON: Object of type object is not JSON serializable"),
+        (
+            "nothing",
+            "returned NoneType; return a str, a dict or list, a pydantic model, a dataclass, or a Completion",
+        ),
+        ("not_json", "returned a dict that is not JSON: Unable to serialize unknown type: <class 'object'>"),
     ],
 )
 def test_python_unusable_return(agent: Agent, function: str, message: str) -> None:
@@ -1010,7 +1351,11 @@ def test_python_symlink_out_of_the_root_is_refused(agent: Agent) -> None:
     ("function", "message"),
     [
         ("missing", "module '{m}' has no 'missing' (python:{m}:missing)"),
-        ("NOT_A_FUNCTION", "'{m}.NOT_A_FUNCTION' is not callable (python:{m}:NOT_A_FUNCTION)"),
+        (
+            "NOT_A_FUNCTION",
+            "'{m}.NOT_A_FUNCTION' (int) is not callable and has no invoke/ainvoke (a Runnable) or run/run_sync "
+            "(an agent) (python:{m}:NOT_A_FUNCTION)",
+        ),
     ],
 )
 def test_python_bad_function_names(agent: Agent, function: str, message: str) -> None:

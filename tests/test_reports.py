@@ -29,7 +29,7 @@ from agent_evals.integrity import Finding
 from agent_evals.models import GatePolicy
 from agent_evals.record import CaseResult, GradeRecord, RunEnd, RunHeader, RunRecord, Usage
 from agent_evals.report import json_report, junit, markdown
-from agent_evals.report.terminal import focus, print_gate
+from agent_evals.report.terminal import change_lines, print_gate
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -372,14 +372,19 @@ def test_markdown_layout_of_a_failed_gate() -> None:
     s = structure(md)
     # the summary table (header + 1 pair) and the per-grader/per-tag table (header + overall + 2 graders + 7 paired tags)
     assert s.table_rows == [2, 1 + 1 + 2 + 7]
-    # groups, regressed, errored, fixed, new, removed, still failing, flaky, needs human review
-    assert s.counts["details"] == 9
+    # groups, regressed (and the full outputs of each of its 3 cases), errored, fixed, new, removed,
+    # still failing, flaky, needs human review
+    assert s.counts["details"] == 9 + 3
     html = to_html(md)
-    regressed = html.split("<summary>3 regressed cases</summary>")[1].split("</details>")[0]
+    regressed = html.split("<summary>3 regressed cases</summary>")[1].split("<summary>1 errored case")[0]
     assert re.findall(r"<h4><code>([^<]+)</code></h4>", regressed) == ["refund-1", "refund-2", "billing-1"]
-    # each regressed case: expected, baseline output, candidate output, and why the graders failed it
+    # each regressed case: the changed field first, then expected, baseline output and candidate output
+    # in full (JSON indented) behind a summary, and why the graders failed it
     assert regressed.count("<pre") == 9
-    assert "{&quot;label&quot;: &quot;billing&quot;}" in regressed
+    assert regressed.count("<summary>Expected and both outputs in full</summary>") == 3
+    assert "<li><code>label</code>: <code>refund</code> → <code>billing</code></li>" in regressed
+    assert regressed.index("<code>billing</code></li>") < regressed.index("Expected and both outputs")
+    assert "{\n  &quot;label&quot;: &quot;billing&quot;\n}" in regressed
     assert "<strong>label</strong>: expected 'refund', got 'billing'" in regressed
     assert "1 of 2 criteria hold: too long" in regressed
     assert "<summary>1 errored case</summary>" in html
@@ -418,7 +423,7 @@ def test_markdown_adversarial_output_cannot_break_structure() -> None:
     s = structure(md)
     html = to_html(md)
     assert s.table_rows[0] == 2
-    assert s.counts["details"] == 2  # groups, regressed
+    assert s.counts["details"] == 3  # groups, regressed, the case's full outputs
     assert s.counts["h4"] == 1
     # The output shows verbatim inside a code block, `</details>` and all.
     blocks = re.findall(r"<pre><code[^>]*>(.*?)</code></pre>", html, flags=re.S)
@@ -726,8 +731,9 @@ def test_terminal_names_regressions_and_findings() -> None:
     assert "3 regressed:" in out
     for case_id in ("refund-1", "refund-2", "billing-1"):
         assert case_id in out
-    assert 'baseline   {"label": "refund"}' in out
-    assert 'candidate  {"label": "billing"}' in out
+    # The changed field, not two one-line outputs side by side.
+    assert "      Δ label: refund -> billing\n" in out
+    assert "      Δ label: refund -> account_access\n" in out
     assert "critical refund: 1 critical" not in out  # the rule's own words
     assert "critical refund: 2 critical case(s) regressed" in out
     assert "power:" in out
@@ -750,9 +756,18 @@ def test_terminal_caps_cases_and_prints_markup_literally() -> None:
     assert "[red]boom[/red]" in _terminal(adversarial_report())
 
 
-def test_terminal_focus_shows_where_outputs_differ() -> None:
-    a, b = focus("x" * 200 + "refund", "x" * 200 + "billing", 40)
-    assert a.endswith("refund")
-    assert b.endswith("billing")
-    assert len(b) <= 40
-    assert focus("short", "other", 40) == ("short", "other")
+def test_terminal_word_diff_shows_where_long_outputs_differ() -> None:
+    """A one-word change deep in a long answer shows with its context, not two clipped prefixes."""
+    preamble = "Thank you for contacting support. " * 10
+    lines = change_lines(
+        preamble + "You will get a refund today.", preamble + "You will get a voucher today."
+    )
+    (line,) = lines
+    assert line.plain.startswith("      Δ …")
+    assert "You will get a refund voucher today." in line.plain
+    assert len(line.plain) < 2 * 96 + 20
+    struck = [line.plain[s.start : s.end] for s in line.spans if "strike" in str(s.style)]
+    bold = [line.plain[s.start : s.end] for s in line.spans if "bold green" in str(s.style)]
+    assert (struck, bold) == (["refund"], ["voucher"])
+    assert [x.plain for x in change_lines("same", "same")] == ["      Δ none: the outputs are identical"]
+    assert change_lines(None, "x") == []

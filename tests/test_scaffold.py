@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -66,8 +67,7 @@ def test_init_writes_the_scaffold_and_returns_the_files(tmp_path: Path) -> None:
         "# agent-evals: run records and the response cache\n.agent-evals/\n"
     )
     workflow = (tmp_path / ".github/workflows/prompt-gate.yml").read_text()
-    assert "__AGENT_EVALS_SPEC__" not in workflow
-    assert f'python -m pip install "{scaffold.install_spec()}"' in workflow
+    assert "__AGENT_EVALS_" not in workflow
 
 
 def test_the_example_is_marked_synthetic_and_runs_offline(tmp_path: Path) -> None:
@@ -212,46 +212,95 @@ def test_init_needs_an_existing_folder(tmp_path: Path) -> None:
     )
 
 
-# --- how the workflow installs agent-evals ------------------------------------------------
+# --- which agent-evals action the workflow uses ---------------------------------------------
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def distribution(tmp_path: Path, direct_url: dict[str, object] | None) -> metadata.Distribution:
+    """An installed agent-evals as pip leaves it: METADATA, and direct_url.json (PEP 610) if given."""
     info = tmp_path / "agent_evals-0.1.0.dist-info"
-    info.mkdir()
+    info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: agent-evals\nVersion: 0.1.0\n")
     if direct_url is not None:
         (info / "direct_url.json").write_text(json.dumps(direct_url))
     return metadata.PathDistribution(info)
 
 
+def from_git(url: str, commit: str = SHA) -> dict[str, object]:
+    return {"url": url, "vcs_info": {"vcs": "git", "commit_id": commit, "requested_revision": "main"}}
+
+
 @pytest.mark.parametrize(
     ("direct_url", "expected"),
     [
-        (None, "agent-evals==0.1.0"),
-        ({"url": "file:///work/agent-evals", "dir_info": {"editable": True}}, "agent-evals==0.1.0"),
+        (from_git("https://github.com/acme/agent-evals.git"), f"acme/agent-evals@{SHA}"),
+        (from_git("https://github.com/acme/agent-evals"), f"acme/agent-evals@{SHA}"),
+        (from_git("https://user:s3cret@github.com/acme/evals-fork.git"), f"acme/evals-fork@{SHA}"),
+        (from_git("ssh://git@github.com/acme/agent-evals.git"), f"acme/agent-evals@{SHA}"),
+        (from_git("https://github.com/acme/agent-evals.git", "a" * 64), f"acme/agent-evals@{'a' * 64}"),
+        # No commit GitHub can run the action from:
+        (None, None),
+        ({"url": "file:///work/agent-evals", "dir_info": {"editable": True}}, None),
+        ({"url": "https://example.com/agent-evals.tar.gz", "archive_info": {}}, None),
+        (from_git("file:///srv/agent-evals"), None),
+        (from_git("https://gitlab.com/acme/agent-evals.git"), None),
+        (from_git("https://github.com/acme/agent-evals/tree/main"), None),
+        (from_git("https://github.com/acme/agent-evals.git", "0123abcd"), None),  # not a full SHA
         (
-            {
-                "url": "https://user:s3cret@github.com/acme/agent-evals.git",
-                "vcs_info": {"vcs": "git", "commit_id": "0123abcd", "requested_revision": "v0.1.0"},
-            },
-            "agent-evals @ git+https://github.com/acme/agent-evals.git@0123abcd",
+            {"url": "https://github.com/acme/agent-evals.git", "vcs_info": {"vcs": "hg", "commit_id": SHA}},
+            None,
         ),
-        (
-            {
-                "url": "ssh://git@github.com/acme/agent-evals.git",
-                "vcs_info": {"vcs": "git", "commit_id": "0123abcd"},
-            },
-            "agent-evals @ git+ssh://git@github.com/acme/agent-evals.git@0123abcd",
-        ),
-        (
-            {"url": "file:///srv/agent-evals", "vcs_info": {"vcs": "git", "commit_id": "0123abcd"}},
-            "agent-evals==0.1.0",
-        ),
-        ({"url": "https://example.com/agent-evals.tar.gz", "archive_info": {}}, "agent-evals==0.1.0"),
     ],
 )
-def test_install_spec(tmp_path: Path, direct_url: dict[str, object] | None, expected: str) -> None:
-    assert scaffold.install_spec(distribution(tmp_path, direct_url)) == expected
+def test_action_ref(tmp_path: Path, direct_url: dict[str, object] | None, expected: str | None) -> None:
+    assert scaffold.action_ref(distribution(tmp_path, direct_url)) == expected
+
+
+def installed_from_github(tmp_path: Path) -> dict[str, str]:
+    """The environment of an agent-evals that pip installed from acme/agent-evals at SHA.
+
+    Its dist-info comes first on the path, so `importlib.metadata` finds it before the
+    development install (the code imported is the same).
+    """
+    distribution(tmp_path, from_git("https://github.com/acme/agent-evals.git"))
+    return {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+
+def test_init_pins_the_action_to_the_commit_it_was_installed_from(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_evals.cli", "init", str(project)],
+        cwd=project,  # not this checkout: its agent_evals.egg-info would be found first
+        env=installed_from_github(tmp_path / "site"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert scaffold.ACTION_UNKNOWN not in result.stderr
+    workflow = (project / ".github/workflows/prompt-gate.yml").read_text()
+    gate = yaml.safe_load(workflow)["jobs"]["gate"]["steps"][1]
+    assert gate["uses"] == f"acme/agent-evals@{SHA}"
+    assert "pip install" not in workflow  # the action installs agent-evals from its own checkout
+
+
+def test_init_says_so_when_it_cannot_tell_the_action(tmp_path: Path) -> None:
+    # This checkout is an editable install: no commit GitHub has.
+    assert scaffold.action_ref() is None
+    result = cli(tmp_path, "init", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    gate = yaml.safe_load((tmp_path / ".github/workflows/prompt-gate.yml").read_text())["jobs"]["gate"]
+    assert gate["steps"][1]["uses"] == scaffold.ACTION_UNKNOWN
+    assert f"note: {scaffold.ACTION_UNKNOWN_NOTE}" in result.stderr.splitlines()
+    assert scaffold.ACTION_UNKNOWN_NOTE.startswith(
+        f".github/workflows/prompt-gate.yml uses {scaffold.ACTION_UNKNOWN}: replace it with the agent-evals "
+        "repository and a full commit SHA"
+    )
 
 
 def test_init_belongs_at_the_repository_root(tmp_path: Path) -> None:
@@ -277,6 +326,7 @@ def test_init_outside_a_git_repository_says_so(tmp_path: Path, capsys: pytest.Ca
     assert capsys.readouterr().err == (
         f"note: {tmp_path} is not in a git repository; run 'git init' there: the gate (agent-evals ci, "
         "the pre-commit hooks, the workflow) compares each change with git history\n"
+        f"note: {scaffold.ACTION_UNKNOWN_NOTE}\n"  # a development install: see test_init_says_so_when...
     )
 
 

@@ -9,7 +9,8 @@ import json
 import re
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, GetJsonSchemaHandler
+from pydantic_core import CoreSchema
 
 from agent_evals.errors import GraderError
 from agent_evals.graders.base import Grade, Sample, get_path, output_value
@@ -49,8 +50,18 @@ def _listify(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+class _OneAccepted:
+    """In the JSON Schema (`agent-evals schema`) too, a single item is accepted for the list."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        many = handler(schema)
+        return {"anyOf": [many["items"], many]}
+
+
 T = TypeVar("T")
-OneOrMany = Annotated[tuple[T, ...], BeforeValidator(_listify)]
+OneOrMany = Annotated[tuple[T, ...], BeforeValidator(_listify), _OneAccepted()]
 """A list option that also takes a single value."""
 
 

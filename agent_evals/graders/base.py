@@ -18,9 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from agent_evals.models import Case, GraderSpec
 
 if TYPE_CHECKING:
-    from agent_evals.providers.base import Completion
+    from agent_evals.providers.base import ChatRequest, Completion
     from agent_evals.record import CaseStatus, GradeRecord
-    from agent_evals.render import ChatRequest
 
 ModelCaller = Callable[[str, "ChatRequest"], Awaitable["Completion"]]
 """call_model(provider_name, request): a model call with the runner's retry policy."""

@@ -43,6 +43,7 @@ from agent_evals.graders._common import (
 )
 from agent_evals.graders.base import REVIEW_REASON, Grade, GraderBase, Sample, get_path
 from agent_evals.models import Case, GraderSpec, Message, ModelSpec, OutputSpec
+from agent_evals.providers.base import ChatRequest
 
 _CHECKS = (
     "max_words",
@@ -491,9 +492,6 @@ class Rubric(GraderBase):
         )
 
     async def _judge(self, judge: JudgeOptions, sample: Sample, text: str) -> Grade:
-        # render pulls in jinja2; only judge graders need ChatRequest, and only when they run.
-        from agent_evals.render import ChatRequest
-
         if sample.call_model is None:
             raise GraderError("the rubric judge cannot call a model here (no call_model was given)")
         system, user = judge_messages(judge, sample.case, text)

@@ -36,7 +36,7 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -50,8 +50,21 @@ if TYPE_CHECKING:
     import httpx
 
     from agent_evals.providers import ProviderSettings
+    from agent_evals.providers.base import ToolCall
 
-USER_AGENT = "agent-evals"
+
+@lru_cache(maxsize=1)
+def user_agent() -> str:
+    """`agent-evals/<version> python/<version> aiohttp/<version>`: what a provider's logs show of us."""
+    import platform
+
+    import aiohttp
+
+    # Imported here, not at the top: the package's __init__ may import the providers.
+    from agent_evals import __version__
+
+    return f"agent-evals/{__version__} python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+
 
 # The retry policy bounds each attempt (see agent_evals.retry), so the client's
 # own read timeout only has to catch a server that never answers when the
@@ -342,6 +355,23 @@ def _connect_failure(exc: aiohttp.ClientConnectorError, url: str) -> str:
     return excerpt(error.strerror or str(error) or type(error).__name__)
 
 
+def tool_call_text(calls: Sequence[ToolCall]) -> str:
+    """The text of an answer that is only tool calls: `[{"name": ..., "arguments": ...}, ...]` as JSON.
+
+    Graders, the diff and the reports read a case's text. An answer made only of tool calls
+    would otherwise be "", and every such answer would look alike (a change of tool or of
+    arguments would be invisible), so the calls themselves become the text: compact JSON
+    with sorted keys, so the same calls always read the same. Ids are left out: providers
+    mint new ones on every call.
+    """
+    return json.dumps(
+        [{"name": call.name, "arguments": call.arguments} for call in calls],
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
 def token_count(value: Any) -> int:
     """A token count from a usage object, 0 when absent or not an integer."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -501,14 +531,16 @@ class HTTPProvider:
             target = self._targets[url] = _target(url)
         shown = target.shown
         self._check_headers(shown)
+        # By lower-cased name, so a configured header replaces ours whatever its case
+        # (`Anthropic-Version: 2023-06-01` is sent instead of the default, not beside it).
         merged = {
-            "user-agent": USER_AGENT,
+            "user-agent": user_agent(),
             "accept": "application/json",
             "content-type": "application/json",
-            **headers,
-            **self.settings.headers,
+            **{name.lower(): value for name, value in headers.items()},
+            **{name.lower(): value for name, value in self.settings.headers.items()},
         }
-        if target.basic_auth is not None and not any(k.lower() == "authorization" for k in merged):
+        if target.basic_auth is not None and "authorization" not in merged:
             merged["authorization"] = target.basic_auth
         # What httpx sends for json=: compact, UTF-8, no NaN.
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

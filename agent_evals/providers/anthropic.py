@@ -1,27 +1,49 @@
 """Anthropic's Messages API: `POST {base_url}/v1/messages`.
 
 Unlike chat completions, system text is a top-level `system` field, not a
-message, and `max_tokens` is required.
+message, and `max_tokens` is required. The API version sent is the one the
+official SDK sends (`ANTHROPIC_VERSION`); an `anthropic-version` header in the
+provider's config overrides it. Which parameters a Claude model accepts at that
+version is decided before sending (`agent_evals.providers.capabilities`); this
+module sends what the prompt sets.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent_evals.providers._http import HTTPProvider, join_url, malformed, token_count
-from agent_evals.providers.base import Completion, Usage
+from agent_evals.providers._http import HTTPProvider, join_url, malformed, token_count, tool_call_text
+from agent_evals.providers.base import Completion, ToolCall, Usage
 
 if TYPE_CHECKING:
     import aiohttp
 
     from agent_evals.providers import ProviderSettings
-    from agent_evals.render import ChatRequest
+    from agent_evals.providers.base import ChatRequest
 
-__all__ = ["ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "AnthropicProvider", "build_body"]
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_TOKENS",
+    "AnthropicProvider",
+    "api_version",
+    "build_body",
+    "parse_message",
+]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-ANTHROPIC_VERSION = "2023-06-01"
+ANTHROPIC_VERSION = "2026-10-21"
+"""What the official SDK sends (`anthropic._constants.ANTHROPIC_API_VERSION`, anthropic 2.17);
+tests/test_sdk_contract.py fails when the installed SDK sends another."""
 DEFAULT_MAX_TOKENS = 1024
+
+
+def api_version(settings: ProviderSettings) -> str:
+    """The `anthropic-version` sent: the provider's configured header (any case), else `ANTHROPIC_VERSION`."""
+    for name, value in settings.headers.items():
+        if name.lower() == "anthropic-version":
+            return value.strip()
+    return ANTHROPIC_VERSION
 
 
 class AnthropicProvider(HTTPProvider):
@@ -47,6 +69,7 @@ class AnthropicProvider(HTTPProvider):
             ProviderError: any other failure; `retryable` says whether to try again.
         """
         key = self._api_key()
+        # A configured `anthropic-version` replaces this one (`_post_json` merges headers by name, any case).
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if key:
             headers["x-api-key"] = key
@@ -55,7 +78,12 @@ class AnthropicProvider(HTTPProvider):
 
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
-    """The request body: system text split out, `max_tokens` always set, then `extra`."""
+    """The request body: system text split out, `max_tokens` always set, then `extra`.
+
+    `reasoning_effort` goes as `output_config.effort`. `seed` is never sent (the API has
+    none): a prompt that sets it is refused before sending, as is a sampling parameter the
+    model refuses (see `agent_evals.providers.capabilities`).
+    """
     spec = request.model
     system = [m.content for m in request.messages if m.role == "system"]
     body: dict[str, Any] = {
@@ -71,13 +99,19 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
         body["top_p"] = spec.top_p
     if spec.stop:
         body["stop_sequences"] = list(spec.stop)
-    # `seed` is not sent: the API rejects unknown fields and has no seed.
+    if spec.reasoning_effort is not None:
+        body["output_config"] = {"effort": spec.reasoning_effort}
     body.update(spec.extra)
     return body
 
 
 def parse_message(data: dict[str, Any], *, url: str, secret: str | None = None) -> Completion:
-    """Read a Messages API response body; the text is its text blocks joined.
+    """Read a Messages API response body.
+
+    The text is the text blocks joined; each `tool_use` block is a tool call (server tools,
+    which Anthropic runs itself, are not). When the answer is only tool calls, the text is
+    their canonical JSON (see `tool_call_text`). `input_tokens` are the uncached input
+    tokens: Anthropic reports cache reads and writes apart, and prices them apart.
 
     Args:
         data: the parsed JSON body of a 2xx response.
@@ -95,19 +129,31 @@ def parse_message(data: dict[str, Any], *, url: str, secret: str | None = None) 
         for block in content
         if block.get("type") == "text" and isinstance(block.get("text"), str)
     )
+    calls = tuple(
+        ToolCall(
+            name=block["name"],
+            arguments=block.get("input") if isinstance(block.get("input"), dict) else {},
+            id=block.get("id") if isinstance(block.get("id"), str) else None,
+        )
+        for block in content
+        if block.get("type") == "tool_use" and isinstance(block.get("name"), str)
+    )
     usage_data = data.get("usage")
     usage = None
     if isinstance(usage_data, dict):
         usage = Usage(
             input_tokens=token_count(usage_data.get("input_tokens")),
             output_tokens=token_count(usage_data.get("output_tokens")),
+            cache_read_tokens=token_count(usage_data.get("cache_read_input_tokens")),
+            cache_write_tokens=token_count(usage_data.get("cache_creation_input_tokens")),
         )
     stop_reason = data.get("stop_reason")
     model = data.get("model")
     return Completion(
-        text=text,
+        text=text if text.strip() or not calls else tool_call_text(calls),
         usage=usage,
         model=model if isinstance(model, str) else None,
         finish_reason=stop_reason if isinstance(stop_reason, str) else None,
         raw=data,
+        tool_calls=calls,
     )

@@ -8,11 +8,30 @@ a real server on 127.0.0.1 and nothing is patched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from agent_evals.render import ChatRequest
+from agent_evals.models import Message, ModelSpec, OutputSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What is sent to a provider for one case: rendered messages and parameters."""
+
+    model: ModelSpec
+    messages: tuple[Message, ...]
+    output: OutputSpec = field(default_factory=OutputSpec)
+    vars: dict[str, Any] = field(default_factory=dict)
+    """The case's variables: for `python:` providers (agent code takes inputs, not text)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as a run record keeps it: provider, model, parameters and messages."""
+        return {
+            "provider": self.model.provider,
+            "model": self.model.name,
+            "params": self.model.params(),
+            "messages": [{"role": m.role, "content": m.content} for m in self.messages],
+        }
 
 
 @dataclass(frozen=True, slots=True)

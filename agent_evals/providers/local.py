@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from agent_evals.models import Message
     from agent_evals.providers import ProviderSettings
-    from agent_evals.render import ChatRequest
+    from agent_evals.providers.base import ChatRequest
 
 __all__ = ["MODEL_NAME", "Example", "LocalProvider", "split_messages", "word_count"]
 

@@ -4,10 +4,15 @@
 (`https://api.openai.com/v1`, `http://localhost:8000/v1`, `http://localhost:11434/v1`).
 The key is optional: local servers need none, so `Authorization` is sent only
 when the key's environment variable is set.
+
+The output-token limit goes as `max_completion_tokens` to OpenAI's own API and to
+OpenAI's reasoning models anywhere, as `max_tokens` to other servers; which parameters
+a model refuses is decided before sending (`agent_evals.providers.capabilities`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.credentials import safe_url
@@ -19,14 +24,16 @@ from agent_evals.providers._http import (
     malformed,
     redact,
     token_count,
+    tool_call_text,
 )
-from agent_evals.providers.base import Completion, Usage
+from agent_evals.providers.base import Completion, ToolCall, Usage
+from agent_evals.providers.capabilities import TokenLimit, token_limit
 
 if TYPE_CHECKING:
     import aiohttp
 
     from agent_evals.providers import ProviderSettings
-    from agent_evals.render import ChatRequest
+    from agent_evals.providers.base import ChatRequest
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "build_body", "parse_completion"]
 
@@ -46,6 +53,7 @@ class OpenAIProvider(HTTPProvider):
     def __init__(self, settings: ProviderSettings, client: aiohttp.ClientSession | None = None) -> None:
         super().__init__(settings, client)
         self.url = join_url(settings.base_url or DEFAULT_BASE_URL, "chat/completions")
+        self._limits: dict[str, TokenLimit] = {}
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Send one chat completion request.
@@ -56,18 +64,29 @@ class OpenAIProvider(HTTPProvider):
         """
         key = self._api_key()
         headers = {"authorization": f"Bearer {key}"} if key else {}
-        data = await self._post_json(self.url, build_body(request), headers, secret=key)
+        name = request.model.name
+        limit = self._limits.get(name)
+        if limit is None:
+            limit = self._limits[name] = token_limit(self.settings, name)
+        data = await self._post_json(self.url, build_body(request, limit), headers, secret=key)
         return parse_completion(data, url=self.url, secret=key)
 
 
-def build_body(request: ChatRequest) -> dict[str, Any]:
-    """The request body: model, messages, the parameters that are set, then `extra`."""
+def build_body(request: ChatRequest, limit: TokenLimit = "max_tokens") -> dict[str, Any]:
+    """The request body: model, messages, the parameters that are set, then `extra`.
+
+    Args:
+        request: the rendered request.
+        limit: the field the output-token limit goes in (`capabilities.token_limit`).
+    """
+    spec = request.model
     body: dict[str, Any] = {
-        "model": request.model.name,
+        "model": spec.name,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
     }
-    body.update(request.model.params())
-    body.update(request.model.extra)
+    for key, value in spec.params().items():
+        body[limit if key == "max_tokens" else key] = value
+    body.update(spec.extra)
     return body
 
 
@@ -91,8 +110,47 @@ def _text_of(content: Any) -> str | None:
     return None
 
 
+def _arguments(raw: Any) -> dict[str, Any] | str:
+    """A tool call's arguments: the JSON object the model sent, else its text as it was."""
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str):
+        return "" if raw is None else json.dumps(raw)
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return raw
+    return parsed if isinstance(parsed, dict) else raw
+
+
+def _tool_calls(message: dict[str, Any]) -> tuple[ToolCall, ...]:
+    """`message.tool_calls` (function and custom tools, parallel calls in order), or the legacy `function_call`."""
+    calls = []
+    raw_calls = message.get("tool_calls")
+    for raw in raw_calls if isinstance(raw_calls, list) else ():
+        if not isinstance(raw, dict):
+            continue
+        call_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+        function, custom = raw.get("function"), raw.get("custom")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            calls.append(ToolCall(function["name"], _arguments(function.get("arguments")), call_id))
+        elif isinstance(custom, dict) and isinstance(custom.get("name"), str):
+            # A custom tool takes free text, not JSON: kept as sent.
+            text = custom.get("input")
+            calls.append(ToolCall(custom["name"], text if isinstance(text, str) else "", call_id))
+    legacy = message.get("function_call")
+    if not calls and isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
+        calls.append(ToolCall(legacy["name"], _arguments(legacy.get("arguments"))))
+    return tuple(calls)
+
+
 def parse_completion(data: dict[str, Any], *, url: str, secret: str | None = None) -> Completion:
     """Read a chat completion response body.
+
+    Tool calls come from `message.tool_calls`; when the answer is only tool calls, the text
+    is their canonical JSON (see `tool_call_text`). `prompt_tokens` include the cached
+    tokens (`usage.prompt_tokens_details.cached_tokens`), which are priced apart: they are
+    taken out of `input_tokens` into `cache_read_tokens`.
 
     Args:
         data: the parsed JSON body of a 2xx response.
@@ -121,12 +179,19 @@ def parse_completion(data: dict[str, Any], *, url: str, secret: str | None = Non
     if not text and isinstance(message.get("refusal"), str):
         # With structured outputs a refusal comes in its own field; show it rather than "".
         text = message["refusal"]
+    calls = _tool_calls(message)
+    if calls and not text.strip():
+        text = tool_call_text(calls)
     usage_data = data.get("usage")
     usage = None
     if isinstance(usage_data, dict):
+        details = usage_data.get("prompt_tokens_details")
+        prompt = token_count(usage_data.get("prompt_tokens"))
+        cached = min(prompt, token_count(details.get("cached_tokens"))) if isinstance(details, dict) else 0
         usage = Usage(
-            input_tokens=token_count(usage_data.get("prompt_tokens")),
+            input_tokens=prompt - cached,
             output_tokens=token_count(usage_data.get("completion_tokens")),
+            cache_read_tokens=cached,
         )
     finish_reason = choice.get("finish_reason")
     model = data.get("model")
@@ -136,4 +201,5 @@ def parse_completion(data: dict[str, Any], *, url: str, secret: str | None = Non
         model=model if isinstance(model, str) else None,
         finish_reason=finish_reason if isinstance(finish_reason, str) else None,
         raw=data,
+        tool_calls=calls,
     )

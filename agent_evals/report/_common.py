@@ -4,6 +4,12 @@ Markdown, JUnit, JSON and the terminal all show a case as "expected, the
 baseline's output, the candidate's output, why the graders failed it"; the
 choices of which repeat to show and how to name a rule live here so the four
 views never disagree.
+
+What changed between two outputs is worked out here once (`output_change`):
+for two JSON documents, the fields that differ, each by its path
+(`items[2].qty: 1 -> 3`); for text, a word-level diff. The Markdown comment,
+the terminal and the HTML page each draw that one result. So is the sentence
+about outputs cut off at `max_tokens` (`truncation_lines`).
 """
 
 from __future__ import annotations
@@ -13,31 +19,43 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from agent_evals.calibrate import Calibration
-from agent_evals.diff import CaseDiff, Side
+from agent_evals.diff import CaseDiff, Side, max_tokens, truncations
 from agent_evals.gate import PairReport, RuleResult
 from agent_evals.graders.base import review_reason
 from agent_evals.record import CaseResult, RunRecord
 
 __all__ = [
+    "DIFF_TOKENS",
+    "TRUNCATION_HINT",
+    "DiffOp",
     "ErrorGroup",
+    "FieldChange",
+    "OutputChange",
     "ReviewNeed",
     "calibrations_by_grader",
     "case_diffs",
+    "change_line",
     "clip",
+    "condense",
     "error_groups",
     "error_key",
     "expected_text",
     "failing_grades",
+    "field_changes",
+    "is_json",
     "latency_s",
     "money",
     "ms",
     "needs_review",
     "not_evaluated_lines",
     "one_line",
+    "output_change",
     "pair_name",
+    "pretty_output",
     "review_cases",
     "rule_labels",
     "score",
@@ -46,6 +64,10 @@ __all__ = [
     "side_status",
     "side_verdict",
     "sides",
+    "truncated_note",
+    "truncation_lines",
+    "value_text",
+    "word_diff",
 ]
 
 
@@ -312,4 +334,327 @@ def not_evaluated_lines(groups: Sequence[ErrorGroup], limit: int = MAX_ERROR_GRO
     rest = groups[limit:]
     if rest:
         lines.append(f"  … and {len(rest):,} more distinct errors ×{sum(g.count for g in rest):,}")
+    return lines
+
+
+# --- what changed between two outputs -----------------------------------------------------------
+
+DiffOp = tuple[Literal["=", "-", "+"], str]
+
+DIFF_TOKENS = 5_000
+"""Above this many word tokens on a side, outputs are diffed line by line (difflib is quadratic)."""
+
+# Words, line ends, runs of other whitespace, and single punctuation marks: `{"label": "refund"}`
+# differs in `refund` alone, and a line end matches a line end whatever indentation follows it.
+_TOKEN = re.compile(r"\w+|\n|[^\S\n]+|[^\w\s]")
+
+
+def word_diff(a: str, b: str) -> list[DiffOp]:
+    """The word-level difference of two texts, line by line first.
+
+    Lines are matched first, as `git diff` does, and words only inside the lines that
+    changed: in an indented JSON document a removed field is a removed line and an
+    edited value is a word change on its own line, however far apart the two are.
+
+    Args:
+        a: the old text (the baseline's output).
+        b: the new text (the candidate's).
+
+    Returns:
+        Segments in reading order: `("=", text)` in both, `("-", text)` only in
+        `a`, `("+", text)` only in `b`. The `=` and `-` segments joined give `a`;
+        the `=` and `+` segments give `b`. A deletion comes before the insertion
+        that replaces it, and a change that spans several words separated by
+        spaces is one segment on each side, as `git diff --word-diff` shows it.
+    """
+    if a == b:
+        # Most cases of a prompt change answer the same on both sides: no need to match anything.
+        return [("=", a)] if a else []
+    la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    hunks: list[list[str]] = []  # ["=", text] or ["~", deleted, inserted]
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, la, lb, autojunk=False).get_opcodes():
+        if tag == "equal":
+            _keep(hunks, "".join(la[i1:i2]))
+        else:
+            _words(hunks, "".join(la[i1:i2]), "".join(lb[j1:j2]))
+    ops: list[DiffOp] = []
+    for hunk in hunks:
+        if hunk[0] == "=":
+            ops.append(("=", hunk[1]))
+            continue
+        if hunk[1]:
+            ops.append(("-", hunk[1]))
+        if hunk[2]:
+            ops.append(("+", hunk[2]))
+    return ops
+
+
+def _keep(hunks: list[list[str]], text: str) -> None:
+    if hunks and hunks[-1][0] == "=":
+        hunks[-1][1] += text
+    elif text:
+        hunks.append(["=", text])
+
+
+def _change(hunks: list[list[str]], gone: str, added: str) -> None:
+    if len(hunks) >= 2 and hunks[-1][0] == "=" and hunks[-1][1].isspace() and hunks[-2][0] == "~":
+        # "a b c" -> "x y z": one change "a b c" -> "x y z", not three with kept spaces between.
+        space = hunks.pop()[1]
+        hunks[-1][1] += space + gone
+        hunks[-1][2] += space + added
+    elif hunks and hunks[-1][0] == "~":
+        hunks[-1][1] += gone
+        hunks[-1][2] += added
+    else:
+        hunks.append(["~", gone, added])
+
+
+def _words(hunks: list[list[str]], a: str, b: str) -> None:
+    """The word-level difference of two blocks of changed lines, appended to `hunks`."""
+    ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
+    if not ta or not tb or max(len(ta), len(tb)) > DIFF_TOKENS:
+        _change(hunks, a, b)  # lines only added or removed, or too long to match word by word
+        return
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+        if tag == "equal":
+            _keep(hunks, "".join(ta[i1:i2]))
+        else:
+            _change(hunks, "".join(ta[i1:i2]), "".join(tb[j1:j2]))
+
+
+def condense(ops: Sequence[DiffOp], context: int = 60) -> list[DiffOp]:
+    """A word diff with long unchanged stretches cut to `context` characters around each change.
+
+    What was cut becomes `…` (in an `=` segment), at a word boundary where there is one,
+    so a one-word change in a long answer reads as the change and a few words either side.
+    """
+    out: list[DiffOp] = []
+    for i, (kind, segment) in enumerate(ops):
+        if kind != "=":
+            out.append((kind, segment))
+            continue
+        first, last = i == 0, i == len(ops) - 1
+        keep_head = 0 if first else context  # after a change
+        keep_tail = 0 if last else context  # before a change
+        if len(segment) <= keep_head + keep_tail + 3 or (first and last):
+            out.append(("=", segment))
+            continue
+        head = _cut_after(segment[:keep_head]) if keep_head else ""
+        tail = _cut_before(segment[len(segment) - keep_tail :]) if keep_tail else ""
+        out.append(("=", f"{head}…{tail}"))
+    return out
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+def _cut_after(text: str) -> str:
+    """`text` up to its last sentence end, else its last whitespace (no word cut in half), else whole."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() > len(text) // 2]
+    if ends:
+        return text[: ends[-1]]
+    space = max(text.rfind(" "), text.rfind("\n"))
+    return text[: space + 1] if space > 0 else text
+
+
+def _cut_before(text: str) -> str:
+    """`text` from its first sentence start, else its first whitespace, else whole: what a reader picks up."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() < len(text) // 2]
+    if ends:
+        return text[ends[0] :]
+    space = min((i for i in (text.find(" "), text.find("\n")) if i >= 0), default=-1)
+    return text[space:] if 0 <= space < len(text) - 1 else text
+
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs between two JSON documents.
+
+    Attributes:
+        path: where it is (`disposition`, `items[2].qty`, `["odd key"]`; `$` for the whole document).
+        kind: `changed` (both have it), `added` (only the candidate), `removed` (only the baseline).
+        old: the baseline's value (None when added).
+        new: the candidate's value (None when removed).
+    """
+
+    path: str
+    kind: Literal["changed", "added", "removed"]
+    old: Any = None
+    new: Any = None
+
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+def _key_path(parent: str, key: str) -> str:
+    if _KEY.match(key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON's true is not 1 and 1 is not 1.0 as text, though Python calls them equal.
+    return type(a) is type(b) and a == b
+
+
+def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
+    """The fields that differ between two parsed JSON values, in document order.
+
+    Objects are compared key by key (the baseline's keys first, then keys only the
+    candidate has); arrays item by item, extra items being added or removed.
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[FieldChange] = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            child = _key_path(path, str(key))
+            if key not in new:
+                out.append(FieldChange(child, "removed", old=old[key]))
+            elif key not in old:
+                out.append(FieldChange(child, "added", new=new[key]))
+            else:
+                out += field_changes(old[key], new[key], child)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = []
+        for i in range(max(len(old), len(new))):
+            child = f"{path}[{i}]"
+            if i >= len(new):
+                out.append(FieldChange(child, "removed", old=old[i]))
+            elif i >= len(old):
+                out.append(FieldChange(child, "added", new=new[i]))
+            else:
+                out += field_changes(old[i], new[i], child)
+        return out
+    if isinstance(old, (dict, list)) or isinstance(new, (dict, list)) or not _same(old, new):
+        return [FieldChange(path or "$", "changed", old=old, new=new)]
+    return []
+
+
+def _json_value(text: str | None) -> Any:
+    """`text` parsed when it is a JSON object or array, else `_MISSING` (plain text, or nothing)."""
+    if text is None:
+        return _MISSING
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return _MISSING
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return _MISSING
+
+
+def value_text(value: Any, width: int | None = None) -> str:
+    """A JSON value on one line as a reader wants it: a plain string bare (`refund`), anything else as JSON.
+
+    A string that would read as another value (`1`, `true`, `null`, empty, padded, quoted,
+    several lines) keeps its quotes, so `"1" -> 1` still shows the change of type.
+    """
+    if isinstance(value, str) and value and value == value.strip() and "\n" not in value:
+        try:
+            json.loads(value)
+        except ValueError:
+            return one_line(value, width)
+    return one_line(json.dumps(value, ensure_ascii=False), width)
+
+
+def is_json(text: str) -> bool:
+    """Whether `text` is a JSON object or array (what `pretty_output` indents)."""
+    return _json_value(text) is not _MISSING
+
+
+def pretty_output(text: str) -> str:
+    """A JSON object or array indented for reading; any other text as it is."""
+    value = _json_value(text)
+    return text if value is _MISSING else json.dumps(value, ensure_ascii=False, indent=2)
+
+
+SIMILAR = 0.3
+"""Below this share of characters in common, two texts are shown as replaced rather than word-diffed."""
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    """What changed from the baseline's output to the candidate's.
+
+    `kind` is `json` when both are JSON objects or arrays (`fields` lists what differs),
+    `text` otherwise (`words` is the word diff), `same` when the two are identical.
+    """
+
+    kind: Literal["json", "text", "same"]
+    fields: tuple[FieldChange, ...] = ()
+    words: tuple[DiffOp, ...] = ()
+
+
+def output_change(old: str | None, new: str | None) -> OutputChange | None:
+    """How the candidate's output differs from the baseline's; None when either has no output."""
+    if old is None or new is None:
+        return None
+    if old == new:
+        return OutputChange("same")
+    a, b = _json_value(old), _json_value(new)
+    if a is not _MISSING and b is not _MISSING:
+        changes = field_changes(a, b)
+        # Same document, other spelling (spacing, key order): the text diff shows what differs.
+        if changes:
+            return OutputChange("json", fields=tuple(changes))
+    words = word_diff(old, new)
+    kept = sum(len(segment) for kind, segment in words if kind == "=")
+    if kept < SIMILAR * max(len(old), len(new)):
+        # Two different answers, not an edit of one: word-level marks would be noise.
+        words = [("-", old), ("+", new)]
+    return OutputChange("text", words=tuple(words))
+
+
+def change_line(change: FieldChange, width: int | None = None) -> tuple[str, str, str]:
+    """(path, old, new) as text: `old` is empty for an added field, `new` for a removed one."""
+    old = "" if change.kind == "added" else value_text(change.old, width)
+    new = "" if change.kind == "removed" else value_text(change.new, width)
+    return change.path, old, new
+
+
+# --- outputs cut off at max_tokens ----------------------------------------------------------------
+
+TRUNCATION_HINT = (
+    "a cut-off output fails its graders, as it would in production, so the gate counts it; "
+    "if the answers need more room, raise max_tokens in the prompt"
+)
+
+
+def _outputs(n: int) -> str:
+    return f"{n:,} output" if n == 1 else f"{n:,} outputs"
+
+
+def truncated_note(result: CaseResult | None) -> str | None:
+    """`output truncated at max_tokens=300` when `result`'s output was cut off, else None."""
+    if result is None or not result.truncated:
+        return None
+    limit = max_tokens(result)
+    at = f"max_tokens={limit}" if limit is not None else "the provider's output limit"
+    return f"output truncated at {at}"
+
+
+def truncation_lines(pair: PairReport) -> list[str]:
+    """`3 outputs truncated at max_tokens=300`, per run of the pair (candidate first) and limit.
+
+    Every run of a case counts (repeats and confirmation runs too); an output cut off
+    with no `max_tokens` in its request stopped at the provider's own limit.
+    """
+    runs = [("candidate", pair.cand or (pair.diff.cand if pair.diff else None))]
+    if pair.diff is not None:
+        runs.append(("baseline", pair.diff.base))
+    lines = []
+    for side, record in runs:
+        if record is None:
+            continue
+        parts = [
+            f"{_outputs(n)} truncated at max_tokens={limit}"
+            if limit is not None
+            else f"{_outputs(n)} truncated at the provider's output limit (no max_tokens set)"
+            for limit, n in truncations(record)
+        ]
+        if parts:
+            lines.append(f"{side} run: {', '.join(parts)}")
     return lines

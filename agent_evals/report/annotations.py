@@ -3,12 +3,20 @@
 A regressed case is annotated at the line that defines it in the eval set (or
 its JSONL cases file), so the PR's "Files changed" view shows the failure where
 the case lives; a failed gate rule is annotated on the eval set file.
+
+GitHub reads an annotation's file from the repository root, while the report names
+files from the folder agent-evals ran in (the project, which may be a subfolder of
+the repository, e.g. the action's `working-directory`): each path is rebased.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from agent_evals.gate import GateReport, PairReport
 from agent_evals.report._common import failing_grades, shown
+from agent_evals.scaffold import repository_root
 
 _MAX_PER_PAIR = 50  # GitHub shows at most 10 error annotations per step; keep the log bounded too.
 
@@ -31,7 +39,20 @@ def _command(level: str, message: str, *, file: str | None, line: int | None, ti
     return f"::{level} {','.join(props)}::{_data(message)}"
 
 
-def _pair(pair: PairReport) -> list[str]:
+def _from_repository_root(path: str, cwd: Path, top: Path | None) -> str:
+    """`path` (from `cwd`, or absolute) from the repository root `top`; as given outside it."""
+    if top is None:
+        return path
+    absolute = cwd / path
+    # The folder resolved as the root is (symlinks, `..`), the file name kept, as the loader names files.
+    absolute = Path(os.path.realpath(absolute.parent)) / absolute.name
+    return absolute.relative_to(top).as_posix() if absolute.is_relative_to(top) else path
+
+
+def _pair(pair: PairReport, cwd: Path, top: Path | None) -> list[str]:
+    def rebased(path: str | None) -> str | None:
+        return None if path is None else _from_repository_root(path, cwd, top)
+
     lines = []
     level = "error" if pair.verdict.status != "pass" else "warning"
     for rule in pair.verdict.failed:
@@ -39,7 +60,7 @@ def _pair(pair: PairReport) -> list[str]:
             _command(
                 "error" if rule.severity == "error" or pair.verdict.status == "fail" else level,
                 rule.message,
-                file=pair.evalset_path,
+                file=rebased(pair.evalset_path),
                 line=None,
                 title=f"agent-evals {pair.evalset_id}: {rule.rule}",
             )
@@ -53,7 +74,7 @@ def _pair(pair: PairReport) -> list[str]:
                     level,
                     f"case '{case.case_id}' regressed (passed on the baseline, fails now)"
                     + (": " + "; ".join(reasons) if reasons else ""),
-                    file=file or pair.evalset_path,
+                    file=rebased(file or pair.evalset_path),
                     line=line,
                     title=f"agent-evals {pair.evalset_id}: regressed",
                 )
@@ -61,7 +82,19 @@ def _pair(pair: PairReport) -> list[str]:
     return lines
 
 
-def render(report: GateReport) -> str:
-    """The workflow commands for a gate report, one per line (empty when nothing to say)."""
-    lines = [line for pair in report.pairs for line in _pair(pair)]
+def render(report: GateReport, *, cwd: Path | None = None) -> str:
+    """The workflow commands for a gate report, one per line (empty when nothing to say).
+
+    Args:
+        report: the gate report.
+        cwd: the folder the report's file names are relative to (default: the current
+            directory, where `agent-evals ci` ran); the annotations name files from the
+            root of the git repository around it.
+
+    Returns:
+        `::error ...::` and `::warning ...::` lines.
+    """
+    here = Path.cwd() if cwd is None else cwd
+    top = repository_root(here)
+    lines = [line for pair in report.pairs for line in _pair(pair, here, top)]
     return "\n".join(lines) + ("\n" if lines else "")

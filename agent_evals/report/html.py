@@ -12,9 +12,12 @@ and latency, baseline beside candidate); then a case explorer. The explorer
 is drawn in the browser from JSON embedded in the page, a page of rows at a
 time, so a 2,000-case report stays quick: search (case id, tags, output
 text), filters (regressed, fixed, failing, errors, needs review, tag) with
-counts, and per case the rendered prompt, the grader reasons and a
-side-by-side word-level diff of the two outputs (computed here, with
-`difflib`).
+counts, and per case the rendered prompt, the grader reasons, the JSON
+fields that changed (`items[2].qty: 1 -> 3`, as in the PR comment) and a
+side-by-side word-level diff of the two outputs (JSON indented first; computed
+here, with `difflib`). Outputs cut off at `max_tokens` are counted in a
+callout and a figure, flagged per case (a "Truncated" filter), and a pass ->
+fail on a cut-off output shows as `truncated`, not `regressed`.
 
 Everything a model or a test author wrote is untrusted. The template
 autoescapes; the embedded JSON escapes `<`, `>` and `&` so no output can
@@ -28,11 +31,9 @@ import base64
 import hashlib
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -45,8 +46,11 @@ from agent_evals.gate import GateReport, PairReport, Status, gate_absolute, pct,
 from agent_evals.models import GatePolicy
 from agent_evals.record import CaseResult, RunRecord
 from agent_evals.report._common import (
+    TRUNCATION_HINT,
+    DiffOp,
     ReviewNeed,
     case_diffs,
+    change_line,
     clip,
     expected_text,
     failing_grades,
@@ -54,13 +58,18 @@ from agent_evals.report._common import (
     ms,
     needs_review,
     one_line,
+    output_change,
     pair_name,
+    pretty_output,
     rule_labels,
     score,
     score_delta,
     shown,
     side_status,
     side_verdict,
+    truncated_note,
+    truncation_lines,
+    word_diff,
 )
 from agent_evals.summary import summarize
 
@@ -73,24 +82,26 @@ __all__ = [
     "render_run",
     "run_report",
     "script_json",
-    "word_diff",
 ]
 
 OUTPUT_CHARS = 20_000
 """Characters of each output, expected value and prompt message embedded in the page."""
-DIFF_TOKENS = 5_000
-"""Above this many word tokens on a side, outputs are diffed line by line (difflib is quadratic)."""
 PAGE_ROWS = 100
 """Case rows the explorer draws at a time; "show more" draws the next page."""
 MAX_BARS = 20
 """Groups per pass-rate chart; with more, the worst are drawn and the table has the rest."""
 RULE_CASES = 20
 HIST_BINS = 10
+MAX_FIELDS = 200
+"""Changed JSON fields listed per case in the explorer."""
+FIELD_CHARS = 500
+"""Characters of each value in a changed-field row."""
 
 _WORD: dict[Status, str] = {"pass": "passed", "fail": "failed", "error": "could not evaluate"}
 _FILTERS: tuple[tuple[str, str], ...] = (
     ("all", "All"),
     ("regressed", "Regressed"),
+    ("truncated", "Truncated"),
     ("fixed", "Fixed"),
     ("failing", "Failing"),
     ("errors", "Errors"),
@@ -98,6 +109,7 @@ _FILTERS: tuple[tuple[str, str], ...] = (
 )
 _OUTCOME_WORD = {
     "regressed": "regressed",
+    "truncated": "truncated",
     "fixed": "fixed",
     "still_passing": "still passing",
     "still_failing": "still failing",
@@ -105,63 +117,6 @@ _OUTCOME_WORD = {
     "removed": "removed",
     "errored": "errored",
 }
-
-
-# --- the word-level diff ----------------------------------------------------------------------
-
-DiffOp = tuple[Literal["=", "-", "+"], str]
-
-# Words, runs of whitespace, and single punctuation marks: `{"label": "refund"}` differs in `refund` alone.
-_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
-
-
-def word_diff(a: str, b: str) -> list[DiffOp]:
-    """The word-level difference of two texts.
-
-    Args:
-        a: the old text (the baseline's output).
-        b: the new text (the candidate's).
-
-    Returns:
-        Segments in reading order: `("=", text)` in both, `("-", text)` only in
-        `a`, `("+", text)` only in `b`. The `=` and `-` segments joined give `a`;
-        the `=` and `+` segments give `b`. A deletion comes before the insertion
-        that replaces it, and a change that spans several words separated by
-        spaces is one segment on each side, as `git diff --word-diff` shows it.
-    """
-    if a == b:
-        # Most cases of a prompt change answer the same on both sides: no need to match anything.
-        return [("=", a)] if a else []
-    ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
-    if max(len(ta), len(tb)) > DIFF_TOKENS:
-        ta, tb = a.splitlines(keepends=True), b.splitlines(keepends=True)
-    hunks: list[list[str]] = []  # ["=", text] or ["~", deleted, inserted]
-    matcher = SequenceMatcher(None, ta, tb, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            hunks.append(["=", "".join(ta[i1:i2])])
-            continue
-        gone, added = "".join(ta[i1:i2]), "".join(tb[j1:j2])
-        if len(hunks) >= 2 and hunks[-1][0] == "=" and hunks[-1][1].isspace() and hunks[-2][0] == "~":
-            # "a b c" -> "x y z": one change "a b c" -> "x y z", not three with kept spaces between.
-            space = hunks.pop()[1]
-            hunks[-1][1] += space + gone
-            hunks[-1][2] += space + added
-        elif hunks and hunks[-1][0] == "~":
-            hunks[-1][1] += gone
-            hunks[-1][2] += added
-        else:
-            hunks.append(["~", gone, added])
-    ops: list[DiffOp] = []
-    for hunk in hunks:
-        if hunk[0] == "=":
-            ops.append(("=", hunk[1]))
-            continue
-        if hunk[1]:
-            ops.append(("-", hunk[1]))
-        if hunk[2]:
-            ops.append(("+", hunk[2]))
-    return ops
 
 
 def script_json(data: Any) -> Markup:
@@ -499,6 +454,9 @@ class PairView:
     findings: tuple[FindingView, ...]
     findings_accepted: bool
     judges: tuple[JudgeView, ...]
+    truncation: tuple[str, ...]
+    """`candidate run: 3 outputs truncated at max_tokens=300`, per run; empty when nothing was cut off."""
+    truncation_hint: str
     power: str | None
     intervals: tuple[str, ...]
     figures: tuple[Figure, ...]
@@ -569,6 +527,18 @@ def _context(pair: PairReport) -> tuple[str, ...]:
 
 
 def _figures(pair: PairReport, review: int) -> tuple[Figure, ...]:
+    return _outcome_figures(pair, review) + _truncation_figure(pair)
+
+
+def _truncation_figure(pair: PairReport) -> tuple[Figure, ...]:
+    cand = pair.cand or (pair.diff.cand if pair.diff else None)
+    cut = sum(r.truncated for r in cand.cases) if cand is not None else 0
+    if not cut:
+        return ()
+    return (Figure("truncated", f"{cut:,}", "candidate outputs cut off at max_tokens", "bad"),)
+
+
+def _outcome_figures(pair: PairReport, review: int) -> tuple[Figure, ...]:
     d = pair.diff
     if d is not None:
         o, bt, ct = d.overall, d.base_totals, d.cand_totals
@@ -588,8 +558,8 @@ def _figures(pair: PairReport, review: int) -> tuple[Figure, ...]:
             ),
             Figure(
                 "regressed",
-                f"{len(d.outcome('regressed')):,}",
-                "pass → fail",
+                f"{len(d.labelled('regressed')):,}",
+                "pass → fail" + (f", and {n:,} truncated" if (n := len(d.labelled("truncated"))) else ""),
                 "bad" if d.outcome("regressed") else "",
             ),
             Figure(
@@ -795,6 +765,7 @@ def _side(side: Side | None, strings: _Strings) -> tuple[dict[str, Any] | None, 
         "cost": money(side.cost()),
         "grades": _grades(result),
         "error": result.error,
+        "truncated": truncated_note(result),
         "messages": _messages(result, strings),
     }
     return view, result
@@ -806,6 +777,9 @@ def _why(c: CaseDiff, cand: CaseResult | None, base: CaseResult | None) -> str:
     if not reasons and c.outcome in ("fixed", "removed", "errored"):
         reasons, prefix = failing_grades(base), "baseline: "
     text = "; ".join(f"{g}: {r}" for g, r in reasons)
+    cut = truncated_note(cand)
+    if cut:
+        text = f"{cut}; {text}" if text else cut
     return one_line(prefix + text, 240) if text else ""
 
 
@@ -817,7 +791,11 @@ def _case(
 ) -> dict[str, Any]:
     base, base_result = _side(c.base, strings)
     cand, cand_result = _side(c.cand, strings)
-    flags: list[str] = [c.outcome] if c.outcome in ("regressed", "fixed") else []
+    flags: list[str] = [c.label] if c.label in ("regressed", "truncated", "fixed") else []
+    if "truncated" not in flags and any(
+        r.truncated for s in (c.base, c.cand) if s is not None for r in s.results
+    ):
+        flags.append("truncated")
     if side_verdict(c.cand) == "fail":
         flags.append("failing")
     if any(r.status == "error" for s in (c.base, c.cand) if s is not None for r in s.results):
@@ -826,8 +804,8 @@ def _case(
         flags.append("review")
     view: dict[str, Any] = {
         "id": c.case_id,
-        "outcome": c.outcome,
-        "outcome_word": _OUTCOME_WORD[c.outcome],
+        "outcome": c.label,
+        "outcome_word": _OUTCOME_WORD[c.label],
         "tags": list(c.tags),
         "cluster": c.cluster,
         "flags": flags,
@@ -837,10 +815,18 @@ def _case(
         "base": base,
         "cand": cand,
         "diff": None,
+        "changes": None,
     }
+    change = output_change(
+        base_result.output if base_result else None, cand_result.output if cand_result else None
+    )
+    if change is not None and change.kind == "json":
+        view["changes"] = [[f.kind, *change_line(f, FIELD_CHARS)] for f in change.fields[:MAX_FIELDS]]
+        view["more_changes"] = max(len(change.fields) - MAX_FIELDS, 0)
     for s, r in ((base, base_result), (cand, cand_result)):
         if s is not None and r is not None:
-            s["output"], s["cut"] = _clipped(r.output) if r.output is not None else (None, 0)
+            # JSON indented, so the word diff below lines up field by field.
+            s["output"], s["cut"] = _clipped(pretty_output(r.output)) if r.output is not None else (None, 0)
     if base is not None and cand is not None and base["output"] is not None and cand["output"] is not None:
         view["diff"] = [list(op) for op in word_diff(base["output"], cand["output"])]
         # The diff carries both texts; do not ship them twice.
@@ -913,7 +899,12 @@ def _pair_view(
             f"mean score change 95% CI {score_delta(v.score_delta_ci[0])} to {score_delta(v.score_delta_ci[1])}"
         )
     paired = pair.diff is not None
-    filters = tuple(f for f in _FILTERS if paired or f[0] not in ("regressed", "fixed"))
+    truncation = tuple(truncation_lines(pair))
+    filters = tuple(
+        f
+        for f in _FILTERS
+        if (paired or f[0] not in ("regressed", "fixed")) and (truncation or f[0] != "truncated")
+    )
     return PairView(
         index=index,
         anchor=f"pair-{index}",
@@ -931,6 +922,8 @@ def _pair_view(
         findings=tuple(findings),
         findings_accepted=accepted,
         judges=_judges(pair),
+        truncation=truncation,
+        truncation_hint=f"{TRUNCATION_HINT[0].upper()}{TRUNCATION_HINT[1:]}.",
         power=v.power.sentence() if v.power is not None else None,
         intervals=tuple(intervals),
         figures=_figures(pair, len({n.case_id for n in review})),

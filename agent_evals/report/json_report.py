@@ -4,6 +4,11 @@ Unlike the Markdown comment this keeps everything: every case with its
 expected value, every repeat's output and grader reasons, every group test,
 per pair the candidate grades that still wait for a person (`needs_review`),
 and per LLM-judge grader its agreement with people (`calibration`, by grader).
+Outputs cut off at `max_tokens` are marked on each result (`truncated`,
+`finish_reason`, `max_tokens`), counted per run and limit (`truncations`), and
+a pass -> fail on a cut-off output has the case `label` `truncated` (its
+`outcome` stays `regressed`: the gate counts it; `counts.truncated` is a
+subset of `counts.regressed`).
 The document carries `schema_version`; a consumer must refuse a version it
 does not know. Keys come out in a fixed order and non-finite numbers
 (a p-value of NaN) as null, so the output is valid, stable JSON.
@@ -17,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent_evals.calibrate import LABELS, Calibration
-from agent_evals.diff import OUTCOMES, CaseDiff, Diff, Group, Side, Totals, totals
+from agent_evals.diff import OUTCOMES, CaseDiff, Diff, Group, Side, Totals, max_tokens, totals, truncations
 from agent_evals.gate import GateReport, GroupTest, PairReport, PowerNote, RuleResult, Verdict
 from agent_evals.integrity import Finding
 from agent_evals.record import CaseResult, RunRecord
@@ -86,6 +91,10 @@ def _pair(pair: PairReport) -> dict[str, Any]:
         "groups": _groups(d, pair.verdict.tests) if d else None,
         "calibration": {c.grader: _calibration(c) for c in pair.calibrations},
         "counts": _counts(case_diffs(pair)),
+        "truncations": {
+            "base": _truncations(d.base) if d else None,
+            "cand": _truncations(cand) if cand else None,
+        },
         "cases": [_case(c) for c in case_diffs(pair)],
         "needs_review": [
             {
@@ -250,13 +259,21 @@ def _groups(d: Diff, tests: tuple[GroupTest, ...]) -> dict[str, Any]:
 
 
 def _counts(cases: Sequence[CaseDiff]) -> dict[str, int]:
-    return {o: sum(c.outcome == o for c in cases) for o in OUTCOMES}
+    counts: dict[str, int] = {o: sum(c.outcome == o for c in cases) for o in OUTCOMES}
+    counts["truncated"] = sum(c.label == "truncated" for c in cases)
+    return counts
+
+
+def _truncations(record: RunRecord) -> list[dict[str, Any]]:
+    return [{"max_tokens": limit, "outputs": n} for limit, n in truncations(record)]
 
 
 def _case(c: CaseDiff) -> dict[str, Any]:
     return {
         "case_id": c.case_id,
         "outcome": c.outcome,
+        "label": c.label,
+        "truncated": c.truncated,
         "tags": list(c.tags),
         "cluster": c.cluster,
         "flaky": c.flaky,
@@ -284,6 +301,9 @@ def _result(r: CaseResult) -> dict[str, Any]:
         "status": r.status,
         "score": _num(r.score),
         "output": r.output,
+        "finish_reason": r.finish_reason,
+        "truncated": r.truncated,
+        "max_tokens": max_tokens(r),
         "error": r.error,
         "grades": [
             {

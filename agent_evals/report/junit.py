@@ -14,6 +14,11 @@ One `<testsuite>` per prompt/eval set pair, named `prompt_id/evalset_id`:
   grades wait for a person gets a `<system-out>` note naming the graders and
   why (its outcome is judged on the provisional grades meanwhile).
 
+A case that regressed on a cut-off output (`max_tokens`) is still a `<failure>`
+(the gate counts it) but of type `truncated`, its message saying so; any other
+case with a cut-off output gets a `<system-out>` note, and the suite a
+`truncated` property ("candidate run: 3 outputs truncated at max_tokens=300").
+
 The output is deterministic: attributes in a fixed order, no timestamps or
 host names, so it can be compared as a golden file.
 """
@@ -28,6 +33,7 @@ from typing import Literal
 from agent_evals.diff import CaseDiff
 from agent_evals.gate import GateReport, PairReport, RuleResult
 from agent_evals.report._common import (
+    TRUNCATION_HINT,
     ReviewNeed,
     case_diffs,
     clip,
@@ -41,6 +47,8 @@ from agent_evals.report._common import (
     shown,
     side_status,
     side_verdict,
+    truncated_note,
+    truncation_lines,
 )
 
 __all__ = ["render"]
@@ -188,6 +196,9 @@ def _properties(pair: PairReport, report: GateReport) -> list[tuple[str, str]]:
         props.append(("base_ref", report.base_ref))
     if report.merge_base:
         props.append(("merge_base", report.merge_base))
+    cut = truncation_lines(pair)
+    if cut:
+        props.append(("truncated", "; ".join(cut)))
     return props
 
 
@@ -209,10 +220,17 @@ def _rule_case(pair: PairReport, rule: RuleResult, label: str) -> _Case:
 def _case(pair: PairReport, c: CaseDiff, review: list[ReviewNeed]) -> _Case:
     case = _Case(name=c.case_id, classname=pair.evalset_id, time=latency_s(c.cand))
     baseline = pair.diff is not None
+    cand_note = truncated_note(shown(c.cand, failing=True))
     if c.outcome == "regressed":
-        reasons = failing_grades(shown(c.cand, failing=True))
-        message = "regressed: " + ("; ".join(f"{g}: {r}" for g, r in reasons) or "fails in the candidate")
-        case.result = _Result("failure", message, "regression", _evidence(c))
+        reasons = "; ".join(f"{g}: {r}" for g, r in failing_grades(shown(c.cand, failing=True)))
+        if c.label == "truncated":
+            message = f"truncated: the candidate's {cand_note or 'output was cut off'}" + (
+                f"; {reasons}" if reasons else ""
+            )
+            case.result = _Result("failure", message, "truncated", f"{TRUNCATION_HINT}\n{_evidence(c)}")
+        else:
+            message = "regressed: " + (reasons or "fails in the candidate")
+            case.result = _Result("failure", message, "regression", _evidence(c))
     elif c.outcome == "removed":
         case.result = _Result("skipped", "removed: in the baseline run only")
     elif c.cand is not None and c.cand.passed is None:
@@ -240,6 +258,8 @@ def _case(pair: PairReport, c: CaseDiff, review: list[ReviewNeed]) -> _Case:
             else "fails; this pair has no baseline, so only the absolute rules (gate: ...) gate it"
         )
         case.out += _reason_lines(c)
+    if cand_note and c.label != "truncated":
+        case.out.append(f"candidate {cand_note}")
     if c.flaky:
         case.out.append(
             f"flaky: repeats disagree (baseline {side_status(c.base)}, candidate {side_status(c.cand)})"
@@ -260,9 +280,13 @@ def _reason_lines(c: CaseDiff) -> list[str]:
 def _evidence(c: CaseDiff) -> str:
     """Expected, both outputs and the graders' reasons, as plain text for the failure body."""
     base, cand = shown(c.base, failing=False), shown(c.cand, failing=True)
-    parts = [f"outcome: {c.outcome} (baseline {side_status(c.base)}, candidate {side_status(c.cand)})"]
+    parts = [f"outcome: {c.label} (baseline {side_status(c.base)}, candidate {side_status(c.cand)})"]
     if c.tags:
         parts.append(f"tags: {', '.join(c.tags)}")
+    for side, result in (("baseline", base), ("candidate", cand)):
+        note = truncated_note(result)
+        if note:
+            parts.append(f"{side} {note}")
     for label, value in (
         ("expected", expected_text(c.expected)),
         ("baseline output", base.output if base else None),
@@ -274,9 +298,9 @@ def _evidence(c: CaseDiff) -> str:
         parts.append(
             f"--- {label}{f' (first {len(body):,} of {len(value):,} characters)' if cut else ''}\n{body}"
         )
-    for label, side in (("baseline error", c.base), ("candidate error", c.cand)):
-        if side is not None and side.error:
-            parts.append(f"--- {label}\n{side.error}")
+    for label, run in (("baseline error", c.base), ("candidate error", c.cand)):
+        if run is not None and run.error:
+            parts.append(f"--- {label}\n{run.error}")
     reasons = failing_grades(cand)
     if reasons:
         parts.append("--- graders\n" + "\n".join(f"- {g}: {r}" for g, r in reasons))

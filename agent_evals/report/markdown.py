@@ -4,10 +4,18 @@ Layout, most important first: a hidden marker (so a later run can find and
 update its own comment), one verdict line, gate-integrity findings, a summary
 table with one row per prompt/eval set pair, then a section per pair with the
 failed rules, the power note, per-grader/per-tag figures and collapsible
-lists of regressed, errored, fixed, new, removed and flaky cases, and of the
+lists of regressed, truncated, errored, fixed, new, removed and flaky cases, and of the
 cases whose grades wait for a person (`agent-evals review`). LLM-judge graders
 show their agreement with people (`agent_evals.calibrate`) beside their
 scores, with a warning when it is below the floor or measured on too few cases.
+
+A regressed case shows what changed first: for JSON outputs the fields that
+differ, one per line with their path (`items[2].qty`: `1` → `3`); for text a
+word diff (`<del>` the baseline's words, `<ins>` the candidate's). The expected
+value and both outputs in full (JSON indented) follow in a collapsed block.
+Outputs cut off at `max_tokens` are named under the verdict line ("3 outputs
+truncated at max_tokens=300"), and a pass -> fail whose candidate output was
+cut off is listed as `truncated`, not `regressed`.
 
 Everything a model or a test author wrote (outputs, case ids, reasons, tags)
 is untrusted: it goes into fenced code blocks or inline code (with fences
@@ -21,7 +29,6 @@ under `limit` by dropping detail from the least important places first.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -29,25 +36,34 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent_evals.calibrate import Calibration
-from agent_evals.diff import CaseDiff, Diff, Group, Totals
+from agent_evals.diff import CaseDiff, Diff, Group, Label, Totals
 from agent_evals.gate import GateReport, GroupTest, PairReport, RuleResult, Status, pct, pts
 from agent_evals.integrity import Finding
 from agent_evals.report._common import (
+    TRUNCATION_HINT,
+    DiffOp,
     calibrations_by_grader,
     case_diffs,
+    change_line,
     clip,
+    condense,
     error_key,
     expected_text,
     failing_grades,
+    is_json,
     money,
     ms,
     needs_review,
     one_line,
+    output_change,
+    pretty_output,
     review_cases,
     score,
     score_delta,
     shown,
     side_status,
+    truncated_note,
+    truncation_lines,
 )
 from agent_evals.summary import Summary, summarize
 
@@ -56,6 +72,10 @@ __all__ = ["MARKER", "append_step_summary", "render"]
 MARKER = "<!-- agent-evals-report -->"
 OUTPUT_CHARS = 1_500
 RULE_CASES = 5
+MAX_FIELDS = 20
+"""Changed JSON fields listed per case; the full outputs follow."""
+FIELD_CHARS = 200
+"""Characters of each value in a changed-field line."""
 
 _EMOJI: dict[Status, str] = {"pass": "✅", "fail": "❌", "error": "⛔"}
 _WORD: dict[Status, str] = {"pass": "pass", "fail": "fail", "error": "could not evaluate"}
@@ -65,15 +85,24 @@ _WORD: dict[Status, str] = {"pass": "pass", "fail": "fail", "error": "could not 
 
 # ASCII punctuation that means something inline in GFM; `&<>` become entities instead.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_SPACE = re.compile(r"\s+")
+_AUTOLINK = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*:|\bwww)(//|\.)")
 
 
 def text(value: object) -> str:
     """Untrusted text as inline Markdown: one line, no markup, no raw HTML, no @-mentions."""
-    flat = " ".join(str(value).split())
+    return _inline(str(value)).strip()
+
+
+def _inline(value: str) -> str:
+    """`text` keeping a leading or trailing space: a piece of a line that other pieces join."""
+    flat = _SPACE.sub(" ", value)
     # Only `<` can open raw HTML and only `&` an entity; a lone `>` mid-line is plain text.
     escaped = flat.replace("&", "&amp;").replace("<", "&lt;")
     escaped = _MD_SPECIAL.sub(r"\\\1", escaped)
-    # A zero-width space after @ keeps GitHub from notifying whoever an output names.
+    # A zero-width space after @ keeps GitHub from notifying whoever an output names,
+    # and one inside `://` and `www.` from turning an output's address into a link.
+    escaped = _AUTOLINK.sub(lambda m: f"{m.group(1)}&#8203;{m.group(2)}", escaped)
     return escaped.replace("@", "@&#8203;")
 
 
@@ -235,6 +264,9 @@ def _document(
     report: GateReport, detail: Detail, *, note: str | None, sections: bool = True, table: bool = True
 ) -> str:
     blocks = [MARKER, verdict_line(report)]
+    cut = truncation_block(report.pairs)
+    if cut:
+        blocks.append(cut)
     findings = findings_block(report.pairs, detail)
     if findings:
         blocks.append(findings)
@@ -253,6 +285,31 @@ def _document(
             blocks.append(pair_section(pair, detail))
     blocks.append(footer(report))
     return "\n\n".join(blocks) + "\n"
+
+
+def truncation_block(pairs: Sequence[PairReport]) -> str | None:
+    """`✂️ 3 outputs truncated at max_tokens=300`, per pair and run, with what it means for the gate."""
+    per_pair = [(p, truncation_lines(p)) for p in pairs]
+    per_pair = [(p, lines) for p, lines in per_pair if lines]
+    if not per_pair:
+        return None
+    if len(pairs) == 1:
+        body = [f"> - {text(line)}" for line in per_pair[0][1]]
+    else:
+        body = [
+            f"> - {code(p.prompt_id)} / {code(p.evalset_id)}: {text('; '.join(lines))}"
+            for p, lines in per_pair
+        ]
+    return "\n".join(
+        [
+            "> [!CAUTION]",
+            "> ✂️ **Outputs cut off at max\\_tokens**",
+            ">",
+            *body,
+            ">",
+            f"> _{text(TRUNCATION_HINT)}._",
+        ]
+    )
 
 
 def findings_block(pairs: Sequence[PairReport], detail: Detail) -> str | None:
@@ -300,7 +357,8 @@ def _row(pair: PairReport) -> list[str]:
             verdict,
             f"{_arrow(pct(o.base_pass_rate), pct(o.cand_pass_rate))} ({_bold_if_negative(pts(o.pass_delta))})",
             f"{_arrow(score(o.base_mean_score), score(o.cand_mean_score))} ({score_delta(o.score_delta)})",
-            f"{len(d.outcome('regressed')):,} / {len(d.outcome('fixed')):,}",
+            f"{len(d.labelled('regressed')):,} / {len(d.outcome('fixed')):,}"
+            + (f" (✂️ {n:,} truncated)" if (n := len(d.labelled("truncated"))) else ""),
             f"{_arrow(money(bt.cost_usd), money(ct.cost_usd))} ({_money_delta(bt, ct)})",
             _arrow(ms(bt.latency_p50_ms), ms(ct.latency_p50_ms)),
         ]
@@ -562,9 +620,12 @@ def _new_graders_table(s: Summary, calibrations: Mapping[str, Calibration] | Non
 
 def diff_sections(pair: PairReport, d: Diff, detail: Detail) -> list[str]:
     out = []
-    regressed = d.outcome("regressed")
+    regressed = d.labelled("regressed")
     if regressed:
-        out.append(_full_cases(regressed, detail, open_=pair.verdict.status == "fail"))
+        out.append(_full_cases("regressed", regressed, detail, open_=pair.verdict.status == "fail"))
+    truncated = d.labelled("truncated")
+    if truncated:
+        out.append(_full_cases("truncated", truncated, detail, open_=pair.verdict.status == "fail"))
     errored = d.outcome("errored")
     if errored:
         out.append(_errored_cases(count(len(errored), "errored"), errored, detail))
@@ -610,38 +671,96 @@ def new_sections(pair: PairReport, detail: Detail) -> list[str]:
     return out
 
 
-def _full_cases(cases: Sequence[CaseDiff], detail: Detail, *, open_: bool) -> str:
+_SECTION_NOTE: dict[Label, str] = {
+    "truncated": "passed in the baseline, fail in the candidate on an output cut off at max_tokens: "
+    + TRUNCATION_HINT,
+}
+
+
+def _full_cases(word: Label, cases: Sequence[CaseDiff], detail: Detail, *, open_: bool) -> str:
     listed = cases if detail.full is None else cases[: detail.full]
-    body = [_full_case(c, detail) for c in listed]
+    note = _SECTION_NOTE.get(word)
+    body = ([f"_{text(note)}._"] if note else []) + [_full_case(c, detail) for c in listed]
     rest = cases[len(listed) :]
     if rest:
         body.append(
-            f"_… and {len(rest):,} more regressed {'case' if len(rest) == 1 else 'cases'} "
+            f"_… and {len(rest):,} more {word} {'case' if len(rest) == 1 else 'cases'} "
             f"(full detail in the JSON/JUnit artifacts):_ {_ids([c.case_id for c in rest], detail.ids)}"
         )
-    return details(count(len(cases), "regressed"), body, open_=open_)
+    label = count(len(cases), word)
+    return details(f"✂️ {label}" if word == "truncated" else label, body, open_=open_)
 
 
 def _output_block(label: str, value: str | None, detail: Detail) -> str:
     if value is None:
         return f"**{label}**: _(none)_"
-    body, cut = clip(value, detail.output)
-    info = "json" if _is_json(value) else ""
+    readable = pretty_output(value)
+    body, cut = clip(readable, detail.output)
+    info = "json" if is_json(value) else ""
     block = f"**{label}**\n\n{fence(body, info)}"
     if cut:
-        block += f"\n\n_(truncated: {len(body):,} of {len(value):,} characters shown)_"
+        block += f"\n\n_(shortened: {len(body):,} of {len(readable):,} characters shown)_"
     return block
 
 
-def _is_json(value: str) -> bool:
-    stripped = value.strip()
-    if not stripped or stripped[0] not in "[{":
-        return False
-    try:
-        json.loads(stripped)
-    except ValueError:
-        return False
-    return True
+def change_block(base: str | None, cand: str | None, detail: Detail) -> str | None:
+    """What changed from the baseline's output to the candidate's, first thing under a regressed case.
+
+    JSON: one line per changed field, `path`: `old` → `new` (values in code spans, so no output
+    can break out). Text: the words that changed, with a little context, as escaped inline
+    text between `<del>` and `<ins>` (GitHub keeps both tags); long unchanged stretches are `…`.
+    """
+    change = output_change(base, cand)
+    if change is None:
+        return None
+    if change.kind == "same":
+        return "_The baseline and candidate outputs are identical._"
+    if change.kind == "json":
+        width = min(FIELD_CHARS, max(detail.output, 20))
+        lines = [_field_line(*change_line(f, width), kind=f.kind) for f in change.fields[:MAX_FIELDS]]
+        more = len(change.fields) - MAX_FIELDS
+        if more > 0:
+            lines.append(f"- … and {more:,} more changed {'field' if more == 1 else 'fields'}")
+        return "**Changed fields** (baseline → candidate)\n\n" + "\n".join(lines)
+    return "**Changed words** (baseline → candidate): " + _word_line(change.words, detail.output)
+
+
+def _field_line(path: str, old: str, new: str, *, kind: str) -> str:
+    if kind == "added":
+        return f"- {code(path)}: added {code(new)}"
+    if kind == "removed":
+        return f"- {code(path)}: removed (was {code(old)})"
+    return f"- {code(path)}: {code(old)} → {code(new)}"
+
+
+def _word_line(ops: Sequence[DiffOp], budget: int) -> str:
+    if all(kind == "=" or not segment.strip() for kind, segment in ops):
+        return "_the outputs differ only in whitespace_"
+    out: list[str] = []
+    used = 0
+    previous = "="
+    for kind, segment in condense(ops):
+        # A replacement reads `<del>old</del> <ins>new</ins>`, not run together.
+        gap, previous = (" " if previous == "-" and kind == "+" else ""), kind
+        if used >= budget:
+            out.append(" …")
+            break
+        piece, _ = clip(segment, budget - used)
+        used += len(piece)
+        if kind == "=" or not piece.strip():
+            # A changed run of spaces alone would be an invisible mark.
+            out.append(_inline(piece) if kind != "-" else "")
+            continue
+        lead, core, trail = _edges(piece)
+        tag = "del" if kind == "-" else "ins"
+        out.append(f"{gap}{_inline(lead)}<{tag}>{_inline(core)}</{tag}>{_inline(trail)}")
+    return "".join(out).strip()
+
+
+def _edges(piece: str) -> tuple[str, str, str]:
+    core = piece.strip()
+    start = piece.index(core[0])
+    return piece[:start], core, piece[start + len(core) :]
 
 
 def _full_case(c: CaseDiff, detail: Detail) -> str:
@@ -650,15 +769,29 @@ def _full_case(c: CaseDiff, detail: Detail) -> str:
     meta = [f"baseline {side_status(c.base)} → candidate {side_status(c.cand)}"]
     if c.tags:
         meta.insert(0, "tags " + ", ".join(code(t) for t in c.tags))
+    for side, result in (("baseline", base), ("candidate", cand)):
+        note = truncated_note(result)
+        if note:
+            meta.append(f"✂️ {side} {note}")
     head = f"#### {code(c.case_id)}\n\n" + " · ".join(meta)
     reasons = failing_grades(cand)
     parts = [head]
     if reasons:
         parts.append("\n".join(f"- ❌ **{text(g)}**: {text(r)}" for g, r in reasons))
     if detail.output:
-        parts.append(_output_block("Expected", expected_text(c.expected), detail))
-        parts.append(_output_block("Baseline output", base.output if base else None, detail))
-        parts.append(_output_block("Candidate output", cand.output if cand else None, detail))
+        change = change_block(base.output if base else None, cand.output if cand else None, detail)
+        if change:
+            parts.append(change)
+        parts.append(
+            details(
+                "Expected and both outputs in full",
+                [
+                    _output_block("Expected", expected_text(c.expected), detail),
+                    _output_block("Baseline output", base.output if base else None, detail),
+                    _output_block("Candidate output", cand.output if cand else None, detail),
+                ],
+            )
+        )
     return "\n\n".join(parts)
 
 
@@ -684,13 +817,25 @@ def _tags(c: CaseDiff) -> str:
 
 
 def _fixed_line(c: CaseDiff, detail: Detail) -> str:
-    why = _reason_text(failing_grades(shown(c.base, failing=True)))
-    return f"- {code(c.case_id)}{_tags(c)}" + (f" — the baseline failed: {text(why)}" if why else "")
+    base = shown(c.base, failing=True)
+    why = _reason_text(failing_grades(base))
+    note = truncated_note(base)
+    return (
+        f"- {code(c.case_id)}{_tags(c)}"
+        + (f" — the baseline failed: {text(why)}" if why else "")
+        + (f" (✂️ baseline {text(note)})" if note else "")
+    )
 
 
 def _failing_line(c: CaseDiff, detail: Detail) -> str:
-    why = _reason_text(failing_grades(shown(c.cand, failing=True)))
-    return f"- {code(c.case_id)}{_tags(c)}" + (f" — {text(why)}" if why else "")
+    cand = shown(c.cand, failing=True)
+    why = _reason_text(failing_grades(cand))
+    note = truncated_note(cand)
+    return (
+        f"- {code(c.case_id)}{_tags(c)}"
+        + (f" — {text(why)}" if why else "")
+        + (f" (✂️ {text(note)})" if note else "")
+    )
 
 
 def _errored_line(c: CaseDiff, detail: Detail) -> str:

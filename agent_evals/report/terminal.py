@@ -2,10 +2,17 @@
 
 Outputs, case ids and reasons are untrusted: they are printed as `Text`,
 never as rich markup, so an output containing `[red]` prints as written.
+
+A regressed case shows what changed: its changed JSON fields one per line
+(`label: refund -> billing`), or for text the changed words, struck through
+(the baseline's) and bold (the candidate's), with a little context. Outputs
+cut off at `max_tokens` are counted under the pair's headline, and a pass ->
+fail on a cut-off output is listed as `truncated`, not `regressed`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
@@ -16,7 +23,10 @@ from rich.text import Text
 
 from agent_evals.gate import pct
 from agent_evals.report._common import (
+    TRUNCATION_HINT,
     case_diffs,
+    change_line,
+    condense,
     error_groups,
     expected_text,
     failing_grades,
@@ -24,10 +34,13 @@ from agent_evals.report._common import (
     needs_review,
     not_evaluated_lines,
     one_line,
+    output_change,
     review_cases,
     score,
     score_delta,
     shown,
+    truncated_note,
+    truncation_lines,
 )
 from agent_evals.report._common import money as usd
 from agent_evals.summary import Summary, summarize
@@ -220,6 +233,11 @@ def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
     title.append(f"{pair.prompt_id}/{pair.evalset_id} ({pair.change})", style="bold")
     console.print(title)
     console.print(Text(v.headline))
+    cut = truncation_lines(pair)
+    for line in cut:
+        console.print(Text(f"  ✂ {line}", style="yellow"))
+    if cut:
+        console.print(Text(f"    {TRUNCATION_HINT}", style="dim"))
     if pair.note:
         console.print(Text(pair.note, style="dim"))
     if pair.diff is not None:
@@ -230,13 +248,15 @@ def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
             Text(f"candidate only: pass rate {pct(s.pass_rate)} ({s.passed}/{s.judged}), {s.errors} errors")
         )
     for rule in v.failed:
-        line = Text("  ✗ ", style="red")
-        line.append(rule.rule, style="bold red")
-        line.append(f": {rule.message}")
+        failed = Text("  ✗ ", style="red")
+        failed.append(rule.rule, style="bold red")
+        failed.append(f": {rule.message}")
         if rule.cases:
             more = len(rule.cases) - 5
-            line.append(f" [{', '.join(rule.cases[:5])}{f', +{more} more' if more > 0 else ''}]", style="dim")
-        console.print(line)
+            failed.append(
+                f" [{', '.join(rule.cases[:5])}{f', +{more} more' if more > 0 else ''}]", style="dim"
+            )
+        console.print(failed)
     if v.power is not None:
         console.print(Text(f"  power: {v.power.sentence()}", style="dim"))
     for c in pair.calibrations:
@@ -256,7 +276,14 @@ def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
             )
         )
     if pair.diff is not None:
-        _print_cases(console, "regressed", pair.diff.outcome("regressed"), max_cases, _regressed_lines)
+        _print_cases(console, "regressed", pair.diff.labelled("regressed"), max_cases, _regressed_lines)
+        _print_cases(
+            console,
+            "truncated (pass -> fail on a cut-off output)",
+            pair.diff.labelled("truncated"),
+            max_cases,
+            _regressed_lines,
+        )
         _print_cases(console, "fixed", pair.diff.outcome("fixed"), max_cases, _fixed_lines)
         errored = pair.diff.outcome("errored")
         _print_cases(console, "errored", errored, max_cases, _errored_lines)
@@ -285,7 +312,10 @@ def _diff_table(d: Diff) -> Table:
     table.add_row(
         "mean score", score(o.base_mean_score), score(o.cand_mean_score), score_delta(o.score_delta)
     )
-    table.add_row("regressed / fixed", "", f"{len(d.outcome('regressed'))} / {len(d.outcome('fixed'))}", "")
+    table.add_row("regressed / fixed", "", f"{len(d.labelled('regressed'))} / {len(d.outcome('fixed'))}", "")
+    truncated = d.labelled("truncated")
+    if truncated:
+        table.add_row("truncated (pass -> fail)", "", Text(str(len(truncated)), style="yellow"), "")
     table.add_row("errors", str(bt.errors), str(ct.errors), f"{ct.errors - bt.errors:+d}")
     cost = ct.cost_usd - bt.cost_usd
     table.add_row("cost", usd(bt.cost_usd), usd(ct.cost_usd), f"{'+' if cost >= 0 else '-'}${abs(cost):.4f}")
@@ -328,28 +358,65 @@ def _regressed_lines(c: CaseDiff) -> list[Text]:
     expected = expected_text(c.expected)
     if expected is not None:
         head.append(f"  expected: {one_line(expected, SHORT)}")
-    was, now = focus((base.output or "") if base else "-", (cand.output or "") if cand else "-", WIDE)
-    out = [head, Text(f"      baseline   {was}", style="green"), Text(f"      candidate  {now}", style="red")]
+    out = [head, *change_lines(base.output if base else None, cand.output if cand else None)]
+    note = truncated_note(cand)
+    if note:
+        out.append(Text(f"      ✂ candidate {note}", style="yellow"))
     for grader, reason in failing_grades(cand)[:3]:
         out.append(Text(f"      {grader}: {one_line(reason, 2 * SHORT)}", style="dim"))
     return out
 
 
-def focus(a: str, b: str, width: int) -> tuple[str, str]:
-    """Two outputs on one line each, clipped to `width` around where they first differ.
+FIELDS = 5
+"""Changed JSON fields printed per case."""
+_SPACE = re.compile(r"\s+")
 
-    Outputs of one prompt often share a long preamble; clipping both at the
-    start would show two identical prefixes and hide the change.
+
+def change_lines(base: str | None, cand: str | None, width: int = WIDE) -> list[Text]:
+    """What changed from the baseline's output to the candidate's, as terminal lines.
+
+    Each line starts `Δ` (the graders' reasons under it do not). JSON: `Δ path: old -> new` per changed field (at most `FIELDS`). Text: one line of the
+    changed words with some context, the baseline's struck through in red, the candidate's
+    in bold green, clipped to about two lines of `width`.
     """
-    a, b = one_line(a), one_line(b)
-    if max(len(a), len(b)) <= width:
-        return a, b
-    common = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    # Shift only as far as needed for the longer tail to fit, and no further than just before the change.
-    start = max(0, min(common - width // 4, max(len(a), len(b)) - width + 1))
-    if start:
-        a, b = "…" + a[start:], "…" + b[start:]
-    return one_line(a, width), one_line(b, width)
+    change = output_change(base, cand)
+    indent = "      "
+    if change is None:
+        return []
+    if change.kind == "same":
+        return [Text(f"{indent}Δ none: the outputs are identical", style="dim")]
+    if change.kind == "json":
+        lines = []
+        for f in change.fields[:FIELDS]:
+            path, old, new = change_line(f, SHORT)
+            line = Text(f"{indent}Δ {path}: ")
+            if f.kind != "added":
+                line.append(old, style="red" + (" strike" if f.kind == "removed" else ""))
+            if f.kind == "changed":
+                line.append(" -> ")
+            if f.kind != "removed":
+                line.append(new, style="green")
+            line.append({"added": "  (added)", "removed": "  (removed)", "changed": ""}[f.kind], style="dim")
+            lines.append(line)
+        if len(change.fields) > FIELDS:
+            lines.append(
+                Text(f"{indent}Δ ... and {len(change.fields) - FIELDS} more changed fields", style="dim")
+            )
+        return lines
+    line = Text(f"{indent}Δ ")
+    budget = 2 * width
+    previous = "="
+    for kind, segment in condense(change.words):
+        if budget <= 0:
+            line.append(" …")
+            break
+        if previous == "-" and kind == "+":
+            line.append(" ")
+        previous = kind
+        piece = _SPACE.sub(" ", segment)[:budget]
+        budget -= len(piece)
+        line.append(piece, style={"=": "", "-": "red strike", "+": "bold green"}[kind])
+    return [line]
 
 
 def _fixed_lines(c: CaseDiff) -> list[Text]:
@@ -358,9 +425,13 @@ def _fixed_lines(c: CaseDiff) -> list[Text]:
 
 def _failing_lines(c: CaseDiff) -> list[Text]:
     head = _case_head(c, "red")
-    reasons = failing_grades(shown(c.cand, failing=True))
+    cand = shown(c.cand, failing=True)
+    reasons = failing_grades(cand)
     if reasons:
         head.append("  " + "; ".join(f"{g}: {one_line(r, SHORT)}" for g, r in reasons[:2]), style="dim")
+    note = truncated_note(cand)
+    if note:
+        head.append(f"  ✂ {note}", style="yellow")
     return [head]
 
 

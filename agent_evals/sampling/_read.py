@@ -51,6 +51,8 @@ _SUFFIXES: dict[str, Format] = {
     ".pq": "parquet",
 }
 SKIP_HINT = "fix the line, or pass --skip-bad-lines"
+PARQUET_EXTRA = "agent-evals[parquet]"
+"""The install that brings pyarrow, which reading a Parquet log needs (see pyproject.toml)."""
 MAX_ROW_BYTES = 4 << 20
 """A row (JSONL line, CSV record) longer than this (4 MiB) is skipped and counted, never read whole."""
 MAX_FIELD_CHARS = 1 << 20
@@ -388,8 +390,16 @@ class LogReader:
     # --- Parquet -----------------------------------------------------------------
 
     def _parquet(self, raw: IO[bytes]) -> Iterator[Chunk]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            # An extra, not a dependency: pyarrow is a third of a runtime install and only Parquet needs it.
+            raise ConfigError(
+                "reading a Parquet log needs pyarrow, which is not installed",
+                path=self.name,
+                hint=f"pip install '{PARQUET_EXTRA}', or convert the log to JSONL or CSV",
+            ) from None
 
         sha = hashlib.sha256()
         while block := raw.read(_BLOCK):

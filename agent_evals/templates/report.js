@@ -9,6 +9,7 @@
   var FILTER_HELP = {
     all: "every case",
     regressed: "passed in the baseline, fails in the candidate",
+    truncated: "an output was cut off at max_tokens (a pass → fail on a cut-off output is listed here, not as regressed)",
     fixed: "failed in the baseline, passes in the candidate",
     failing: "the candidate fails",
     errors: "a run could not be judged (provider or grader error)",
@@ -75,6 +76,21 @@
 
   function cutNote(side, label) {
     return side && side.cut ? el("p", { class: "diffkey" }, label + " truncated: " + side.cut.toLocaleString("en") + " more characters not shown") : null;
+  }
+
+  function changes(c) {
+    // The JSON fields that differ, one per line: path: old → new (as in the PR comment).
+    if (!c.changes || !c.changes.length) return null;
+    var items = c.changes.map(function (ch) {
+      var kind = ch[0], path = ch[1], old = ch[2], now = ch[3];
+      var li = el("li", null, el("code", null, path), ": ");
+      if (kind === "added") add(li, ["added ", el("ins", null, now)]);
+      else if (kind === "removed") add(li, ["removed (was ", el("del", null, old), ")"]);
+      else add(li, [el("del", null, old), " → ", el("ins", null, now)]);
+      return li;
+    });
+    if (c.more_changes) items.push(el("li", null, "… and " + plural(c.more_changes, "more changed field")));
+    return section("Changed fields", el("ul", { class: "changes" }, items));
   }
 
   function outputs(c, pair) {
@@ -183,8 +199,10 @@
     }
     [["baseline", c.base], ["candidate", c.cand]].forEach(function (x) {
       if (x[1] && x[1].error) box.append(el("div", { class: "callout err" }, el("strong", null, x[0] + " error: "), x[1].error));
+      if (x[1] && x[1].truncated) box.append(el("div", { class: "callout warn" }, el("strong", null, "✂ " + x[0] + " " + x[1].truncated), " (raise max_tokens if the answer needs more room)"));
     });
     if (c.expected !== null) box.append(section("Expected", el("pre", { class: "text" }, c.expected)));
+    add(box, changes(c));
     box.append(outputs(c, pair));
     add(box, grades(c, pair));
     add(box, prompt(c, pair));
@@ -280,7 +298,8 @@
     }, open ? "▾" : "▸")));
     tr.append(el("td", null, el("div", { class: "cid" }, c.id),
       c.tags.map(function (t) { return el("span", { class: "tag" }, t); }),
-      c.flags.indexOf("review") >= 0 ? el("span", { class: "badge review" }, "needs review") : null));
+      c.flags.indexOf("review") >= 0 ? el("span", { class: "badge review" }, "needs review") : null,
+      c.flags.indexOf("truncated") >= 0 && c.outcome !== "truncated" ? el("span", { class: "badge cut" }, "output cut off") : null));
     var s = function (side) { return side ? side.score : "—"; };
     if (this.pair.paired) {
       tr.append(el("td", null, el("span", { class: "badge " + c.outcome }, c.outcome_word)));

@@ -1,0 +1,1 @@
+"""SYNTHETIC EXAMPLE: one ticket-triage agent written with each framework agent-evals can call."""

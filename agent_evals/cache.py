@@ -48,7 +48,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError, EvaluationError
-from agent_evals.providers.base import Completion, ToolCall, Usage
+from agent_evals.providers.base import Completion, ToolCall, Usage, message_json, tools_json
 
 if TYPE_CHECKING:
     from agent_evals.providers import ProviderSettings
@@ -126,11 +126,13 @@ def _key_payload(request: ChatRequest, settings: ProviderSettings, repeat: int) 
         "provider": settings.type,
         "base_url": _normalise_base_url(settings.base_url),
         "model": spec.name,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [message_json(m) for m in request.messages],
         "params": spec.params(),
         "extra": spec.extra,
         "output": {"format": request.output.format, "schema": request.output.json_schema},
         "repeat": repeat,
+        # Only when offered: the keys of tool-less requests stay what they were.
+        **tools_json(request.tools, request.tool_choice),
     }
 
 
@@ -155,8 +157,11 @@ def cache_key(request: ChatRequest, settings: ProviderSettings, repeat: int = 0)
     Returns:
         64 lowercase hex characters.
     """
+    if request.tools or request.tool_choice is not None:
+        # An agent step: rarer, and its payload has more keys than the split below knows.
+        return hashlib.sha256(_canonical(_key_payload(request, settings, repeat)).encode("ascii")).hexdigest()
     head, middle, tail = _shared_parts(request, settings)
-    messages = _canonical([{"role": m.role, "content": m.content} for m in request.messages])
+    messages = _canonical([message_json(m) for m in request.messages])
     blob = head + messages + middle + _canonical(repeat) + tail
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
 

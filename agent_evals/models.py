@@ -26,6 +26,8 @@ from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+DEFAULT_MAX_STEPS = 10
+"""Model calls per case at most, when the model calls tools and the prompt sets no `max_steps`."""
 
 
 def canonical_hash(data: Any) -> str:
@@ -121,9 +123,57 @@ class ModelSpec(_Model):
         return out
 
 
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""A tool name both OpenAI and Anthropic accept."""
+
+_EMPTY: Any = lambda value: not value  # noqa: E731 - a field left out of dumps (and hashes) while unset
+
+
+class ToolSpec(_Model):
+    """A tool the agent may call: sent to the model in the provider's native format."""
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN, description="What the model calls it.")
+    description: str = Field(default="", description="What the tool does, for the model.")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="The JSON Schema of the tool's arguments (an object).",
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _an_object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type", "object") != "object":
+            raise ValueError("a tool's parameters must be a JSON Schema of type 'object'")
+        return value
+
+
+class ToolCallSpec(_Model):
+    """A tool call an assistant message made: in a conversation the runner builds, or a few-shot example."""
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] | str = Field(
+        default_factory=dict, description="The parsed arguments, or the raw text when it was not JSON."
+    )
+
+
 class Message(_Model):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    """One message. `tool` messages answer the assistant's `tool_calls` by `tool_call_id`."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCallSpec, ...] = Field(default=(), exclude_if=_EMPTY)
+    tool_call_id: str | None = Field(default=None, exclude_if=_EMPTY)
+    name: str | None = Field(default=None, exclude_if=_EMPTY, description="A tool message's tool name.")
+    is_error: bool = Field(default=False, exclude_if=_EMPTY, description="A tool message reporting a failure.")
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> Message:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant message has tool_calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message, and only a tool message, has a tool_call_id")
+        return self
 
 
 class OutputSpec(_Model):
@@ -182,12 +232,52 @@ class Prompt(_Sourced):
         description="Files the agent's behaviour depends on beyond its python: package, as globs relative "
         "to the project root (`agent/**.py`, `tools/*.yaml`): `ci` gates the prompt when they change.",
     )
+    tools: tuple[ToolSpec, ...] = Field(
+        default=(), exclude_if=_EMPTY, description="Tools the model may call; the runner answers each call."
+    )
+    tool_choice: str | None = Field(
+        default=None,
+        exclude_if=_EMPTY,
+        description="auto (the default), required, none, or the name of the one tool the model must call.",
+    )
+    max_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        exclude_if=_EMPTY,
+        description=f"Model calls per case at most when the model calls tools (default {DEFAULT_MAX_STEPS}).",
+    )
+
+    @model_validator(mode="after")
+    def _tools_fit(self) -> Prompt:
+        names = [t.name for t in self.tools]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise ValueError(f"tool '{duplicate}' is declared twice")
+        choice = self.tool_choice
+        if choice is not None and choice not in ("auto", "required", "none") and choice not in names:
+            raise ValueError(
+                f"tool_choice '{choice}' is neither auto, required, none nor a declared tool"
+                + (f" ({', '.join(names)})" if names else "")
+            )
+        if choice in ("required",) and not names:
+            raise ValueError("tool_choice 'required' needs tools")
+        return self
+
+    @property
+    def steps_limit(self) -> int:
+        """The most model calls one case may make."""
+        return self.max_steps or DEFAULT_MAX_STEPS
 
     @property
     def content_hash(self) -> str:
         """Hash of everything that changes what is sent or how output is read."""
         return canonical_hash(
-            self.model_dump(mode="json", include={"model", "messages", "output"}, by_alias=True)
+            self.model_dump(
+                mode="json",
+                include={"model", "messages", "output", "tools", "tool_choice", "max_steps"},
+                by_alias=True,
+            )
         )
 
 
@@ -269,6 +359,18 @@ class GatePolicy(_Model):
         le=1,
         description="The smallest drop the team wants to see; drives the power note.",
     )
+    max_step_increase: float | None = Field(
+        default=None,
+        ge=0,
+        description="Most extra steps (model calls plus tool calls) per case, on average, candidate vs "
+        "baseline on the same cases.",
+    )
+    max_cost_increase: float | None = Field(
+        default=None,
+        ge=0,
+        description="Most relative increase in cost per case, candidate vs baseline on the same cases "
+        "(0.2: 20% more).",
+    )
 
     @field_validator("max_score_drop", mode="before", json_schema_input_type=ScoreDrops | float | None)
     @classmethod
@@ -294,12 +396,69 @@ class CalibrationPolicy(_Model):
     )
 
 
+class RecordedCall(_Model):
+    """A tool call as production made it, and what the tool answered: replayed in place of the tool."""
+
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: Any = Field(default=None, description="What the tool returned (any JSON value).")
+    error: str | None = Field(default=None, exclude_if=_EMPTY, description="The tool failed with this.")
+
+
+class ToolMock(_Model):
+    """What a tool answers when no recorded call matches: exactly one of value, template, python."""
+
+    value: Any = Field(default=None, exclude_if=lambda v: v is None, description="A static result.")
+    template: str | None = Field(
+        default=None,
+        exclude_if=_EMPTY,
+        description="A Jinja template rendered with `args` (the call's arguments) and `vars` (the case's).",
+    )
+    python: str | None = Field(
+        default=None,
+        exclude_if=_EMPTY,
+        description="module:function inside the project, called with (arguments, case); returns the result.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ToolMock:
+        given = [k for k in ("value", "template", "python") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a mock has exactly one of value, template or python")
+        return self
+
+
+class ToolReplay(_Model):
+    """How one tool is answered in this eval set: how recorded calls match, and its mock."""
+
+    match: Literal["exact", "subset", "paths"] = Field(
+        default="exact",
+        description="exact: the same arguments; subset: the recorded arguments are a subset of the call's; "
+        "paths: the values at `paths` agree.",
+    )
+    paths: tuple[str, ...] = Field(
+        default=(), exclude_if=_EMPTY, description="JSON paths compared when match is 'paths' (`order.id`)."
+    )
+    mock: ToolMock | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="after")
+    def _paths_with_paths(self) -> ToolReplay:
+        if (self.match == "paths") != bool(self.paths):
+            raise ValueError("'paths' goes with match: paths, and match: paths needs paths")
+        return self
+
+
 class Case(_Model):
     id: str = Field(min_length=1)
     vars: dict[str, Any] = Field(default_factory=dict)
     expected: Any = None
     tags: tuple[str, ...] = ()
     cluster: str | None = Field(default=None, description="Cases sharing a conversation or source trace.")
+    tools: tuple[RecordedCall, ...] = Field(
+        default=(),
+        exclude_if=_EMPTY,
+        description="Tool calls recorded in production with their results, replayed in order of match.",
+    )
 
     @field_validator("id", mode="before", json_schema_input_type=str | int)
     @classmethod
@@ -329,6 +488,11 @@ class EvalSet(_Sourced):
     gate: GatePolicy | None = None
     review: ReviewPolicy | None = None
     calibration: CalibrationPolicy | None = None
+    tools: dict[str, ToolReplay] = Field(
+        default_factory=dict,
+        exclude_if=_EMPTY,
+        description="Per tool name: how recorded calls match, and the mock that answers the rest.",
+    )
 
     # Where each case starts: (path, line), when cases come from elsewhere than this file (JSONL).
     _case_sources: list[tuple[str, int | None]] | None = PrivateAttr(default=None)
@@ -367,6 +531,7 @@ class EvalSet(_Sourced):
                 "prompt": self.prompt,
                 "graders": [g.model_dump(mode="json") for g in self.graders],
                 "cases": [c.model_dump(mode="json") for c in self.cases],
+                **({"tools": {k: v.model_dump(mode="json") for k, v in self.tools.items()}} if self.tools else {}),
             }
         )
 

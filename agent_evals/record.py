@@ -64,6 +64,46 @@ class ToolCallRecord(_Rec):
     id: str | None = None
 
 
+class StepRecord(_Rec):
+    """One step of a case's trajectory: a model call, or a tool call answered.
+
+    A model step has the model's text, the tool calls it asked for (in its order; several
+    are a parallel call), its tokens, cost and whether it came from the cache. A tool step
+    has the call (`name`, `arguments`, `call_id`) and what answered it: `source` is
+    `recorded` (a result the case recorded in production), `mock` (the eval set's mock),
+    or `agent` (the agent's own runtime ran it and reported it). `error` on a tool step is
+    the tool's failure as the agent saw it, or why the runner could not answer the call.
+    """
+
+    kind: Literal["model", "tool"]
+    latency_ms: float | None = None
+    # a model step
+    model: str | None = None
+    text: str | None = None
+    finish_reason: str | None = None
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    # a tool step
+    name: str | None = None
+    arguments: dict[str, Any] | str | None = None
+    call_id: str | None = None
+    result: Any = None
+    source: Literal["recorded", "mock", "agent"] | None = None
+    error: str | None = None
+
+
+class ReplayRecord(_Rec):
+    """How a case's recorded tool calls were used: calls nothing answered, and records no call used.
+
+    Each entry is readable as it stands: `lookup_order({"id": 7})`, with its step for unmatched calls.
+    """
+
+    unmatched: tuple[str, ...] = ()
+    unconsumed: tuple[str, ...] = ()
+
+
 class CaseResult(_Rec):
     kind: Literal["case"] = "case"
     index: int
@@ -83,6 +123,10 @@ class CaseResult(_Rec):
     truncated: bool = False
     model: str | None = Field(default=None, description="The model that answered, as the provider named it.")
     tool_calls: tuple[ToolCallRecord, ...] = ()
+    """Every tool call of the case, in order (all steps': the trajectory's calls)."""
+    steps: tuple[StepRecord, ...] = ()
+    """The trajectory, when the case had more than one model call or called a tool."""
+    replay: ReplayRecord | None = None
     grades: tuple[GradeRecord, ...] = ()
     latency_ms: float | None = None
     usage: Usage | None = None

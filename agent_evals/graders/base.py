@@ -19,7 +19,7 @@ from agent_evals.models import Case, GraderSpec
 
 if TYPE_CHECKING:
     from agent_evals.providers.base import ChatRequest, Completion
-    from agent_evals.record import CaseStatus, GradeRecord
+    from agent_evals.record import CaseStatus, GradeRecord, StepRecord, ToolCallRecord
 
 ModelCaller = Callable[[str, "ChatRequest"], Awaitable["Completion"]]
 """call_model(provider_name, request): a model call with the runner's retry policy."""
@@ -77,6 +77,10 @@ class Sample:
     parse_error: str | None = None
     output_schema: dict[str, Any] | None = None
     call_model: ModelCaller | None = None
+    steps: tuple[StepRecord, ...] = ()
+    """The trajectory: model steps and tool steps in order (empty for a single call with no tools)."""
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    """Every tool call of the case, in order."""
 
 
 class Options(BaseModel):

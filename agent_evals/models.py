@@ -165,7 +165,9 @@ class Message(_Model):
     tool_calls: tuple[ToolCallSpec, ...] = Field(default=(), exclude_if=_EMPTY)
     tool_call_id: str | None = Field(default=None, exclude_if=_EMPTY)
     name: str | None = Field(default=None, exclude_if=_EMPTY, description="A tool message's tool name.")
-    is_error: bool = Field(default=False, exclude_if=_EMPTY, description="A tool message reporting a failure.")
+    is_error: bool = Field(
+        default=False, exclude_if=_EMPTY, description="A tool message reporting a failure."
+    )
 
     @model_validator(mode="after")
     def _tool_fields_fit_the_role(self) -> Message:
@@ -531,7 +533,11 @@ class EvalSet(_Sourced):
                 "prompt": self.prompt,
                 "graders": [g.model_dump(mode="json") for g in self.graders],
                 "cases": [c.model_dump(mode="json") for c in self.cases],
-                **({"tools": {k: v.model_dump(mode="json") for k, v in self.tools.items()}} if self.tools else {}),
+                **(
+                    {"tools": {k: v.model_dump(mode="json") for k, v in self.tools.items()}}
+                    if self.tools
+                    else {}
+                ),
             }
         )
 

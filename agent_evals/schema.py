@@ -55,7 +55,7 @@ def _model(name: str) -> type[BaseModel]:
 
 
 def json_schema(name: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one file kind.
+    """The JSON Schema (draft 7, which editors and check-jsonschema read) of one file kind.
 
     Args:
         name: `prompt`, `evalset` or `config`.

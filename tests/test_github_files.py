@@ -173,6 +173,26 @@ def test_every_command_and_option_used_exists() -> None:
         assert {w for w in words[2:] if w.startswith("--")} <= options, command
 
 
+@pytest.mark.parametrize(
+    ("path", "validate", "gate"),
+    [
+        ("prompts/triage.yaml", True, True),
+        ("evalsets/triage.cases.jsonl", True, True),
+        ("agent/main.py", False, True),  # a python: agent's code is gated too
+        ("checks.py", False, True),
+        ("README.md", False, False),
+        ("docs/prompts/notes.yaml", False, False),
+    ],
+)
+def test_hooks_run_on_the_files_they_check(path: str, validate: bool, gate: bool) -> None:
+    hooks = {h["id"]: h for h in load_list(ROOT / ".pre-commit-hooks.yaml")}
+    local = yaml.safe_load((ROOT / "agent_evals/templates/init/pre-commit-config.yaml").read_text())
+    written = {h["id"]: h for h in local["repos"][0]["hooks"]}
+    for source in (hooks, written):
+        assert bool(re.search(source["agent-evals-validate"]["files"], path)) is validate
+        assert bool(re.search(source["agent-evals-gate"]["files"], path)) is gate
+
+
 def load_list(path: Path) -> list[dict[str, Any]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, list)

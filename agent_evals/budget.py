@@ -11,12 +11,17 @@ stays within the ceiling; once one is refused, no new call is scheduled.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent_evals.errors import EvaluationError
 from agent_evals.pricing import Rate
-from agent_evals.providers.base import ChatRequest, Usage
+from agent_evals.providers.base import ChatRequest, Usage, tools_json
+
+if TYPE_CHECKING:
+    from agent_evals.models import Message
 
 CHARS_PER_TOKEN = 3.0
 MESSAGE_OVERHEAD_TOKENS = 8
@@ -42,13 +47,27 @@ def estimate(request: ChatRequest, rate: Rate | None) -> Estimate:
         rate: the price of the model asked for; None when unpriced (the cost is then None).
     """
     input_tokens = sum(
-        math.ceil(len(m.content) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS for m in request.messages
+        math.ceil(_chars(m) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS for m in request.messages
     )
+    if request.tools:
+        # The tools' names, descriptions and schemas are sent with every call of an agent.
+        input_tokens += math.ceil(len(_compact(tools_json(request.tools, None))) / CHARS_PER_TOKEN)
     output_tokens = request.model.max_tokens or DEFAULT_OUTPUT_TOKENS
     # Counted as uncached input. A prompt-cache write costs up to 1.25 times that, which counting
     # three characters a token where English averages four (1.33 times) more than covers.
     cost = rate.cost(Usage(input_tokens, output_tokens)) if rate is not None else None
     return Estimate(input_tokens, output_tokens, cost)
+
+
+def _chars(message: Message) -> int:
+    """What a message sends: its text, and its tool calls' names and arguments as JSON."""
+    if not message.tool_calls:
+        return len(message.content)
+    return len(message.content) + len(_compact([[c.name, c.arguments] for c in message.tool_calls]))
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 class Budget:

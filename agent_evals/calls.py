@@ -191,6 +191,8 @@ class TraceContext:
     case_id: str
     repeat: int
     role: str = "case"  # or "judge"
+    step: int | None = None
+    """The call's step in the case's trajectory (agent loops only), numbered from 1."""
 
 
 class Calls:
@@ -337,7 +339,7 @@ class Calls:
             if self.tracer is not None:
                 self.tracer.event(
                     "retry", attempt_start[0], evalset=ctx.evalset, case_id=ctx.case_id, repeat=ctx.repeat,
-                    role=ctx.role, attempt=event.attempt, delay_s=round(event.delay_s, 3),
+                    role=ctx.role, agent_step=ctx.step, attempt=event.attempt, delay_s=round(event.delay_s, 3),
                     concurrency_limit=self.limits(provider_name).snapshot()["limit"],
                     **{"error.type": str(event.error.status or type(event.error).__name__),
                        "error.message": str(event.error)},
@@ -356,7 +358,7 @@ class Calls:
             if self.tracer is not None:
                 self.tracer.event(
                     "request", started, evalset=ctx.evalset, case_id=ctx.case_id, repeat=ctx.repeat, role=ctx.role,
-                    attempt=exc.attempts, **request_attributes(settings.type, request),
+                    agent_step=ctx.step, attempt=exc.attempts, **request_attributes(settings.type, request),
                     **{"error.type": str(exc.status or type(exc).__name__), "error.message": str(exc)},
                 )  # fmt: skip
             raise
@@ -366,7 +368,7 @@ class Calls:
         if self.tracer is not None:
             self.tracer.event(
                 "request", started, evalset=ctx.evalset, case_id=ctx.case_id, repeat=ctx.repeat, role=ctx.role,
-                attempt=attempts, **request_attributes(settings.type, request),
+                agent_step=ctx.step, attempt=attempts, **request_attributes(settings.type, request),
             )  # fmt: skip
         self._trace_response(
             settings, request, ctx, completion, attempt_start[0], attempts, cached=False, cost=cost
@@ -394,7 +396,7 @@ class Calls:
         usage = completion.usage
         self.tracer.event(
             "response", start, evalset=ctx.evalset, case_id=ctx.case_id, repeat=ctx.repeat, role=ctx.role,
-            attempt=attempts, cached=cached, cost_usd=cost,
+            agent_step=ctx.step, attempt=attempts, cached=cached, cost_usd=cost,
             **request_attributes(settings.type, request),
             **{
                 "gen_ai.response.model": completion.model,

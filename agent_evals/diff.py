@@ -21,17 +21,37 @@ A case whose candidate output was cut off (the provider stopped at `max_tokens`)
 and that went pass -> fail keeps the outcome `regressed`, so every rule and test
 counts it (a cut-off answer fails in production too), but its `label` is
 `truncated`: the reports show the cause instead of calling it a regression.
+
+Agents leave a trajectory (model calls and tool calls). Per case, `trajectory_change`
+says how it moved between the two runs: tools no longer called or newly called (with
+the call they came before), calls reordered, called more or fewer times, arguments
+that changed, and how many model and tool calls each side made. Per pair, `Diff.deltas`
+holds paired per-case figures over the cases both sides judged (steps, model calls,
+tool calls, tokens, cost): the mean on each side, the mean change, and its 95%
+interval (a t interval on the per-case changes, its standard error clustered when
+cases share a cluster), which the `max_step_increase` and `max_cost_increase` rules read.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from agent_evals.errors import ConfigError
-from agent_evals.record import CaseResult, RunRecord
+from agent_evals.record import CaseResult, RunRecord, ToolCallRecord
+from agent_evals.summary import (
+    call_sequence,
+    has_trajectory,
+    model_calls,
+    step_count,
+    token_count,
+    tool_call_count,
+)
 
 Outcome = Literal["regressed", "fixed", "still_passing", "still_failing", "new", "removed", "errored"]
 OUTCOMES: tuple[Outcome, ...] = (
@@ -222,6 +242,318 @@ class Totals:
         return self.errors / ran if ran else 0.0
 
 
+Measure = Literal["steps", "model_calls", "tool_calls", "tokens", "cost_usd"]
+CONFIDENCE = 0.95
+"""Coverage of the per-case delta intervals (the gate shows every interval at 95%)."""
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    """One per-case measure over the cases both sides judged, paired by case.
+
+    A case's value on a side is the mean over its judged design runs (identical repeats
+    give the same mean as one). Cases with the measure unknown on a side (an unpriced
+    model's cost) are left out, so `n` may differ between measures.
+
+    Attributes:
+        measure: what is counted per case.
+        case_ids: the paired cases.
+        base: per-case baseline values, in `case_ids` order.
+        cand: per-case candidate values.
+        clusters: per-case cluster keys when some cases share one, else empty.
+    """
+
+    measure: Measure
+    case_ids: tuple[str, ...]
+    base: tuple[float, ...]
+    cand: tuple[float, ...]
+    clusters: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return len(self.case_ids)
+
+    @property
+    def base_mean(self) -> float:
+        """Mean per case on the baseline (NaN with no case: `case_deltas` never builds one)."""
+        return math.fsum(self.base) / self.n if self.n else math.nan
+
+    @property
+    def cand_mean(self) -> float:
+        return math.fsum(self.cand) / self.n if self.n else math.nan
+
+    @property
+    def delta(self) -> float:
+        """Mean change per case, candidate minus baseline."""
+        changes = [c - b for b, c in zip(self.base, self.cand, strict=True)]
+        return math.fsum(changes) / self.n if self.n else math.nan
+
+    @property
+    def relative(self) -> float | None:
+        """Relative change of the mean (0.25: 25% more); None when the baseline's mean is 0."""
+        b = self.base_mean
+        return None if not self.n or b == 0 else self.cand_mean / b - 1
+
+    @cached_property
+    def interval(self) -> tuple[float, float] | None:
+        """95% interval of `delta`; None with fewer than two cases (or clusters)."""
+        return _t_interval([c - b for b, c in zip(self.base, self.cand, strict=True)], self.clusters, 0.0)
+
+    @cached_property
+    def relative_interval(self) -> tuple[float, float] | None:
+        """95% interval of `relative`, by the delta method for a ratio of paired means.
+
+        With R = mean(cand) / mean(base), the standard error of R is that of the mean of
+        cand_i - R * base_i over mean(base) (clustered alike); the interval is R - 1 +- t * SE.
+        """
+        b, rel = self.base_mean, self.relative
+        if rel is None:
+            return None
+        ratio = rel + 1
+        residuals = [(c - ratio * x) / b for x, c in zip(self.base, self.cand, strict=True)]
+        return _t_interval(residuals, self.clusters, rel)
+
+    def increases(self) -> tuple[tuple[str, float], ...]:
+        """(case id, change) for every case that went up, largest first (ties in case order)."""
+        ups = [(cid, c - b) for cid, b, c in zip(self.case_ids, self.base, self.cand, strict=True) if c > b]
+        return tuple(sorted(ups, key=lambda item: -item[1]))
+
+
+def _t_interval(
+    values: Sequence[float], clusters: Sequence[str], centre: float
+) -> tuple[float, float] | None:
+    """`centre` +- t * SE(mean of values): SE clustered when `clusters` is given, t on G - 1 degrees of freedom.
+
+    `values` are the per-case deltas (or, for a ratio, its linearised residuals, which average to 0);
+    `centre` is added to their mean.
+    """
+    from scipy import stats as sps
+
+    from agent_evals import stats
+
+    n = len(values)
+    if n < 2:
+        return None
+    units = len(set(clusters)) if clusters else n
+    se = stats.clustered_standard_error(values, list(clusters) if clusters else None)
+    if units < 2 or not math.isfinite(se):
+        return None
+    mean = math.fsum(values) / n + centre
+    if se == 0:
+        return mean, mean
+    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, units - 1)) * se
+    return mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class CaseDeltas:
+    """Paired per-case figures of a diff; a measure is None when no case has it on both sides."""
+
+    steps: PairedDelta | None
+    model_calls: PairedDelta | None
+    tool_calls: PairedDelta | None
+    tokens: PairedDelta | None
+    cost: PairedDelta | None
+
+    def all(self) -> tuple[PairedDelta, ...]:
+        """The measures there are, in reading order."""
+        found = (self.steps, self.model_calls, self.tool_calls, self.tokens, self.cost)
+        return tuple(d for d in found if d is not None)
+
+
+_MEASURES: dict[Measure, Callable[[CaseResult], float | None]] = {
+    "steps": step_count,
+    "model_calls": model_calls,
+    "tool_calls": tool_call_count,
+    "tokens": token_count,
+    "cost_usd": lambda r: r.cost_usd,
+}
+
+
+def _side_mean(side: Side, measure: Callable[[CaseResult], float | None]) -> float | None:
+    values = [v for r in side.judged if (v := measure(r)) is not None]
+    return math.fsum(values) / len(values) if values else None
+
+
+def case_deltas(cases: Sequence[CaseDiff]) -> CaseDeltas:
+    """Per-case steps, model calls, tool calls, tokens and cost, paired over the cases both sides judged."""
+    found: dict[Measure, PairedDelta | None] = {}
+    for name, measure in _MEASURES.items():
+        ids: list[str] = []
+        base: list[float] = []
+        cand: list[float] = []
+        clusters: list[str] = []
+        for case in cases:
+            if case.base is None or case.cand is None:
+                continue
+            b, c = _side_mean(case.base, measure), _side_mean(case.cand, measure)
+            if b is None or c is None:
+                continue
+            ids.append(case.case_id)
+            base.append(b)
+            cand.append(c)
+            clusters.append(case.cluster or case.case_id)
+        shared = len(set(clusters)) < len(clusters)
+        found[name] = (
+            PairedDelta(name, tuple(ids), tuple(base), tuple(cand), tuple(clusters) if shared else ())
+            if ids
+            else None
+        )
+    return CaseDeltas(
+        steps=found["steps"],
+        model_calls=found["model_calls"],
+        tool_calls=found["tool_calls"],
+        tokens=found["tokens"],
+        cost=found["cost_usd"],
+    )
+
+
+# --- how a case's trajectory changed -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallPlace:
+    """A tool one side calls and the other never does, and where it sat among the calls both make.
+
+    `before`: the first call both sides make that came after it; else `after`, the last that came
+    before it; both None when the two sides share no call.
+    """
+
+    tool: str
+    before: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class CallMove:
+    """The candidate calls `tool` before `other`; the baseline called it after (first calls compared)."""
+
+    tool: str
+    other: str
+
+
+@dataclass(frozen=True)
+class CallCount:
+    """A tool both sides call, a different number of times."""
+
+    tool: str
+    base: int
+    cand: int
+
+
+@dataclass(frozen=True)
+class ArgumentChange:
+    """The `call`-th call (from 1) to `tool` on each side, with different arguments.
+
+    `calls` is how often the busier side calls the tool (1: the reports need not say which call).
+    """
+
+    tool: str
+    call: int
+    calls: int
+    base: dict[str, Any] | str
+    cand: dict[str, Any] | str
+
+
+@dataclass(frozen=True)
+class TrajectoryChange:
+    """How a case's trajectory moved from the baseline's run to the candidate's.
+
+    Each list is in the order of the calls; `model_calls` and `tool_calls` are
+    (baseline, candidate) counts.
+    """
+
+    removed: tuple[CallPlace, ...] = ()
+    reordered: tuple[CallMove, ...] = ()
+    added: tuple[CallPlace, ...] = ()
+    recounted: tuple[CallCount, ...] = ()
+    arguments: tuple[ArgumentChange, ...] = ()
+    model_calls: tuple[int, int] = (0, 0)
+    tool_calls: tuple[int, int] = (0, 0)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.removed
+            or self.reordered
+            or self.added
+            or self.recounted
+            or self.arguments
+            or self.model_calls[0] != self.model_calls[1]
+            or self.tool_calls[0] != self.tool_calls[1]
+        )
+
+
+def _canonical(arguments: dict[str, Any] | str) -> str:
+    # JSON's 7 is not 7.0 and true is not 1, though Python calls them equal.
+    return json.dumps(arguments, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _place(tool: str, calls: Sequence[str], shared: set[str]) -> CallPlace:
+    at = calls.index(tool)
+    later = next((name for name in calls[at + 1 :] if name in shared), None)
+    if later is not None:
+        return CallPlace(tool, before=later)
+    earlier = next((name for name in reversed(calls[:at]) if name in shared), None)
+    return CallPlace(tool, after=earlier)
+
+
+def _first_move(base: Sequence[str], cand: Sequence[str], shared: set[str]) -> CallMove | None:
+    """The first pair of shared tools whose first calls come in the other order in the candidate."""
+    order = [name for name in dict.fromkeys(cand) if name in shared]
+    was = {name: base.index(name) for name in order}
+    for i, name in enumerate(order):
+        for other in order[i + 1 :]:
+            if was[name] > was[other]:
+                return CallMove(name, other)
+    return None
+
+
+def trajectory_change(base: CaseResult | None, cand: CaseResult | None) -> TrajectoryChange | None:
+    """How the trajectory changed from the baseline's run of a case to the candidate's.
+
+    Args:
+        base: the baseline's run (the repeat the reports show).
+        cand: the candidate's run of the same case.
+
+    Returns:
+        The change, or None when a side is missing or neither recorded a trajectory
+        (no steps, no tool calls): a prompt without tools has nothing to say here.
+    """
+    if base is None or cand is None or not (has_trajectory(base) or has_trajectory(cand)):
+        return None
+    b_calls, c_calls = call_sequence(base), call_sequence(cand)
+    b_names, c_names = [c.name for c in b_calls], [c.name for c in c_calls]
+    shared = set(b_names) & set(c_names)
+    removed = tuple(_place(name, b_names, shared) for name in dict.fromkeys(b_names) if name not in shared)
+    added = tuple(_place(name, c_names, shared) for name in dict.fromkeys(c_names) if name not in shared)
+    move = _first_move(b_names, c_names, shared)
+    recounted = tuple(
+        CallCount(name, b_names.count(name), c_names.count(name))
+        for name in dict.fromkeys(c_names)
+        if name in shared and b_names.count(name) != c_names.count(name)
+    )
+    arguments = []
+    for name in dict.fromkeys(c_names):
+        if name not in shared:
+            continue
+        olds: list[ToolCallRecord] = [c for c in b_calls if c.name == name]
+        news: list[ToolCallRecord] = [c for c in c_calls if c.name == name]
+        calls = max(len(olds), len(news))
+        for k, (old, new) in enumerate(zip(olds, news, strict=False)):
+            if _canonical(old.arguments) != _canonical(new.arguments):
+                arguments.append(ArgumentChange(name, k + 1, calls, old.arguments, new.arguments))
+    return TrajectoryChange(
+        removed=removed,
+        reordered=(move,) if move is not None else (),
+        added=added,
+        recounted=recounted,
+        arguments=tuple(arguments),
+        model_calls=(model_calls(base), model_calls(cand)),
+        tool_calls=(len(b_calls), len(c_calls)),
+    )
+
+
 @dataclass(frozen=True)
 class Diff:
     """Everything the gate and the reports need about base vs candidate."""
@@ -238,6 +570,10 @@ class Diff:
     by_outcome: dict[str, tuple[CaseDiff, ...]] = field(default_factory=dict)
     varies: bool = True
     """Outputs vary between runs; False when repeats are copies or sampling is off."""
+    deltas: CaseDeltas = field(default_factory=lambda: CaseDeltas(None, None, None, None, None))
+    """Paired per-case steps, tool calls, tokens and cost over the cases both sides judged."""
+    trajectories: bool = False
+    """Either run recorded a trajectory (steps or tool calls): the reports show the per-case figures."""
 
     @property
     def effective_repeats(self) -> int:
@@ -505,4 +841,6 @@ def diff(base: RunRecord, cand: RunRecord) -> Diff:
         repeats=repeats,
         by_outcome={k: tuple(v) for k, v in by_outcome.items()},
         varies=varies,
+        deltas=case_deltas(cases),
+        trajectories=any(has_trajectory(r) for r in (*base.cases, *cand.cases)),
     )

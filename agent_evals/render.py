@@ -18,7 +18,7 @@ from jinja2.exceptions import SecurityError
 
 from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits
 from agent_evals.errors import TemplateError
-from agent_evals.models import Case, Message, Prompt
+from agent_evals.models import Case, Prompt
 from agent_evals.providers.base import ChatRequest
 
 LIMITS = Limits(
@@ -228,7 +228,13 @@ def render(prompt: Prompt, case: Case, *, case_where: Callable[[], str] | None =
             content = env.render(template, case.vars)
         except _RENDER_ERRORS as exc:
             raise _render_error(prompt, index, case, exc, name, case_where) from None
-        messages.append(Message(role=source.role, content=content))
+        # A copy keeps what is not templated: a few-shot assistant message's tool calls, a tool message's id.
+        messages.append(source.model_copy(update={"content": content}))
     return ChatRequest(
-        model=prompt.model, messages=tuple(messages), output=prompt.output, vars=dict(case.vars)
+        model=prompt.model,
+        messages=tuple(messages),
+        output=prompt.output,
+        vars=dict(case.vars),
+        tools=prompt.tools,
+        tool_choice=prompt.tool_choice,
     )

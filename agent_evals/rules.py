@@ -13,6 +13,11 @@ gate ran, the per-case evidence) in, `RuleResult`s out. Count rules
 (`max_regressions`, `critical`) count only cases whose own evidence says they
 regressed (`evidence`): with outputs that vary, a single pass -> fail is noise
 until the case's runs confirm it.
+
+The budget rules (`max_step_increase`, `max_cost_increase`) read the paired per-case
+figures of the diff (`Diff.deltas`) and act on the mean change over the cases both
+sides judged; the 95% interval beside it in the message shows how much of it noise
+could account for.
 """
 
 from __future__ import annotations
@@ -576,6 +581,107 @@ def _check_noninferiority(ctx: Context) -> list[RuleResult]:
     ]
 
 
+def _one_decimal(x: float) -> str:
+    """A limit as written: `1.0`, `0.25`."""
+    return f"{x:.1f}" if math.isclose(x * 10, round(x * 10), abs_tol=1e-9) else f"{x:g}"
+
+
+def _usd(x: float) -> str:
+    return f"${x:.4f}" if x == 0 or abs(x) >= 0.001 else f"${x:.6f}"
+
+
+def _signed_pct(x: float) -> str:
+    return f"{100 * x:+.1f}%"
+
+
+def _over(increases: Sequence[tuple[str, float]], limit: Callable[[str], float]) -> tuple[str, ...]:
+    return tuple(cid for cid, up in increases if up > limit(cid) + 1e-9)
+
+
+def _check_step_increase(ctx: Context) -> list[RuleResult]:
+    """Most extra steps (model calls plus tool calls) per case, on average, over the cases both sides judged.
+
+    Acts on the point estimate, the mean change over these cases: both sides ran the same
+    cases, so the change is measured on them, not inferred. The message shows the 95%
+    interval beside it (how much of the change noise could account for when outputs vary)
+    and, when it fails, names the cases that grew by more than the limit, most first.
+    """
+    limit, diff = ctx.policy.max_step_increase, ctx.diff
+    if limit is None or diff is None:
+        return []
+    d = diff.deltas.steps
+    allowed = f"allowed +{_one_decimal(limit)} on the mean"
+    if d is None:
+        return [
+            RuleResult("max_step_increase", True, f"steps per case: no case judged on both sides; {allowed}")
+        ]
+    ci = f", 95% CI {d.interval[0]:+.1f}..{d.interval[1]:+.1f}" if d.interval is not None else ""
+    passed = d.delta <= limit + 1e-9
+    return [
+        RuleResult(
+            "max_step_increase",
+            passed,
+            f"steps per case: {d.base_mean:.1f} -> {d.cand_mean:.1f} ({d.delta:+.1f}{ci}); {allowed}",
+            () if passed else _over(d.increases(), lambda _: limit),
+        )
+    ]
+
+
+def _check_cost_increase(ctx: Context) -> list[RuleResult]:
+    """Most relative increase in the mean cost per case (0.2: 20% more), over the cases both sides judged.
+
+    Acts on the point estimate, the relative change of the mean cost over these cases (the
+    same cases on both sides), with its 95% interval (delta method for a ratio of paired
+    means) in the message. A cost nobody priced cannot be compared: when no paired case
+    has a known cost on both sides the gate cannot judge (an error, exit 3), since passing
+    would let a change through unseen. When it fails, it names the cases whose cost grew
+    by more than the limit, most first.
+    """
+    limit, diff = ctx.policy.max_cost_increase, ctx.diff
+    if limit is None or diff is None:
+        return []
+    d = diff.deltas.cost
+    allowed = f"allowed {_signed_pct(limit).replace('.0%', '%')} on the mean"
+    if d is None:
+        if not diff.overall.n:
+            return [
+                RuleResult(
+                    "max_cost_increase", True, f"cost per case: no case judged on both sides; {allowed}"
+                )
+            ]
+        return [
+            RuleResult(
+                "max_cost_increase",
+                False,
+                f"cost per case: unknown on the {diff.overall.n:,} cases judged on both sides (the model has no "
+                f"price: set it under prices: in agent-evals.yaml); {allowed}",
+                severity="error",
+            )
+        ]
+    # Cases whose cost is unknown on a side (an unpriced model) are left out: say how many are in.
+    of = f"; {d.n:,} of {diff.overall.n:,} cases priced" if d.n < diff.overall.n else ""
+    head = f"cost per case: {_usd(d.base_mean)} -> {_usd(d.cand_mean)}"
+    base_cost = dict(zip(d.case_ids, d.base, strict=True))
+    rel = d.relative
+    if rel is None:
+        # The baseline cost nothing: any cost is an unbounded increase, none is no change.
+        passed = d.cand_mean == 0
+        message = f"{head} (the baseline cost nothing{of}); {allowed}"
+    else:
+        span = d.relative_interval
+        ci = f", 95% CI {_signed_pct(span[0])}..{_signed_pct(span[1])}" if span is not None else ""
+        passed = rel <= limit + 1e-9
+        message = f"{head} ({_signed_pct(rel)}{ci}{of}); {allowed}"
+    return [
+        RuleResult(
+            "max_cost_increase",
+            passed,
+            message,
+            () if passed else _over(d.increases(), lambda cid: limit * base_cost[cid]),
+        )
+    ]
+
+
 def shared_clusters(group: Group) -> tuple[str, ...] | None:
     """The group's cluster keys when some cases share one; None when every case is its own."""
     return group.clusters if len(set(group.clusters)) < len(group.clusters) else None
@@ -613,6 +719,16 @@ for _rule in (
         "noninferiority",
         (PolicyField("noninferiority_margin", "lower", optional=True),),
         _check_noninferiority,
+    ),
+    GateRule(
+        "max_step_increase",
+        (PolicyField("max_step_increase", "lower", optional=True),),
+        _check_step_increase,
+    ),
+    GateRule(
+        "max_cost_increase",
+        (PolicyField("max_cost_increase", "lower", optional=True),),
+        _check_cost_increase,
     ),
 ):
     register(_rule)

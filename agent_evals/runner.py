@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from agent_evals import __version__
+from agent_evals.agent_loop import Trajectory, run_agent
 from agent_evals.budget import Budget, BudgetExceeded
 from agent_evals.calls import Calls, TraceContext, check_keys
 from agent_evals.credentials import safe_url
@@ -48,11 +49,10 @@ from agent_evals.record import (
     RecordWriter,
     RunEnd,
     RunHeader,
-    ToolCallRecord,
-    Usage,
     load_record,
 )
 from agent_evals.render import render
+from agent_evals.replay import Replayer
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
 from agent_evals.trace import Tracer
@@ -367,31 +367,6 @@ def parse_output(text: str, request: ChatRequest) -> tuple[Any, str | None]:
         return None, f"output is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
 
 
-def _usage(completion: Completion) -> Usage | None:
-    usage = completion.usage
-    if usage is None:
-        return None
-    return Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-    )
-
-
-def _answer_fields(completion: Completion) -> dict[str, Any]:
-    """What the record keeps of the answer beside its text: why it stopped, who answered, its tool calls."""
-    return {
-        "finish_reason": completion.finish_reason,
-        "truncated": completion.truncated,
-        "model": completion.model,
-        "tool_calls": tuple(
-            ToolCallRecord(name=call.name, arguments=call.arguments, id=call.id)
-            for call in completion.tool_calls
-        ),
-    }
-
-
 async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseResult:
     index = job.indexes[position]
     case = job.evalset.cases[index]
@@ -410,23 +385,26 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
         start, end = job.rendered_at[position]
         calls.tracer.event("render", start, end, evalset=ctx.evalset, case_id=case.id, repeat=repeat,
                            messages=len(request.messages))  # fmt: skip
-    started = time.perf_counter()
-    try:
-        answer = await calls.call(job.provider, request, ctx)
-    except BudgetExceeded as exc:
-        return CaseResult(status="skipped", error=f"skipped (budget): {exc}", **base)
-    except ProviderError as exc:
+    # A prompt with tools (or a case that recorded tool calls) runs the agent loop, its tool
+    # calls answered from the case's records and the eval set's mocks; else one model call.
+    agent = bool(job.prompt.tools or case.tools)
+    trajectory = await run_agent(
+        calls,
+        job.provider,
+        request,
+        ctx,
+        replayer=Replayer(case, job.evalset.tools, root=calls.root) if agent else None,
+        max_steps=job.prompt.steps_limit,
+    )
+    ran = _trajectory_fields(trajectory)
+    if trajectory.skipped is not None:
+        model_calls = sum(step.kind == "model" for step in trajectory.steps)
+        after = f", after {model_calls} model call{'s' if model_calls > 1 else ''}" if model_calls else ""
         return CaseResult(
-            status="error",
-            error=f"{job.provider}: {exc}",
-            attempts=exc.attempts,
-            # A call its provider's breaker stopped was never sent: it has no latency to report.
-            latency_ms=None if exc.attempts == 0 else (time.perf_counter() - started) * 1000,
-            **base,
+            status="skipped", error=f"skipped (budget{after}): {trajectory.skipped}", **ran, **base
         )
-    # The call's own latency: for a cached answer, that of the call that produced it (or None,
-    # not measured), never the lookup's microseconds, so p50/p95 compare measured calls only.
-    latency_ms = answer.latency_ms
+    if trajectory.error is not None or trajectory.last is None:
+        return CaseResult(status="error", error=trajectory.error, **ran, **base)
     judge_costs: list[float | None] = []
 
     async def call_model(provider_name: str, judge_request: ChatRequest) -> Completion:
@@ -434,15 +412,20 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
         judge_costs.append(judged.cost_usd)
         return judged.completion
 
-    completion = answer.completion
-    parsed, parse_error = parse_output(completion.text, request)
+    output = trajectory.last.text
+    parsed, parse_error = parse_output(output, request)
     sample = Sample(
         case=case,
-        output=completion.text,
+        output=output,
         parsed=parsed,
         parse_error=parse_error,
         output_schema=request.output.json_schema,
         call_model=call_model,
+        steps=trajectory.steps,
+        tool_calls=trajectory.tool_calls,
+        tools=request.tools,
+        usage=trajectory.usage,
+        cost_usd=trajectory.cost_usd,
     )
     try:
         grades = [await _grade(grader, sample, calls, ctx) for grader in job.graders]
@@ -451,23 +434,42 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
     review = job.evalset.review
     grades = list(mark_disagreements(grades, review.disagree if review else ()))
     status, score, passed = case_outcome(grades)
-    costs = [answer.cost_usd, *judge_costs]
+    costs = [trajectory.cost_usd, *judge_costs]
     result = CaseResult(
         status=status,
         score=score,
         passed=passed,
-        output=completion.text,
-        **_answer_fields(completion),
         grades=tuple(grades),
-        latency_ms=latency_ms,
-        usage=_usage(completion),
-        cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
-        attempts=answer.attempts,
-        cached=answer.cached,
         error="; ".join(f"grader '{g.grader}': {g.error}" for g in grades if g.error) or None,
+        **{
+            **ran,
+            "cost_usd": None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+        },
         **base,
     )
     return apply_reviews(result, job.reviews)
+
+
+def _trajectory_fields(trajectory: Trajectory) -> dict[str, Any]:
+    """What the record keeps of a case's model calls: the last answer (its text, why it stopped,
+    who answered), every tool call, the steps, and the totals over the calls."""
+    last = trajectory.last
+    return {
+        "output": last.text if last is not None else None,
+        "finish_reason": last.finish_reason if last is not None else None,
+        "truncated": last.truncated if last is not None else False,
+        "model": last.model if last is not None else None,
+        "tool_calls": trajectory.tool_calls,
+        "steps": trajectory.steps,
+        "replay": trajectory.replay,
+        # For a cached answer, the latency of the call that produced it (or None, not measured),
+        # never the lookup's microseconds, so p50/p95 compare measured calls only.
+        "latency_ms": trajectory.latency_ms,
+        "usage": trajectory.usage,
+        "cost_usd": trajectory.cost_usd,
+        "attempts": trajectory.attempts,
+        "cached": trajectory.cached,
+    }
 
 
 async def _grade(grader: GraderBase, sample: Sample, calls: Calls, ctx: TraceContext) -> GradeRecord:
@@ -703,7 +705,8 @@ def _end(
     counts = {s: 0 for s in ("pass", "fail", "error", "skipped")}
     for r in results:
         counts[r.status] += 1
-    costs = [r.cost_usd for r in results if r.status != "skipped"]
+    # A case the budget stopped mid-loop spent what its steps cost.
+    costs = [r.cost_usd for r in results if r.status != "skipped" or r.steps]
     total = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
     if reason is None and stopped is not None:
         unsent = sum(r.status == "error" and r.attempts == 0 for r in results)

@@ -1,4 +1,10 @@
-"""Summaries of run results: pass rates, scores per grader, cost, latency. Pure."""
+"""Summaries of run results: pass rates, scores per grader, cost, latency, steps. Pure.
+
+The measures of one result's trajectory live here too (`model_calls`, `tool_call_count`,
+`step_count`, `token_count`, `call_sequence`), so the diff, the gate and every report count
+a step the same way: a result with no recorded steps made one model call, and its tool
+calls (if the model asked for any) are `CaseResult.tool_calls`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent_evals.record import CaseResult
+from agent_evals.record import CaseResult, ToolCallRecord
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,12 @@ class Summary:
     latency_p95_ms: float | None
     needs_review: int = 0
     """Cases (repeats counted) with a grade still waiting for a person: pass/fail is provisional."""
+    trajectories: int = 0
+    """Runs that recorded a trajectory (steps or tool calls); 0 for a prompt with no tools."""
+    model_calls: int = 0
+    """Model calls over the runs that ran (one per run with no recorded steps)."""
+    tool_calls: int = 0
+    """Tool calls over the runs that ran."""
 
     @property
     def judged(self) -> int:
@@ -54,6 +66,61 @@ class Summary:
     def error_rate(self) -> float:
         ran = self.judged + self.errors
         return self.errors / ran if ran else 0.0
+
+    @property
+    def ran(self) -> int:
+        return self.cases - self.skipped
+
+    @property
+    def steps_per_case(self) -> float | None:
+        """Mean steps (model calls plus tool calls) per run that ran."""
+        return (self.model_calls + self.tool_calls) / self.ran if self.ran else None
+
+    @property
+    def tool_calls_per_case(self) -> float | None:
+        return self.tool_calls / self.ran if self.ran else None
+
+
+def has_trajectory(result: CaseResult) -> bool:
+    """Whether the result recorded what the agent did: steps, or tool calls the model asked for."""
+    return bool(result.steps or result.tool_calls)
+
+
+def model_calls(result: CaseResult) -> int:
+    """Model calls the result made: its model steps, or one when it recorded no steps."""
+    if result.steps:
+        return sum(s.kind == "model" for s in result.steps)
+    return 0 if result.status == "skipped" else 1
+
+
+def call_sequence(result: CaseResult) -> tuple[ToolCallRecord, ...]:
+    """Every tool call of the result, in order: `tool_calls`, else read from its tool steps."""
+    if result.tool_calls:
+        return result.tool_calls
+    return tuple(
+        ToolCallRecord(
+            name=s.name or "?", arguments=s.arguments if s.arguments is not None else {}, id=s.call_id
+        )
+        for s in result.steps
+        if s.kind == "tool"
+    )
+
+
+def tool_call_count(result: CaseResult) -> int:
+    return len(call_sequence(result))
+
+
+def step_count(result: CaseResult) -> int:
+    """Steps of the result: model calls plus tool calls."""
+    return model_calls(result) + tool_call_count(result)
+
+
+def token_count(result: CaseResult) -> int | None:
+    """Input plus output tokens of the result (its model steps' when it has no total); None when unknown."""
+    if result.usage is not None:
+        return result.usage.input_tokens + result.usage.output_tokens
+    usages = [s.usage for s in result.steps if s.kind == "model" and s.usage is not None]
+    return sum(u.input_tokens + u.output_tokens for u in usages) if usages else None
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -111,4 +178,7 @@ def summarize(results: Sequence[CaseResult]) -> Summary:
         latency_p50_ms=p50,
         latency_p95_ms=p95,
         needs_review=sum(any(g.needs_review for g in r.grades) for r in results),
+        trajectories=sum(has_trajectory(r) for r in results),
+        model_calls=sum(model_calls(r) for r in results),
+        tool_calls=sum(tool_call_count(r) for r in results if r.status != "skipped"),
     )

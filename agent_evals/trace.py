@@ -1,9 +1,15 @@
-"""Structured traces: one JSON line per step (render, request, retry, response, grade).
+"""Structured traces: one JSON line per step (render, request, retry, response, tool, grade).
 
 Field names follow the OpenTelemetry GenAI semantic conventions where one
-exists (`gen_ai.request.model`, `gen_ai.usage.input_tokens`, ...). A trace
-never holds request headers or API keys; provider error messages are already
-scrubbed of keys before they get here.
+exists (`gen_ai.request.model`, `gen_ai.usage.input_tokens`, ...). In an agent
+loop each model call is a `chat` operation (its `request` and `response` lines)
+and each tool call answered is a `tool` line, an `execute_tool` operation with
+`gen_ai.tool.name` and `gen_ai.tool.call.id`; both carry `agent_step`, the
+step's number in the case's trajectory (from 1, model and tool steps alike).
+Tool arguments and results stay out of traces (the conventions make them
+opt-in: they hold user data); the run record has them.
+A trace never holds request headers or API keys; provider error messages are
+already scrubbed of keys before they get here.
 """
 
 from __future__ import annotations
@@ -35,6 +41,16 @@ def request_attributes(provider_type: str, request: ChatRequest) -> dict[str, An
         if value is not None:
             attrs[f"gen_ai.request.{name}"] = value
     return attrs
+
+
+def tool_attributes(name: str, call_id: str | None) -> dict[str, Any]:
+    """The gen_ai.* attributes of a tool call answered (an `execute_tool` span)."""
+    return {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": name,
+        "gen_ai.tool.call.id": call_id,
+        "gen_ai.tool.type": "function",
+    }
 
 
 class Tracer:

@@ -3,8 +3,11 @@
 Checks what `run` would trip over, without calling anything: schema and
 unknown keys, grader and provider types, duplicate case ids, graders that need
 an `expected` value on cases without one, eval sets whose prompt is missing,
-and templates that fail to render for any case. Fast enough for pre-commit:
-it never imports pandas or scikit-learn and never imports user code.
+templates that fail to render for any case, and tools: recorded calls and
+`tools:` rules naming a tool the prompt does not declare, recorded arguments
+that do not fit the tool's parameters, mock templates that do not compile and
+mock `python:` targets that are malformed or outside the project. Fast enough
+for pre-commit: it never imports pandas or scikit-learn and never imports user code.
 
 It never passes what it did not check: a path named that does not exist, is not a
 regular file, or is not part of the project is a problem, and a clean run says how
@@ -13,13 +16,14 @@ many prompts, eval sets and cases it looked at.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.graders import GraderBase, get_path
@@ -30,10 +34,13 @@ from agent_evals.load import (
     load_project,
     unreadable,
 )
-from agent_evals.models import EvalSet, Prompt
+from agent_evals.models import EvalSet, Prompt, ToolSpec
 from agent_evals.providers import capabilities, resolve
 from agent_evals.render import compile_prompt, render
 from agent_evals.runner import build_graders, case_where, judge_provider
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 
 def _errors(exc: ConfigError) -> list[ConfigError]:
@@ -56,6 +63,7 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
         )
     else:
         errors.extend(capabilities.check_prompt(prompt, settings))
+    errors.extend(_check_tool_schemas(prompt))
     from agent_evals.sources import check_watch
 
     errors.extend(check_watch(prompt, project.root))
@@ -71,6 +79,27 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
                     f"output schema is not a valid JSON Schema: {exc.message}",
                     path=prompt.source_path,
                     line=prompt.line_of("output", "schema"),
+                    hint="see https://json-schema.org/understanding-json-schema/",
+                )
+            )
+    return errors
+
+
+def _check_tool_schemas(prompt: Prompt) -> list[ConfigError]:
+    if not prompt.tools:
+        return []
+    import jsonschema
+
+    errors = []
+    for index, tool in enumerate(prompt.tools):
+        try:
+            jsonschema.validators.validator_for(tool.parameters).check_schema(tool.parameters)
+        except jsonschema.SchemaError as exc:
+            errors.append(
+                ConfigError(
+                    f"the parameters of tool '{tool.name}' are not a valid JSON Schema: {exc.message}",
+                    path=prompt.source_path,
+                    line=prompt.line_of("tools", index, "parameters"),
                     hint="see https://json-schema.org/understanding-json-schema/",
                 )
             )
@@ -181,7 +210,190 @@ def check_evalset(evalset: EvalSet, project: Project) -> list[ConfigError]:
             pass  # reported once, against the prompt
         else:
             errors.extend(_check_renders(evalset, prompt))
+    errors.extend(_check_tools(evalset, prompt, project))
     return errors
+
+
+# --- tools: recorded calls and replay rules --------------------------------------------------
+
+
+def _case_at(evalset: EvalSet, index: int, *loc: int | str) -> tuple[str | None, int | None]:
+    """The file and line of `loc` inside case `index` (its own line when it comes from a JSONL file)."""
+    path, line = evalset.case_source(index)
+    if path == evalset.source_path:
+        line = evalset.line_of("cases", index, *loc) or line
+    return path, line
+
+
+def _undeclared_hint(name: str, prompt: Prompt) -> str:
+    declared = [t.name for t in prompt.tools]
+    close = difflib.get_close_matches(name, declared, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    where = prompt.source_path or f"prompt '{prompt.id}'"
+    known = f"it declares {', '.join(declared)}" if declared else "it declares none"
+    return f"declare it under tools: in {where} or fix the name; {known}"
+
+
+def _runs_its_own_tools(prompt: Prompt, project: Project) -> bool:
+    """A `python:` agent that declares no tools runs its own; its cases' records are for graders and `sample`."""
+    if prompt.tools:
+        return False
+    try:
+        return resolve(prompt.model.provider, project.config, project.root).type == "python"
+    except ConfigError:
+        return False
+
+
+def _check_tools(evalset: EvalSet, prompt: Prompt | None, project: Project) -> list[ConfigError]:
+    errors = _check_mocks(evalset, project)
+    if prompt is None or _runs_its_own_tools(prompt, project):
+        return errors
+    declared = {t.name: t for t in prompt.tools}
+    for name in evalset.tools:
+        if name not in declared:
+            errors.append(
+                ConfigError(
+                    f"tools.{name}: prompt '{prompt.id}' declares no tool '{name}'",
+                    path=evalset.source_path,
+                    line=evalset.line_of("tools", name),
+                    hint=_undeclared_hint(name, prompt),
+                )
+            )
+    errors.extend(_check_recorded_calls(evalset, prompt, declared))
+    return errors
+
+
+def _check_recorded_calls(
+    evalset: EvalSet, prompt: Prompt, declared: dict[str, ToolSpec]
+) -> list[ConfigError]:
+    # One line per distinct problem: a misspelt tool in 500 sampled cases is one mistake.
+    first: dict[str, ConfigError] = {}
+    counts: Counter[str] = Counter()
+    validators: dict[str, Validator | None] = {}
+    for index, case in enumerate(evalset.cases):
+        for position, call in enumerate(case.tools):
+            tool = declared.get(call.name)
+            if tool is None:
+                key = f"undeclared {call.name}"
+                path, line = _case_at(evalset, index, "tools", position, "name")
+                error = ConfigError(
+                    f"case '{case.id}' records a call to '{call.name}', a tool prompt '{prompt.id}' does not declare",
+                    path=path,
+                    line=line,
+                    hint=_undeclared_hint(call.name, prompt),
+                )
+            else:
+                found = _argument_errors(tool, call.arguments, validators)
+                if found is None:
+                    continue
+                key = f"arguments {call.name} {found}"
+                path, line = _case_at(evalset, index, "tools", position, "arguments")
+                error = ConfigError(
+                    f"case '{case.id}' records {call.name} arguments that do not fit its parameters: {found}",
+                    path=path,
+                    line=line,
+                    hint=f"fix the recorded arguments, or the parameters of '{call.name}' in "
+                    f"{prompt.source_path or prompt.id}",
+                )
+            first.setdefault(key, error)
+            counts[key] += 1
+    for key, error in first.items():
+        if counts[key] > 1:
+            error.hint = f"{error.hint}; {counts[key] - 1} more recorded call(s) fail the same way"
+    return list(first.values())
+
+
+def _argument_errors(
+    tool: ToolSpec, arguments: dict[str, Any], validators: dict[str, Validator | None]
+) -> str | None:
+    """Why `arguments` do not fit the tool's parameters (the first violation, in schema order), or None."""
+    from jsonschema.exceptions import SchemaError
+
+    # The json_schema grader's validator: the same draft and format checks for outputs and arguments.
+    from agent_evals.graders.json_schema import _validator
+
+    if tool.name not in validators:
+        try:
+            built = _validator(tool.parameters)
+            built.check_schema(tool.parameters)
+            validators[tool.name] = built
+        except SchemaError:  # reported once, against the prompt
+            validators[tool.name] = None
+    validator = validators[tool.name]
+    if validator is None:
+        return None
+    found = list(validator.iter_errors(arguments))
+    if not found:
+        return None
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    message = " ".join(found[0].message.split())
+    if len(message) > 200:
+        message = message[:199] + "…"
+    return f"{found[0].json_path}: {message}{more}"
+
+
+def _check_mocks(evalset: EvalSet, project: Project) -> list[ConfigError]:
+    from agent_evals.replay import mock_target_problem
+
+    errors = []
+    for name, rule in evalset.tools.items():
+        mock = rule.mock
+        if mock is None:
+            continue
+        if mock.template is not None:
+            problem = _template_problem(mock.template, name)
+            if problem is not None:
+                message, hint, template_line = problem
+                start = evalset.line_of("tools", name, "mock", "template", value=True)
+                errors.append(
+                    ConfigError(
+                        f"tools.{name}.mock.template {message}",
+                        path=evalset.source_path,
+                        line=start + template_line - 1 if start and template_line else start,
+                        hint=hint,
+                    )
+                )
+        if mock.python is not None:
+            found = mock_target_problem(mock.python, project.root)
+            if found is not None:
+                errors.append(
+                    ConfigError(
+                        f"tools.{name}.mock.python: {found.message}",
+                        path=evalset.source_path,
+                        line=evalset.line_of("tools", name, "mock", "python", value=True),
+                        hint=found.hint,
+                    )
+                )
+    return errors
+
+
+def _template_problem(source: str, name: str) -> tuple[str, str, int | None] | None:
+    """Why a mock template does not compile in the sandbox: (what, how to fix, template line), or None."""
+    import jinja2
+
+    from agent_evals._sandbox import LimitExceeded
+    from agent_evals.replay import compile_mock_template
+
+    try:
+        compile_mock_template(source, name)
+    except jinja2.TemplateSyntaxError as exc:
+        return (
+            f"does not compile: {exc.message}",
+            "fix the Jinja syntax; use {% raw %}...{% endraw %} for literal braces",
+            exc.lineno,
+        )
+    except LimitExceeded as exc:
+        return exc.what, exc.hint, exc.lineno
+    except (RecursionError, MemoryError, SyntaxError) as exc:
+        return (
+            f"is nested too deeply to compile ({type(exc).__name__})",
+            "flatten the template: set intermediate values with {% set %}",
+            None,
+        )
+    except (ValueError, OverflowError) as exc:  # a number literal longer than Python converts
+        return f"does not compile: {exc}", "write shorter numbers", None
+    return None
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,7 @@ def openai_chat(
     reasoning_tokens: int = 0,
     tool_calls: Sequence[ToolCallScript] = (),
     finish_reason: str | None = None,
+    ids: Sequence[str] | None = None,
 ) -> Handler:
     """A handler answering like OpenAI's chat completions, with every field the official SDK requires.
 
@@ -172,6 +173,8 @@ def openai_chat(
         tool_calls: the calls the model asks for, in order (several are parallel calls);
             dict arguments are sent as a JSON string, as OpenAI does, a str as it is.
         finish_reason: by default `tool_calls` when there are tool calls, else `stop`.
+        ids: the tool calls' ids; by default `call_<request index>_<position>` (a model mints
+            new ones on every call; fixed ids make a conversation the same run after run).
     """
 
     def handle(request: Request) -> Response:
@@ -188,7 +191,7 @@ def openai_chat(
         if tool_calls:
             message["tool_calls"] = [
                 {
-                    "id": f"call_{request.index}_{i}",
+                    "id": ids[i] if ids is not None else f"call_{request.index}_{i}",
                     "type": "function",
                     "function": {
                         "name": name,
@@ -241,6 +244,7 @@ def anthropic_messages(
     cache_write_tokens: int = 0,
     tool_calls: Sequence[tuple[str, dict[str, Any]]] = (),
     stop_reason: str | None = None,
+    ids: Sequence[str] | None = None,
 ) -> Handler:
     """A handler answering like Anthropic's Messages API, with every field the official SDK requires.
 
@@ -255,6 +259,7 @@ def anthropic_messages(
         cache_write_tokens: `usage.cache_creation_input_tokens` (written to the 5-minute cache).
         tool_calls: `tool_use` blocks after the text, in order: a tool's name and its input.
         stop_reason: by default `tool_use` when there are tool calls, else `end_turn`.
+        ids: the `tool_use` blocks' ids; by default `toolu_<request index>_<position>`.
     """
 
     def handle(request: Request) -> Response:
@@ -264,7 +269,12 @@ def anthropic_messages(
         if answer is not None:
             content.append({"type": "text", "text": answer, "citations": None})
         content.extend(
-            {"type": "tool_use", "id": f"toolu_{request.index}_{i}", "name": name, "input": args}
+            {
+                "type": "tool_use",
+                "id": ids[i] if ids is not None else f"toolu_{request.index}_{i}",
+                "name": name,
+                "input": args,
+            }
             for i, (name, args) in enumerate(tool_calls)
         )
         return Response(

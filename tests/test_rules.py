@@ -31,6 +31,8 @@ policies = st.builds(
     critical=st.lists(keys, max_size=3, unique=True).map(lambda xs: tuple(sorted(xs))),
     max_error_rate=st.floats(0, 1, allow_nan=False),
     detect_drop=st.floats(0.001, 1, allow_nan=False),
+    max_step_increase=st.none() | st.floats(0, 10, allow_nan=False),
+    max_cost_increase=st.none() | st.floats(0, 2, allow_nan=False),
 )
 
 
@@ -78,6 +80,8 @@ def _looser_values(name: str) -> tuple[Any, Any]:
         "critical": (("refund", "vip"), ("vip",)),
         "max_error_rate": (0.02, 0.1),
         "detect_drop": (0.03, 0.1),
+        "max_step_increase": (1.0, 2.0),
+        "max_cost_increase": (0.1, 0.25),
     }[name]
 
 

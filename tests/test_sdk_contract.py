@@ -34,10 +34,10 @@ from anthropic.types.message_create_params import MessageCreateParamsNonStreamin
 from anthropic.types.output_config_param import OutputConfigParam
 from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
 
-from agent_evals.models import Message, ModelSpec
+from agent_evals.models import Message, ModelSpec, ToolCallSpec, ToolSpec
 from agent_evals.providers import Completion, ProviderSettings
 from agent_evals.providers.anthropic import ANTHROPIC_VERSION, AnthropicProvider
-from agent_evals.providers.base import ChatRequest
+from agent_evals.providers.base import ChatRequest, ToolCall
 from agent_evals.providers.capabilities import ANTHROPIC_EFFORTS, refusals
 from agent_evals.providers.openai import OpenAIProvider
 from tests.http_server import Handler, Request, Response, ScriptedServer, anthropic_messages, openai_chat
@@ -124,6 +124,30 @@ def test_the_request_check_is_strict(validator: jsonschema.protocols.Validator, 
     assert request_problems(validator, {**good, "messages": [{"role": "robot", "content": "hi"}]}) != []
 
 
+def test_the_request_check_knows_the_tool_shapes() -> None:
+    # What each API would refuse if the providers mixed the two formats up.
+    chat = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+    tool = {"role": "tool", "tool_call_id": "c1", "content": "42"}
+    assert request_problems(OPENAI_REQUEST, {**chat, "messages": [tool]}) == []
+    assert request_problems(OPENAI_REQUEST, {**chat, "messages": [{**tool, "is_error": True}]}) != []
+    assert request_problems(OPENAI_REQUEST, {**chat, "tools": [{"name": "f", "input_schema": {}}]}) != []
+    assert request_problems(OPENAI_REQUEST, {**chat, "tool_choice": {"type": "any"}}) != []
+    message = {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": "42", "is_error": True}
+    assert (
+        request_problems(ANTHROPIC_REQUEST, {**message, "messages": [{"role": "user", "content": [result]}]})
+        == []
+    )
+    assert request_problems(ANTHROPIC_REQUEST, {**message, "messages": [tool]}) != []
+    assert (
+        request_problems(
+            ANTHROPIC_REQUEST, {**message, "tools": [{"type": "function", "function": {"name": "f"}}]}
+        )
+        != []
+    )
+    assert request_problems(ANTHROPIC_REQUEST, {**message, "tool_choice": "required"}) != []
+
+
 def test_the_anthropic_request_type_has_no_sampling_parameters() -> None:
     # Why Claude prompts may not set temperature or top_p at this API version (capabilities.py).
     body = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
@@ -176,11 +200,56 @@ class Scenario:
     check: Callable[[Completion, Any, dict[str, Any]], None]
     """Given what the provider read, what the SDK read, and the request body sent."""
     headers: dict[str, str] | None = None
+    messages: tuple[Message, ...] | None = None
+    """The conversation sent (default `MESSAGES`)."""
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
 
 
 MESSAGES = (
     Message(role="system", content="Classify the ticket."),
     Message(role="user", content="I was charged twice for order A-17."),
+)
+
+TOOLS = (
+    ToolSpec(
+        name="lookup_order",
+        description="Look an order up by id (synthetic).",
+        parameters={
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        },
+    ),
+    ToolSpec(
+        name="refund",
+        parameters={
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "reason": {"type": "string"}},
+        },
+    ),
+)
+
+# A conversation two steps into an agent loop: the model asked for two tools at once (a
+# parallel call, with text beside it), both were answered (one with a failure), then it
+# asked again with no text. Every request with tools sends this.
+AGENT_MESSAGES = (
+    *MESSAGES,
+    Message(
+        role="assistant",
+        content="Let me check.",
+        tool_calls=(
+            ToolCallSpec(id="call_a", name="lookup_order", arguments={"order_id": "A-17"}),
+            ToolCallSpec(id="call_b", name="refund", arguments={"order_id": "A-17", "reason": "duplicate"}),
+        ),
+    ),
+    Message(role="tool", tool_call_id="call_a", name="lookup_order", content='{"status":"paid","charges":2}'),
+    Message(role="tool", tool_call_id="call_b", name="refund", content="refunds are closed", is_error=True),
+    Message(
+        role="assistant",
+        tool_calls=(ToolCallSpec(id="call_c", name="lookup_order", arguments='{"order_id": "A-1'),),
+    ),
+    Message(role="tool", tool_call_id="call_c", name="lookup_order", content='{"status":"unknown"}'),
 )
 
 
@@ -211,6 +280,71 @@ def _openai_tools(completion: Completion, sdk: Any, body: dict[str, Any]) -> Non
         {"name": "refund", "arguments": {"order_id": "A-17", "reason": "duplicate"}},
     ]
     assert completion.finish_reason == sdk.choices[0].finish_reason == "tool_calls"
+
+
+def _openai_agent_step(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Look an order up by id (synthetic).",
+                "parameters": TOOLS[0].parameters,
+            },
+        },
+        {"type": "function", "function": {"name": "refund", "parameters": TOOLS[1].parameters}},
+    ]
+    assert body["tool_choice"] == "required"
+    assert body["messages"][2:] == [
+        {
+            "role": "assistant",
+            "content": "Let me check.",
+            "tool_calls": [
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "lookup_order", "arguments": '{"order_id":"A-17"}'},
+                },
+                {
+                    "id": "call_b",
+                    "type": "function",
+                    "function": {"name": "refund", "arguments": '{"order_id":"A-17","reason":"duplicate"}'},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_a", "content": '{"status":"paid","charges":2}'},
+        {"role": "tool", "tool_call_id": "call_b", "content": "refunds are closed"},
+        {
+            "role": "assistant",
+            "content": None,
+            # Broken JSON the model sent goes back as it came.
+            "tool_calls": [
+                {
+                    "id": "call_c",
+                    "type": "function",
+                    "function": {"name": "lookup_order", "arguments": '{"order_id": "A-1'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_c", "content": '{"status":"unknown"}'},
+    ]
+    assert completion.text == sdk.choices[0].message.content == "Refunded the duplicate charge."
+    assert completion.tool_calls == ()
+
+
+def _openai_named_choice(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "refund"}}
+    [call] = sdk.choices[0].message.tool_calls
+    assert completion.tool_calls == (ToolCall("refund", {"order_id": "A-17"}, call.id),)
+    assert call.id == "call_0_0"
+
+
+def _openai_choice(word: str) -> Callable[[Completion, Any, dict[str, Any]], None]:
+    def check(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
+        assert body["tool_choice"] == word
+        assert [t["function"]["name"] for t in body["tools"]] == ["lookup_order", "refund"]
+
+    return check
 
 
 def _openai_cache(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
@@ -244,6 +378,74 @@ def _anthropic_tools(completion: Completion, sdk: Any, body: dict[str, Any]) -> 
     assert len(blocks) == 2
     assert completion.text == "I'll check the order and refund the duplicate."
     assert completion.finish_reason == sdk.stop_reason == "tool_use"
+
+
+def _anthropic_agent_step(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
+    assert body["tools"] == [
+        {
+            "name": "lookup_order",
+            "description": "Look an order up by id (synthetic).",
+            "input_schema": TOOLS[0].parameters,
+        },
+        {"name": "refund", "input_schema": TOOLS[1].parameters},
+    ]
+    assert body["tool_choice"] == {"type": "any"}
+    assert body["system"] == "Classify the ticket."
+    assert body["messages"] == [
+        {"role": "user", "content": "I was charged twice for order A-17."},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "call_a", "name": "lookup_order", "input": {"order_id": "A-17"}},
+                {
+                    "type": "tool_use",
+                    "id": "call_b",
+                    "name": "refund",
+                    "input": {"order_id": "A-17", "reason": "duplicate"},
+                },
+            ],
+        },
+        # The answers to one parallel call: one user turn of tool_result blocks.
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call_a", "content": '{"status":"paid","charges":2}'},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_b",
+                    "content": "refunds are closed",
+                    "is_error": True,
+                },
+            ],
+        },
+        # No text: no empty text block. Broken JSON cannot be an `input`: sent as {}.
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "call_c", "name": "lookup_order", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_c", "content": '{"status":"unknown"}'}],
+        },
+    ]
+    assert completion.text == sdk.content[0].text == "Refunded the duplicate charge."
+
+
+def _anthropic_named_choice(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
+    assert body["tool_choice"] == {"type": "tool", "name": "refund"}
+    [block] = sdk.content
+    assert completion.tool_calls == (ToolCall("refund", {"order_id": "A-17"}, block.id),)
+    assert block.id == "toolu_0_0"
+    assert completion.text == '[{"arguments":{"order_id":"A-17"},"name":"refund"}]'
+
+
+def _anthropic_choice(word: str) -> Callable[[Completion, Any, dict[str, Any]], None]:
+    def check(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
+        assert body["tool_choice"] == {"type": word}
+        assert [t["name"] for t in body["tools"]] == ["lookup_order", "refund"]
+
+    return check
 
 
 def _anthropic_cache(completion: Completion, sdk: Any, body: dict[str, Any]) -> None:
@@ -286,6 +488,35 @@ OPENAI_SCENARIOS = [
         _openai_tools,
     ),
     Scenario(
+        "tools-and-tool-messages",
+        ModelSpec(provider="openai", name="gpt-4.1", temperature=0),
+        openai_chat("Refunded the duplicate charge."),
+        _openai_agent_step,
+        messages=AGENT_MESSAGES,
+        tools=TOOLS,
+        tool_choice="required",
+    ),
+    Scenario(
+        "named-tool-choice",
+        ModelSpec(provider="openai", name="gpt-4.1"),
+        openai_chat(tool_calls=[("refund", {"order_id": "A-17"})]),
+        _openai_named_choice,
+        tools=TOOLS,
+        tool_choice="refund",
+    ),
+    *(
+        Scenario(
+            f"tool-choice-{word}",
+            ModelSpec(provider="openai", name="gpt-4.1"),
+            openai_chat("billing"),
+            _openai_choice(word),
+            messages=AGENT_MESSAGES,
+            tools=TOOLS,
+            tool_choice=word,
+        )
+        for word in ("auto", "none")
+    ),
+    Scenario(
         "cache-tokens",
         ModelSpec(provider="openai", name="gpt-4o-mini", max_tokens=50),
         openai_chat("billing", prompt_tokens=1100, cached_tokens=1024),
@@ -322,6 +553,35 @@ ANTHROPIC_SCENARIOS = [
         _anthropic_tools,
     ),
     Scenario(
+        "tools-and-tool-messages",
+        ModelSpec(provider="anthropic", name="claude-haiku-4-5"),
+        anthropic_messages("Refunded the duplicate charge."),
+        _anthropic_agent_step,
+        messages=AGENT_MESSAGES,
+        tools=TOOLS,
+        tool_choice="required",
+    ),
+    Scenario(
+        "named-tool-choice",
+        ModelSpec(provider="anthropic", name="claude-haiku-4-5"),
+        anthropic_messages(tool_calls=[("refund", {"order_id": "A-17"})]),
+        _anthropic_named_choice,
+        tools=TOOLS,
+        tool_choice="refund",
+    ),
+    *(
+        Scenario(
+            f"tool-choice-{word}",
+            ModelSpec(provider="anthropic", name="claude-haiku-4-5"),
+            anthropic_messages("billing"),
+            _anthropic_choice(word),
+            messages=AGENT_MESSAGES,
+            tools=TOOLS,
+            tool_choice=word,
+        )
+        for word in ("auto", "none")
+    ),
+    Scenario(
         "cache-tokens",
         ModelSpec(provider="anthropic", name="claude-sonnet-4-6", max_tokens=50),
         anthropic_messages("billing", input_tokens=30, cache_read_tokens=4096, cache_write_tokens=512),
@@ -336,10 +596,21 @@ ANTHROPIC_SCENARIOS = [
 ]
 
 
-def _send(provider: OpenAIProvider | AnthropicProvider, spec: ModelSpec) -> Completion:
+def _send(
+    provider: OpenAIProvider | AnthropicProvider, spec: ModelSpec, scenario: Scenario | None = None
+) -> Completion:
+    request = ChatRequest(model=spec, messages=MESSAGES)
+    if scenario is not None:
+        request = ChatRequest(
+            model=spec,
+            messages=scenario.messages or MESSAGES,
+            tools=scenario.tools,
+            tool_choice=scenario.tool_choice,
+        )
+
     async def go() -> Completion:
         try:
-            return await provider.complete(ChatRequest(model=spec, messages=MESSAGES))
+            return await provider.complete(request)
         finally:
             await provider.aclose()
 
@@ -356,7 +627,7 @@ def test_openai_requests_and_responses_match_the_sdk(
     )
     assert refusals(scenario.spec, settings) == []  # the scenario is a prompt that validates
     openai_server.default = scenario.handler
-    completion = _send(OpenAIProvider(settings), scenario.spec)
+    completion = _send(OpenAIProvider(settings), scenario.spec, scenario)
 
     [received] = openai_server.requests
     assert request_problems(OPENAI_REQUEST, received.json) == []
@@ -375,7 +646,7 @@ def test_anthropic_requests_and_responses_match_the_sdk(
     )
     assert refusals(scenario.spec, settings) == []
     anthropic_server.default = scenario.handler
-    completion = _send(AnthropicProvider(settings), scenario.spec)
+    completion = _send(AnthropicProvider(settings), scenario.spec, scenario)
 
     [received] = anthropic_server.requests
     assert request_problems(ANTHROPIC_REQUEST, received.json) == []

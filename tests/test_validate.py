@@ -109,7 +109,8 @@ def test_unknown_grader_type(project: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 2
     assert lines == [
         "evalsets/triage.yaml:9: unknown grader type 'exact' "
-        "(known types: contains, exact_match, json_schema, regex, rubric, python:module:function)"
+        "(known types: budget, contains, exact_match, json_schema, regex, rubric, tool_args, tool_called, "
+        "tool_not_called, tool_sequence, python:module:function)"
     ]
 
 

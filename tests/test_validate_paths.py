@@ -155,7 +155,8 @@ def test_validate_from_a_subfolder_finds_the_root(
     assert code == 2
     assert out == [
         "../evalsets/triage.yaml:9: unknown grader type 'exact_mach' "
-        "(known types: contains, exact_match, json_schema, regex, rubric, python:module:function)"
+        "(known types: budget, contains, exact_match, json_schema, regex, rubric, tool_args, tool_called, "
+        "tool_not_called, tool_sequence, python:module:function)"
     ]
 
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from agent_evals.errors import ConfigError
 from agent_evals.graders.base import Grade, GraderBase, Sample, get_path, output_value
+from agent_evals.graders.budget import Budget
 from agent_evals.graders.exact_match import ExactMatch
 from agent_evals.graders.json_schema import JsonSchema
 from agent_evals.graders.python_fn import PythonGrader
 from agent_evals.graders.rubric import Rubric
 from agent_evals.graders.text import Contains, Regex
+from agent_evals.graders.tool_args import ToolArgs
+from agent_evals.graders.tool_called import ToolCalled
+from agent_evals.graders.tool_not_called import ToolNotCalled
+from agent_evals.graders.tool_sequence import ToolSequence
 from agent_evals.models import GraderSpec
 
 __all__ = [
@@ -32,6 +37,11 @@ GRADERS: dict[str, type[GraderBase]] = {
     "regex": Regex,
     "json_schema": JsonSchema,
     "rubric": Rubric,
+    "tool_called": ToolCalled,
+    "tool_not_called": ToolNotCalled,
+    "tool_sequence": ToolSequence,
+    "tool_args": ToolArgs,
+    "budget": Budget,
 }
 
 

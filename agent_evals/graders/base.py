@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from agent_evals.models import Case, GraderSpec
+from agent_evals.models import Case, GraderSpec, ToolSpec
 
 if TYPE_CHECKING:
     from agent_evals.providers.base import ChatRequest, Completion
-    from agent_evals.record import CaseStatus, GradeRecord, StepRecord, ToolCallRecord
+    from agent_evals.record import CaseStatus, GradeRecord, StepRecord, ToolCallRecord, Usage
 
 ModelCaller = Callable[[str, "ChatRequest"], Awaitable["Completion"]]
 """call_model(provider_name, request): a model call with the runner's retry policy."""
@@ -81,6 +81,12 @@ class Sample:
     """The trajectory: model steps and tool steps in order (empty for a single call with no tools)."""
     tool_calls: tuple[ToolCallRecord, ...] = ()
     """Every tool call of the case, in order."""
+    tools: tuple[ToolSpec, ...] = ()
+    """The tools the prompt offered the model (their parameters' JSON Schemas)."""
+    usage: Usage | None = None
+    """The case's tokens, all model steps together (None: not reported)."""
+    cost_usd: float | None = None
+    """The case's cost before grading, all model steps together (None: unpriced)."""
 
 
 class Options(BaseModel):

@@ -10,6 +10,8 @@ module sends what the prompt sets.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.providers._http import HTTPProvider, join_url, malformed, token_count, tool_call_text
@@ -18,6 +20,7 @@ from agent_evals.providers.base import Completion, ToolCall, Usage
 if TYPE_CHECKING:
     import aiohttp
 
+    from agent_evals.models import Message, ToolSpec
     from agent_evals.providers import ProviderSettings
     from agent_evals.providers.base import ChatRequest
 
@@ -28,7 +31,10 @@ __all__ = [
     "AnthropicProvider",
     "api_version",
     "build_body",
+    "messages_body",
     "parse_message",
+    "tool_body",
+    "tool_choice_body",
 ]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -78,7 +84,7 @@ class AnthropicProvider(HTTPProvider):
 
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
-    """The request body: system text split out, `max_tokens` always set, then `extra`.
+    """The request body: system text split out, `max_tokens` always set, tools, then `extra`.
 
     `reasoning_effort` goes as `output_config.effort`. `seed` is never sent (the API has
     none): a prompt that sets it is refused before sending, as is a sampling parameter the
@@ -89,10 +95,14 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": spec.name,
         "max_tokens": spec.max_tokens or DEFAULT_MAX_TOKENS,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        "messages": messages_body(request.messages),
     }
     if system:
         body["system"] = "\n\n".join(system)
+    if request.tools:
+        body["tools"] = [tool_body(t) for t in request.tools]
+    if request.tool_choice is not None:
+        body["tool_choice"] = tool_choice_body(request.tool_choice)
     if spec.temperature is not None:
         body["temperature"] = spec.temperature
     if spec.top_p is not None:
@@ -103,6 +113,77 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
         body["output_config"] = {"effort": spec.reasoning_effort}
     body.update(spec.extra)
     return body
+
+
+def messages_body(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The conversation in the Messages API's format (system text goes apart, see `build_body`).
+
+    An assistant's tool calls are `tool_use` blocks after its text (if it said any). The
+    API takes tool answers in a user turn: consecutive `tool` messages (the answers to one
+    parallel call) become ONE user message of `tool_result` blocks, `is_error` set on failures.
+    """
+    out: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+            }
+            if message.is_error:
+                block["is_error"] = True
+            results.append(block)
+            continue
+        if results:
+            out.append({"role": "user", "content": results})
+            results = []
+        if message.role == "system":
+            continue
+        if message.role == "assistant" and message.tool_calls:
+            blocks: list[dict[str, Any]] = (
+                [{"type": "text", "text": message.content}] if message.content else []
+            )
+            blocks.extend(
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call.arguments)}
+                for call in message.tool_calls
+            )
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": message.role, "content": message.content})
+    if results:
+        out.append({"role": "user", "content": results})
+    return out
+
+
+def _input(arguments: dict[str, Any] | str) -> dict[str, Any]:
+    """A tool call's `input`: an object. Raw text (broken JSON another provider's model sent) is
+    parsed if it can be, else sent as `{}`: the API takes nothing but an object here."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def tool_body(tool: ToolSpec) -> dict[str, Any]:
+    """A tool as the Messages API declares one: `{name, description, input_schema}`."""
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        out["description"] = tool.description
+    out["input_schema"] = tool.parameters
+    return out
+
+
+def tool_choice_body(choice: str) -> dict[str, Any]:
+    """auto -> `{"type": "auto"}`, required -> `any`, none -> `none`, a tool's name -> `{"type": "tool", "name"}`."""
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if choice == "required":
+        return {"type": "any"}
+    return {"type": "tool", "name": choice}
 
 
 def parse_message(data: dict[str, Any], *, url: str, secret: str | None = None) -> Completion:

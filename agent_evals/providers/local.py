@@ -26,6 +26,61 @@ How it answers one request:
   examples use for that key.
 - No examples at all: an extractive summary of the input, as text.
 
+Tool mode: when the request offers tools and the system messages hold a plan
+that names at least one of them, the stand-in acts as an agent instead, one
+model step per request (the agent loop sends the conversation back with the
+tools' answers each time):
+
+- The plan is the numbered lines of the system messages (`1.`, `2)`), in order.
+  A line is a step when it names a tool the request offers (the tool's name as
+  a word); lines naming none ("4. Answer with the decision.") are not steps.
+- A step calls the first tool its line names; the others on the line are only
+  mentioned ("Call lookup_policy with the category from lookup_order."). A line
+  that says "at the same time" or "in parallel" calls every tool it names, in
+  one step (a parallel call).
+- A line starting "If" is conditional: "If lookup_policy says `eligible` is
+  true, call issue_refund ...; otherwise call escalate_to_human ...". The
+  condition is the text before the first comma (or "then"): a field in
+  backticks (a dotted path into a tool's result), optionally `is VALUE` or
+  `is not VALUE` (a JSON word: true, false, null, a number, else a string;
+  without one: the field is truthy), checked against the latest result that
+  has the field, from the tool the condition names if it names one. The call
+  after "otherwise" (or "else") is made when the condition fails; without one,
+  the step is skipped. An "If" line with no field in backticks is not a
+  condition the stand-in can check: it makes the call before "otherwise".
+  A condition on a field no tool result has is taken as met: like an eager
+  model, the stand-in does not hold back for a check it never made (drop the
+  plan's policy lookup and it refunds anyway). But when the condition names a
+  tool that was called and failed (or did not say), the condition fails: a
+  check that went wrong is not a check that passed.
+- Where it is: the calls since the last user message are matched against the
+  plan, step by step; the first step not yet made is made next. When every
+  step is done (or the conversation's calls stop following the plan), it
+  answers.
+- Arguments: each property of the tool's parameters schema, by its name, from
+  (1) the tool results so far, latest first (the first key of that name,
+  searched depth first), (2) the arguments of earlier calls, latest first, (3)
+  the user messages, latest first, when the property has a `pattern` (its first
+  match; anchors dropped), (4) the case's variables (`ChatRequest.vars`, by key,
+  depth first). A value of the wrong JSON type is converted where that is
+  lossless (a digit string for an integer, a number for a string as its JSON
+  text; a boolean is never a number); a property with no value is left out. The text of a step line ("with the order id") is not read.
+- The answer, when the plan is done. JSON output with a schema: an object with
+  the schema's properties in order, each by its name from the same sources as
+  arguments (a value outside the property's `enum` is not taken); an enum
+  property no source names takes the value that names the last tool called
+  whose name has it as a word (`refund` for `issue_refund`); a required string
+  still without a value gets an extractive summary of the user's message; other
+  properties are left out. JSON without a schema: the last tool result (an
+  object), else `{"result": ...}`. Text output: "Called a, b." and the last
+  result as JSON.
+- The completion has the HTTP providers' shape: tool calls with ids
+  (`call_1`, `call_2`, ... numbered over the whole conversation), empty text
+  and finish reason `tool_calls` on a tool step; the answer and `stop` at the
+  end. With `tool_choice: none`, or no plan, it answers as it does without
+  tools; other tool choices follow the plan (the stand-in never calls a tool
+  its plan does not name).
+
 Temperature, seed and every other sampling parameter are ignored: the same
 request always gets the same answer. The vectorizer is fitted once per distinct
 example set and cached, so a run of a thousand cases fits it once.
@@ -45,17 +100,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent_evals.providers.base import Completion, Usage
+from agent_evals.providers.base import Completion, ToolCall, Usage
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from agent_evals.models import Message
+    from agent_evals.models import Message, ToolSpec
     from agent_evals.providers import ProviderSettings
     from agent_evals.providers.base import ChatRequest
 
-__all__ = ["MODEL_NAME", "Example", "LocalProvider", "split_messages", "word_count"]
+__all__ = [
+    "MODEL_NAME",
+    "Condition",
+    "Example",
+    "LocalProvider",
+    "PlanStep",
+    "parse_plan",
+    "split_messages",
+    "word_count",
+]
 
 MODEL_NAME = "local-tfidf-knn"
 
@@ -340,11 +404,366 @@ def _examples_key(examples: Sequence[Example], json_output: bool) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+# --- tool mode ---------------------------------------------------------------------
+
+_PLAN_LINE = re.compile(r"^\s*\d{1,3}[.)]\s+(?P<text>\S.*)$")
+_PARALLEL = re.compile(r"\b(?:at the same time|in parallel)\b", re.IGNORECASE)
+_IF = re.compile(r"^if\b(?P<condition>[^,]*?)(?:,|\bthen\b)(?P<then>.*)$", re.IGNORECASE | re.DOTALL)
+_OTHERWISE = re.compile(r"\b(?:otherwise|else)\b", re.IGNORECASE)
+_FIELD = re.compile(
+    r"`(?P<path>[^`\s]+)`(?:\s+is\s+(?P<negated>not\s+)?(?P<value>`[^`]*`|\"[^\"]*\"|'[^']*'|[^\s,;]+))?",
+    re.IGNORECASE,
+)
+_UNSET: Any = object()
+"""A condition with no `is VALUE`: the field must be truthy."""
+_MISSING: Any = object()
+"""A key a value does not have, or the result of a failed call (distinct from null)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """The test of a conditional plan step: the value at `path` in a tool's latest result."""
+
+    path: tuple[str, ...]
+    value: Any = _UNSET
+    negated: bool = False
+    tool: str | None = None
+    """Only this tool's results are read (the condition names it); None: any tool's."""
+
+    def holds(self, results: Sequence[tuple[str, Any]]) -> bool:
+        """Whether the condition is met by `results`: (tool, result) of the calls so far, oldest first.
+
+        A failed call's result is `_MISSING`. A field no result has is taken as met, unless the
+        condition names a tool and that tool was called (it failed, or did not say): see the
+        module docstring.
+        """
+        named_tool_called = False
+        for tool, result in reversed(results):
+            if self.tool is not None and tool != self.tool:
+                continue
+            named_tool_called = self.tool is not None
+            found = _MISSING if result is _MISSING else _at_path(result, self.path)
+            if found is _MISSING:
+                continue
+            met = bool(found) if self.value is _UNSET else _same_json(found, self.value)
+            return met != self.negated
+        return not named_tool_called
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One numbered line of the plan: the tools it calls, or calls otherwise when its condition fails."""
+
+    tools: tuple[str, ...]
+    condition: Condition | None = None
+    otherwise: tuple[str, ...] = ()
+
+    def calls(self, results: Sequence[tuple[str, Any]]) -> tuple[str, ...]:
+        """The tools this step calls, given the results so far."""
+        if self.condition is None or self.condition.holds(results):
+            return self.tools
+        return self.otherwise
+
+
+def _at_path(value: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON equality: true is not 1, 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return bool(a == b)
+
+
+def _json_word(word: str) -> Any:
+    word = word.rstrip(".:")
+    if len(word) >= 2 and word[0] == word[-1] and word[0] in "`\"'":
+        return word[1:-1]
+    try:
+        return json.loads(word)
+    except json.JSONDecodeError:
+        return word
+
+
+def _named(text: str, tools: Sequence[str]) -> list[str]:
+    """The offered tools `text` names as words, in the order it names them (first mention each)."""
+    found: list[tuple[int, str]] = []
+    for name in tools:
+        match = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
+        if match:
+            found.append((match.start(), name))
+    return [name for _, name in sorted(found)]
+
+
+def _step_tools(text: str, tools: Sequence[str]) -> tuple[str, ...]:
+    named = _named(text, tools)
+    if _PARALLEL.search(text):
+        return tuple(named)
+    return tuple(named[:1])
+
+
+def parse_plan(system: str, tools: Sequence[str]) -> list[PlanStep]:
+    """The plan in a system prompt: its numbered lines that name an offered tool, in order.
+
+    Args:
+        system: the system messages' text.
+        tools: the names of the tools the request offers.
+
+    Returns:
+        One step per plan line (see the module docstring); empty when no line names a tool.
+    """
+    steps: list[PlanStep] = []
+    for line in system.splitlines():
+        match = _PLAN_LINE.match(line)
+        if match is None:
+            continue
+        text = match.group("text").strip()
+        conditional = _IF.match(text)
+        if conditional is None:
+            called = _step_tools(text, tools)
+            if called:
+                steps.append(PlanStep(tools=called))
+            continue
+        condition_text = conditional.group("condition")
+        parts = _OTHERWISE.split(conditional.group("then"), maxsplit=1)
+        then_text = parts[0]
+        else_text = parts[1] if len(parts) > 1 else ""
+        then_tools, else_tools = _step_tools(then_text, tools), _step_tools(else_text, tools)
+        field = _FIELD.search(condition_text)
+        if field is None or not (then_tools or else_tools):
+            if then_tools:
+                steps.append(PlanStep(tools=then_tools))
+            continue
+        named = _named(condition_text, tools)
+        value = field.group("value")
+        condition = Condition(
+            path=tuple(field.group("path").split(".")),
+            value=_UNSET if value is None else _json_word(value),
+            negated=bool(field.group("negated")),
+            tool=named[0] if named else None,
+        )
+        steps.append(PlanStep(tools=then_tools, condition=condition, otherwise=else_tools))
+    return steps
+
+
+@dataclass(frozen=True, slots=True)
+class _Called:
+    """A tool call made since the last user message, and its answer when the conversation has one."""
+
+    name: str
+    arguments: dict[str, Any] | str
+    result: Any = _MISSING
+    """The parsed answer (JSON when it is JSON, else the text); missing when unanswered or an error."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What the stand-in reads from a conversation: the user's words and the calls of this turn."""
+
+    user_texts: tuple[str, ...]
+    """Every user message, latest first."""
+    called: tuple[_Called, ...]
+    calls_before: int
+    """Tool calls in the conversation before this turn's (for call ids)."""
+
+    @property
+    def results(self) -> list[tuple[str, Any]]:
+        return [(c.name, c.result) for c in self.called if c.result is not _MISSING]
+
+
+def _read_turn(messages: Sequence[Message]) -> _Turn:
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    answers: dict[str, tuple[str, bool]] = {
+        m.tool_call_id: (m.content, m.is_error) for m in messages if m.role == "tool" and m.tool_call_id
+    }
+    called: list[_Called] = []
+    before = 0
+    for index, message in enumerate(messages):
+        for call in message.tool_calls:
+            if index < last_user:
+                before += 1
+                continue
+            content, is_error = answers.get(call.id, ("", True))
+            result: Any = _MISSING
+            if not is_error:
+                try:
+                    result = json.loads(content)
+                except json.JSONDecodeError:
+                    result = content
+            called.append(_Called(name=call.name, arguments=call.arguments, result=result))
+    user_texts = tuple(m.content for m in reversed(messages) if m.role == "user")
+    return _Turn(user_texts=user_texts, called=tuple(called), calls_before=before)
+
+
+def _next_calls(plan: Sequence[PlanStep], turn: _Turn) -> tuple[str, ...]:
+    """The tools to call now; empty when it is time to answer."""
+    done = 0
+    for step in plan:
+        tools = step.calls([(c.name, c.result) for c in turn.called[:done]])
+        if not tools:
+            continue
+        made = tuple(c.name for c in turn.called[done : done + len(tools)])
+        if made == tools:
+            done += len(tools)
+            continue
+        # The calls so far do not follow the plan: stop calling and answer, never loop.
+        return tools if done == len(turn.called) else ()
+    return ()
+
+
+def _find_key(value: Any, key: str) -> Any:
+    """The value of the first `key` in `value`, depth first; _MISSING when there is none."""
+    if isinstance(value, dict):
+        if key in value:
+            return value[key]
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return _MISSING
+    for child in children:
+        found = _find_key(child, key)
+        if found is not _MISSING:
+            return found
+    return _MISSING
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+def _fits(value: Any, schema: dict[str, Any]) -> Any:
+    """`value` as the schema's type when it is or converts losslessly; _MISSING when it does not fit."""
+    if "enum" in schema and not any(_same_json(value, v) for v in schema["enum"]):
+        return _MISSING
+    kind = schema.get("type")
+    kinds = [kind] if isinstance(kind, str) else list(kind) if isinstance(kind, list) else []
+    if not kinds:
+        return value
+    for name in kinds:
+        wanted = _JSON_TYPES.get(name)
+        if wanted is None:
+            continue
+        if isinstance(value, bool) and name in ("integer", "number"):
+            continue
+        if isinstance(value, wanted):
+            return value
+    if "string" in kinds and isinstance(value, int | float) and not isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if "integer" in kinds and re.fullmatch(r"-?\d{1,18}", text):
+            return int(text)
+        if "number" in kinds and re.fullmatch(r"-?\d{1,18}(?:\.\d{1,18})?", text):
+            return float(text) if "." in text else int(text)
+    return _MISSING
+
+
+def _pattern_match(pattern: str, texts: Sequence[str]) -> Any:
+    unanchored = pattern.removeprefix("^").removesuffix("$")
+    try:
+        compiled = re.compile(unanchored)
+    except re.error:
+        return _MISSING
+    for text in texts:
+        match = compiled.search(text)
+        if match:
+            return match.group(0)
+    return _MISSING
+
+
+def _value_for(name: str, schema: dict[str, Any], turn: _Turn, vars_: dict[str, Any]) -> Any:
+    """A value for the property `name` from the conversation and the case (see the module docstring)."""
+    sources: list[Any] = [result for _, result in reversed(turn.results)]
+    sources += [c.arguments for c in reversed(turn.called)]
+    for source in sources:
+        found = _find_key(source, name)
+        value = _fits(found, schema) if found is not _MISSING else _MISSING
+        if value is not _MISSING:
+            return value
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        found = _pattern_match(pattern, turn.user_texts)
+        if found is not _MISSING:
+            value = _fits(found, schema)
+            if value is not _MISSING:
+                return value
+    found = _find_key(vars_, name)
+    return _fits(found, schema) if found is not _MISSING else _MISSING
+
+
+def _arguments(tool: ToolSpec, turn: _Turn, vars_: dict[str, Any]) -> dict[str, Any]:
+    properties = tool.parameters.get("properties")
+    out: dict[str, Any] = {}
+    for name, schema in (properties if isinstance(properties, dict) else {}).items():
+        value = _value_for(name, schema if isinstance(schema, dict) else {}, turn, vars_)
+        if value is not _MISSING:
+            out[name] = value
+    return out
+
+
+def _words_of(name: str) -> set[str]:
+    return {w for w in re.split(r"[^A-Za-z0-9]+", name.lower()) if w}
+
+
+def _final_answer(request: ChatRequest, turn: _Turn) -> str:
+    called = [c.name for c in turn.called]
+    last = turn.results[-1][1] if turn.results else None
+    if request.output.format != "json":
+        text = f"Called {', '.join(called)}." if called else "Called no tool."
+        return text if last is None else f"{text} {json.dumps(last, ensure_ascii=False, sort_keys=True)}"
+    schema = request.output.json_schema
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return json.dumps(last if isinstance(last, dict) else {"result": last}, ensure_ascii=False)
+    required = schema.get("required") if isinstance(schema, dict) else None
+    required = required if isinstance(required, list) else []
+    out: dict[str, Any] = {}
+    for name, prop in properties.items():
+        prop = prop if isinstance(prop, dict) else {}
+        value = _value_for(name, prop, turn, dict(request.vars))
+        if value is _MISSING and isinstance(prop.get("enum"), list):
+            value = next(
+                (
+                    option
+                    for tool in reversed(called)
+                    for option in prop["enum"]
+                    if isinstance(option, str) and _words_of(option) and _words_of(option) <= _words_of(tool)
+                ),
+                _MISSING,
+            )
+        if value is _MISSING and name in required and prop.get("type", "string") == "string":
+            value = _summary_without_examples(turn.user_texts[0] if turn.user_texts else "")
+        if value is not _MISSING:
+            out[name] = value
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
 class LocalProvider:
     """The `local` provider: a deterministic TF-IDF nearest-example stand-in, not a language model.
 
-    See the module docstring for how it answers. `Completion.model` is
-    `local-tfidf-knn` whatever model name the prompt asks for.
+    See the module docstring for how it answers, and for its tool mode (a prompt
+    whose system message numbers the steps that call its tools). `Completion.model`
+    is `local-tfidf-knn` whatever model name the prompt asks for.
     """
 
     def __init__(self, settings: ProviderSettings) -> None:
@@ -381,18 +800,60 @@ class LocalProvider:
                 out[key] = picked[key]
         return json.dumps(out, ensure_ascii=False)
 
+    def plan(self, request: ChatRequest) -> list[PlanStep]:
+        """The tool plan the request's system messages give (empty: not tool mode)."""
+        if not request.tools or request.tool_choice == "none":
+            return []
+        system = "\n".join(m.content for m in request.messages if m.role == "system")
+        return parse_plan(system, [t.name for t in request.tools])
+
+    def step(self, request: ChatRequest, plan: Sequence[PlanStep]) -> tuple[str, tuple[ToolCall, ...]]:
+        """One agent step: the tool calls to make now, or (no calls) the final answer's text."""
+        turn = _read_turn(request.messages)
+        names = _next_calls(plan, turn)
+        if not names:
+            return _final_answer(request, turn), ()
+        offered = {t.name: t for t in request.tools}
+        first = turn.calls_before + len(turn.called) + 1
+        calls = tuple(
+            ToolCall(
+                name=name,
+                arguments=_arguments(offered[name], turn, dict(request.vars)),
+                id=f"call_{first + i}",
+            )
+            for i, name in enumerate(names)
+        )
+        return "", calls
+
     async def complete(self, request: ChatRequest) -> Completion:
-        """Answer `request` from its own examples.
+        """Answer `request` from its own examples, or take the next step of its tool plan.
 
         `usage` approximates tokens as whitespace-separated words: every message
-        of the request for input, the answer for output.
+        of the request for input (with its tool calls' arguments as JSON, and the
+        names and descriptions of the tools offered), the answer (or the calls'
+        names and arguments as JSON) for output.
         """
-        text = self.answer(request)
-        usage = Usage(
-            input_tokens=sum(word_count(m.content) for m in request.messages),
-            output_tokens=word_count(text),
+        plan = self.plan(request)
+        if not plan:
+            text = self.answer(request)
+            usage = Usage(
+                input_tokens=sum(word_count(m.content) for m in request.messages),
+                output_tokens=word_count(text),
+            )
+            return Completion(text=text, usage=usage, model=MODEL_NAME, finish_reason="stop")
+        text, calls = self.step(request, plan)
+        input_words = sum(
+            word_count(m.content) + sum(word_count(f"{c.name} {_compact(c.arguments)}") for c in m.tool_calls)
+            for m in request.messages
+        ) + sum(word_count(f"{t.name} {t.description}") for t in request.tools)
+        output_words = word_count(text) + sum(word_count(f"{c.name} {_compact(c.arguments)}") for c in calls)
+        return Completion(
+            text=text,
+            usage=Usage(input_tokens=input_words, output_tokens=output_words),
+            model=MODEL_NAME,
+            finish_reason="tool_calls" if calls else "stop",
+            tool_calls=calls,
         )
-        return Completion(text=text, usage=usage, model=MODEL_NAME, finish_reason="stop")
 
     async def aclose(self) -> None:
         """Nothing to release: no connections, no files."""

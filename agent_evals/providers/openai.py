@@ -32,10 +32,19 @@ from agent_evals.providers.capabilities import TokenLimit, token_limit
 if TYPE_CHECKING:
     import aiohttp
 
+    from agent_evals.models import Message, ToolSpec
     from agent_evals.providers import ProviderSettings
     from agent_evals.providers.base import ChatRequest
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "build_body", "parse_completion"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "OpenAIProvider",
+    "build_body",
+    "message_body",
+    "parse_completion",
+    "tool_body",
+    "tool_choice_body",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -73,7 +82,7 @@ class OpenAIProvider(HTTPProvider):
 
 
 def build_body(request: ChatRequest, limit: TokenLimit = "max_tokens") -> dict[str, Any]:
-    """The request body: model, messages, the parameters that are set, then `extra`.
+    """The request body: model, messages, the parameters that are set, tools, then `extra`.
 
     Args:
         request: the rendered request.
@@ -82,12 +91,65 @@ def build_body(request: ChatRequest, limit: TokenLimit = "max_tokens") -> dict[s
     spec = request.model
     body: dict[str, Any] = {
         "model": spec.name,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [message_body(m) for m in request.messages],
     }
     for key, value in spec.params().items():
         body[limit if key == "max_tokens" else key] = value
+    if request.tools:
+        body["tools"] = [tool_body(t) for t in request.tools]
+    if request.tool_choice is not None:
+        body["tool_choice"] = tool_choice_body(request.tool_choice)
     body.update(spec.extra)
     return body
+
+
+def message_body(message: Message) -> dict[str, Any]:
+    """One message in chat completions' format.
+
+    An assistant's tool calls go as `tool_calls` with their arguments as a JSON string (as
+    the API sends them), and `content` null when it said nothing beside them; a tool's
+    answer is `{"role": "tool", "tool_call_id", "content"}`. The API has no error flag on
+    a tool message: the content says so (`agent_evals.replay.result_text`).
+    """
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": _arguments_text(call.arguments)},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _arguments_text(arguments: dict[str, Any] | str) -> str:
+    """Arguments as the API carries them: a JSON string (the raw text, when the model sent broken JSON)."""
+    if isinstance(arguments, str):
+        return arguments
+    return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+
+
+def tool_body(tool: ToolSpec) -> dict[str, Any]:
+    """A tool as a function tool: `{"type": "function", "function": {name, description, parameters}}`."""
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = tool.parameters
+    return {"type": "function", "function": function}
+
+
+def tool_choice_body(choice: str) -> str | dict[str, Any]:
+    """`auto`, `required` and `none` as they are; a tool's name as `{"type": "function", "function": {"name"}}`."""
+    if choice in ("auto", "required", "none"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 def _text_of(content: Any) -> str | None:

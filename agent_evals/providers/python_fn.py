@@ -8,13 +8,14 @@
        {"messages": [{"role": ..., "content": ...}, ...],
         "vars": {...},            # the case's variables (agent code takes inputs, not text)
         "model": "name",          # the prompt's model name
-        "params": {...}}          # the sampling parameters that are set, then `extra`
+        "params": {...},          # the sampling parameters that are set, then `extra`
+        "tools": [...]}           # only when the prompt declares tools: name, description, parameters
 
 2. **A Runnable**: an object with `ainvoke`/`invoke` (a LangChain chain or chat model,
-   a `@chain` function). It receives what its input schema declares: a Runnable whose
-   input is an object (a chain that starts with a prompt template, a `@chain` function
-   whose argument is annotated `dict`) gets the case's vars; any other gets the text of
-   the prompt's last user message.
+   a `@chain` function, a LangGraph graph). It receives what its input schema declares:
+   a Runnable whose input is an object (a chain that starts with a prompt template, a
+   `@chain` function whose argument is annotated `dict`) gets the case's vars; any other
+   gets the text of the prompt's last user message.
 
 3. **An agent**: an object with `run`/`run_sync` (a pydantic-ai `Agent`). It receives
    the text of the prompt's last user message.
@@ -31,13 +32,41 @@ as JSON, pydantic models by field name); a LangChain message (its text and tool
 calls); a pydantic-ai run result (its `output`, taken the same way); or a `Completion`
 (used as it is).
 
+**Trajectories.** An agent that runs its own loop reports its steps, and they are
+recorded as the case's trajectory (`CaseResult.steps`, tool steps with `source: agent`,
+and `tool_calls`: every call, in order), read by `agent_evals.trajectory`:
+
+- a pydantic-ai run result: its `new_messages()` (tool calls, tool returns, retry
+  prompts, each response's tokens and model); the output as above;
+- a LangGraph state (a dict whose `messages` are LangChain messages), or a list of
+  LangChain messages: the `AIMessage`s' tool calls and tokens and the `ToolMessage`s;
+  the output is the state's `structured_response` when it has one, else the last AI
+  message (its text);
+- an OpenAI Agents SDK `RunResult` (read by its attributes: `new_items`,
+  `raw_responses`, `final_output`; agent-evals does not depend on the SDK): its tool
+  call and output items, each response's tokens; the output is `final_output`;
+- a dict with exactly the keys `output` and one of `messages` or `spans`:
+
+      {"output": <the answer: str, dict, model, ... as above>,
+       "messages": [<OpenAI-format messages: assistant tool_calls, tool messages
+                     by tool_call_id, optional usage/model/finish_reason>]}
+      {"output": ..., "spans": [<OpenTelemetry GenAI spans as JSON, or OTLP JSON>]}
+
+  `output: null` takes the trajectory's last assistant text. A dict with any other key
+  is an ordinary output (encoded as JSON), as before.
+
+What cannot be read in a trajectory is left out (`agent_evals.trajectory`: a call
+without a result is a tool step whose error says `no result recorded`); a trajectory
+with nothing readable in it, or that is not a list at all, fails the case and says why.
+
 Tokens are read from what the frameworks report: a pydantic-ai run result's usage,
 and the `usage_metadata` of every LangChain chat-model call made during the call
 (seen through a LangChain callback, so a chain that ends in a parser, or a plain
-function that calls LangChain, still counts). The model the framework names goes to
+function that calls LangChain, still counts); failing those, the tokens of the
+returned trajectory's model steps. The model the framework names goes to
 `Completion.model`, so the call is priced by the model that answered; calls to
 several models name them all (`a+b`), which no price matches, so the cost is
-unknown rather than a guess. Both frameworks count prompt-cache tokens inside their
+unknown rather than a guess. The frameworks count prompt-cache tokens inside their
 input tokens; they are moved to the cache counts, which are priced apart.
 
 Security: the target is named by a prompt file, and prompt files arrive in pull
@@ -75,11 +104,12 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agent_evals.errors import ConfigError, ProviderError
-from agent_evals.providers.base import Completion, ToolCall, Usage
+from agent_evals.providers.base import Completion, ToolCall, Usage, message_json
 
 if TYPE_CHECKING:
     from agent_evals.providers import ProviderSettings
     from agent_evals.providers.base import ChatRequest
+    from agent_evals.trajectory import ImportedTrajectory
 
 __all__ = ["PythonProvider", "TargetKind", "load_target", "target_kind"]
 
@@ -363,12 +393,116 @@ def _observing_langchain(observed: _Observed) -> Iterator[None]:
 
 
 def _completion(result: Any, observed: _Observed, target: str) -> Completion:
-    """The target's result as a Completion, with the tokens and model the frameworks reported."""
+    """The target's result as a Completion, with the tokens and model the frameworks reported,
+    and the trajectory when the result carries one (see the module docstring)."""
     if isinstance(result, Completion):
         return result  # agent code that builds its own answer knows best
+    trajectory: ImportedTrajectory | None = None
     if _is_instance(result, "pydantic_ai", "AgentRunResult"):
         observed.add_pydantic_ai(result)
+        trajectory = _read_trajectory("pydantic_ai", result, target)
         result = result.output
+    elif _is_openai_agents_run(result):
+        trajectory = _read_trajectory("openai_agents", result, target)
+        result = result.final_output
+    elif _langchain_messages(result) is not None:
+        messages = _langchain_messages(result)
+        assert messages is not None
+        trajectory = _read_trajectory("langchain", messages, target)
+        answer = result.get("structured_response") if isinstance(result, Mapping) else None
+        if answer is None:
+            answer = next((m for m in reversed(messages) if getattr(m, "type", None) == "ai"), None)
+        result = answer if answer is not None else (trajectory.text or "")
+    elif _is_trajectory_dict(result):
+        kind = "messages" if "messages" in result else "spans"
+        trajectory = _read_trajectory(kind, result[kind], target)
+        result = result["output"] if result["output"] is not None else (trajectory.text or "")
+    if trajectory is not None and len(trajectory.steps) == 1 and not trajectory.tool_calls:
+        # One model call and no tool: recorded as a single call is, without steps.
+        trajectory = None
+    if trajectory is None:
+        return _answer(result, observed, target)
+    if not observed.calls:
+        # No framework reported tokens while the agent ran: the trajectory's own counts.
+        observed.calls.extend(
+            (name, Usage(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens))
+            for name, u in trajectory.model_calls
+        )
+    completion = _answer(result, observed, target)
+    usage, model = observed.totals()
+    last_model = next((s for s in reversed(trajectory.steps) if s.kind == "model"), None)
+    return dataclasses.replace(
+        completion,
+        usage=usage,
+        model=model,
+        finish_reason=completion.finish_reason or (last_model.finish_reason if last_model else None),
+        tool_calls=tuple(
+            ToolCall(name=c.name, arguments=c.arguments, id=c.id) for c in trajectory.tool_calls
+        ),
+        steps=trajectory.steps,
+    )
+
+
+def _read_trajectory(kind: str, value: Any, target: str) -> ImportedTrajectory:
+    """Read what the agent returned with `agent_evals.trajectory`.
+
+    Raises:
+        ProviderError: not a trajectory of that kind at all, or nothing in it could be read.
+    """
+    from agent_evals import trajectory
+
+    readers = {
+        "pydantic_ai": trajectory.from_pydantic_ai,
+        "openai_agents": trajectory.from_openai_agents,
+        "langchain": trajectory.from_langchain,
+        "messages": trajectory.from_messages,
+        "spans": trajectory.from_spans,
+    }
+    try:
+        read = readers[kind](value)
+    except trajectory.TrajectoryError as exc:
+        raise ProviderError(
+            f"python:{target} returned a trajectory that cannot be read: {exc.message}"
+        ) from None
+    if read.notes and not read.steps:
+        shown = "; ".join(str(n) for n in read.notes[:3]) + ("; ..." if len(read.notes) > 3 else "")
+        raise ProviderError(
+            f"python:{target} returned a trajectory with nothing readable in it: {_one_line(shown)}"
+        )
+    return read
+
+
+def _is_openai_agents_run(value: Any) -> bool:
+    """An OpenAI Agents SDK RunResult, by its attributes (the SDK is not a dependency)."""
+    if isinstance(value, Mapping | type):
+        return False
+    try:
+        return isinstance(getattr(value, "new_items", None), list) and hasattr(value, "final_output")
+    except Exception:  # a property that raises: not a run result
+        return False
+
+
+def _langchain_messages(value: Any) -> list[Any] | None:
+    """The messages of a LangGraph state (`{"messages": [...]}`) or a list of LangChain messages."""
+    messages = value.get("messages") if isinstance(value, Mapping) else value
+    if (
+        isinstance(messages, list)
+        and messages
+        and all(_is_instance(m, "langchain_core.messages", "BaseMessage") for m in messages)
+    ):
+        return messages
+    return None
+
+
+_TRAJECTORY_KEYS = (frozenset({"output", "messages"}), frozenset({"output", "spans"}))
+
+
+def _is_trajectory_dict(value: Any) -> bool:
+    return isinstance(value, dict) and frozenset(value) in _TRAJECTORY_KEYS
+
+
+def _answer(result: Any, observed: _Observed, target: str) -> Completion:
+    """The answer part of a result: its text, its tool calls (a LangChain message), the tokens seen."""
     tool_calls: tuple[ToolCall, ...] = ()
     raw: dict[str, Any] | None = None
     if _is_instance(result, "langchain_core.messages", "BaseMessage"):
@@ -432,12 +566,16 @@ def _is_async(function: Any) -> bool:
 
 def _payload(request: ChatRequest) -> dict[str, Any]:
     # Deep copies: the agent may mutate what it gets, and the request is recorded.
-    return {
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+    payload: dict[str, Any] = {
+        "messages": [message_json(m) for m in request.messages],
         "vars": copy.deepcopy(request.vars),
         "model": request.model.name,
         "params": {**request.model.params(), **copy.deepcopy(request.model.extra)},
     }
+    if request.tools:
+        # Only when declared: the payload of a prompt without tools stays what it was.
+        payload["tools"] = [t.model_dump(mode="json") for t in request.tools]
+    return payload
 
 
 def _refuse(target: str, why: str) -> ConfigError:

@@ -10,6 +10,13 @@ for two JSON documents, the fields that differ, each by its path
 (`items[2].qty: 1 -> 3`); for text, a word-level diff. The Markdown comment,
 the terminal and the HTML page each draw that one result. So is the sentence
 about outputs cut off at `max_tokens` (`truncation_lines`).
+
+So are the sentences about a case's trajectory (`trajectory_sentences`: "no longer
+calls lookup_policy before issue_refund", "lookup_order: id 7 -> 8", "2 more model
+calls"), from the repeats each report shows (`shown`), and the pair's paired
+per-case figures (`delta_phrases`: "steps per case 3.0 -> 4.1 (+1.1, 95% CI ...)").
+A sentence keeps its tool names and values apart from its prose (`Sentence.parts`),
+so the Markdown comment can set them in code spans and the others print them as text.
 """
 
 from __future__ import annotations
@@ -17,16 +24,26 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from agent_evals.calibrate import Calibration
-from agent_evals.diff import CaseDiff, Side, max_tokens, truncations
+from agent_evals.diff import (
+    CaseDiff,
+    Diff,
+    PairedDelta,
+    Side,
+    TrajectoryChange,
+    max_tokens,
+    trajectory_change,
+    truncations,
+)
 from agent_evals.gate import PairReport, RuleResult
 from agent_evals.graders.base import review_reason
 from agent_evals.record import CaseResult, RunRecord
+from agent_evals.summary import Summary
 
 __all__ = [
     "DIFF_TOKENS",
@@ -36,11 +53,13 @@ __all__ = [
     "FieldChange",
     "OutputChange",
     "ReviewNeed",
+    "Sentence",
     "calibrations_by_grader",
     "case_diffs",
     "change_line",
     "clip",
     "condense",
+    "delta_phrases",
     "error_groups",
     "error_key",
     "expected_text",
@@ -58,12 +77,17 @@ __all__ = [
     "pretty_output",
     "review_cases",
     "rule_labels",
+    "run_phrase",
     "score",
     "score_delta",
     "shown",
     "side_status",
     "side_verdict",
     "sides",
+    "trajectory",
+    "trajectory_changed",
+    "trajectory_sentences",
+    "trajectory_text",
     "truncated_note",
     "truncation_lines",
     "value_text",
@@ -658,3 +682,165 @@ def truncation_lines(pair: PairReport) -> list[str]:
         if parts:
             lines.append(f"{side} run: {', '.join(parts)}")
     return lines
+
+
+# --- trajectories -----------------------------------------------------------------------------------
+
+MAX_SENTENCES = 4
+"""Trajectory sentences per case, most important first; the rest are counted."""
+MAX_ARGUMENTS = 3
+"""Changed arguments named per call; the rest are counted."""
+ARGUMENT_CHARS = 40
+"""Characters of each argument value in a sentence."""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence about a trajectory, its prose and its names apart.
+
+    `parts` alternate: prose at even indexes, a tool name, argument path or value at odd
+    ones. `text` joins them; the Markdown comment sets the odd ones in code spans.
+    """
+
+    parts: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def trajectory(c: CaseDiff) -> TrajectoryChange | None:
+    """How the case's trajectory changed, between the repeats the reports show (`shown`)."""
+    return trajectory_change(shown(c.base), shown(c.cand))
+
+
+def trajectory_changed(c: CaseDiff) -> bool:
+    change = trajectory(c)
+    return change is not None and change.changed
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n:,} times")
+
+
+def _more_or_fewer(before: int, after: int, what: str) -> str | None:
+    if before == after:
+        return None
+    n = abs(after - before)
+    return f"{n:,} {'more' if after > before else 'fewer'} {what}{'' if n == 1 else 's'}"
+
+
+def _where(place_before: str | None, place_after: str | None) -> tuple[str, ...]:
+    if place_before is not None:
+        return (" before ", place_before, "")
+    if place_after is not None:
+        return (" after ", place_after, "")
+    return ("",)
+
+
+def _arguments(tool: str, call: int, calls: int, old: Any, new: Any) -> Sentence:
+    # Every piece starts and ends with prose, so pieces join by merging their prose ends.
+    parts = ["", tool, f" (call {call}): " if calls > 1 else ": "]
+    changes = field_changes(old, new)
+    for i, f in enumerate(changes[:MAX_ARGUMENTS]):
+        path, was, now = change_line(f, ARGUMENT_CHARS)
+        sep = ", " if i else ""
+        path = "arguments" if path == "$" else path
+        if f.kind == "added":
+            piece = [sep, path, " added (", now, ")"]
+        elif f.kind == "removed":
+            piece = [sep, path, " removed (was ", was, ")"]
+        else:
+            piece = [sep, path, " ", was, " -> ", now, ""]
+        parts[-1] += piece[0]
+        parts += piece[1:]
+    more = len(changes) - MAX_ARGUMENTS
+    if more > 0:
+        parts[-1] += f", and {more:,} more"
+    return Sentence(tuple(parts))
+
+
+def trajectory_sentences(
+    change: TrajectoryChange | None, limit: int | None = MAX_SENTENCES
+) -> list[Sentence]:
+    """The change as sentences a reviewer reads at a glance, most important first.
+
+    Tools no longer called, then calls reordered, tools newly called, tools called a
+    different number of times, changed arguments, and last the counts of model and tool
+    calls. With more than `limit`, the rest are counted in a last sentence.
+    """
+    if change is None or not change.changed:
+        return []
+    out: list[Sentence] = []
+    for place in change.removed:
+        out.append(Sentence(("no longer calls ", place.tool, *_where(place.before, place.after))))
+    for move in change.reordered:
+        out.append(Sentence(("calls ", move.tool, " before ", move.other, " (was after)")))
+    for place in change.added:
+        out.append(Sentence(("now calls ", place.tool, *_where(place.before, place.after))))
+    for count in change.recounted:
+        out.append(Sentence(("calls ", count.tool, f" {_times(count.cand)} (was {_times(count.base)})")))
+    for arg in change.arguments:
+        out.append(_arguments(arg.tool, arg.call, arg.calls, arg.base, arg.cand))
+    counts = [
+        phrase
+        for phrase in (
+            _more_or_fewer(*change.model_calls, "model call"),
+            _more_or_fewer(*change.tool_calls, "tool call"),
+        )
+        if phrase is not None
+    ]
+    if counts:
+        out.append(Sentence((", ".join(counts),)))
+    if limit is not None and len(out) > limit:
+        rest = len(out) - limit
+        out = [*out[:limit], Sentence((f"and {rest:,} more change{'' if rest == 1 else 's'}",))]
+    return out
+
+
+def trajectory_text(c: CaseDiff, limit: int | None = MAX_SENTENCES) -> str:
+    """The case's trajectory sentences as one line (`; ` between them); empty when nothing changed."""
+    return "; ".join(s.text for s in trajectory_sentences(trajectory(c), limit))
+
+
+def _per_case(d: PairedDelta, what: str, value: Callable[[float], str], delta: Callable[[float], str]) -> str:
+    ci = f", 95% CI {delta(d.interval[0])}..{delta(d.interval[1])}" if d.interval is not None else ""
+    return f"{what} per case {value(d.base_mean)} -> {value(d.cand_mean)} ({delta(d.delta)}{ci})"
+
+
+def _cost_phrase(d: PairedDelta) -> str:
+    head = f"cost per case {money(d.base_mean)} -> {money(d.cand_mean)}"
+    if d.relative is None:
+        return head + (" (the baseline cost nothing)" if d.cand_mean else "")
+    span = d.relative_interval
+    ci = f", 95% CI {100 * span[0]:+.1f}%..{100 * span[1]:+.1f}%" if span is not None else ""
+    return f"{head} ({100 * d.relative:+.1f}%{ci})"
+
+
+def delta_phrases(d: Diff) -> list[str]:
+    """The pair's paired per-case figures, one phrase each; empty when neither run has a trajectory.
+
+    `steps per case 3.0 -> 4.1 (+1.1, 95% CI +0.8..+1.4)`, then tool calls, tokens and cost
+    (its change relative: `+25.0%`), each over the cases both sides judged.
+    """
+    if not d.trajectories:
+        return []
+    one, whole = (lambda x: f"{x:.1f}"), (lambda x: f"{x:,.0f}")
+    out = []
+    if d.deltas.steps is not None:
+        out.append(_per_case(d.deltas.steps, "steps", one, lambda x: f"{x:+.1f}"))
+    if d.deltas.tool_calls is not None:
+        out.append(_per_case(d.deltas.tool_calls, "tool calls", one, lambda x: f"{x:+.1f}"))
+    if d.deltas.tokens is not None:
+        out.append(_per_case(d.deltas.tokens, "tokens", whole, lambda x: f"{x:+,.0f}"))
+    if d.deltas.cost is not None:
+        out.append(_cost_phrase(d.deltas.cost))
+    return out
+
+
+def run_phrase(s: Summary) -> str | None:
+    """`steps per case 4.0 (tool calls 3.0)` for a run with no baseline that recorded trajectories."""
+    steps, tools = s.steps_per_case, s.tool_calls_per_case
+    if not s.trajectories or steps is None or tools is None:
+        return None
+    return f"steps per case {steps:.1f} (tool calls {tools:.1f})"

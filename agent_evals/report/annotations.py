@@ -7,6 +7,9 @@ the case lives; a failed gate rule is annotated on the eval set file.
 GitHub reads an annotation's file from the repository root, while the report names
 files from the folder agent-evals ran in (the project, which may be a subfolder of
 the repository, e.g. the action's `working-directory`): each path is rebased.
+
+An agent's regressed case also says how its trajectory changed
+("trajectory: no longer calls lookup_policy before issue_refund").
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 from pathlib import Path
 
 from agent_evals.gate import GateReport, PairReport
-from agent_evals.report._common import failing_grades, shown
+from agent_evals.report._common import failing_grades, shown, trajectory_text
 from agent_evals.scaffold import repository_root
 
 _MAX_PER_PAIR = 50  # GitHub shows at most 10 error annotations per step; keep the log bounded too.
@@ -69,6 +72,9 @@ def _pair(pair: PairReport, cwd: Path, top: Path | None) -> list[str]:
         for case in pair.diff.outcome("regressed")[:_MAX_PER_PAIR]:
             file, line = pair.case_locations.get(case.case_id, (pair.evalset_path, None))
             reasons = [f"{grader}: {why}" for grader, why in failing_grades(shown(case.cand, failing=True))]
+            moved = trajectory_text(case)
+            if moved:
+                reasons.append(f"trajectory: {moved}")
             lines.append(
                 _command(
                     level,

@@ -19,6 +19,12 @@ here, with `difflib`). Outputs cut off at `max_tokens` are counted in a
 callout and a figure, flagged per case (a "Truncated" filter), and a pass ->
 fail on a cut-off output shows as `truncated`, not `regressed`.
 
+Agents: when either run recorded a trajectory, the pair shows its paired per-case
+figures (steps, tool calls, tokens and cost per case, with the change's 95%
+interval) as a fact line and figure tiles, and the explorer shows per case how the
+trajectory changed (the PR comment's sentences, a "Trajectory changed" filter) and
+the calls of both runs side by side.
+
 Everything a model or a test author wrote is untrusted. The template
 autoescapes; the embedded JSON escapes `<`, `>` and `&` so no output can
 close its `<script>`; the script builds the explorer with `textContent`,
@@ -52,6 +58,7 @@ from agent_evals.report._common import (
     case_diffs,
     change_line,
     clip,
+    delta_phrases,
     expected_text,
     failing_grades,
     money,
@@ -67,11 +74,13 @@ from agent_evals.report._common import (
     shown,
     side_status,
     side_verdict,
+    trajectory,
+    trajectory_sentences,
     truncated_note,
     truncation_lines,
     word_diff,
 )
-from agent_evals.summary import summarize
+from agent_evals.summary import call_sequence, summarize
 
 __all__ = [
     "PAGE_ROWS",
@@ -106,6 +115,7 @@ _FILTERS: tuple[tuple[str, str], ...] = (
     ("failing", "Failing"),
     ("errors", "Errors"),
     ("review", "Needs review"),
+    ("trajectory", "Trajectory changed"),
 )
 _OUTCOME_WORD = {
     "regressed": "regressed",
@@ -527,7 +537,28 @@ def _context(pair: PairReport) -> tuple[str, ...]:
 
 
 def _figures(pair: PairReport, review: int) -> tuple[Figure, ...]:
-    return _outcome_figures(pair, review) + _truncation_figure(pair)
+    return _outcome_figures(pair, review) + _trajectory_figures(pair) + _truncation_figure(pair)
+
+
+def _trajectory_figures(pair: PairReport) -> tuple[Figure, ...]:
+    """Steps and tool calls per case, baseline → candidate, when either run recorded a trajectory."""
+    d = pair.diff
+    if d is None or not d.trajectories:
+        return ()
+    out = []
+    for label, per_case in (("steps per case", d.deltas.steps), ("tool calls per case", d.deltas.tool_calls)):
+        if per_case is None:
+            continue
+        change = per_case.delta
+        out.append(
+            Figure(
+                label,
+                f"{per_case.base_mean:.1f} → {per_case.cand_mean:.1f}",
+                f"{change:+.1f} per case, paired over {per_case.n:,}",
+                "bad" if change > 0 else "good" if change < 0 else "",
+            )
+        )
+    return tuple(out)
 
 
 def _truncation_figure(pair: PairReport) -> tuple[Figure, ...]:
@@ -771,16 +802,35 @@ def _side(side: Side | None, strings: _Strings) -> tuple[dict[str, Any] | None, 
     return view, result
 
 
-def _why(c: CaseDiff, cand: CaseResult | None, base: CaseResult | None) -> str:
+def _why(c: CaseDiff, cand: CaseResult | None, base: CaseResult | None, moved: str = "") -> str:
     reasons = failing_grades(cand)
     prefix = ""
     if not reasons and c.outcome in ("fixed", "removed", "errored"):
         reasons, prefix = failing_grades(base), "baseline: "
-    text = "; ".join(f"{g}: {r}" for g, r in reasons)
+    text = prefix + "; ".join(f"{g}: {r}" for g, r in reasons) if reasons else ""
     cut = truncated_note(cand)
     if cut:
         text = f"{cut}; {text}" if text else cut
-    return one_line(prefix + text, 240) if text else ""
+    if moved:
+        text = f"{text} · trajectory: {moved}" if text else f"trajectory: {moved}"
+    return one_line(text, 240) if text else ""
+
+
+def _calls(result: CaseResult | None) -> list[list[str]]:
+    """[name, arguments as compact JSON] per tool call of the shown run."""
+    if result is None:
+        return []
+    return [
+        [
+            t.name,
+            _clipped(
+                t.arguments
+                if isinstance(t.arguments, str)
+                else json.dumps(t.arguments, ensure_ascii=False, sort_keys=True, default=str)
+            )[0],
+        ]
+        for t in call_sequence(result)
+    ]
 
 
 def _case(
@@ -802,6 +852,10 @@ def _case(
         flags.append("errors")
     if c.case_id in review:
         flags.append("review")
+    moves = trajectory(c)
+    sentences = trajectory_sentences(moves)
+    if sentences:
+        flags.append("trajectory")
     view: dict[str, Any] = {
         "id": c.case_id,
         "outcome": c.label,
@@ -809,7 +863,7 @@ def _case(
         "tags": list(c.tags),
         "cluster": c.cluster,
         "flags": flags,
-        "why": _why(c, cand_result, base_result),
+        "why": _why(c, cand_result, base_result, "; ".join(s.text for s in sentences)),
         "expected": _clipped(expected)[0] if (expected := expected_text(c.expected)) is not None else None,
         "review": [[r.grader, r.why] for r in review.get(c.case_id, [])],
         "base": base,
@@ -817,6 +871,13 @@ def _case(
         "diff": None,
         "changes": None,
     }
+    if moves is not None:
+        view["trajectory"] = {
+            "sentences": [list(s.parts) for s in sentences],
+            "base": _calls(base_result),
+            "cand": _calls(cand_result),
+            "model_calls": list(moves.model_calls),
+        }
     change = output_change(
         base_result.output if base_result else None, cand_result.output if cand_result else None
     )
@@ -898,12 +959,18 @@ def _pair_view(
         intervals.append(
             f"mean score change 95% CI {score_delta(v.score_delta_ci[0])} to {score_delta(v.score_delta_ci[1])}"
         )
+    per_case = delta_phrases(pair.diff) if pair.diff is not None else []
+    if per_case and pair.diff is not None:
+        intervals.append(f"paired over {pair.diff.overall.n:,} cases: " + "; ".join(per_case))
     paired = pair.diff is not None
     truncation = tuple(truncation_lines(pair))
+    moved = paired and any(trajectory_sentences(trajectory(c)) for c in cases)
     filters = tuple(
         f
         for f in _FILTERS
-        if (paired or f[0] not in ("regressed", "fixed")) and (truncation or f[0] != "truncated")
+        if (paired or f[0] not in ("regressed", "fixed"))
+        and (truncation or f[0] != "truncated")
+        and (moved or f[0] != "trajectory")
     )
     return PairView(
         index=index,

@@ -9,6 +9,12 @@ Outputs cut off at `max_tokens` are marked on each result (`truncated`,
 a pass -> fail on a cut-off output has the case `label` `truncated` (its
 `outcome` stays `regressed`: the gate counts it; `counts.truncated` is a
 subset of `counts.regressed`).
+Agents: when either run recorded a trajectory, a pair has `trajectory` (the
+paired per-case figures: steps, model calls, tool calls, tokens, cost, each with
+its means, mean change and 95% interval; cost also relative), a case whose runs
+recorded one has `trajectory` (the change's sentences, its parts, and the calls of
+the two repeats shown), and each result its `steps`, `tool_calls` and `replay`.
+These keys are left out for runs without tools, so their documents are unchanged.
 The document carries `schema_version`; a consumer must refuse a version it
 does not know. Keys come out in a fixed order and non-finite numbers
 (a p-value of NaN) as null, so the output is valid, stable JSON.
@@ -22,11 +28,32 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent_evals.calibrate import LABELS, Calibration
-from agent_evals.diff import OUTCOMES, CaseDiff, Diff, Group, Side, Totals, max_tokens, totals, truncations
+from agent_evals.diff import (
+    OUTCOMES,
+    CaseDiff,
+    Diff,
+    Group,
+    PairedDelta,
+    Side,
+    Totals,
+    max_tokens,
+    totals,
+    truncations,
+)
 from agent_evals.gate import GateReport, GroupTest, PairReport, PowerNote, RuleResult, Verdict
 from agent_evals.integrity import Finding
 from agent_evals.record import CaseResult, RunRecord
-from agent_evals.report._common import case_diffs, needs_review, rule_labels, side_verdict
+from agent_evals.report._common import (
+    case_diffs,
+    delta_phrases,
+    needs_review,
+    rule_labels,
+    shown,
+    side_verdict,
+    trajectory,
+    trajectory_sentences,
+)
+from agent_evals.summary import call_sequence
 
 __all__ = ["KIND", "SCHEMA_VERSION", "render", "to_dict"]
 
@@ -95,6 +122,7 @@ def _pair(pair: PairReport) -> dict[str, Any]:
             "base": _truncations(d.base) if d else None,
             "cand": _truncations(cand) if cand else None,
         },
+        **({"trajectory": _trajectory(d)} if d is not None and d.trajectories else {}),
         "cases": [_case(c) for c in case_diffs(pair)],
         "needs_review": [
             {
@@ -264,6 +292,54 @@ def _counts(cases: Sequence[CaseDiff]) -> dict[str, int]:
     return counts
 
 
+def _delta(d: PairedDelta | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "n": d.n,
+        "base_mean": _num(d.base_mean),
+        "cand_mean": _num(d.cand_mean),
+        "delta": _num(d.delta),
+        "ci": [_num(x) for x in d.interval] if d.interval is not None else None,
+        "relative": _num(d.relative),
+        "relative_ci": [_num(x) for x in d.relative_interval] if d.relative_interval is not None else None,
+    }
+
+
+def _trajectory(d: Diff) -> dict[str, Any]:
+    return {
+        "confidence": 0.95,
+        "method": "paired over the cases both sides judged; t interval, standard error clustered when cases "
+        "share a cluster (relative: delta method for a ratio of means)",
+        "steps": _delta(d.deltas.steps),
+        "model_calls": _delta(d.deltas.model_calls),
+        "tool_calls": _delta(d.deltas.tool_calls),
+        "tokens": _delta(d.deltas.tokens),
+        "cost_usd": _delta(d.deltas.cost),
+        "sentences": delta_phrases(d),
+    }
+
+
+def _case_trajectory(c: CaseDiff) -> dict[str, Any] | None:
+    change = trajectory(c)
+    if change is None:
+        return None
+    sentences = trajectory_sentences(change, limit=None)
+    base, cand = shown(c.base), shown(c.cand)
+    return {
+        "changed": change.changed,
+        "sentences": [s.text for s in sentences],
+        "parts": [list(s.parts) for s in sentences],
+        "model_calls": {"base": change.model_calls[0], "cand": change.model_calls[1]},
+        "tool_calls": {"base": change.tool_calls[0], "cand": change.tool_calls[1]},
+        "calls": {
+            "base": [t.name for t in call_sequence(base)] if base else [],
+            "cand": [t.name for t in call_sequence(cand)] if cand else [],
+        },
+        "repeats": {"base": base.repeat if base else None, "cand": cand.repeat if cand else None},
+    }
+
+
 def _truncations(record: RunRecord) -> list[dict[str, Any]]:
     return [{"max_tokens": limit, "outputs": n} for limit, n in truncations(record)]
 
@@ -280,6 +356,7 @@ def _case(c: CaseDiff) -> dict[str, Any]:
         "expected": _jsonable(c.expected),
         "base": _side(c.base),
         "cand": _side(c.cand),
+        **({"trajectory": moved} if (moved := _case_trajectory(c)) is not None else {}),
     }
 
 
@@ -320,4 +397,11 @@ def _result(r: CaseResult) -> dict[str, Any]:
         "cost_usd": _num(r.cost_usd),
         "input_tokens": r.usage.input_tokens if r.usage else None,
         "output_tokens": r.usage.output_tokens if r.usage else None,
+        **(
+            {"tool_calls": [_jsonable(t.model_dump(mode="json")) for t in r.tool_calls]}
+            if r.tool_calls
+            else {}
+        ),
+        **({"steps": [_jsonable(s.model_dump(mode="json")) for s in r.steps]} if r.steps else {}),
+        **({"replay": r.replay.model_dump(mode="json")} if r.replay is not None else {}),
     }

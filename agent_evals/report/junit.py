@@ -19,6 +19,12 @@ A case that regressed on a cut-off output (`max_tokens`) is still a `<failure>`
 case with a cut-off output gets a `<system-out>` note, and the suite a
 `truncated` property ("candidate run: 3 outputs truncated at max_tokens=300").
 
+Agents: a regressed case's failure says how its trajectory changed ("trajectory:
+no longer calls lookup_policy before issue_refund"), any other case whose
+trajectory changed gets a `<system-out>` note saying how, and a pair whose runs
+recorded trajectories has a `trajectory` property with the paired per-case
+figures ("steps per case 3.0 -> 4.1 (+1.1, 95% CI +0.8..+1.4); ...").
+
 The output is deterministic: attributes in a fixed order, no timestamps or
 host names, so it can be compared as a golden file.
 """
@@ -37,6 +43,7 @@ from agent_evals.report._common import (
     ReviewNeed,
     case_diffs,
     clip,
+    delta_phrases,
     expected_text,
     failing_grades,
     latency_s,
@@ -47,6 +54,7 @@ from agent_evals.report._common import (
     shown,
     side_status,
     side_verdict,
+    trajectory_text,
     truncated_note,
     truncation_lines,
 )
@@ -199,6 +207,9 @@ def _properties(pair: PairReport, report: GateReport) -> list[tuple[str, str]]:
     cut = truncation_lines(pair)
     if cut:
         props.append(("truncated", "; ".join(cut)))
+    per_case = delta_phrases(pair.diff) if pair.diff is not None else []
+    if per_case:
+        props.append(("trajectory", "; ".join(per_case)))
     return props
 
 
@@ -221,16 +232,20 @@ def _case(pair: PairReport, c: CaseDiff, review: list[ReviewNeed]) -> _Case:
     case = _Case(name=c.case_id, classname=pair.evalset_id, time=latency_s(c.cand))
     baseline = pair.diff is not None
     cand_note = truncated_note(shown(c.cand, failing=True))
+    moved = trajectory_text(c)
     if c.outcome == "regressed":
         reasons = "; ".join(f"{g}: {r}" for g, r in failing_grades(shown(c.cand, failing=True)))
+        path = f"; trajectory: {moved}" if moved else ""
         if c.label == "truncated":
             message = f"truncated: the candidate's {cand_note or 'output was cut off'}" + (
                 f"; {reasons}" if reasons else ""
             )
-            case.result = _Result("failure", message, "truncated", f"{TRUNCATION_HINT}\n{_evidence(c)}")
+            case.result = _Result(
+                "failure", message + path, "truncated", f"{TRUNCATION_HINT}\n{_evidence(c)}"
+            )
         else:
             message = "regressed: " + (reasons or "fails in the candidate")
-            case.result = _Result("failure", message, "regression", _evidence(c))
+            case.result = _Result("failure", message + path, "regression", _evidence(c))
     elif c.outcome == "removed":
         case.result = _Result("skipped", "removed: in the baseline run only")
     elif c.cand is not None and c.cand.passed is None:
@@ -258,6 +273,8 @@ def _case(pair: PairReport, c: CaseDiff, review: list[ReviewNeed]) -> _Case:
             else "fails; this pair has no baseline, so only the absolute rules (gate: ...) gate it"
         )
         case.out += _reason_lines(c)
+    if moved and c.outcome != "regressed":
+        case.out.append(f"trajectory changed: {moved}")
     if cand_note and c.label != "truncated":
         case.out.append(f"candidate {cand_note}")
     if c.flaky:
@@ -283,6 +300,9 @@ def _evidence(c: CaseDiff) -> str:
     parts = [f"outcome: {c.label} (baseline {side_status(c.base)}, candidate {side_status(c.cand)})"]
     if c.tags:
         parts.append(f"tags: {', '.join(c.tags)}")
+    moved = trajectory_text(c, limit=None)
+    if moved:
+        parts.append(f"trajectory: {moved}")
     for side, result in (("baseline", base), ("candidate", cand)):
         note = truncated_note(result)
         if note:

@@ -17,6 +17,13 @@ Outputs cut off at `max_tokens` are named under the verdict line ("3 outputs
 truncated at max_tokens=300"), and a pass -> fail whose candidate output was
 cut off is listed as `truncated`, not `regressed`.
 
+Agents: a regressed case says how its trajectory changed ("**Trajectory**: no
+longer calls `lookup_policy` before `issue_refund`; 1 fewer tool call"), the other
+cases whose trajectory changed are listed in their own collapsible section, and a
+pair whose runs recorded trajectories shows its paired per-case figures under the
+intervals ("steps per case 3.0 -> 4.1 (+1.1, 95% CI +0.8..+1.4); tool calls ...;
+tokens ...; cost ..."). A run without tools shows none of this.
+
 Everything a model or a test author wrote (outputs, case ids, reasons, tags)
 is untrusted: it goes into fenced code blocks or inline code (with fences
 longer than any backtick run inside), or is escaped, so no output can close a
@@ -42,11 +49,13 @@ from agent_evals.integrity import Finding
 from agent_evals.report._common import (
     TRUNCATION_HINT,
     DiffOp,
+    Sentence,
     calibrations_by_grader,
     case_diffs,
     change_line,
     clip,
     condense,
+    delta_phrases,
     error_key,
     expected_text,
     failing_grades,
@@ -58,10 +67,14 @@ from agent_evals.report._common import (
     output_change,
     pretty_output,
     review_cases,
+    run_phrase,
     score,
     score_delta,
     shown,
     side_status,
+    trajectory,
+    trajectory_changed,
+    trajectory_sentences,
     truncated_note,
     truncation_lines,
 )
@@ -512,6 +525,13 @@ def _figures(pair: PairReport) -> list[str]:
         lo, hi = v.score_delta_ci
         cis.append(f"mean score change 95% CI {score_delta(lo)} to {score_delta(hi)}")
     out = ["📏 " + "; ".join(cis)] if cis else []
+    if pair.diff is not None:
+        per_case = delta_phrases(pair.diff)
+        if per_case:
+            n = pair.diff.overall.n
+            out.append(f"🧭 Paired over {n:,} cases: " + "; ".join(text(p) for p in per_case))
+    elif pair.cand is not None and (alone := run_phrase(summarize(pair.cand.cases))) is not None:
+        out.append(f"🧭 {text(alone)}")
     if v.power is not None:
         out.append(f"🔎 Power: {text(v.power.sentence())}")
     return out
@@ -632,6 +652,16 @@ def diff_sections(pair: PairReport, d: Diff, detail: Detail) -> list[str]:
     fixed = d.outcome("fixed")
     if fixed:
         out.append(_brief_cases(count(len(fixed), "fixed"), fixed, _fixed_line, detail))
+    moved = [c for c in d.cases if c.label not in ("regressed", "truncated") and trajectory_changed(c)]
+    if moved:
+        out.append(
+            _brief_cases(
+                f"{count(len(moved), 'other')} with a changed trajectory",
+                moved,
+                _trajectory_line,
+                detail,
+            )
+        )
     for word, cases, explain in (
         ("new", d.outcome("new"), "in the candidate run only; not compared"),
         ("removed", d.outcome("removed"), "in the baseline run only"),
@@ -778,6 +808,9 @@ def _full_case(c: CaseDiff, detail: Detail) -> str:
     parts = [head]
     if reasons:
         parts.append("\n".join(f"- ❌ **{text(g)}**: {text(r)}" for g, r in reasons))
+    moves = trajectory_sentences(trajectory(c))
+    if moves:
+        parts.append("**Trajectory**: " + "; ".join(sentence(m) for m in moves))
     if detail.output:
         change = change_block(base.output if base else None, cand.output if cand else None, detail)
         if change:
@@ -814,6 +847,24 @@ def _reason_text(reasons: list[tuple[str, str]]) -> str:
 
 def _tags(c: CaseDiff) -> str:
     return f" ({', '.join(code(t) for t in c.tags)})" if c.tags else ""
+
+
+def sentence(s: Sentence) -> str:
+    """A trajectory sentence: its prose escaped, its tool names and values in code spans."""
+    return "".join(code(part) if i % 2 else _inline(part) for i, part in enumerate(s.parts)).strip()
+
+
+_OUTCOME_WORDS: dict[str, str] = {
+    "fixed": "fixed",
+    "still_passing": "still passing",
+    "still_failing": "still failing",
+    "errored": "errored",
+}
+
+
+def _trajectory_line(c: CaseDiff, detail: Detail) -> str:
+    moves = "; ".join(sentence(m) for m in trajectory_sentences(trajectory(c)))
+    return f"- {code(c.case_id)} ({_OUTCOME_WORDS.get(c.outcome, c.outcome)}){_tags(c)} — {moves}"
 
 
 def _fixed_line(c: CaseDiff, detail: Detail) -> str:

@@ -8,6 +8,11 @@ A regressed case shows what changed: its changed JSON fields one per line
 (the baseline's) and bold (the candidate's), with a little context. Outputs
 cut off at `max_tokens` are counted under the pair's headline, and a pass ->
 fail on a cut-off output is listed as `truncated`, not `regressed`.
+
+Agents: the diff table gains per-case steps, tool calls, tokens and cost (paired,
+with the change's 95% interval) when either run recorded a trajectory; a regressed
+case says how its trajectory changed, and the other cases whose trajectory changed
+are listed after the fixed ones.
 """
 
 from __future__ import annotations
@@ -36,9 +41,12 @@ from agent_evals.report._common import (
     one_line,
     output_change,
     review_cases,
+    run_phrase,
     score,
     score_delta,
     shown,
+    trajectory_changed,
+    trajectory_text,
     truncated_note,
     truncation_lines,
 )
@@ -47,7 +55,7 @@ from agent_evals.summary import Summary, summarize
 
 if TYPE_CHECKING:
     from agent_evals.cache import CacheStats
-    from agent_evals.diff import CaseDiff, Diff
+    from agent_evals.diff import CaseDiff, Diff, PairedDelta
     from agent_evals.gate import GateReport, PairReport
     from agent_evals.record import CaseResult
     from agent_evals.runner import DryRunRow, Job
@@ -244,8 +252,12 @@ def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
         console.print(_diff_table(pair.diff))
     elif pair.cand is not None:
         s = summarize(pair.cand.cases)
+        alone = run_phrase(s)
         console.print(
-            Text(f"candidate only: pass rate {pct(s.pass_rate)} ({s.passed}/{s.judged}), {s.errors} errors")
+            Text(
+                f"candidate only: pass rate {pct(s.pass_rate)} ({s.passed}/{s.judged}), {s.errors} errors"
+                + (f", {alone}" if alone else "")
+            )
         )
     for rule in v.failed:
         failed = Text("  ✗ ", style="red")
@@ -285,6 +297,10 @@ def _print_pair(console: Console, pair: PairReport, max_cases: int) -> None:
             _regressed_lines,
         )
         _print_cases(console, "fixed", pair.diff.outcome("fixed"), max_cases, _fixed_lines)
+        moved = [
+            c for c in pair.diff.cases if c.label not in ("regressed", "truncated") and trajectory_changed(c)
+        ]
+        _print_cases(console, "with a changed trajectory", moved, max_cases, _trajectory_lines)
         errored = pair.diff.outcome("errored")
         _print_cases(console, "errored", errored, max_cases, _errored_lines)
     elif pair.cand is not None:
@@ -321,7 +337,31 @@ def _diff_table(d: Diff) -> Table:
     table.add_row("cost", usd(bt.cost_usd), usd(ct.cost_usd), f"{'+' if cost >= 0 else '-'}${abs(cost):.4f}")
     table.add_row("latency p50", ms(bt.latency_p50_ms), ms(ct.latency_p50_ms), "")
     table.add_row("latency p95", ms(bt.latency_p95_ms), ms(ct.latency_p95_ms), "")
+    if d.trajectories:
+        one = "{:.1f}".format
+        for label, per_case, value in (
+            ("steps per case", d.deltas.steps, one),
+            ("tool calls per case", d.deltas.tool_calls, one),
+            ("tokens per case", d.deltas.tokens, "{:,.0f}".format),
+            ("cost per case", d.deltas.cost, usd),
+        ):
+            if per_case is not None:
+                table.add_row(label, value(per_case.base_mean), value(per_case.cand_mean), _change(per_case))
     return table
+
+
+def _change(d: PairedDelta) -> Text:
+    """The mean change per case and its 95% interval; cost's relative (`+25.0% [+20.1%, +29.9%]`)."""
+    if d.measure == "cost_usd":
+        if d.relative is None:
+            return Text("n/a" if d.cand_mean else "+0.0%")
+        rel, span = d.relative, d.relative_interval
+        ci = f" [{100 * span[0]:+.1f}%, {100 * span[1]:+.1f}%]" if span is not None else ""
+        return Text(f"{100 * rel:+.1f}%{ci}", style="red" if rel > 0 else "")
+    fmt = "{:+,.0f}" if d.measure == "tokens" else "{:+.1f}"
+    span = d.interval
+    ci = f" [{fmt.format(span[0])}, {fmt.format(span[1])}]" if span is not None else ""
+    return Text(f"{fmt.format(d.delta)}{ci}", style="red" if d.delta > 0 else "")
 
 
 def _print_cases(
@@ -362,9 +402,18 @@ def _regressed_lines(c: CaseDiff) -> list[Text]:
     note = truncated_note(cand)
     if note:
         out.append(Text(f"      ✂ candidate {note}", style="yellow"))
+    moved = trajectory_text(c)
+    if moved:
+        out.append(Text(f"      ↳ trajectory: {moved}", style="yellow"))
     for grader, reason in failing_grades(cand)[:3]:
         out.append(Text(f"      {grader}: {one_line(reason, 2 * SHORT)}", style="dim"))
     return out
+
+
+def _trajectory_lines(c: CaseDiff) -> list[Text]:
+    head = _case_head(c, "yellow")
+    head.append(f"  ({c.outcome.replace('_', ' ')}) {trajectory_text(c)}")
+    return [head]
 
 
 FIELDS = 5

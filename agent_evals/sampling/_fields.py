@@ -4,9 +4,15 @@ A mapping is `target: source`. Targets are `vars.<path>` (the prompt's input
 variables, nested by dots), `expected` or `expected.<path>`, `label` (short for
 `expected.<last part of the source>`: `label: resolution.disposition` is
 `expected.disposition`), `output` (the production output), `feedback`,
-`timestamp`, `cluster` (a conversation or trace id) and `tags.<name>`. Sources
-are dotted paths into the row (`payload.subject`); a CSV column may itself be
-named `payload.subject` or hold a JSON object.
+`timestamp`, `cluster` (a conversation or trace id), `tags.<name>`, and `tools`:
+a field holding the agent's trajectory, whose tool calls and results become the
+case's recorded tool calls (`tools:` on the case, replayed when it runs). The
+trajectory is an OpenAI-format message list (`--map tools=messages`: assistant
+`tool_calls`, `tool` messages) or OpenTelemetry GenAI spans; with `--format otel`
+each row is a trace and `tools` is its spans unless mapped otherwise (see
+`agent_evals.sampling._read`). Sources are dotted paths into the row
+(`payload.subject`, `messages.1.content`); a CSV column may itself be named
+`payload.subject` or hold a JSON object.
 
 The mapping comes from `--map TARGET=SOURCE` flags or a small YAML file:
 
@@ -37,9 +43,9 @@ from agent_evals.errors import ConfigError
 MISSING: Any = object()
 """A field the row does not have (distinct from an explicit null)."""
 
-SINGLE_TARGETS = ("output", "feedback", "timestamp", "cluster")
+SINGLE_TARGETS = ("output", "feedback", "timestamp", "cluster", "tools")
 TARGET_HELP = (
-    "vars.<name>, expected, expected.<name>, label, output, feedback, timestamp, cluster, tags.<name>"
+    "vars.<name>, expected, expected.<name>, label, output, feedback, timestamp, cluster, tags.<name>, tools"
 )
 _SPEC_KEYS = ("schema_version", "map", "graders", "text_fields")
 
@@ -52,6 +58,7 @@ class FieldMap:
         vars: (path under vars, source) pairs; at least one.
         expected: (path under expected, source) pairs; an empty path is the whole value.
         tags: (tag name, source) pairs.
+        tools: the field holding the trajectory (messages or spans) whose tool calls are recorded.
     """
 
     vars: tuple[tuple[tuple[str, ...], str], ...]
@@ -61,6 +68,7 @@ class FieldMap:
     timestamp: str | None = None
     cluster: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    tools: str | None = None
 
     @classmethod
     def parse(
@@ -139,6 +147,7 @@ class FieldMap:
             feedback=single.get("feedback"),
             timestamp=single.get("timestamp"),
             cluster=single.get("cluster"),
+            tools=single.get("tools"),
         )
 
     def sources(self) -> dict[str, str]:

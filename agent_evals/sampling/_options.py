@@ -45,7 +45,8 @@ class SampleOptions:
         overwrite: replace an existing eval set.
         labelled_only: drop rows without a label instead of setting them aside for labelling.
         skip_bad_lines: skip (and count) malformed lines instead of stopping at the first.
-        log_format: `jsonl`, `csv` or `parquet`; default from the file name.
+        log_format: `jsonl`, `csv`, `parquet`, or `otel` (OpenTelemetry spans as JSON lines, a row
+            per trace); default from the file name (never `otel`: JSON lines are `jsonl` by default).
         encoding: the text encoding of a JSONL or CSV log.
         chunksize: rows read at a time (memory, not results: any chunk size gives the same files).
         pool_factor: candidate pool size as a multiple of `n` (and of `min_per_stratum`, per
@@ -117,6 +118,9 @@ class SampleReport:
         balance: per class of the label (without `stratify_by`): rows in the log vs sampled.
         redactions: placeholders written, per kind.
         cases: cases written; to_label: sampled rows without a label, set aside for labelling.
+        tool_calls: recorded tool calls written (on cases and rows to label).
+        tool_calls_dropped: tool calls or trajectory items of the sampled rows that could not be
+            recorded, per reason (no result, arguments that are not a JSON object, ...).
     """
 
     log: str
@@ -138,6 +142,8 @@ class SampleReport:
     balance: list[StratumReport] = field(default_factory=list)
     redaction: bool = True
     redactions: dict[str, int] = field(default_factory=dict)
+    tool_calls: int = 0
+    tool_calls_dropped: dict[str, int] = field(default_factory=dict)
     cases: int = 0
     to_label: int = 0
     existing_cases: int = 0

@@ -18,6 +18,22 @@ string over MAX_FIELD_CHARS is never a case. Such rows are always skipped and
 counted (`too_large`); a line is read MAX_ROW_BYTES at a time at most, so one
 huge line never sits in memory whole.
 
+OpenTelemetry (`--format otel`): JSON lines of spans as exporters write them: a span
+per line (flat, or the Python SDK's `to_json`), a list of spans, or OTLP JSON
+(`{"resourceSpans": ...}`, the collector's file exporter). Spans are grouped by trace
+id into one row per trace, whatever lines they are spread over; the file is read
+twice, first to learn the line of each trace's last span, so only traces still open
+are held in memory. A row is:
+
+    {"trace_id": ..., "name": <the root span's name>, "start_time": ..., "end_time": ...,
+     "attributes": {<every span's attributes; the earliest span's value wins>},
+     "input": <the first user message text in a gen_ai.input.messages>,
+     "output": <the trace's final answer text>,
+     "spans": [<the spans, by start time, in the flat JSON form>]}
+
+and its position is the line of its first span. A line with no span in it, or a
+span without a trace id, is a bad line.
+
 CSV is parsed with the csv module, not pandas: it tells the physical line a row
 starts on and how many fields it has (pandas fills a short row with nulls
 silently), and it is faster here, as rows end up as dicts anyway.
@@ -40,8 +56,8 @@ from typing import IO, Any, Literal
 
 from agent_evals.errors import ConfigError
 
-Format = Literal["jsonl", "csv", "parquet"]
-FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet")
+Format = Literal["jsonl", "csv", "parquet", "otel"]
+FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet", "otel")
 _SUFFIXES: dict[str, Format] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -137,6 +153,8 @@ class LogReader:
     too_large: Counter[str] = field(default_factory=Counter)
     columns: list[str] | None = None
     sha256: str | None = None
+    group_traces: bool = True
+    """`otel`: rows are traces (False: the lines' own objects, for the first pass)."""
 
     @property
     def name(self) -> str:
@@ -162,6 +180,7 @@ class LogReader:
 
     def chunks(self) -> Iterator[Chunk]:
         """The log's rows, `chunksize` at a time."""
+        ends = self._trace_ends() if self.fmt == "otel" and self.group_traces else None
         try:
             with self.path.open("rb") as raw:
                 if self.fmt == "parquet":
@@ -173,7 +192,9 @@ class LogReader:
                 if self.path.suffix.lower() == ".gz":
                     source = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
                 try:
-                    if self.fmt == "jsonl":
+                    if ends is not None:
+                        yield from self._traces(self._jsonl(source), ends)
+                    elif self.fmt in ("jsonl", "otel"):
                         yield from self._jsonl(source)
                     else:
                         yield from self._csv(source)
@@ -231,6 +252,8 @@ class LogReader:
             except ValueError:  # an integer past Python's digit limit: the only other ValueError
                 self.skip_or_raise(lineno, "number out of range", _digits_detail(), _NUMBER_HINT)
                 continue
+            if isinstance(row, list) and self.fmt == "otel":
+                row = {"spans": row}  # a line holding a list of spans
             if not isinstance(row, dict):
                 self.skip_or_raise(lineno, "not a JSON object", f"got {_json_kind(row)}")
                 continue
@@ -251,6 +274,55 @@ class LogReader:
             if len(rows) >= self.chunksize:
                 yield Chunk(rows, positions)
                 rows, positions = [], []
+        if rows:
+            yield Chunk(rows, positions)
+
+    # --- OpenTelemetry spans, a row per trace ------------------------------------
+
+    def _trace_ends(self) -> dict[str, int]:
+        """The first pass: the line of each trace's last span (bad lines are the second pass's to report)."""
+        probe = LogReader(
+            self.path,
+            "otel",
+            chunksize=self.chunksize,
+            encoding=self.encoding,
+            skip_bad_lines=self.skip_bad_lines,
+            shown=self.shown,
+            group_traces=False,
+        )
+        ends: dict[str, int] = {}
+        for chunk in probe.chunks():
+            for row, line in zip(chunk.rows, chunk.positions, strict=True):
+                for span in _line_spans(row) or ():
+                    ends[span.trace_id or ""] = line
+        return ends
+
+    def _traces(self, chunks: Iterator[Chunk], ends: dict[str, int]) -> Iterator[Chunk]:
+        """Spans grouped into a row per trace, each given out at its last span's line."""
+        from agent_evals.trajectory import Span
+
+        open_traces: dict[str, tuple[int, list[Span]]] = {}
+        rows: list[dict[str, Any]] = []
+        positions: list[int] = []
+        for chunk in chunks:
+            for row, line in zip(chunk.rows, chunk.positions, strict=True):
+                spans = _line_spans(row)
+                if spans is None:
+                    self.skip_or_raise(line, "not OpenTelemetry spans", _SPANS_DETAIL, _SPANS_HINT)
+                    continue
+                for span in spans:
+                    open_traces.setdefault(span.trace_id or "", (line, []))[1].append(span)
+                for trace_id in dict.fromkeys(span.trace_id or "" for span in spans):
+                    if ends.get(trace_id, line) <= line and trace_id in open_traces:
+                        first, trace = open_traces.pop(trace_id)
+                        rows.append(trace_row(trace_id, trace))
+                        positions.append(first)
+                if len(rows) >= self.chunksize:
+                    yield Chunk(rows, positions)
+                    rows, positions = [], []
+        for trace_id, (first, trace) in open_traces.items():
+            rows.append(trace_row(trace_id, trace))
+            positions.append(first)
         if rows:
             yield Chunk(rows, positions)
 
@@ -417,6 +489,71 @@ class LogReader:
             records = batch.to_pylist()
             yield Chunk(records, list(range(row + 1, row + 1 + len(records))))
             row += len(records)
+
+
+_SPANS_DETAIL = "no span with a trace id in the line"
+_SPANS_HINT = "write a span, a list of spans or OTLP JSON per line, fix the line, or pass --skip-bad-lines"
+
+
+def _line_spans(row: dict[str, Any]) -> list[Any] | None:
+    """The spans of one line; None when it holds none, or one without a trace id."""
+    from agent_evals.trajectory import TrajectoryError, spans_of
+
+    inner = row["spans"] if set(row) == {"spans"} and isinstance(row["spans"], list) else row
+    try:
+        spans = spans_of(inner)
+    except TrajectoryError:
+        return None
+    if not spans or any(not span.trace_id for span in spans):
+        return None
+    return spans
+
+
+def trace_row(trace_id: str, spans: list[Any]) -> dict[str, Any]:
+    """One trace as a row of the log (see the module docstring)."""
+    from agent_evals.trajectory import from_spans, iso_time
+
+    ordered = sorted(spans, key=lambda s: float("inf") if s.start is None else s.start)
+    attributes: dict[str, Any] = {}
+    for span in ordered:
+        for key, value in span.attributes.items():
+            attributes.setdefault(key, value)
+    root = next((s for s in ordered if not s.parent_id), ordered[0])
+    flat = [s.to_json() for s in ordered]
+    row: dict[str, Any] = {
+        "trace_id": trace_id,
+        "name": root.name or None,
+        "start_time": iso_time(min((s.start for s in ordered if s.start is not None), default=None)),
+        "end_time": iso_time(max((s.end for s in ordered if s.end is not None), default=None)),
+        "attributes": attributes,
+        "input": _first_user_text(ordered),
+        "output": from_spans(flat).text,
+        "spans": flat,
+    }
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _first_user_text(spans: list[Any]) -> str | None:
+    """The text of the first user message a span's `gen_ai.input.messages` holds."""
+    for span in spans:
+        messages = span.attributes.get("gen_ai.input.messages")
+        if isinstance(messages, str):
+            try:
+                messages = json.loads(messages)
+            except ValueError:
+                continue
+        for message in messages if isinstance(messages, list) else ():
+            if isinstance(message, dict) and message.get("role") == "user":
+                parts = message.get("parts")
+                texts = (
+                    [p.get("content") for p in parts if isinstance(p, dict)]
+                    if isinstance(parts, list)
+                    else []
+                )
+                text = "".join(t for t in texts if isinstance(t, str)) or message.get("content")
+                if isinstance(text, str) and text:
+                    return text
+    return None
 
 
 def _flat_columns(schema: Any) -> list[str]:

@@ -1,7 +1,8 @@
 """`sample`: from a production log to a versioned eval set.
 
-log (JSONL / CSV / Parquet, in chunks)                        _read
-  -> mapped fields; filters; counts per stratum; the pool      _scan (+ _fields, _select.Pool)
+log (JSONL / CSV / Parquet / OTel spans: a row per trace)    _read
+  -> mapped fields; filters; counts per stratum; the pool      _scan (+ _fields, _select.Pool,
+     (the trajectory's tool calls as recorded calls)             agent_evals.trajectory)
   -> redaction of the pool                                     agent_evals.redact
   -> allotment to strata, near-duplicates, the choice          _select.select
   -> eval set YAML (+ cases JSONL), <id>.to-label.jsonl        _write
@@ -9,6 +10,7 @@ log (JSONL / CSV / Parquet, in chunks)                        _read
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import time
@@ -63,6 +65,9 @@ def sample(options: SampleOptions) -> SampleReport:
     if (since or until) and fields.timestamp is None:
         raise ConfigError("--since/--until need a timestamp", hint="map one, e.g. --map timestamp=ts")
     fmt = detect_format(options.log, options.log_format)
+    if fmt == "otel" and fields.tools is None:
+        # A trace row holds its spans: their tool calls are what a trace is sampled for.
+        fields = dataclasses.replace(fields, tools="spans")
     target = open_target(options)
     graders = _graders(options, spec, fields) if target.existing is None else []
     prompt = _target_prompt(options)
@@ -136,8 +141,10 @@ def sample(options: SampleOptions) -> SampleReport:
         i for s in sorted(selection.chosen) for i in sorted(selection.chosen[s], key=lambda i: pool[i].id)
     ]
     redactions: Counter[str] = Counter()
+    tool_calls_dropped: Counter[str] = Counter()
     for i in chosen:
         redactions.update(redaction[i])
+        tool_calls_dropped.update(pool[i].tool_notes)
     cases = [case_entry(pool[i]) for i in chosen if pool[i].labelled]
     to_label = [to_label_entry(pool[i]) for i in chosen if not pool[i].labelled]
     if prompt is not None:
@@ -164,6 +171,8 @@ def sample(options: SampleOptions) -> SampleReport:
         balance_by=options.stratify_by or (".".join(("expected", *label[0])) if label else None),
         redaction=redactor is not None,
         redactions=dict(sorted(redactions.items())),
+        tool_calls=sum(len(pool[i].tools) for i in chosen),
+        tool_calls_dropped=dict(sorted(tool_calls_dropped.items())),
         cases=len(cases),
         to_label=len(to_label),
         existing_cases=len(target.existing.cases) if target.existing else 0,
@@ -319,7 +328,8 @@ def _redact_row(row: Candidate, redactor: Redactor | None) -> Counter[str]:
     total: Counter[str] = Counter()
     if redactor is None:
         return total
-    for name in ("vars", "expected", "cluster", "tags", "output", "feedback"):
+    # Tool calls too: their arguments and results carry what the customer said and what systems hold.
+    for name in ("vars", "expected", "cluster", "tags", "output", "feedback", "tools"):
         value, counts = redactor.redact_value(getattr(row, name))
         setattr(row, name, value)
         total.update(counts)

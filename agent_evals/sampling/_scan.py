@@ -30,6 +30,7 @@ from agent_evals.errors import ConfigError
 from agent_evals.sampling._fields import MISSING, FieldMap, flat_keys, getter, is_missing, set_path
 from agent_evals.sampling._read import Chunk, LogReader
 from agent_evals.sampling._select import Candidate, Pool
+from agent_evals.trajectory import TrajectoryError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,6 +169,27 @@ def similarity_text(vars_: Mapping[str, Any], fields: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+_QUOTED = re.compile(r" '[^']*'")
+
+
+def recorded_tools(value: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """A row's trajectory (messages or spans, `agent_evals.trajectory`) as recorded tool calls,
+    and why each part that could not be recorded was left out (ids taken out, so reasons count).
+
+    Raises:
+        TrajectoryError: the value is neither messages nor spans.
+        NotFinite: a number JSON and YAML cannot carry.
+    """
+    if is_missing(value):
+        return [], []
+    from agent_evals.trajectory import from_json
+
+    read = from_json(plain(value))
+    calls, dropped = read.recorded_calls()
+    reasons = [_QUOTED.sub("", note.what) for note in read.notes] + [note.what for note in dropped]
+    return plain(calls), reasons
+
+
 # --- the scan -------------------------------------------------------------------------------
 
 
@@ -283,6 +305,16 @@ class Scan:
                 )
                 keep[i] = False
                 continue
+            except TrajectoryError as exc:
+                self.reader.skip_or_raise(
+                    positions[i],
+                    "tools is not a trajectory",
+                    f"{fm.tools}: {exc.message}",
+                    "map tools to OpenAI-format messages or OpenTelemetry spans, fix the line, "
+                    "or pass --skip-bad-lines",
+                )
+                keep[i] = False
+                continue
             self.strata[stratum] += 1
             if classes is not None:
                 self.balance[balance] += 1
@@ -361,6 +393,7 @@ class Scan:
             return None if src is None or is_missing(values[src][i]) else plain(values[src][i])
 
         cluster = single(fm.cluster)
+        tools, tool_notes = recorded_tools(values[fm.tools][i]) if fm.tools is not None else ([], [])
         record = {
             "vars": vars_,
             "expected": expected,
@@ -370,6 +403,7 @@ class Scan:
             "feedback": single(fm.feedback),
             "timestamp": iso(moment) if moment else None,
             "stratum": stratum,
+            "tools": tools,
         }
         # Ties in priority are rows with the same input; the rest of the row decides, whatever the order.
         tiebreak = int.from_bytes(hashlib.sha256(canonical(record)).digest()[:8], "big")
@@ -387,6 +421,8 @@ class Scan:
             output=record["output"],
             feedback=record["feedback"],
             timestamp=record["timestamp"],
+            tools=tools,
+            tool_notes=tool_notes,
         )
 
     def _query(self, rows: list[dict[str, Any]], values: Mapping[str, list[Any]]) -> list[bool]:

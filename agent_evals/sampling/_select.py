@@ -31,7 +31,7 @@ import hashlib
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.errors import ConfigError
@@ -71,6 +71,10 @@ class Candidate:
     output: Any
     feedback: Any
     timestamp: str | None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """Recorded tool calls (`RecordedCall` fields), from the mapped trajectory."""
+    tool_notes: list[str] = field(default_factory=list)
+    """Why parts of the trajectory could not be recorded, one reason per item."""
 
 
 class Pool:

@@ -80,6 +80,11 @@ def print_summary(console: Console, report: SampleReport) -> None:
     elif report.balance:
         console.print(Text(f"class balance: {report.balance_by} (the log vs the sample)"))
         console.print(_balance(report.balance, with_pool=False))
+    if report.tool_calls or report.tool_calls_dropped:
+        tools: dict[str, int] = {"tool calls recorded": report.tool_calls}
+        for reason, count in report.tool_calls_dropped.items():
+            tools[f"  left out: {reason}"] = count
+        console.print(_counts(tools))
     if report.redaction:
         console.print(Text("redacted, per kind:"))
         console.print(_counts(report.redactions or {"nothing found": 0}))

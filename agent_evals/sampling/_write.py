@@ -52,6 +52,8 @@ def case_entry(row: Candidate) -> dict[str, Any]:
         case["tags"] = list(dict.fromkeys(row.tags))
     if row.cluster is not None:
         case["cluster"] = row.cluster
+    if row.tools:
+        case["tools"] = row.tools
     return case
 
 
@@ -345,6 +347,11 @@ def _notes_text(report: SampleReport) -> str:
     if bad:
         text += f", {bad} bad line(s) skipped"
     text += f", {sum(report.filtered.values())} filtered out, {report.eligible} eligible; {report.cases} case(s) written"
+    if report.tool_calls or report.tool_calls_dropped:
+        text += f" with {report.tool_calls} recorded tool call(s)"
+        dropped = sum(report.tool_calls_dropped.values())
+        if dropped:
+            text += f" ({dropped} left out: {', '.join(report.tool_calls_dropped)})"
     if report.to_label:
         text += f", {report.to_label} row(s) without a label set aside for labelling"
     return text

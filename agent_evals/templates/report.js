@@ -14,6 +14,7 @@
     failing: "the candidate fails",
     errors: "a run could not be judged (provider or grader error)",
     review: "a candidate grade waits for a person",
+    trajectory: "the candidate calls tools differently, or makes more or fewer model calls",
   };
 
   function el(tag, attrs) {
@@ -91,6 +92,31 @@
     });
     if (c.more_changes) items.push(el("li", null, "… and " + plural(c.more_changes, "more changed field")));
     return section("Changed fields", el("ul", { class: "changes" }, items));
+  }
+
+  function trajectory(c, pair) {
+    // How the calls changed (the PR comment's sentences), then the calls of both runs.
+    var t = c.trajectory;
+    if (!t) return null;
+    var box = [];
+    if (t.sentences.length) {
+      box.push(el("ul", { class: "moves" }, t.sentences.map(function (parts) {
+        return el("li", null, parts.map(function (part, i) { return i % 2 ? el("code", null, part) : part; }));
+      })));
+    } else {
+      box.push(el("p", { class: "hint" }, "The same calls on both sides."));
+    }
+    function list(name, calls) {
+      return el("div", null,
+        el("div", { class: "diffkey" }, name + " (" + plural(calls.length, "tool call") + ")"),
+        calls.length
+          ? el("ol", { class: "calls" }, calls.map(function (call) {
+              return el("li", null, el("code", null, call[0]), " ", el("span", { class: "args" }, call[1]));
+            }))
+          : el("p", { class: "hint" }, "(no tool call)"));
+    }
+    box.push(el("div", { class: "outputs" }, pair.paired ? list("baseline", t.base) : null, list(pair.paired ? "candidate" : "run", t.cand)));
+    return section("Trajectory", box);
   }
 
   function outputs(c, pair) {
@@ -203,6 +229,7 @@
     });
     if (c.expected !== null) box.append(section("Expected", el("pre", { class: "text" }, c.expected)));
     add(box, changes(c));
+    add(box, trajectory(c, pair));
     box.append(outputs(c, pair));
     add(box, grades(c, pair));
     add(box, prompt(c, pair));

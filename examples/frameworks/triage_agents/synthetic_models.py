@@ -14,7 +14,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 RULES = (
@@ -41,6 +41,18 @@ def _answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
 
 # pydantic-ai: FunctionModel counts tokens itself; the name is what agent-evals prices.
 PYDANTIC_AI_MODEL = FunctionModel(_answer, model_name="synthetic-gpt-1")
+
+
+def _answer_after_lookup(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """First call the agent's `lookup_account` tool with the ticket's first line, then answer."""
+    ticket = next(str(p.content) for m in messages for p in m.parts if isinstance(p, UserPromptPart))
+    if not any(isinstance(p, ToolReturnPart) for m in messages for p in m.parts):
+        subject = ticket.strip().splitlines()[0].removeprefix("Subject: ")
+        return ModelResponse(parts=[ToolCallPart("lookup_account", {"ticket_subject": subject})])
+    return _answer(messages[:1], info)
+
+
+PYDANTIC_AI_TOOL_MODEL = FunctionModel(_answer_after_lookup, model_name="synthetic-gpt-1")
 
 
 class KeywordChatModel(BaseChatModel):

@@ -29,16 +29,24 @@ litellm: $(LITELLM_STAMP)
 
 DEMO := .agent-evals/demo
 
-# The example offline, then the gate on a bundled regressing edit (examples/candidate/):
-# the last step must fail the gate with exit 1, and the demo checks that it does.
+# Both examples offline, each then gated on a bundled regressing edit (examples/candidate/): the
+# ticket triage prompt without its refund examples, and the refund agent without the instruction
+# to check the refund policy. Each diff must fail the gate with exit 1, and the demo checks that
+# it does: `make demo` exits 0 when both gates failed as they should.
 demo: $(STAMP)
 	$(BIN)/agent-evals validate
-	$(BIN)/agent-evals run --output $(DEMO)/baseline.jsonl
-	$(BIN)/agent-evals run --prompt-file examples/candidate/ticket-triage.yaml --output $(DEMO)/candidate.jsonl
+	$(BIN)/agent-evals run --evalset ticket-triage --output $(DEMO)/baseline.jsonl
+	$(BIN)/agent-evals run --evalset ticket-triage --prompt-file examples/candidate/ticket-triage.yaml --output $(DEMO)/candidate.jsonl
 	@$(BIN)/agent-evals diff $(DEMO)/baseline.jsonl $(DEMO)/candidate.jsonl --report-md $(DEMO)/report.md; \
 	code=$$?; \
 	if [ $$code -eq 1 ]; then echo "demo: the gate failed on the regressing edit (exit 1), as it should. PR comment: $(DEMO)/report.md"; \
 	else echo "demo: expected the gate to fail with exit 1, got $$code"; exit 1; fi
+	$(BIN)/agent-evals run --evalset refund-agent --output $(DEMO)/refund-agent/baseline.jsonl
+	$(BIN)/agent-evals run --evalset refund-agent --prompt-file examples/candidate/refund-agent.yaml --output $(DEMO)/refund-agent/candidate.jsonl
+	@$(BIN)/agent-evals diff $(DEMO)/refund-agent/baseline.jsonl $(DEMO)/refund-agent/candidate.jsonl --report-md $(DEMO)/refund-agent/report.md; \
+	code=$$?; \
+	if [ $$code -eq 1 ]; then echo "demo: the refund agent's gate failed on the edit that skips lookup_policy (exit 1), as it should. PR comment: $(DEMO)/refund-agent/report.md"; \
+	else echo "demo: expected the refund agent's gate to fail with exit 1, got $$code"; exit 1; fi
 
 test: lint typecheck unit
 

@@ -226,3 +226,23 @@ def feature_branch(
     for module in modules:
         monkeypatch.delitem(sys.modules, module, raising=False)
     return repo
+
+
+EXAMPLE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_ticket_triage_example(
+    dest: Path, folders: tuple[str, ...] = ("prompts", "evalsets", "examples")
+) -> Path:
+    """The bundled ticket-triage example (its prompt, eval set and candidate edit) copied into `dest`.
+
+    The refund-agent example beside it is left out: tests of the first example count its
+    eval sets and records, and the refund agent has its own tests (tests/test_refund_demo.py).
+    """
+    import shutil
+
+    for folder in folders:
+        shutil.copytree(
+            EXAMPLE_ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("refund-agent*", "logs")
+        )
+    return dest

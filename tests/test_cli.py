@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from agent_evals.cli import main
 from agent_evals.record import load_record
 from agent_evals.validate import validate
-from tests.support import AGENT, GitRepo, basic_project, write_tree
+from tests.support import AGENT, GitRepo, basic_project, copy_ticket_triage_example, write_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,8 +27,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for folder in ("prompts", "evalsets", "examples"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
+    copy_ticket_triage_example(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import importlib
 import json
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import agent_evals
+from tests.support import copy_ticket_triage_example
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,8 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_the_example_runs_diffs_gates_and_reports_from_python(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for folder in ("prompts", "evalsets", "examples"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
+    copy_ticket_triage_example(tmp_path)
     monkeypatch.chdir(tmp_path)
 
     root = agent_evals.find_root(tmp_path)

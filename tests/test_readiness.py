@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from agent_evals.cli import main
 from agent_evals.readiness import scorecards
+from tests.support import copy_ticket_triage_example
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for folder in ("prompts", "evalsets"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
+    copy_ticket_triage_example(tmp_path, ("prompts", "evalsets"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

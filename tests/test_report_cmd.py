@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from agent_evals.cli import main
+from tests.support import copy_ticket_triage_example
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for folder in ("prompts", "evalsets", "examples"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
+    copy_ticket_triage_example(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--output", "base.jsonl"]) == 0
     assert (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,14 @@ from agent_evals.cli import main
 from agent_evals.errors import ConfigError
 from agent_evals.record import load_record, merge_paths
 from agent_evals.runner import Shard
+from tests.support import copy_ticket_triage_example
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for folder in ("prompts", "evalsets", "examples"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
+    copy_ticket_triage_example(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -21,11 +21,19 @@ Agents SDK resets it the same way, for the same reason).
 
 Steps are numbered from 1 in `steps` order, model and tool steps alike; `Replayer`
 is told each tool step's number, so its `unmatched` entries name the step.
+
+A case with turns (a conversation) runs the loop once per turn: after each final
+answer, the assistant's message and the next scripted user message join the
+conversation and the loop runs again, with its tools, replay (one replayer for the
+whole conversation, so recorded calls are consumed in order across turns), tool
+choice and `max_steps` applying per turn. Steps accumulate and each says its turn; a
+turn that ends as an error ends the case, its error naming the turn ("turn 2: ...").
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -74,6 +82,8 @@ class Trajectory:
             (None without a replayer, a prompt without tools, or when the agent ran its own loop).
         error: why the case is an error (None when it ended with a final answer).
         skipped: why the case was skipped (the budget refused a model call).
+        answers: a conversation's final answer of each turn it finished, in order (empty
+            for a case without turns).
     """
 
     steps: tuple[StepRecord, ...]
@@ -87,6 +97,7 @@ class Trajectory:
     replay: ReplayRecord | None
     error: str | None = None
     skipped: str | None = None
+    answers: tuple[Completion, ...] = ()
 
     @property
     def output(self) -> str | None:
@@ -133,6 +144,12 @@ class _Run:
         self.latencies: list[float] = []
         """What was measured: each model call's (retries included) and each tool step's."""
         self.failed_attempts = 0
+        self.turn: int | None = None
+        """The turn being run, in a conversation (None for a case without turns)."""
+        self.reported = False
+        """An agent that ran its own loop reported its steps, in some turn."""
+        self.finished: list[Completion] = []
+        """A conversation's final answer of each turn done."""
 
     def model_step(self, answer: CallResult, step: int) -> list[ToolCallSpec]:
         """Record one model call; its tool calls, with the ids the conversation uses."""
@@ -153,6 +170,11 @@ class _Run:
             for c, i in zip(completion.tool_calls, ids, strict=True)
         )
         self.tool_calls.extend(records)
+        if completion.steps and self.turn is not None:
+            # An agent that ran its own loop, in a conversation: its steps of this turn.
+            self.reported = True
+            self.steps.extend(s.model_copy(update={"turn": self.turn}) for s in completion.steps)
+            return specs
         self.steps.append(
             StepRecord(
                 kind="model",
@@ -164,6 +186,7 @@ class _Run:
                 usage=usage_of(completion),
                 cost_usd=answer.cost_usd,
                 cached=answer.cached,
+                turn=self.turn,
             )
         )
         return specs
@@ -205,6 +228,7 @@ class _Run:
                     "name": spec.name,
                     "arguments": spec.arguments,
                     "call_id": spec.id,
+                    "turn": self.turn,
                 }
             )
         )
@@ -222,12 +246,15 @@ class _Run:
         usages = [u for u in (usage_of(a.completion) for a in answers) if u is not None]
         costs = [a.cost_usd for a in answers]
         steps: tuple[StepRecord, ...] = ()
-        steps_reported = bool(answers and answers[-1].completion.steps)
-        if steps_reported:
+        steps_reported = self.reported or bool(self.turn is None and answers and answers[-1].completion.steps)
+        if error is not None and self.turn is not None:
+            error = f"turn {self.turn}: {error}"
+        if steps_reported and self.turn is None:
             # An agent that ran its own loop (a `python:` agent): its steps, as it reported them.
             steps = answers[-1].completion.steps
-        elif len(self.steps) > 1:
-            # One model call that called no tool reads as a single call does: no steps.
+        elif len(self.steps) > 1 or self.turn is not None:
+            # One model call that called no tool reads as a single call does: no steps. A
+            # conversation keeps its steps, so each answer is found with its turn.
             steps = tuple(self.steps)
         return Trajectory(
             steps=steps,
@@ -251,6 +278,7 @@ class _Run:
             replay=self.replayer.report() if self.replayer is not None and not steps_reported else None,
             error=error,
             skipped=skipped,
+            answers=tuple(self.finished),
         )
 
 
@@ -262,6 +290,7 @@ async def run_agent(
     *,
     replayer: Replayer | None,
     max_steps: int,
+    turns: Sequence[str] = (),
 ) -> Trajectory:
     """Run one case: a single model call, or (with a replayer) the loop to a final answer.
 
@@ -273,21 +302,59 @@ async def run_agent(
         replayer: answers the case's tool calls (its records, then the eval set's mocks);
             None for a prompt without tools: one model call, whose tool calls (if any) are
             only recorded.
-        max_steps: the most model calls (`Prompt.steps_limit`).
+        max_steps: the most model calls (`Prompt.steps_limit`), per turn.
+        turns: a conversation's next user messages (rendered), each sent after the
+            previous turn's final answer; empty for a case without turns.
 
     Returns:
         The trajectory; a model call that failed, a call nothing answered, or too many
-        steps make it an error (`error`), a call the budget refused skips it (`skipped`).
+        steps make it an error (`error`, naming the turn in a conversation), a call the
+        budget refused skips it (`skipped`).
     """
     run = _Run(calls, provider, ctx, replayer)
+    if not turns:
+        return await _run_turn(run, request, list(request.messages), replayer=replayer, max_steps=max_steps)
     conversation = list(request.messages)
+    trajectory: Trajectory | None = None
+    for turn, user in enumerate((None, *turns), start=1):
+        run.turn = turn
+        if user is not None:
+            # The previous turn's final answer (never None here: that turn ended with one).
+            last = run.finished[-1]
+            conversation.extend(
+                (Message(role="assistant", content=last.text), Message(role="user", content=user))
+            )
+        turn_request = replace(request, messages=tuple(conversation))
+        trajectory = await _run_turn(run, turn_request, conversation, replayer=replayer, max_steps=max_steps)
+        if trajectory.error is not None or trajectory.skipped is not None or trajectory.last is None:
+            return trajectory
+    assert trajectory is not None
+    return trajectory
+
+
+async def _run_turn(
+    run: _Run,
+    request: ChatRequest,
+    conversation: list[Message],
+    *,
+    replayer: Replayer | None,
+    max_steps: int,
+) -> Trajectory:
+    """One turn of the loop: model calls and tool steps to a final answer, appended to `run`.
+
+    `conversation` (the request's messages) grows with the turn's tool calls and answers.
+    """
+    calls, provider, ctx = run.calls, run.provider, run.ctx
+    conversational = run.turn is not None
     step_request = request
     for model_calls in range(1, max_steps + 1):
         step = len(run.steps) + 1
         started = time.perf_counter()
         try:
             answer = await calls.call(
-                provider, step_request, replace(ctx, step=step) if replayer is not None else ctx
+                provider,
+                step_request,
+                replace(ctx, step=step) if replayer is not None or conversational else ctx,
             )
         except BudgetExceeded as exc:
             return run.result(skipped=str(exc))
@@ -300,6 +367,8 @@ async def run_agent(
         if not specs or replayer is None or answer.completion.steps:
             # A final answer; or calls nothing here answers: a prompt without tools, or an
             # agent that ran its own loop (its completion carries the steps it took).
+            if conversational:
+                run.finished.append(answer.completion)
             return run.result()
         if model_calls == max_steps:
             break

@@ -317,6 +317,13 @@ class GraderSpec(BaseModel):
     name: str | None = None
     weight: float = Field(default=1.0, ge=0)
     required: bool = True
+    turns: Literal["last", "each"] = Field(
+        default="last",
+        exclude_if=lambda value: value == "last",
+        description="For cases with turns: 'last' grades the final answer (trajectory graders see every "
+        "step of the conversation); 'each' grades every turn's answer against that turn's expected "
+        "(the first turn's is the case's) and passes when every graded turn passes.",
+    )
 
     @property
     def label(self) -> str:
@@ -450,16 +457,39 @@ class ToolReplay(_Model):
         return self
 
 
+class Turn(_Model):
+    """One scripted user message of a conversation after the prompt's own, and what its answer should be."""
+
+    user: str = Field(
+        description="The user's next message: a Jinja template rendered with the case's vars, as prompt "
+        "messages are."
+    )
+    expected: Any = Field(
+        default=None,
+        description="This turn's expectation, read by graders with `turns: each` (none: they skip the turn).",
+    )
+
+
 class Case(_Model):
     id: str = Field(min_length=1)
     vars: dict[str, Any] = Field(default_factory=dict)
     expected: Any = None
     tags: tuple[str, ...] = ()
-    cluster: str | None = Field(default=None, description="Cases sharing a conversation or source trace.")
+    cluster: str | None = Field(
+        default=None,
+        description="Cases sharing a conversation or source trace (default: the case is its own; a case "
+        "with turns is one conversation, one cluster).",
+    )
     tools: tuple[RecordedCall, ...] = Field(
         default=(),
         exclude_if=_EMPTY,
         description="Tool calls recorded in production with their results, replayed in order of match.",
+    )
+    turns: tuple[Turn, ...] = Field(
+        default=(),
+        exclude_if=_EMPTY,
+        description="A conversation: the user's next messages, each sent after the previous final answer. "
+        "The prompt's own messages are the first turn, graded against the case's `expected`.",
     )
 
     @field_validator("id", mode="before", json_schema_input_type=str | int)

@@ -92,6 +92,8 @@ class StepRecord(_Rec):
     result: Any = None
     source: Literal["recorded", "mock", "agent"] | None = None
     error: str | None = None
+    # a case with turns: which turn (from 1) the step belongs to
+    turn: int | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class ReplayRecord(_Rec):
@@ -102,6 +104,22 @@ class ReplayRecord(_Rec):
 
     unmatched: tuple[str, ...] = ()
     unconsumed: tuple[str, ...] = ()
+
+
+class TurnRecord(_Rec):
+    """One turn of a conversation case: what the user said, what the agent answered, and the
+    per-turn grades of the graders with `turns: each` (the case's grade of such a grader sums them up).
+
+    Turn 1 is the prompt's own messages (`user` is their last user message); later turns are
+    the case's `turns`.
+    """
+
+    turn: int
+    user: str | None = None
+    output: str | None = None
+    finish_reason: str | None = None
+    expected: Any = None
+    grades: tuple[GradeRecord, ...] = ()
 
 
 class CaseResult(_Rec):
@@ -127,6 +145,8 @@ class CaseResult(_Rec):
     steps: tuple[StepRecord, ...] = ()
     """The trajectory, when the case had more than one model call or called a tool."""
     replay: ReplayRecord | None = None
+    turns: tuple[TurnRecord, ...] = Field(default=(), exclude_if=lambda value: not value)
+    """A conversation case's turns, in order (those it reached); `output` is the last one's answer."""
     grades: tuple[GradeRecord, ...] = ()
     latency_ms: float | None = None
     usage: Usage | None = None

@@ -18,7 +18,7 @@ from jinja2.exceptions import SecurityError
 
 from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits
 from agent_evals.errors import TemplateError
-from agent_evals.models import Case, Prompt
+from agent_evals.models import Case, EvalSet, Prompt
 from agent_evals.providers.base import ChatRequest
 
 LIMITS = Limits(
@@ -238,3 +238,71 @@ def render(prompt: Prompt, case: Case, *, case_where: Callable[[], str] | None =
         tools=prompt.tools,
         tool_choice=prompt.tool_choice,
     )
+
+
+def _turn_line(
+    evalset: EvalSet, index: int, turn: int, template_line: int | None
+) -> tuple[str | None, int | None]:
+    """The file and line of a turn's template (the case's own line when it comes from a JSONL file)."""
+    path, line = evalset.case_source(index)
+    if path == evalset.source_path:
+        start = evalset.line_of("cases", index, "turns", turn, "user", value=True)
+        if start is not None:
+            return path, start + (template_line - 1 if template_line else 0)
+    return path, line
+
+
+def render_turns(evalset: EvalSet, index: int) -> tuple[str, ...]:
+    """Render the scripted user turns of case `index` with its vars, in the prompt's sandbox.
+
+    Args:
+        evalset: the eval set holding the case.
+        index: the case's position in `evalset.cases`.
+
+    Returns:
+        Each turn's user message, in order (empty for a case without turns).
+
+    Raises:
+        TemplateError: a turn's template does not parse, uses an undefined variable, is
+            refused by the sandbox or goes over `LIMITS`; located at the turn's line.
+    """
+    case = evalset.cases[index]
+    texts = []
+    env = environment()
+    for turn, spec in enumerate(case.turns):
+        at = f"in turns[{turn}]"
+        name = f"{evalset.source_path or evalset.id}#cases[{index}].turns[{turn}]"
+        template_line: int | None = None
+        try:
+            template = _compile(spec.user, name)
+            texts.append(
+                template.render() if isinstance(template, _Literal) else env.render(template, case.vars)
+            )
+            continue
+        except jinja2.TemplateSyntaxError as exc:
+            message = f"template syntax error {at} of case '{case.id}': {exc.message}"
+            hint, template_line = (
+                "fix the Jinja syntax; use {% raw %}...{% endraw %} for literal braces",
+                exc.lineno,
+            )
+        except LimitExceeded as exc:
+            message, hint, template_line = (
+                f"template {at} of case '{case.id}' {exc.what}",
+                exc.hint,
+                exc.lineno,
+            )
+        except jinja2.UndefinedError as exc:
+            message = f"undefined variable {at} for case '{case.id}': {exc.message}"
+            hint, template_line = (
+                f"add it to the vars of case '{case.id}', or use '| default(...)'",
+                _template_line(exc, name),
+            )
+        except SecurityError as exc:
+            message = f"template refused by the sandbox {at} of case '{case.id}': {exc}"
+            hint = "templates may only use the case's vars and Jinja filters"
+        except (*_COMPILE_ERRORS, *_RENDER_ERRORS) as exc:
+            message = f"template failed {at} of case '{case.id}': {exc or type(exc).__name__}"
+            hint, template_line = "fix the template expression", _template_line(exc, name)
+        path, line = _turn_line(evalset, index, turn, template_line)
+        raise TemplateError(message, path=path, line=line, hint=hint) from None
+    return tuple(texts)

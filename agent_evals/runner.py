@@ -38,8 +38,8 @@ from agent_evals.errors import (
     ProviderError,
     ProviderStopped,
 )
-from agent_evals.graders import GraderBase, Sample, build_grader, grader_class
-from agent_evals.graders.base import case_outcome
+from agent_evals.graders import GraderBase, Sample, build_grader, get_path, grader_class
+from agent_evals.graders.base import REVIEW_REASON, case_outcome, review_reason
 from agent_evals.load import Project, translate
 from agent_evals.models import Case, EvalSet, GraderSpec, ProjectConfig, Prompt
 from agent_evals.providers import ChatRequest, Completion, capabilities, resolve
@@ -49,9 +49,11 @@ from agent_evals.record import (
     RecordWriter,
     RunEnd,
     RunHeader,
+    TurnRecord,
+    Usage,
     load_record,
 )
-from agent_evals.render import render
+from agent_evals.render import render, render_turns
 from agent_evals.replay import Replayer
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
@@ -79,6 +81,8 @@ class Job:
     """(start, end) epoch seconds of each case's rendering, for traces."""
     reviews: Reviews = field(default_factory=Reviews)
     """Human verdicts stored beside the eval set; they replace machine grades that need review."""
+    turns: tuple[tuple[str, ...], ...] = ()
+    """Per selected case, its scripted user turns rendered (empty for a case without turns)."""
 
     @property
     def cases(self) -> list[Case]:
@@ -316,9 +320,12 @@ def make_job(
         indexes = tuple(i for i in indexes if evalset.cases[i].id in only)
     requests = []
     rendered_at = []
+    turns = []
     for i in indexes:
         start = time.time()
         requests.append(_render_case(prompt, evalset, i))
+        # Rendered now, with the messages: a turn that does not render stops the run before anything is sent.
+        turns.append(render_turns(evalset, i) if evalset.cases[i].turns else ())
         rendered_at.append((start, time.time()))
     return Job(
         prompt=prompt,
@@ -330,6 +337,7 @@ def make_job(
         rendered_at=tuple(rendered_at),
         # Loaded now so a bad reviews file stops the run before anything is sent.
         reviews=load_reviews(Path(evalset.source_path)) if evalset.source_path else Reviews(),
+        turns=tuple(turns) if any(turns) else (),
     )
 
 
@@ -388,6 +396,7 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
     # A prompt with tools (or a case that recorded tool calls) runs the agent loop, its tool
     # calls answered from the case's records and the eval set's mocks; else one model call.
     agent = bool(job.prompt.tools or case.tools)
+    turns = job.turns[position] if job.turns else ()
     trajectory = await run_agent(
         calls,
         job.provider,
@@ -395,8 +404,12 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
         ctx,
         replayer=Replayer(case, job.evalset.tools, root=calls.root) if agent else None,
         max_steps=job.prompt.steps_limit,
+        turns=turns,
     )
     ran = _trajectory_fields(trajectory)
+    turn_records = _turn_records(case, request, turns, trajectory)
+    if turn_records:
+        ran["turns"] = turn_records
     if trajectory.skipped is not None:
         model_calls = sum(step.kind == "model" for step in trajectory.steps)
         after = f", after {model_calls} model call{'s' if model_calls > 1 else ''}" if model_calls else ""
@@ -428,7 +441,13 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
         cost_usd=trajectory.cost_usd,
     )
     try:
-        grades = [await _grade(grader, sample, calls, ctx) for grader in job.graders]
+        if turn_records:
+            grades, turn_records = await _grade_conversation(
+                job.graders, sample, request, trajectory, turn_records, calls, ctx
+            )
+            ran["turns"] = turn_records
+        else:
+            grades = [await _grade(grader, sample, calls, ctx) for grader in job.graders]
     except BudgetExceeded as exc:
         return CaseResult(status="skipped", error=f"skipped (budget, while grading): {exc}", **base)
     review = job.evalset.review
@@ -448,6 +467,144 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
         **base,
     )
     return apply_reviews(result, job.reviews)
+
+
+_MISSING = object()
+
+
+def has_expected(expected: Any, path: str | None) -> bool:
+    """Whether an expected value holds what a grader reads at `path` (which applies to a mapping only)."""
+    value = expected if expected is not None else _MISSING
+    if value is not _MISSING and path is not None and isinstance(value, dict):
+        value = get_path(value, path, default=_MISSING)
+    return value is not _MISSING and value is not None
+
+
+def _turn_records(
+    case: Case, request: ChatRequest, turns: Sequence[str], trajectory: Trajectory
+) -> tuple[TurnRecord, ...]:
+    """A conversation's turns as the record keeps them: each one it reached, answered or not."""
+    if not turns:
+        return ()
+    first = next((m.content for m in reversed(request.messages) if m.role == "user"), None)
+    users = (first, *turns)
+    expected = (case.expected, *(t.expected for t in case.turns))
+    reached = len(trajectory.answers) + (trajectory.error is not None or trajectory.skipped is not None)
+    records = []
+    for index in range(min(reached, len(users))):
+        answer = trajectory.answers[index] if index < len(trajectory.answers) else None
+        records.append(
+            TurnRecord(
+                turn=index + 1,
+                user=users[index],
+                output=answer.text if answer is not None else None,
+                finish_reason=answer.finish_reason if answer is not None else None,
+                expected=expected[index],
+            )
+        )
+    return tuple(records)
+
+
+def _turn_sample(sample: Sample, request: ChatRequest, trajectory: Trajectory, record: TurnRecord) -> Sample:
+    """What a `turns: each` grader sees of one turn: its answer, its expected, its own steps."""
+    steps = tuple(s for s in trajectory.steps if s.turn == record.turn)
+    models = [s for s in steps if s.kind == "model"]
+    usages = [s.usage for s in models if s.usage is not None]
+    costs = [s.cost_usd for s in models]
+    output = record.output or ""
+    parsed, parse_error = parse_output(output, request)
+    return replace(
+        sample,
+        case=sample.case.model_copy(update={"expected": record.expected}),
+        output=output,
+        parsed=parsed,
+        parse_error=parse_error,
+        steps=steps,
+        tool_calls=tuple(call for s in models for call in s.tool_calls),
+        usage=Usage(
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            cache_read_tokens=sum(u.cache_read_tokens for u in usages),
+            cache_write_tokens=sum(u.cache_write_tokens for u in usages),
+        )
+        if usages
+        else None,
+        cost_usd=None if not models or any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+    )
+
+
+async def _grade_conversation(
+    graders: Sequence[GraderBase],
+    sample: Sample,
+    request: ChatRequest,
+    trajectory: Trajectory,
+    turns: tuple[TurnRecord, ...],
+    calls: Calls,
+    ctx: TraceContext,
+) -> tuple[list[GradeRecord], tuple[TurnRecord, ...]]:
+    """Grade a conversation: `last` graders once on the final answer (and the whole trajectory),
+    `each` graders on every turn that has what they need; their per-turn grades go on the turns.
+
+    A turn without an expected value is skipped by a grader that needs one. The case's grade of
+    an `each` grader passes when every graded turn passed; its score is their mean and its
+    reason names the first failing turn ("turn 2: expected 'refund', got 'billing'").
+    """
+    grades: list[GradeRecord] = []
+    per_turn: dict[int, list[GradeRecord]] = {t.turn: [] for t in turns}
+    for grader in graders:
+        if grader.spec.turns == "last":
+            grades.append(await _grade(grader, sample, calls, ctx))
+            continue
+        graded: list[tuple[int, GradeRecord]] = []
+        for record in turns:
+            if grader.needs_expected and not has_expected(record.expected, grader.expected_path()):
+                continue
+            turn_sample = _turn_sample(sample, request, trajectory, record)
+            grade = await _grade(grader, turn_sample, calls, ctx)
+            per_turn[record.turn].append(grade)
+            graded.append((record.turn, grade))
+        grades.append(_over_turns(grader, graded))
+    return grades, tuple(t.model_copy(update={"grades": tuple(per_turn[t.turn])}) for t in turns)
+
+
+def _over_turns(grader: GraderBase, graded: Sequence[tuple[int, GradeRecord]]) -> GradeRecord:
+    """One `each` grader's grade of a conversation, from its grades of the turns."""
+    common = {
+        "grader": grader.name,
+        "type": grader.spec.type,
+        "weight": grader.spec.weight,
+        "required": grader.spec.required,
+    }
+    if not graded:
+        return GradeRecord(
+            reason="could not grade",
+            error="no turn has an expected value, which this grader needs "
+            "(give the case or one of its turns an 'expected')",
+            **common,
+        )
+    failed = next(((t, g) for t, g in graded if g.error), None)
+    if failed is not None:
+        return GradeRecord(reason="could not grade", error=f"turn {failed[0]}: {failed[1].error}", **common)
+    numbers = [t for t, _ in graded]
+    scores = [g.score for _, g in graded if g.score is not None]
+    first_fail = next(((t, g) for t, g in graded if not g.passed), None)
+    if first_fail is not None:
+        reason = f"turn {first_fail[0]}: {first_fail[1].reason}"
+    else:
+        label = "turn" if len(numbers) == 1 else "turns"
+        reason = f"passed on {label} {', '.join(map(str, numbers))}"
+    review_turn, review = next(((t, g) for t, g in graded if g.needs_review), (0, None))
+    return GradeRecord(
+        score=sum(scores) / len(scores) if scores else None,
+        passed=first_fail is None,
+        reason=reason,
+        needs_review=review is not None,
+        details={
+            "turns": {str(t): {"passed": g.passed, "score": g.score, "reason": g.reason} for t, g in graded},
+            **({REVIEW_REASON: f"turn {review_turn}: {review_reason(review.details)}"} if review else {}),
+        },
+        **common,
+    )
 
 
 def _trajectory_fields(trajectory: Trajectory) -> dict[str, Any]:

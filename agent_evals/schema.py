@@ -131,7 +131,7 @@ def _grader_spec(defs: dict[str, Any]) -> dict[str, Any]:
         branches.append({"if": {"properties": {"type": match}, "required": ["type"]}, "then": then})
     return {
         "title": "GraderSpec",
-        "description": "A grader: `type`, the common keys (name, weight, required) and the type's own options.",
+        "description": "A grader: `type`, the common keys (name, weight, required, turns) and the type's own options.",
         "type": "object",
         "properties": common,
         "required": ["type"],

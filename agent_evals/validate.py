@@ -2,8 +2,9 @@
 
 Checks what `run` would trip over, without calling anything: schema and
 unknown keys, grader and provider types, duplicate case ids, graders that need
-an `expected` value on cases without one, eval sets whose prompt is missing,
-templates that fail to render for any case, and tools: recorded calls and
+an `expected` value on cases without one (a conversation's turns count for graders
+with `turns: each`), eval sets whose prompt is missing, templates (prompt messages and
+a case's scripted turns) that fail to render for any case, and tools: recorded calls and
 `tools:` rules naming a tool the prompt does not declare, recorded arguments
 that do not fit the tool's parameters, mock templates that do not compile and
 mock `python:` targets that are malformed or outside the project. Fast enough
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.errors import ConfigError, ConfigErrors
-from agent_evals.graders import GraderBase, get_path
+from agent_evals.graders import GraderBase
 from agent_evals.load import (
     CONFIG_FILE,
     YAML_SUFFIXES,
@@ -36,8 +37,8 @@ from agent_evals.load import (
 )
 from agent_evals.models import EvalSet, Prompt, ToolSpec
 from agent_evals.providers import capabilities, resolve
-from agent_evals.render import compile_prompt, render
-from agent_evals.runner import build_graders, case_where, judge_provider
+from agent_evals.render import compile_prompt, render, render_turns
+from agent_evals.runner import build_graders, case_where, has_expected, judge_provider
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -108,18 +109,34 @@ def _check_tool_schemas(prompt: Prompt) -> list[ConfigError]:
 
 def _check_expected(evalset: EvalSet, graders: Sequence[GraderBase]) -> list[ConfigError]:
     errors = []
-    missing = object()
     for grader in graders:
         if not grader.needs_expected:
             continue
         path = grader.expected_path()
         for index, case in enumerate(evalset.cases):
-            value = case.expected if case.expected is not None else missing
-            if value is not missing and path is not None and isinstance(value, dict):
-                value = get_path(value, path, default=missing)
-            if value is missing or value is None:
-                file, line = evalset.case_source(index)
-                key = f"expected.{path}" if path else "expected"
+            each = grader.spec.turns == "each" and case.turns
+            if each:
+                # A turn without an expected value is skipped; a conversation with none has nothing to grade.
+                if has_expected(case.expected, path) or any(
+                    has_expected(t.expected, path) for t in case.turns
+                ):
+                    continue
+            elif has_expected(case.expected, path):
+                continue
+            file, line = evalset.case_source(index)
+            key = f"expected.{path}" if path else "expected"
+            if each:
+                errors.append(
+                    ConfigError(
+                        f"no turn of case '{case.id}' has an '{key}', which grader '{grader.name}' "
+                        "(turns: each) needs",
+                        path=file,
+                        line=line,
+                        hint=f"add '{key}' to the case (its first turn) or to one of its turns, "
+                        "or grade it with turns: last",
+                    )
+                )
+            else:
                 errors.append(
                     ConfigError(
                         f"case '{case.id}' has no '{key}', which grader '{grader.name}' needs",
@@ -129,6 +146,19 @@ def _check_expected(evalset: EvalSet, graders: Sequence[GraderBase]) -> list[Con
                     )
                 )
     return errors
+
+
+def _check_turns(evalset: EvalSet) -> list[ConfigError]:
+    """Every case's scripted turns render with its vars (`run` renders them before sending)."""
+    errors: dict[tuple[str | None, int | None, str], ConfigError] = {}
+    for index, case in enumerate(evalset.cases):
+        if not case.turns:
+            continue
+        try:
+            render_turns(evalset, index)
+        except ConfigError as exc:
+            errors.setdefault((exc.path, exc.line, exc.message), exc)
+    return list(errors.values())
 
 
 def _shape(value: Any) -> object:
@@ -174,6 +204,7 @@ def check_evalset(evalset: EvalSet, project: Project) -> list[ConfigError]:
         errors.extend(_errors(exc))
         graders = ()
     errors.extend(_check_expected(evalset, graders))
+    errors.extend(_check_turns(evalset))
     for grader in graders:
         provider = judge_provider(grader)
         if provider is not None:

@@ -42,7 +42,7 @@ from agent_evals.errors import ProviderError
 from agent_evals.models import Message, ToolCallSpec
 from agent_evals.providers._http import tool_call_text
 from agent_evals.providers.base import Completion, ToolCall
-from agent_evals.record import ReplayRecord, StepRecord, ToolCallRecord, Usage
+from agent_evals.record import ReplayRecord, StepRecord, ToolCallRecord, Usage, total_usage
 from agent_evals.replay import Unanswered, result_text
 from agent_evals.trace import tool_attributes
 
@@ -243,7 +243,6 @@ class _Run:
 
     def result(self, *, error: str | None = None, skipped: str | None = None) -> Trajectory:
         answers = self.answers
-        usages = [u for u in (usage_of(a.completion) for a in answers) if u is not None]
         costs = [a.cost_usd for a in answers]
         steps: tuple[StepRecord, ...] = ()
         steps_reported = self.reported or bool(self.turn is None and answers and answers[-1].completion.steps)
@@ -260,14 +259,7 @@ class _Run:
             steps=steps,
             tool_calls=tuple(self.tool_calls),
             last=answers[-1].completion if answers else None,
-            usage=Usage(
-                input_tokens=sum(u.input_tokens for u in usages),
-                output_tokens=sum(u.output_tokens for u in usages),
-                cache_read_tokens=sum(u.cache_read_tokens for u in usages),
-                cache_write_tokens=sum(u.cache_write_tokens for u in usages),
-            )
-            if usages
-            else None,
+            usage=total_usage(usage_of(a.completion) for a in answers),
             cost_usd=None
             if not answers or any(c is None for c in costs)
             else sum(c for c in costs if c is not None),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -54,6 +54,19 @@ class Usage(_Rec):
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+
+
+def total_usage(usages: Iterable[Usage | None]) -> Usage | None:
+    """The tokens of several model calls together; None when none of them reported any."""
+    known = [u for u in usages if u is not None]
+    if not known:
+        return None
+    return Usage(
+        input_tokens=sum(u.input_tokens for u in known),
+        output_tokens=sum(u.output_tokens for u in known),
+        cache_read_tokens=sum(u.cache_read_tokens for u in known),
+        cache_write_tokens=sum(u.cache_write_tokens for u in known),
+    )
 
 
 class ToolCallRecord(_Rec):

@@ -50,8 +50,8 @@ from agent_evals.record import (
     RunEnd,
     RunHeader,
     TurnRecord,
-    Usage,
     load_record,
+    total_usage,
 )
 from agent_evals.render import render, render_turns
 from agent_evals.replay import Replayer
@@ -509,7 +509,6 @@ def _turn_sample(sample: Sample, request: ChatRequest, trajectory: Trajectory, r
     """What a `turns: each` grader sees of one turn: its answer, its expected, its own steps."""
     steps = tuple(s for s in trajectory.steps if s.turn == record.turn)
     models = [s for s in steps if s.kind == "model"]
-    usages = [s.usage for s in models if s.usage is not None]
     costs = [s.cost_usd for s in models]
     output = record.output or ""
     parsed, parse_error = parse_output(output, request)
@@ -521,14 +520,7 @@ def _turn_sample(sample: Sample, request: ChatRequest, trajectory: Trajectory, r
         parse_error=parse_error,
         steps=steps,
         tool_calls=tuple(call for s in models for call in s.tool_calls),
-        usage=Usage(
-            input_tokens=sum(u.input_tokens for u in usages),
-            output_tokens=sum(u.output_tokens for u in usages),
-            cache_read_tokens=sum(u.cache_read_tokens for u in usages),
-            cache_write_tokens=sum(u.cache_write_tokens for u in usages),
-        )
-        if usages
-        else None,
+        usage=total_usage(s.usage for s in models),
         cost_usd=None if not models or any(c is None for c in costs) else sum(c or 0.0 for c in costs),
     )
 

@@ -342,6 +342,7 @@ def _argument_errors(
     from jsonschema.exceptions import SchemaError
 
     # The json_schema grader's validator: the same draft and format checks for outputs and arguments.
+    from agent_evals._regex import PatternTimeout
     from agent_evals.graders.json_schema import _validator
 
     if tool.name not in validators:
@@ -354,7 +355,10 @@ def _argument_errors(
     validator = validators[tool.name]
     if validator is None:
         return None
-    found = list(validator.iter_errors(arguments))
+    try:
+        found = list(validator.iter_errors(arguments))
+    except PatternTimeout as exc:
+        return str(exc)
     if not found:
         return None
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BeforeValidator, GetJsonSchemaHandler
 from pydantic_core import CoreSchema
 
+from agent_evals._regex import FLAGS, compile_pattern
 from agent_evals.errors import GraderError
 from agent_evals.graders.base import Grade, Sample, get_path, output_value
 from agent_evals.models import Case
@@ -19,7 +20,6 @@ from agent_evals.models import Case
 _MISSING = object()
 _PATH = re.compile(r"^(?:[^.\[\]]+|\[\d+\])(?:\.[^.\[\]]+|\[\d+\])*$")
 _ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
-_FLAGS = {"ignorecase": re.IGNORECASE, "multiline": re.MULTILINE, "dotall": re.DOTALL}
 
 
 def _check_path(path: str) -> str:
@@ -34,10 +34,7 @@ FieldPath = Annotated[str, AfterValidator(_check_path)]
 
 
 def _check_regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
+    compile_pattern(pattern)  # PatternError is a ValueError: the options do not load
     return pattern
 
 
@@ -65,11 +62,11 @@ OneOrMany = Annotated[tuple[T, ...], BeforeValidator(_listify), _OneAccepted()]
 """A list option that also takes a single value."""
 
 
-def regex_flags(names: tuple[str, ...]) -> re.RegexFlag:
-    """Combine flag names (`ignorecase`, `multiline`, `dotall`) into `re` flags."""
-    flags = re.RegexFlag(0)
+def regex_flags(names: tuple[str, ...]) -> int:
+    """Combine flag names (`ignorecase`, `multiline`, `dotall`) into the flags of `agent_evals._regex`."""
+    flags = 0
     for name in names:
-        flags |= _FLAGS[name]
+        flags |= FLAGS[name]
     return flags
 
 

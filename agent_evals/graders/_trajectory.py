@@ -35,7 +35,6 @@ Arguments the model sent as a non-JSON string never match.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from agent_evals._regex import PatternError, compile_pattern
 from agent_evals.errors import GraderError
 from agent_evals.graders import base
 from agent_evals.graders._common import FieldPath, as_text, expected_value, one_line, quote
@@ -248,9 +248,9 @@ def check_wanted(args: dict[str, Any], match: ArgsMatch) -> None:
                     f"with match: regex, the value of '{key}' must be a regular expression (a string)"
                 )
             try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"'{key}': invalid regular expression: {exc}") from None
+                compile_pattern(value)
+            except PatternError as exc:
+                raise ValueError(f"'{key}': {exc}") from None
 
 
 def arg_problems(arguments: Any, wanted: dict[str, Any], match: ArgsMatch) -> list[str]:
@@ -274,7 +274,7 @@ def _arg_problems(arguments: Any, wanted: dict[str, Any], match: ArgsMatch) -> l
             problems.append(f"{path} missing")
         elif match == "path" and not json_equal(value, want):
             problems.append(f"{path}: expected {quote(want, 40)}, got {quote(value, 40)}")
-        elif match == "regex" and re.fullmatch(want, as_text(value)) is None:
+        elif match == "regex" and compile_pattern(want).fullmatch(as_text(value)) is None:
             problems.append(f"{path}: {quote(value, 40)} does not match /{one_line(want, 40)}/")
     return problems
 

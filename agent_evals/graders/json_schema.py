@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from agent_evals._regex import PatternError, compile_pattern
 from agent_evals.errors import GraderError
 from agent_evals.graders import base
 from agent_evals.graders._common import cannot_read
@@ -56,11 +57,39 @@ class JsonSchemaOptions(base.Options):
 
 
 def _validator(schema: dict[str, Any]) -> Validator:
-    from jsonschema.validators import validator_for
+    from jsonschema.validators import extend, validator_for
 
-    cls = validator_for(schema)
+    base_cls = validator_for(schema)
+    # `pattern` and `patternProperties` come from the (untrusted) schema and meet the model's
+    # output: matched within agent_evals._regex's time limit, not with `re`, which has none.
+    cls = extend(base_cls, {"pattern": _pattern, "patternProperties": _pattern_properties})  # type: ignore[no-untyped-call]
     # Check `format` too: a schema author who writes `format: date` means it.
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    built: Validator = cls(schema, format_checker=base_cls.FORMAT_CHECKER)
+    return built
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and _search(pattern, instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, properties: dict[str, Any], instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in properties.items():
+        for key, value in instance.items():
+            if _search(pattern, key) is not None:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _search(pattern: str, text: str) -> Any:
+    try:
+        compiled = compile_pattern(pattern)
+    except PatternError:
+        return None  # check_schema reports a pattern that does not compile
+    return compiled.search(text)
 
 
 def _shorten(text: str) -> str:

@@ -31,6 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent_evals._regex import compile_pattern
 from agent_evals.errors import GraderError
 from agent_evals.graders import base
 from agent_evals.graders._common import (
@@ -259,7 +260,7 @@ def check_criterion(criterion: Criterion, text: str, case: Case) -> tuple[bool, 
         return not present, (
             f"contains {quote_all(present)}" if present else f"does not contain {quote_all(values)}"
         )
-    match = re.search(arg, text)
+    match = compile_pattern(arg).search(text)
     shown = f"/{one_line(arg)}/"
     if check == "matches":
         return match is not None, (f"matches {shown}" if match else f"does not match {shown}")

@@ -6,11 +6,11 @@ Both look at the whole output text, or at one field of the parsed JSON output
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from agent_evals._regex import compile_pattern
 from agent_evals.errors import GraderError
 from agent_evals.graders import base
 from agent_evals.graders._common import (
@@ -161,7 +161,7 @@ class Regex(GraderBase):
 
     def __init__(self, spec: GraderSpec, options: Any) -> None:
         super().__init__(spec, options)
-        self._regex = re.compile(self.options.pattern, regex_flags(self.options.flags))
+        self._regex = compile_pattern(self.options.pattern, regex_flags(self.options.flags))
 
     async def grade(self, sample: Sample) -> Grade:
         """Match the pattern against the output."""

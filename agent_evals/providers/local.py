@@ -100,6 +100,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_evals._regex import PatternError, PatternTimeout, compile_pattern
 from agent_evals.providers.base import Completion, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -677,13 +678,13 @@ def _fits(value: Any, schema: dict[str, Any]) -> Any:
 def _pattern_match(pattern: str, texts: Sequence[str]) -> Any:
     unanchored = pattern.removeprefix("^").removesuffix("$")
     try:
-        compiled = re.compile(unanchored)
-    except re.error:
-        return _MISSING
-    for text in texts:
-        match = compiled.search(text)
-        if match:
-            return match.group(0)
+        compiled = compile_pattern(unanchored)
+        for text in texts:
+            match = compiled.search(text)
+            if match:
+                return match.group(0)
+    except (PatternError, PatternTimeout):
+        return _MISSING  # a pattern that does not compile, or backtracks without end: no value from it
     return _MISSING
 
 

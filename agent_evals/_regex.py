@@ -1,0 +1,84 @@
+"""Regular expressions from untrusted files, matched within a time limit: the one place they run.
+
+A pattern in a prompt or an eval set comes from a pull request like the rest of the file, and
+Python's `re` has no time limit: `(a|aa)+$` against sixty `a`s and a `b` backtracks for longer
+than any CI job runs. Every pattern the files supply (the `regex` grader, rubric `matches`
+criteria, `match: regex` arguments of the trajectory graders, JSON Schema `pattern` and
+`patternProperties` in output and tool schemas, the `local` model's parameter patterns) is
+compiled and matched here, with the `regex` package, whose matching stops after `TIMEOUT_S`
+and raises `PatternTimeout`. Patterns keep Python's syntax (the package's `VERSION0`, `re`'s).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import regex
+
+from agent_evals.errors import GraderError
+
+__all__ = ["FLAGS", "TIMEOUT_S", "Pattern", "PatternError", "PatternTimeout", "compile_pattern"]
+
+TIMEOUT_S = 1.0
+"""The most one match of one pattern against one text may take."""
+
+FLAGS = {"ignorecase": regex.IGNORECASE, "multiline": regex.MULTILINE, "dotall": regex.DOTALL}
+
+
+class PatternError(ValueError):
+    """A pattern that does not compile."""
+
+
+class PatternTimeout(GraderError):
+    """A match that ran past `TIMEOUT_S`: the pattern backtracks catastrophically on this text.
+
+    A grader's match that times out cannot judge the case: the case is an error, never a pass.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        shown = pattern if len(pattern) <= 60 else pattern[:59] + "…"
+        super().__init__(
+            f"the pattern /{shown}/ took more than {TIMEOUT_S:g} s on this text "
+            "(repetition of overlapping alternatives, such as (a|aa)+, backtracks without end; simplify it)"
+        )
+
+
+class Pattern:
+    """A compiled pattern whose every match is time-limited."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        try:
+            self._compiled = regex.compile(pattern, flags | regex.VERSION0)
+        except (regex.error, OverflowError, RecursionError) as exc:
+            raise PatternError(f"invalid regular expression: {exc}") from None
+
+    def search(self, text: str) -> Any:
+        """`regex.Match` or None. Raises PatternTimeout past `TIMEOUT_S`."""
+        return self._run(self._compiled.search, text)
+
+    def fullmatch(self, text: str) -> Any:
+        """`regex.Match` or None. Raises PatternTimeout past `TIMEOUT_S`."""
+        return self._run(self._compiled.fullmatch, text)
+
+    def _run(self, method: Any, text: str) -> Any:
+        try:
+            return method(text, timeout=TIMEOUT_S)
+        except TimeoutError:
+            raise PatternTimeout(self.pattern) from None
+
+
+_CACHE: dict[tuple[str, int], Pattern] = {}
+
+
+def compile_pattern(pattern: str, flags: int = 0) -> Pattern:
+    """The compiled `pattern` (cached). Raises PatternError when it does not compile."""
+    key = (pattern, flags)
+    hit = _CACHE.get(key)
+    if hit is None:
+        if len(_CACHE) >= 512:
+            _CACHE.clear()
+        hit = _CACHE[key] = Pattern(pattern, flags)
+    return hit

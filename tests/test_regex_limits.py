@@ -1,0 +1,136 @@
+"""Patterns from prompt and eval set files run within a time limit: a catastrophic pattern is an error, not a hang.
+
+`(a|aa)+$` against sixty `a`s and a `b` backtracks for hours under Python's `re`; every pattern a
+file supplies goes through agent_evals._regex, which stops the match after TIMEOUT_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_evals import _regex
+from agent_evals._regex import PatternError, PatternTimeout, compile_pattern
+from agent_evals.cli import main
+from agent_evals.errors import GraderError
+from agent_evals.graders import Grade, Sample, build_grader
+from agent_evals.models import Case, GraderSpec
+from agent_evals.record import ToolCallRecord, load_record
+from tests.support import write_tree
+
+EVIL = r"(a|aa)+$"
+VICTIM = "a" * 60 + "b"
+
+
+@pytest.fixture(autouse=True)
+def short_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_regex, "TIMEOUT_S", 0.2)
+
+
+def grade(spec: dict[str, Any], sample: Sample) -> Grade:
+    return asyncio.run(build_grader(GraderSpec(**spec)).grade(sample))
+
+
+def test_a_catastrophic_pattern_stops_at_the_limit_with_a_clear_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(PatternTimeout) as caught:
+        compile_pattern(EVIL).search(VICTIM)
+    assert time.monotonic() - started < 5
+    assert str(caught.value) == (
+        "the pattern /(a|aa)+$/ took more than 0.2 s on this text "
+        "(repetition of overlapping alternatives, such as (a|aa)+, backtracks without end; simplify it)"
+    )
+    assert isinstance(caught.value, GraderError)  # a grader's case is an error, never a pass
+
+
+def test_ordinary_patterns_keep_pythons_syntax() -> None:
+    assert compile_pattern(r"(?P<id>A-\d{2})\b").search("order A-17 please").group("id") == "A-17"
+    assert compile_pattern("refund", _regex.FLAGS["ignorecase"]).fullmatch("REFUND") is not None
+    with pytest.raises(PatternError, match="invalid regular expression"):
+        compile_pattern("(unclosed")
+
+
+@pytest.mark.parametrize(
+    ("spec", "sample"),
+    [
+        ({"type": "regex", "pattern": EVIL}, Sample(case=Case(id="c"), output=VICTIM)),
+        (
+            {"type": "rubric", "criteria": [{"matches": EVIL}]},
+            Sample(case=Case(id="c"), output=VICTIM),
+        ),
+        (
+            {"type": "json_schema", "schema": {"type": "object", "properties": {"x": {"pattern": EVIL}}}},
+            Sample(case=Case(id="c"), output=json.dumps({"x": VICTIM}), parsed={"x": VICTIM}),
+        ),
+        (
+            {
+                "type": "json_schema",
+                "schema": {"type": "object", "patternProperties": {EVIL: {"type": "string"}}},
+            },
+            Sample(case=Case(id="c"), output=json.dumps({VICTIM: "v"}), parsed={VICTIM: "v"}),
+        ),
+        (
+            {"type": "tool_called", "tool": "lookup", "args": {"id": EVIL}, "match": "regex"},
+            Sample(
+                case=Case(id="c"),
+                output="done",
+                tool_calls=(ToolCallRecord(name="lookup", arguments={"id": VICTIM}),),
+            ),
+        ),
+    ],
+    ids=[
+        "regex",
+        "rubric-matches",
+        "json-schema-pattern",
+        "json-schema-pattern-properties",
+        "tool-called-regex",
+    ],
+)
+def test_every_grader_pattern_is_time_limited(spec: dict[str, Any], sample: Sample) -> None:
+    started = time.monotonic()
+    with pytest.raises(PatternTimeout):
+        grade(spec, sample)
+    assert time.monotonic() - started < 5
+
+
+def test_a_run_makes_the_case_an_error_and_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "prompts/p.yaml": (
+                "schema_version: 1\nid: p\nversion: 1\n"
+                "owner: {name: Support AI team, oncall: pagerduty:support-ai}\n"
+                "model: {provider: local, name: echo}\n"
+                "messages:\n  - role: user\n    content: '{{ text }}'\n"
+            ),
+            "evalsets/e.yaml": (
+                "schema_version: 1\nid: e\nprompt: p\n"
+                "provenance: {source: synthetic test cases, synthetic: true}\n"
+                f"graders:\n  - type: regex\n    pattern: '{EVIL}'\n"
+                f"cases:\n  - id: c1\n    vars: {{text: {VICTIM}}}\n"
+            ),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    code = main(["run", "--output", "out.jsonl"])
+    assert time.monotonic() - started < 30
+    assert code == 3  # could not evaluate: the grader could not judge
+    (case,) = load_record(tmp_path / "out.jsonl").cases
+    assert case.status == "error"
+    assert case.grades[0].error is not None
+    assert "took more than 0.2 s" in case.grades[0].error
+
+
+def test_the_local_models_parameter_pattern_gives_up_instead_of_hanging() -> None:
+    from agent_evals.providers.local import _MISSING, _pattern_match
+
+    started = time.monotonic()
+    assert _pattern_match(r"(a|aa)+c", [VICTIM]) is _MISSING
+    assert _pattern_match(r"^A-\d+$", ["order A-17 today"]) == "A-17"
+    assert time.monotonic() - started < 5

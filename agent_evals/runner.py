@@ -13,6 +13,7 @@ import datetime as dt
 import fnmatch
 import hashlib
 import json
+import math
 import re
 import secrets
 import signal
@@ -965,10 +966,43 @@ class DryRunRow:
     cost_usd: float | None
 
 
+def _expected_steps(job: Job, position: int) -> list[int]:
+    """The model calls one case is expected to make, as the extra input tokens each carries.
+
+    A single call is `[0]`. An agent's case is expected to make the calls production made:
+    one model call per recorded tool call plus the final answer (at most `max_steps` per
+    turn), each carrying the exchanges before it (the call and its recorded result); a
+    conversation adds the calls of each scripted turn. An estimate, like the budget's: the
+    ceiling, not this, stops a run that goes further.
+    """
+    from agent_evals.budget import CHARS_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS
+
+    case = job.evalset.cases[job.indexes[position]]
+    turns = 1 + (len(job.turns[position]) if job.turns else 0)
+    if not (job.prompt.tools or case.tools):
+        return [0] * turns
+    exchanges = [
+        2 * MESSAGE_OVERHEAD_TOKENS
+        + math.ceil(len(json.dumps([c.name, c.arguments, c.result], default=str)) / CHARS_PER_TOKEN)
+        for c in case.tools
+    ]
+    per_turn = min(job.prompt.steps_limit, len(exchanges) // turns + 1)
+    steps, carried = [], 0
+    for step in range(per_turn * turns):
+        steps.append(carried)
+        if step < len(exchanges):
+            carried += exchanges[step]
+    return steps
+
+
 def dry_run(project: Project, jobs: Sequence[Job], options: RunOptions) -> list[DryRunRow]:
-    """Estimate the requests, tokens and cost of a run: cached requests cost nothing; nothing is sent."""
+    """Estimate the requests, tokens and cost of a run: cached requests cost nothing; nothing is sent.
+
+    An agent's case counts the model calls its recorded tool calls imply (`_expected_steps`).
+    """
     from agent_evals.budget import estimate
     from agent_evals.cache import cache_key
+    from agent_evals.providers.base import Usage as UsageIn
 
     cache = _open_cache(project, options)
     calls = Calls(project.config, project.root, options.retry, cache=cache)
@@ -979,26 +1013,37 @@ def dry_run(project: Project, jobs: Sequence[Job], options: RunOptions) -> list[
             price = calls.price(job.provider, job.prompt.model.name)
             cached = tokens_in = tokens_out = 0
             cost: float | None = 0.0
-            for request in job.requests:
+            requests = 0
+            for position, request in enumerate(job.requests):
+                steps = _expected_steps(job, position)
                 for repeat in range(options.repeat):
+                    requests += len(steps)
                     if (
                         cache is not None
                         and calls.cacheable(job.provider)
                         and cache.get(cache_key(request, settings, repeat))
                     ):
-                        cached += 1
+                        # A case's later steps are keyed by what its first answer said: a run
+                        # whose first call is cached replays the rest from the cache as well.
+                        cached += len(steps)
                         continue
                     guess = estimate(request, price)
-                    tokens_in += guess.input_tokens
-                    tokens_out += guess.output_tokens
-                    cost = None if cost is None or guess.cost_usd is None else cost + guess.cost_usd
+                    for grown in steps:
+                        step_cost = (
+                            None
+                            if guess.cost_usd is None or price is None
+                            else price.cost(UsageIn(guess.input_tokens + grown, guess.output_tokens))
+                        )
+                        tokens_in += guess.input_tokens + grown
+                        tokens_out += guess.output_tokens
+                        cost = None if cost is None or step_cost is None else cost + step_cost
             rows.append(
                 DryRunRow(
                     evalset=job.evalset.id,
                     prompt=job.prompt.id,
                     provider=job.provider,
                     model=job.prompt.model.name,
-                    requests=len(job.requests) * options.repeat,
+                    requests=requests,
                     cached=cached,
                     input_tokens=tokens_in,
                     output_tokens=tokens_out,

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,7 @@ from agent_evals.errors import ConfigError, FailureKind, ProviderError, Provider
 from agent_evals.models import ProjectConfig
 from agent_evals.pricing import Prices, Rate
 from agent_evals.providers import Completion, Provider, ProviderSettings, make_provider, resolve, spec
-from agent_evals.providers.base import ChatRequest
+from agent_evals.providers.base import ChatRequest, Usage
 from agent_evals.ratelimit import is_throttle
 from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
 from agent_evals.trace import Tracer, request_attributes
@@ -364,6 +364,8 @@ class Calls:
             raise
         latency_ms = (time.perf_counter() - clock) * 1000
         cost = self.prices.cost(completion.usage, settings.type, completion.model, request.model.name)
+        if completion.steps:
+            completion, cost = self._price_steps(completion, cost, settings.type, request.model.name)
         self.budget.settle(reserved, cost)
         if self.tracer is not None:
             self.tracer.event(
@@ -378,6 +380,30 @@ class Calls:
                 key, completion, provider=provider_name, model=request.model.name, latency_ms=latency_ms
             )
         return CallResult(completion, attempts=attempts, cached=False, cost_usd=cost, latency_ms=latency_ms)
+
+    def _price_steps(
+        self, completion: Completion, cost: float | None, provider_type: str, asked: str
+    ) -> tuple[Completion, float | None]:
+        """An agent's own model steps priced each by the model that answered it.
+
+        A call whose steps answered from several models has no single price; the sum of its
+        steps' costs is its cost when every step is priced (else it stays unpriced, never $0).
+        """
+        priced = []
+        for step in completion.steps:
+            if step.kind == "model" and step.cost_usd is None and step.usage is not None:
+                usage = step.usage
+                tokens = Usage(
+                    usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+                )
+                step = step.model_copy(
+                    update={"cost_usd": self.prices.cost(tokens, provider_type, step.model, asked)}
+                )
+            priced.append(step)
+        costs = [s.cost_usd for s in priced if s.kind == "model"]
+        if cost is None and costs and all(c is not None for c in costs):
+            cost = sum(c for c in costs if c is not None)
+        return replace(completion, steps=tuple(priced)), cost
 
     def _trace_response(
         self,

@@ -466,6 +466,13 @@ def openai_messages(request):
     }
 
 
+# --- the same, routed through two models: a cheap one plans, a dearer one answers ----------------
+def two_model_messages(request):
+    out = openai_messages(request)
+    out["messages"][-4]["model"] = "fake-chat-1"
+    return out
+
+
 # --- a plain function returning OpenTelemetry GenAI spans (its runtime's export) ----------------
 SPANS = [
     {"trace_id": "t1", "span_id": "s3", "name": "execute_tool lookup_policy",
@@ -672,6 +679,20 @@ def test_function_returning_openai_messages(tools_project: Path, capsys: pytest.
     assert cases[0].usage == RecordUsage(input_tokens=800, output_tokens=30, cache_read_tokens=100)
     assert cases[0].cost_usd == pytest.approx((800 * 2.0 + 30 * 8.0 + 100 * 0.5) / 1e6)
     assert cases[0].finish_reason == "stop"
+
+
+def test_each_model_step_is_priced_by_its_own_model(
+    tools_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = run_tool_agent(tools_project, "two_model_messages", capsys)
+
+    plan, answer = (s for s in cases[0].steps if s.kind == "model")
+    assert (plan.model, answer.model) == ("fake-chat-1", "fake-gpt-1")
+    # fake-chat-1 has no cache price: its 100 cached tokens go at its input price.
+    assert plan.cost_usd == pytest.approx(((300 + 100) * 1.0 + 20 * 4.0) / 1e6)
+    assert answer.cost_usd == pytest.approx((500 * 2.0 + 10 * 8.0) / 1e6)
+    # Two models, no single price: the case costs what its steps cost, not nothing.
+    assert cases[0].cost_usd == pytest.approx(plan.cost_usd + answer.cost_usd)
 
 
 def test_function_returning_otel_spans(tools_project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -378,3 +378,42 @@ def test_the_project_loads_turns_with_their_lines(tmp_path: Path, server: Script
         "user": "Thanks, close the ticket.",
         "expected": "closed",
     }
+
+
+# --- the PR comment shows a regressed conversation turn by turn ----------------------------------
+
+
+def test_the_comment_shows_a_regressed_conversation_turn_by_turn() -> None:
+    from agent_evals.gate import GateReport
+    from agent_evals.models import GatePolicy
+    from agent_evals.record import GradeRecord, TurnRecord
+    from agent_evals.report import markdown
+    from tests.test_reports import pair, record, structure
+
+    def turns(second: str, passed: bool) -> tuple[TurnRecord, ...]:
+        grade = GradeRecord(
+            grader="per_turn",
+            type="exact_match",
+            passed=passed,
+            score=1.0 if passed else 0.0,
+            reason="matches" if passed else "expected 'refund', got 'billing'",
+        )
+        return (
+            TurnRecord(turn=1, user="Where is my refund?", output='{"decision": "lookup"}'),
+            TurnRecord(turn=2, user="Refund it now <b>please</b>", output=second, grades=(grade,)),
+        )
+
+    base = record([("convo", "pass", {"turns": turns('{"decision": "refund"}', True)})], run_id="base")
+    cand = record(
+        [("convo", "fail", {"turns": turns('{"decision": "billing"}', False)})], run_id="cand", version="2"
+    )
+    md = markdown.render(GateReport(pairs=(pair(base, cand, GatePolicy()),)))
+    structure(md)  # well-formed, nothing escaped out of its block
+    assert "<summary>Conversation (2 turns)</summary>" in md
+    assert "**Turn 1**: Where is my refund?" in md
+    assert (
+        "**Turn 2**: Refund it now &lt;b>please&lt;/b>\n- ❌ **per\\_turn**: expected 'refund', got 'billing'"
+        in md
+    )
+    turn_two = md[md.index("**Turn 2**") :]
+    assert turn_two.index('"decision": "refund"') < turn_two.index('"decision": "billing"')  # baseline first

@@ -46,6 +46,7 @@ from agent_evals.calibrate import Calibration
 from agent_evals.diff import CaseDiff, Diff, Group, Label, Totals
 from agent_evals.gate import GateReport, GroupTest, PairReport, RuleResult, Status, pct, pts
 from agent_evals.integrity import Finding
+from agent_evals.record import CaseResult
 from agent_evals.report._common import (
     TRUNCATION_HINT,
     DiffOp,
@@ -733,6 +734,33 @@ def _output_block(label: str, value: str | None, detail: Detail) -> str:
     return block
 
 
+def _conversation(base: CaseResult | None, cand: CaseResult | None, detail: Detail) -> str | None:
+    """A conversation case turn by turn: what the user said, each side's answer, the turn's failing grades.
+
+    Collapsed; None for a case without turns. Each turn's per-turn grades (`turns: each`
+    graders) that failed on the candidate are named, so the turn that went wrong stands out.
+    """
+    turns = {t.turn: t for t in (cand.turns if cand else ())}
+    before = {t.turn: t for t in (base.turns if base else ())}
+    if not turns and not before:
+        return None
+    blocks = []
+    for number in sorted({*turns, *before}):
+        now, then = turns.get(number), before.get(number)
+        either = now or then
+        said = either.user if either is not None else None
+        lines = [f"**Turn {number}**" + (f": {text(one_line(said, 300))}" if said else "")]
+        failed = [g for g in (now.grades if now else ()) if g.passed is False]
+        lines += [f"- ❌ **{text(g.grader)}**: {text(one_line(g.reason, 200))}" for g in failed]
+        body = "\n".join(lines)
+        answers = [
+            _output_block("Baseline", then.output if then else None, detail),
+            _output_block("Candidate", now.output if now else None, detail),
+        ]
+        blocks.append(body + "\n\n" + "\n\n".join(answers))
+    return details(f"Conversation ({len(blocks)} turns)", blocks)
+
+
 def change_block(base: str | None, cand: str | None, detail: Detail) -> str | None:
     """What changed from the baseline's output to the candidate's, first thing under a regressed case.
 
@@ -815,6 +843,9 @@ def _full_case(c: CaseDiff, detail: Detail) -> str:
         change = change_block(base.output if base else None, cand.output if cand else None, detail)
         if change:
             parts.append(change)
+        conversation = _conversation(base, cand, detail)
+        if conversation:
+            parts.append(conversation)
         parts.append(
             details(
                 "Expected and both outputs in full",

@@ -160,6 +160,8 @@ class CaseResult(_Rec):
     replay: ReplayRecord | None = None
     turns: tuple[TurnRecord, ...] = Field(default=(), exclude_if=lambda value: not value)
     """A conversation case's turns, in order (those it reached); `output` is the last one's answer."""
+    notes: tuple[str, ...] = Field(default=(), exclude_if=lambda value: not value)
+    """What could not be read of the trajectory the agent reported (left out, or read differently)."""
     grades: tuple[GradeRecord, ...] = ()
     latency_ms: float | None = None
     usage: Usage | None = None

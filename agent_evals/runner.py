@@ -612,6 +612,8 @@ def _trajectory_fields(trajectory: Trajectory) -> dict[str, Any]:
         "tool_calls": trajectory.tool_calls,
         "steps": trajectory.steps,
         "replay": trajectory.replay,
+        # An agent's own trajectory, partly unreadable: what was left out, where a user sees it.
+        "notes": last.notes if last is not None else (),
         # For a cached answer, the latency of the call that produced it (or None, not measured),
         # never the lookup's microseconds, so p50/p95 compare measured calls only.
         "latency_ms": trajectory.latency_ms,

@@ -473,6 +473,13 @@ def two_model_messages(request):
     return out
 
 
+# --- the same with a tool result for a call that was never made: kept out, and said so ----------
+def stray_result_messages(request):
+    out = openai_messages(request)
+    out["messages"].insert(-1, {"role": "tool", "tool_call_id": "nobody-asked", "content": "42"})
+    return out
+
+
 # --- a plain function returning OpenTelemetry GenAI spans (its runtime's export) ----------------
 SPANS = [
     {"trace_id": "t1", "span_id": "s3", "name": "execute_tool lookup_policy",
@@ -679,6 +686,19 @@ def test_function_returning_openai_messages(tools_project: Path, capsys: pytest.
     assert cases[0].usage == RecordUsage(input_tokens=800, output_tokens=30, cache_read_tokens=100)
     assert cases[0].cost_usd == pytest.approx((800 * 2.0 + 30 * 8.0 + 100 * 0.5) / 1e6)
     assert cases[0].finish_reason == "stop"
+
+
+def test_what_an_agents_trajectory_leaves_unreadable_is_noted_in_the_record(
+    tools_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (case,) = run_tool_agent(tools_project, "stray_result_messages", capsys)[:1]
+    assert [s.kind for s in case.steps] == ["model", "tool", "tool", "model"]
+    assert len(case.notes) == 1
+    assert "nobody-asked" in case.notes[0]
+    # A trajectory read whole has no notes, and its record line no `notes` key.
+    (clean,) = run_tool_agent(tools_project, "openai_messages", capsys)[:1]
+    assert clean.notes == ()
+    assert "notes" not in clean.model_dump(exclude_none=True)
 
 
 def test_each_model_step_is_priced_by_its_own_model(

@@ -119,6 +119,8 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     steps: tuple[StepRecord, ...] = ()
     """The trajectory an agent ran itself (`python:` agents): its model and tool steps, in order."""
+    notes: tuple[str, ...] = ()
+    """What could not be read of that trajectory, or was read differently than it was written."""
 
     @property
     def truncated(self) -> bool:

@@ -440,6 +440,7 @@ def _completion(result: Any, observed: _Observed, target: str) -> Completion:
             ToolCall(name=c.name, arguments=c.arguments, id=c.id) for c in trajectory.tool_calls
         ),
         steps=trajectory.steps,
+        notes=tuple(str(note) for note in trajectory.notes),
     )
 
 

@@ -302,7 +302,7 @@ def run(
         shard=runner.Shard.parse(selection["shard"]) if selection["shard"] else None,
     )
     if previous is not None:
-        runner.check_resume(jobs, previous)
+        runner.check_resume(jobs, previous, project.root, project.config)
     options = runner.RunOptions(
         concurrency=concurrency or project.config.defaults.concurrency,
         retry=_retry_policy(project.config),

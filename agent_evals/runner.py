@@ -933,12 +933,17 @@ def find_resume(project: Project, run: str) -> tuple[dict[str, Resume], dict[str
     return resume, options
 
 
-def check_resume(jobs: Sequence[Job], resume: Mapping[str, Resume]) -> None:
-    """A run resumes only with the prompt and cases it started with.
+def check_resume(
+    jobs: Sequence[Job], resume: Mapping[str, Resume], root: Path, config: ProjectConfig
+) -> None:
+    """A run resumes only with the prompt, the cases and the code it started with.
 
     Raises:
-        ConfigError: the prompt or the eval set changed since the run started.
+        ConfigError: the prompt, the eval set, or the code the run executes (a `python:`
+            agent's or grader's package, a prompt's `watch:` paths) changed since the run started.
     """
+    from agent_evals import sources
+
     for job in jobs:
         previous = resume[job.evalset.id]
         for kind, now, then in (
@@ -951,6 +956,16 @@ def check_resume(jobs: Sequence[Job], resume: Mapping[str, Resume]) -> None:
                     path=previous.path,
                     hint="a resumed run must use the same prompt and cases; start a new run instead",
                 )
+        scope = sources.code_scope(job.prompt, job.evalset, config, job.provider)
+        code = sources.fingerprint(scope, root).header() if scope else None
+        changed = sources.changed_in_headers(previous.header.code, code)
+        if changed or (previous.header.code is None) != (code is None):
+            raise ConfigError(
+                f"the code of '{job.evalset.id}' changed since run {previous.header.run_id} started"
+                + (f" ({sources.listing(changed)})" if changed else ""),
+                path=previous.path,
+                hint="half a run on the old code and half on the new would be neither; start a new run instead",
+            )
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,14 @@ import typer
 from rich.console import Console
 
 from agent_evals import __version__
-from agent_evals.credentials import ScrubbedStream, scrub
+from agent_evals.credentials import ScrubbedStream, register_url, scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from agent_evals.cache import CacheStats
     from agent_evals.gate import GateReport
+    from agent_evals.history import Imported, Store
     from agent_evals.models import ProjectConfig
     from agent_evals.record import CaseResult
     from agent_evals.retry import RetryPolicy
@@ -277,6 +278,7 @@ def run(
     from agent_evals.summary import summarize
 
     project = load_project(Path("."))
+    register_url(project.config.history.url)
     if prompt_file is not None:
         project = with_prompt_file(project, prompt_file)
     selection: dict[str, Any] = {
@@ -349,6 +351,16 @@ def run(
     rows = [(o.job.prompt.id, o.job.evalset.id, summarize(o.results), str(o.path)) for o in outcomes]
     print_run(out, rows)
     print_errors(err, [(o.job.evalset.id, o.results) for o in outcomes])
+    history_failed = False
+    if not selection["shard"]:
+        # A shard is part of a run: the merged record is what goes into the history (`ci --records`).
+        from agent_evals.history.ingest import import_record_file
+
+        history_failed = _record_history(
+            project.root,
+            project.config,
+            lambda store: [import_record_file(store, o.path) for o in outcomes],
+        )
     stopped = next((o.stopped for o in outcomes if o.stopped is not None), None)
     if stopped is not None:
         # The provider is down or misconfigured: say so once, and exit as the cause says
@@ -370,6 +382,8 @@ def run(
     if errors:
         err.print(f"{errors} case(s) could not be evaluated (see the errors above)")
         raise typer.Exit(EXIT_CANNOT_EVALUATE)
+    if history_failed:
+        raise typer.Exit(EXIT_CONFIG)
 
 
 @app.command()
@@ -560,7 +574,8 @@ def diff_cmd(
     report = compare_records(
         base, candidate, Path("."), overrides=overrides, accept_policy_change=accept_policy_change
     )
-    raise typer.Exit(_publish(report, report_md, junit, json_path))
+    code = _publish(report, report_md, junit, json_path)
+    raise typer.Exit(_gate_history(report, code))
 
 
 @app.command()
@@ -618,6 +633,7 @@ def ci(
     from agent_evals.runner import RunOptions, Shard, run_sync
 
     config = load_config(Path("."))
+    register_url(config.history.url)
     options = CiOptions(
         base_ref=base,
         baseline_dir=baseline_dir,
@@ -664,7 +680,107 @@ def ci(
     code = _publish(report, report_md, junit, json_path, extra_markdown=extra, annotations=annotations)
     if report.config_error is not None:
         err.print(f"{report.config_error}; the other cases were not sent", markup=False)
-    raise typer.Exit(code)
+    raise typer.Exit(_gate_history(report, code))
+
+
+history_app = typer.Typer(
+    help="The history store: what every run, diff and ci did, over time (SQLite, or PostgreSQL for a team).",
+    no_args_is_help=True,
+)
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("import")
+def history_import(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Run records (.jsonl), gate reports (diff/ci --json) or folders of them."),
+    ],
+    pr: Annotated[
+        int | None, typer.Option("--pr", min=1, help="The pull request the reports' verdicts belong to.")
+    ] = None,
+) -> None:
+    """Load run records and gate verdicts (CI artifacts, shard records) into the history, skipping what it has."""
+    from agent_evals.history.ingest import import_paths
+
+    root, config = _history_project()
+    counts: dict[tuple[str, str], int] = {}
+
+    def done(item: Imported) -> None:
+        counts[item.kind, item.outcome] = counts.get((item.kind, item.outcome), 0) + 1
+        _plain(item.line())
+
+    with _open_history(root, config) as store:
+        import_paths(store, paths, pr=pr, on_done=done)
+        shown = store.target.shown
+    tally = ", ".join(
+        f"{counts.get((kind, outcome), 0)} {kind}(s) {outcome}"
+        for kind in ("run", "verdict")
+        for outcome in ("added", "updated", "skipped")
+        if counts.get((kind, outcome)) or outcome != "updated"
+    )
+    note.print(f"history {shown}: {tally}", markup=False, soft_wrap=True)
+
+
+def _history_project() -> tuple[Path, ProjectConfig]:
+    """The project whose history `diff`, `ci` and `history` use: found from here, else here."""
+    from agent_evals.load import find_root, load_config
+
+    try:
+        root = find_root(Path.cwd())
+    except ConfigError:
+        root = Path.cwd()
+    return root, load_config(root)
+
+
+def _open_history(root: Path, config: ProjectConfig) -> Store:
+    from agent_evals.history.store import open_store, resolve_url
+
+    return open_store(resolve_url(root, config))
+
+
+def _record_history(root: Path, config: ProjectConfig, write: Callable[[Store], list[Imported]]) -> bool:
+    """Write what a command did into the history, after its records and reports are on disk.
+
+    A store that cannot be used is one line on stderr, and True: the command then exits 2
+    unless it already failed for a reason of its own (history never hides a gate's result).
+    """
+    try:
+        with _open_history(root, config) as store:
+            for item in write(store):
+                if _output.verbose:
+                    note.print(f"history: {item.line()}", markup=False, soft_wrap=True)
+    except ConfigError as exc:
+        err.print(exc.render(), markup=False, soft_wrap=True)
+        return True
+    return False
+
+
+def _gate_history(report: GateReport, code: int) -> int:
+    """`diff` and `ci`: the pairs' runs and verdicts into the history; the exit code after it."""
+    if not report.pairs:
+        return code
+    from agent_evals.history.ingest import add_gate_report
+
+    try:
+        root, config = _history_project()
+    except ConfigError as exc:
+        err.print(exc.render(), markup=False, soft_wrap=True)
+        return code or EXIT_CONFIG
+    failed = _record_history(root, config, lambda store: add_gate_report(store, report, pr=_pull_request()))
+    return (code or EXIT_CONFIG) if failed else code
+
+
+def _pull_request() -> int | None:
+    """The PR this build is for, when GitHub Actions says (its verdicts link to it), else None."""
+    if not (os.environ.get("GITHUB_EVENT_PATH") or os.environ.get("GITHUB_REF")):
+        return None
+    from agent_evals.github import find_pull_request
+
+    try:
+        return find_pull_request(os.environ).number
+    except ConfigError:
+        return None
 
 
 @app.command()
@@ -1005,6 +1121,9 @@ def main(argv: list[str] | None = None) -> int:
     # output or an error must not reach a terminal or a CI log (agent_evals.credentials).
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
+    # The history store's password (agent_evals.history.store.ENV_VAR), masked before a run can
+    # echo it into a record; `history.url` in the config is registered when the config is read.
+    register_url(os.environ.get("AGENT_EVALS_HISTORY_URL"))
     _reset_output()
     try:
         try:

@@ -686,6 +686,16 @@ class ReadinessPolicy(_Model):
     min_cases: int = Field(default=50, ge=1, description="An eval set smaller than this is not ready.")
 
 
+class HistoryConfig(_Model):
+    """Where `run`, `diff` and `ci` record what they did (agent_evals.history)."""
+
+    url: str | None = Field(
+        default=None,
+        description="The history database: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB "
+        "(AGENT_EVALS_HISTORY_URL wins; default: .agent-evals/history.sqlite3 under the project root).",
+    )
+
+
 class ProjectConfig(_Sourced):
     schema_version: Literal[1] = 1
     paths: Paths = Field(default_factory=Paths)
@@ -697,3 +707,4 @@ class ProjectConfig(_Sourced):
         default=None, description="Defaults for every eval set's judge calibration floors."
     )
     readiness: ReadinessPolicy = Field(default_factory=ReadinessPolicy)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)

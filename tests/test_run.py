@@ -179,7 +179,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
         "import sys\n"
         "from agent_evals.cli import main\n"
         "rc = main(['--help'])\n"
-        "heavy = ('pandas', 'sklearn', 'scipy', 'numpy', 'git', 'httpx', 'aiohttp')\n"
+        "heavy = ('pandas', 'sklearn', 'scipy', 'numpy', 'git', 'httpx', 'aiohttp', 'sqlalchemy', 'alembic')\n"
         "print(rc, sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

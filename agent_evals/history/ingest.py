@@ -1,0 +1,688 @@
+"""Run records and gate reports into history rows: idempotent, streamed, one transaction per file.
+
+A run is keyed by its run id, a case result by (run id, case id, repeat), a gate verdict
+by a digest of what it decided (`verdict_id`). Writing a run again adds only what the
+store lacks, under a lock on the run's row, so two processes importing the same records
+at once leave one row per run and case. A case result replaces a stored one only when
+the stored one was not judged (error or skipped) and the new one was (pass or fail): a
+resumed run redoes exactly those. The run's totals are counted from its stored cases.
+
+Records stay the source of truth: the store can be rebuilt by importing them again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import stat
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import case as when
+from sqlalchemy import delete, func, select, text, update
+
+from agent_evals.credentials import scrub
+from agent_evals.errors import ConfigError
+from agent_evals.history.store import Store, cases, grades, runs, verdicts
+from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
+from agent_evals.record import RECORD_SCHEMA_VERSION, CaseResult, RunEnd, RunHeader
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from agent_evals.gate import GateReport
+    from agent_evals.record import RunRecord
+
+__all__ = ["BATCH", "Imported", "add_gate_report", "add_record", "add_run", "import_paths", "verdict_id"]
+
+BATCH = 500
+"""Case results per INSERT: memory stays bounded however large the record."""
+_JUDGED = ("pass", "fail")
+_MAX_ID = 1000
+_INT32 = 2**31 - 1
+_INT64 = 2**63 - 1
+_RECORD_HINT = "is this a run record?"
+_REPORT_HINT = "pass a file written by 'agent-evals diff --json' or 'agent-evals ci --json'"
+REPORT_KIND = "agent-evals-gate"
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What one write did: a run or a verdict `added`, `updated` (a run gained cases or its end), or `skipped`."""
+
+    kind: Literal["run", "verdict"]
+    id: str
+    outcome: Literal["added", "updated", "skipped"]
+    source: str | None = None
+    results: int = 0
+    """Case results written (runs)."""
+
+    def line(self) -> str:
+        what = f"{self.kind} {self.id}"
+        if self.kind == "run" and self.outcome != "skipped":
+            what += f": {self.results} case result(s)"
+        where = f" ({self.source})" if self.source else ""
+        if self.outcome == "skipped":
+            return f"skipped {what}: already in the store{where}"
+        return f"{self.outcome} {what}{where}"
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """A string the database takes: no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _clean(value: Any) -> Any:
+    """A JSON value with every string made storable (`_text`)."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, Mapping):
+        return {_text(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN: not JSON
+        return None
+    return value
+
+
+def _int(value: Any, name: str, where: dict[str, Any], limit: int = _INT32) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not -limit <= value <= limit:
+        raise ConfigError(f"'{name}' {str(value)[:40]} is out of range", hint=_RECORD_HINT, **where)
+    return value
+
+
+def _id(value: Any, name: str, where: dict[str, Any]) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_ID:
+        shown = repr(value)[:40]
+        raise ConfigError(
+            f"'{name}' {shown} is not an id (a non-empty string of at most {_MAX_ID} characters)",
+            hint=_RECORD_HINT,
+            **where,
+        )
+    return _text(value) or value
+
+
+def _time(value: Any, name: str, where: dict[str, Any]) -> dt.datetime | None:
+    """An ISO 8601 time as naive UTC (how the store keeps times); a time without zone is UTC."""
+    if value is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"'{name}' {str(value)[:40]!r} is not an ISO 8601 time", hint=_RECORD_HINT, **where
+        ) from None
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    """The dialect's INSERT (both have ON CONFLICT, typed apart, so Any here)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+
+def _run_row(header: RunHeader, source: str | None, where: dict[str, Any]) -> dict[str, Any]:
+    git = header.git if isinstance(header.git, dict) else {}
+    prompt, evalset, provider = header.prompt, header.evalset, header.provider
+    started = _time(header.started_at, "started_at", where)
+    return {
+        "run_id": _id(header.run_id, "run_id", where),
+        "prompt_id": _id(prompt.get("id"), "prompt.id", where),
+        "prompt_version": _text(prompt.get("version")),
+        "prompt_hash": _text(prompt.get("hash")),
+        "evalset_id": _id(evalset.get("id"), "evalset.id", where),
+        "evalset_hash": _text(evalset.get("hash")),
+        "evalset_cases": _int(evalset.get("cases"), "evalset.cases", where)
+        if isinstance(evalset.get("cases"), int)
+        else None,
+        "git_commit": _text(git.get("commit")),
+        "git_branch": _text(git.get("branch")),
+        "git_dirty": git.get("dirty") if isinstance(git.get("dirty"), bool) else None,
+        "provider": _text(provider.get("name")),
+        "provider_type": _text(provider.get("type")),
+        "model": _text(provider.get("model")),
+        "tool_version": _text(header.tool_version),
+        "code_hash": _text((header.code or {}).get("hash")),
+        "repeat": _int(header.options.get("repeat"), "options.repeat", where)
+        if isinstance(header.options.get("repeat"), int)
+        else None,
+        "shard": _text(header.options.get("shard")),
+        "started_at": started,
+        "finished_at": None,
+        "status": "interrupted",
+        "results": 0,
+        "passed": 0,
+        "failed": 0,
+        "errors": 0,
+        "skipped": 0,
+        "source": _text(source),
+        "imported_at": _now(),
+        "header": _clean(header.model_dump(mode="json", exclude_none=True)),
+    }
+
+
+def _case_row(run_id: str, case: CaseResult, where: dict[str, Any]) -> dict[str, Any]:
+    usage = case.usage
+    return {
+        "run_id": run_id,
+        "case_id": _id(case.case_id, "case_id", where),
+        "repeat": _int(case.repeat, "repeat", where),
+        "case_index": _int(case.index, "index", where),
+        "status": case.status,
+        "passed": case.passed,
+        "score": case.score,
+        "input_tokens": _int(usage.input_tokens, "usage.input_tokens", where, _INT64) if usage else None,
+        "output_tokens": _int(usage.output_tokens, "usage.output_tokens", where, _INT64) if usage else None,
+        "cost_usd": case.cost_usd,
+        "latency_ms": case.latency_ms,
+        "steps": len(case.steps),
+        "model_calls": sum(s.kind == "model" for s in case.steps) if case.steps else 1,
+        "tool_calls": len(case.tool_calls),
+        "attempts": _int(case.attempts, "attempts", where),
+        "cached": case.cached,
+        "truncated": case.truncated,
+        "finish_reason": _text(case.finish_reason),
+        "cluster": _text(case.cluster),
+        "tags": _clean(list(case.tags)),
+        "error": _text(case.error),
+    }
+
+
+def _grade_rows(row: Mapping[str, Any], case: CaseResult, where: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for grade in case.grades:
+        # A grader's name is unique in an eval set; a hand-made record repeating one keeps the first.
+        rows.setdefault(
+            _id(grade.grader, "grades.grader", where),
+            {
+                "run_id": row["run_id"],
+                "case_id": row["case_id"],
+                "repeat": row["repeat"],
+                "grader": _id(grade.grader, "grades.grader", where),
+                "type": _text(grade.type) or "",
+                "passed": grade.passed,
+                "score": grade.score,
+                "needs_review": grade.needs_review,
+                "error": _text(grade.error),
+            },
+        )
+    return list(rows.values())
+
+
+def add_run(
+    store: Store,
+    header: RunHeader,
+    results: Iterable[tuple[int | None, CaseResult]],
+    end: RunEnd | Callable[[], RunEnd | None] | None,
+    *,
+    source: str | None = None,
+    conn: Connection | None = None,
+) -> Imported:
+    """Write one run (its header, case results and end) in one transaction.
+
+    Args:
+        store: the open store.
+        header: the run's header.
+        results: (line number or None, case result) in record order; a later result for the
+            same (case, repeat) replaces an earlier unjudged one.
+        end: the run's end line, or a function giving it once `results` is exhausted (a
+            streamed file learns its end last).
+        source: where the run came from (the record's path), stored and shown.
+        conn: write inside this transaction instead of a new one.
+
+    Raises:
+        ConfigError: a value the store cannot hold (naming the line), or the store failed.
+    """
+    if conn is None:
+        with store.write() as own:
+            return add_run(store, header, results, end, source=source, conn=own)
+    head_where = {"path": source, "line": 1} if source else {}
+    row = _run_row(header, source, head_where)
+    run_id = row["run_id"]
+    ins = _insert(conn, runs)
+    new = conn.execute(
+        ins.values(row).on_conflict_do_nothing(index_elements=["run_id"]).returning(runs.c.run_id)
+    ).first()
+    # The run's row lock: a second writer of the same run waits here until this one commits, then
+    # sees every case it wrote (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialised them).
+    stored = conn.execute(
+        select(runs.c.status, runs.c.finished_at).where(runs.c.run_id == run_id).with_for_update()
+    ).one()
+    written = 0
+    batch: dict[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]] = {}
+    for lineno, case in results:
+        where = {"path": source, "line": lineno} if source and lineno else head_where
+        case_row = _case_row(run_id, case, where)
+        key = (case_row["case_id"], case_row["repeat"])
+        earlier = batch.get(key)
+        if earlier is None or (earlier[0]["status"] not in _JUDGED and case.status in _JUDGED):
+            batch[key] = (case_row, case, where)
+        if len(batch) >= BATCH:
+            written += _flush_cases(conn, batch, replace_grades=new is None)
+            batch = {}
+    if batch:
+        written += _flush_cases(conn, batch, replace_grades=new is None)
+    finish = end() if callable(end) else end
+    values = _totals(conn, run_id)
+    status_changed = False
+    if finish is not None:
+        finished_at = _time(finish.finished_at, "finished_at", head_where)
+        if stored.finished_at is None or (finished_at is not None and finished_at >= stored.finished_at):
+            status_changed = (stored.status, stored.finished_at) != (finish.status, finished_at)
+            values.update(status=finish.status, finished_at=finished_at)
+    conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+    outcome: Literal["added", "updated", "skipped"] = (
+        "added" if new is not None else "updated" if written or status_changed else "skipped"
+    )
+    return Imported("run", run_id, outcome, source, written)
+
+
+def _flush_cases(
+    conn: Connection,
+    batch: Mapping[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]],
+    *,
+    replace_grades: bool,
+) -> int:
+    """Insert a batch of case results (replacing unjudged ones by judged), then their grades."""
+    ins = _insert(conn, cases)
+    keys = ("run_id", "case_id", "repeat")
+    stmt = ins.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: ins.excluded[c.name] for c in cases.columns if c.name not in keys},
+        # Literal SQL: an IN of bound values cannot go into an executemany.
+        where=text("cases.status NOT IN ('pass', 'fail') AND excluded.status IN ('pass', 'fail')"),
+    ).returning(cases.c.case_id, cases.c.repeat)
+    rows = [row for row, _, _ in batch.values()]
+    written = {(r.case_id, r.repeat) for r in conn.execute(stmt, rows)}
+    if not written:
+        return 0
+    run_id = rows[0]["run_id"]
+    if replace_grades:
+        conn.execute(
+            delete(grades).where(
+                grades.c.run_id == run_id,
+                grades.c.case_id == _bind("case_id"),
+                grades.c.repeat == _bind("repeat"),
+            ),
+            [{"case_id": c, "repeat": r} for c, r in written],
+        )
+    grade_rows = [
+        g
+        for key, (row, case, where) in batch.items()
+        if key in written
+        for g in _grade_rows(row, case, where)
+    ]
+    if grade_rows:
+        conn.execute(_insert(conn, grades).on_conflict_do_nothing(), grade_rows)
+    return len(written)
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _totals(conn: Connection, run_id: str) -> dict[str, Any]:
+    """The run's totals, counted from its stored case results."""
+    c = cases.c
+
+    def count(status: str) -> Any:
+        return func.coalesce(func.sum(when((c.status == status, 1), else_=0)), 0)
+
+    row = conn.execute(
+        select(
+            func.count(),
+            count("pass"),
+            count("fail"),
+            count("error"),
+            count("skipped"),
+            func.sum(c.cost_usd),
+            func.sum(c.input_tokens),
+            func.sum(c.output_tokens),
+        ).where(c.run_id == run_id)
+    ).one()
+    return {
+        "results": row[0],
+        "passed": row[1],
+        "failed": row[2],
+        "errors": row[3],
+        "skipped": row[4],
+        "cost_usd": row[5],
+        "input_tokens": row[6],
+        "output_tokens": row[7],
+    }
+
+
+def add_record(store: Store, record: RunRecord) -> Imported:
+    """Write a run record already in memory (what `run`, `diff` and `ci` just wrote)."""
+    return add_run(
+        store, record.header, ((None, case) for case in record.cases), record.end, source=record.path
+    )
+
+
+# --- record files, streamed ------------------------------------------------------------------------
+
+
+def _open(path: Path, fix: str) -> Any:
+    """The file opened for reading in binary; only a regular file (a FIFO would block)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError("not found", path=path, hint=fix) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError("not a regular file", path=path, hint=fix)
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
+
+
+def _validate(model: Any, data: Any, kind: str, path: Path, lineno: int) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"invalid {kind} line: '{where}': {first['msg']}", path=path, line=lineno, hint=_RECORD_HINT
+        ) from None
+
+
+def import_record_file(store: Store, path: Path) -> Imported:
+    """Stream a run record file into the store, a batch of cases at a time, in one transaction.
+
+    Raises:
+        ConfigError: the file is not a run record (naming the line); nothing of it is written.
+    """
+    from agent_evals.record import _MAX_DEPTH
+
+    with _open(path, "pass a file written by 'agent-evals run'") as fh:
+        lines = iter_jsonl(
+            iter(partial(fh.readline, MAX_LINE_BYTES + 1), b""),
+            path,
+            hint=_RECORD_HINT,
+            max_depth=_MAX_DEPTH,
+            partial_last_line=True,
+        )
+        header: RunHeader | None = None
+        for lineno, data in lines:
+            kind = data.get("kind") if isinstance(data, dict) else None
+            if kind != "run":
+                raise ConfigError(
+                    "the first line is not a run header", path=path, line=lineno, hint=_RECORD_HINT
+                )
+            header = _validate(RunHeader, data, "run", path, lineno)
+            if header.schema_version > RECORD_SCHEMA_VERSION:
+                raise ConfigError(
+                    f"run record schema_version {header.schema_version} is newer than this tool's",
+                    path=path,
+                    line=lineno,
+                    hint="upgrade agent-evals",
+                )
+            break
+        if header is None:
+            raise ConfigError(
+                "no header line", path=path, line=1, hint="pass a file written by 'agent-evals run'"
+            )
+        ends: list[RunEnd] = []
+
+        def results() -> Iterator[tuple[int | None, CaseResult]]:
+            for lineno, data in lines:
+                kind = data.get("kind") if isinstance(data, dict) else None
+                if kind == "case":
+                    yield lineno, _validate(CaseResult, data, "case", path, lineno)
+                elif kind == "end":
+                    # A resumed run appends: the last end line wins.
+                    ends.append(_validate(RunEnd, data, "end", path, lineno))
+                else:
+                    shown = repr(kind)
+                    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                    raise ConfigError(f"unknown line kind {shown}", path=path, line=lineno, hint=_RECORD_HINT)
+
+        def last_end() -> RunEnd | None:
+            return ends[-1] if ends else None
+
+        try:
+            return add_run(store, header, results(), last_end, source=str(path))
+        except OSError as exc:
+            raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=_RECORD_HINT) from None
+
+
+# --- gate verdicts ----------------------------------------------------------------------------------
+
+
+def verdict_id(pair: Mapping[str, Any]) -> str:
+    """A verdict's stable id: the digest of the pair's runs and what the gate decided on them.
+
+    The same records gated under the same policy give the same id, whether the verdict is
+    written by `ci` itself or imported later from its `--json` report.
+    """
+    runs_ = _mapping(pair.get("runs"))
+    key = {
+        "prompt": pair.get("prompt_id"),
+        "evalset": pair.get("evalset_id"),
+        "base": _mapping(runs_.get("base")).get("run_id"),
+        "cand": _mapping(runs_.get("cand")).get("run_id"),
+        "verdict": {k: v for k, v in _mapping(pair.get("verdict")).items() if k != "headline"},
+    }
+    text = json.dumps(key, sort_keys=True, ensure_ascii=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _verdict_row(
+    document: Mapping[str, Any], pair: Mapping[str, Any], *, source: str | None, pr: int | None
+) -> dict[str, Any]:
+    where: dict[str, Any] = {"path": source} if source else {}
+    verdict = pair.get("verdict")
+    if not isinstance(verdict, Mapping) or not isinstance(verdict.get("status"), str):
+        raise ConfigError("a pair without a verdict", hint=_REPORT_HINT, **where)
+    runs_ = _mapping(pair.get("runs"))
+    base, cand = _mapping(runs_.get("base")), _mapping(runs_.get("cand"))
+    git = _mapping(cand.get("git"))
+
+    def version(run: Mapping[str, Any], key: str) -> str | None:
+        prompt = run.get("prompt")
+        return _text(prompt.get(key)) if isinstance(prompt, Mapping) and prompt.get(key) is not None else None
+
+    def listed(key: str) -> list[Any]:
+        value = verdict.get(key)
+        return _clean(value) if isinstance(value, list) else []
+
+    exit_code = verdict.get("exit_code")
+    decided = cand.get("started_at")
+    return {
+        "verdict_id": verdict_id(pair),
+        "prompt_id": _text(pair.get("prompt_id")),
+        "evalset_id": _text(pair.get("evalset_id")),
+        "change": _text(pair.get("change")),
+        "base_run_id": _text(base.get("run_id")),
+        "cand_run_id": _text(cand.get("run_id")),
+        "base_prompt_version": version(base, "version"),
+        "cand_prompt_version": version(cand, "version"),
+        "cand_prompt_hash": version(cand, "hash"),
+        "status": _text(verdict["status"]),
+        "exit_code": _int(exit_code, "verdict.exit_code", where) if isinstance(exit_code, int) else 3,
+        "headline": _text(verdict.get("headline")),
+        "base_ref": _text(document.get("base_ref")),
+        "merge_base": _text(document.get("merge_base")),
+        "git_commit": _text(git.get("commit")),
+        "git_branch": _text(git.get("branch")),
+        "pr": pr,
+        "decided_at": _time(decided, "runs.cand.started_at", where) if isinstance(decided, str) else None,
+        "rules": listed("rules"),
+        "tests": listed("tests"),
+        "findings": listed("findings"),
+        "policy": _clean(verdict.get("policy")) if isinstance(verdict.get("policy"), Mapping) else {},
+        "power": _clean(verdict.get("power")) if isinstance(verdict.get("power"), Mapping) else None,
+        "counts": _clean(pair.get("counts")) if isinstance(pair.get("counts"), Mapping) else {},
+        "note": _text(pair.get("note")),
+        "source": _text(source),
+        "imported_at": _now(),
+    }
+
+
+def add_verdicts(
+    store: Store, document: Mapping[str, Any], *, source: str | None = None, pr: int | None = None
+) -> list[Imported]:
+    """Write the verdicts of a gate report (its JSON form, `report.json_report.to_dict`).
+
+    Raises:
+        ConfigError: the document is not a gate report this tool can read.
+    """
+    where: dict[str, Any] = {"path": source} if source else {}
+    if not isinstance(document, Mapping) or document.get("kind") != REPORT_KIND:
+        raise ConfigError('not a gate report (no "kind": "agent-evals-gate")', hint=_REPORT_HINT, **where)
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigError("gate report without a schema_version", hint=_REPORT_HINT, **where)
+    if version > REPORT_SCHEMA_VERSION:
+        raise ConfigError(
+            f"gate report schema_version {version} is newer than this tool's",
+            hint="upgrade agent-evals",
+            **where,
+        )
+    pairs = document.get("pairs")
+    if not isinstance(pairs, list) or not all(isinstance(p, Mapping) for p in pairs):
+        raise ConfigError("gate report without a list of pairs", hint=_REPORT_HINT, **where)
+    rows = [_verdict_row(document, pair, source=source, pr=pr) for pair in pairs]
+    done: list[Imported] = []
+    with store.write() as conn:
+        for row in rows:
+            added = conn.execute(
+                _insert(conn, verdicts)
+                .values(row)
+                .on_conflict_do_nothing(index_elements=["verdict_id"])
+                .returning(verdicts.c.verdict_id)
+            ).first()
+            done.append(Imported("verdict", row["verdict_id"], "added" if added else "skipped", source))
+    return done
+
+
+def import_report_file(store: Store, path: Path, pr: int | None = None) -> list[Imported]:
+    """Read a gate report's JSON file (`--json`) and write its verdicts.
+
+    Raises:
+        ConfigError: the file is not JSON or not a gate report (naming the line of a JSON error).
+    """
+    with _open(path, _REPORT_HINT) as fh:
+        raw = fh.read()
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=lambda c: None)
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path=path, hint=_REPORT_HINT) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg}", path=path, line=exc.lineno, hint=_REPORT_HINT) from None
+    except RecursionError:
+        raise ConfigError("JSON nested too deep", path=path, hint=_REPORT_HINT) from None
+    return add_verdicts(store, document, source=str(path), pr=pr)
+
+
+def add_gate_report(store: Store, report: GateReport, *, pr: int | None = None) -> list[Imported]:
+    """What `diff` and `ci` decided: every pair's two runs, then its verdict (the `--json` document)."""
+    from agent_evals.report import json_report
+
+    done: list[Imported] = []
+    seen: set[str] = set()
+    for pair in report.pairs:
+        records = [pair.diff.base, pair.diff.cand] if pair.diff is not None else [pair.cand]
+        for record in records:
+            if record is not None and record.header.run_id not in seen:
+                seen.add(record.header.run_id)
+                done.append(add_record(store, record))
+    # The document exactly as its --json file holds it (scrubbed, round-tripped), so a verdict
+    # written here and the same report imported later get the same id.
+    done += add_verdicts(store, json.loads(scrub(json_report.render(report))), pr=pr)
+    return done
+
+
+# --- paths ------------------------------------------------------------------------------------------
+
+
+def _kind(path: Path) -> Literal["record", "report"] | None:
+    """What a file in a folder is: a run record (.jsonl), a gate report (.json), or neither."""
+    return "record" if path.suffix == ".jsonl" else "report" if path.suffix == ".json" else None
+
+
+def _looks_like(path: Path, kind: Literal["record", "report"]) -> bool:
+    """Whether a file found in a folder is ours (a trace or another tool's JSON is passed over)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return True  # let the import say why it cannot be read
+    needle = b'"kind": "run"' if kind == "record" else b'"kind": "agent-evals-gate"'
+    return needle in head or needle.replace(b": ", b":") in head
+
+
+def files(paths: Sequence[Path]) -> Iterator[tuple[Path, Literal["record", "report"]]]:
+    """The files to import: each file named (a .json is a gate report, anything else a record),
+    and in each folder, recursively, the run records and gate reports it holds."""
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                kind = _kind(found)
+                if kind is not None and _looks_like(found, kind):
+                    yield found, kind
+        else:
+            yield path, "report" if path.suffix == ".json" else "record"
+
+
+def import_paths(
+    store: Store, paths: Sequence[Path], *, pr: int | None = None, on_done: Any = None
+) -> list[Imported]:
+    """Import run records and gate reports from files and folders, each file in one transaction.
+
+    Args:
+        store: the open store.
+        paths: files and folders.
+        pr: the pull request the reports' verdicts belong to, when known.
+        on_done: called with each `Imported` as it is written.
+
+    Raises:
+        ConfigError: a file that is not a record or report; the files before it are written.
+    """
+    done: list[Imported] = []
+    for path, kind in files(paths):
+        found = [import_record_file(store, path)] if kind == "record" else import_report_file(store, path, pr)
+        for item in found:
+            if on_done is not None:
+                on_done(item)
+            done.append(item)
+    return done

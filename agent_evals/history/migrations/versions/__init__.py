@@ -1,0 +1,1 @@
+"""The history store's schema revisions, oldest first (Alembic reads `revision`/`down_revision`)."""

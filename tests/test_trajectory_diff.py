@@ -26,7 +26,7 @@ from agent_evals.record import CaseResult, GradeRecord, RunRecord, StepRecord, T
 from agent_evals.report import annotations, html, json_report, junit, markdown
 from agent_evals.report._common import delta_phrases, trajectory_sentences
 from agent_evals.report.terminal import print_gate
-from agent_evals.rules import loosened, stricter
+from agent_evals.rules import RuleResult, loosened, stricter
 from tests.support import make_record
 from tests.test_html_report import Page, browser  # noqa: F401 - `browser` is the module's Chromium fixture
 from tests.test_reports import Spec, new_pair, pair, record, structure
@@ -126,6 +126,12 @@ def test_a_new_tool_reordered_calls_and_changed_counts() -> None:
 def test_changed_arguments_name_the_tool_the_field_and_both_values() -> None:
     moved = ("lookup_order", {"order_id": 8})
     assert sentences(result(FULL), result((moved, POLICY, REFUND))) == ["lookup_order: order_id 7 -> 8"]
+    # A new tool called first does not hide the changed arguments of the calls after it.
+    assert sentences(result(FULL), result((ESCALATE, moved, POLICY, REFUND))) == [
+        "now calls escalate_to_human before lookup_order",
+        "lookup_order: order_id 7 -> 8",
+        "1 more model call, 1 more tool call",
+    ]
     # Added and removed arguments; only the k-th call of a tool is compared with the k-th.
     base = result((("lookup_order", {"order_id": 7}), ("lookup_order", {"order_id": 9, "note": "late"})))
     cand = result((("lookup_order", {"order_id": 7}), ("lookup_order", {"order_id": 9, "vip": True})))
@@ -216,6 +222,7 @@ def test_deltas_are_paired_per_case_with_a_t_interval() -> None:
     assert (steps.n, steps.base_mean, steps.cand_mean, steps.delta) == (4, 3.0, 8.0, 5.0)
     assert steps.base == (3.0, 3.0, 3.0, 3.0)
     assert steps.cand == (7.0, 9.0, 7.0, 9.0)
+    assert steps.clusters == ()  # every case its own cluster: the plain paired interval
     low, high = _t_interval([4.0, 6.0, 4.0, 6.0], 4)
     assert steps.interval == pytest.approx((low, high))
     assert steps.increases() == (("c2", 6.0), ("c4", 6.0), ("c1", 4.0), ("c3", 4.0))
@@ -306,6 +313,59 @@ def test_relative_cost_interval_is_the_delta_method_for_a_ratio_of_means() -> No
     assert CaseDeltas(None, None, None, None, delta).all() == (delta,)
 
 
+def test_increases_leave_out_unchanged_cases_and_the_interval_is_exact() -> None:
+    delta = PairedDelta("steps", ("a", "b", "c", "d"), (1.0, 2.0, 3.0, 1.0), (2.0, 2.0, 1.0, 3.0))
+    assert delta.increases() == (("d", 2.0), ("a", 1.0))  # b stayed at 2, c went down
+    # Deltas 1 and 3: standard error exactly 1, so the interval is the mean +- t(0.975, 1).
+    t = float(sps.t.ppf(0.975, 1))
+    assert PairedDelta("steps", ("a", "b"), (0.0, 0.0), (1.0, 3.0)).interval == (2.0 - t, 2.0 + t)
+    # Equal deltas: standard error 0, the interval is the point.
+    assert PairedDelta("steps", ("a", "b"), (1.0, 2.0), (3.0, 4.0)).interval == (2.0, 2.0)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_no_interval_when_the_standard_error_is_not_finite() -> None:
+    # Two clusters, but the squared deviations overflow: no interval rather than -inf..+inf.
+    assert PairedDelta("cost_usd", ("a", "b"), (0.0, 0.0), (1e200, -1e200)).interval is None
+
+
+def test_a_case_value_is_the_mean_of_its_judged_repeats() -> None:
+    # Three design runs: the baseline's c1 took 3 and 5 steps (its error run is not judged);
+    # the candidate's took 5 every time.
+    base = record(
+        [("c1", "pass", run((POLICY,))), ("c1", "fail", run((POLICY, REFUND))), ("c1", "error", run(FULL))],
+        run_id="base",
+        repeats=3,
+    )
+    cand = record([("c1", "pass", run((POLICY, REFUND)))] * 3, run_id="cand", repeats=3)
+    steps = diff(base, cand).deltas.steps
+    assert steps is not None
+    assert (steps.base, steps.cand) == ((4.0,), (5.0,))
+
+
+def test_a_one_sided_or_unpriced_case_first_does_not_stop_the_pairing() -> None:
+    # In the candidate's order: a new case, a case the candidate ran unpriced, then two paired cases.
+    base = _agents([(cid, "pass", run(FULL)) for cid in ("unpriced", "c1", "c2", "gone")], "base")
+    cand = _agents(
+        [
+            ("new", "pass", run(SKIPS_POLICY)),
+            ("unpriced", "pass", run(SKIPS_POLICY, cost=None)),
+            ("c1", "pass", run(SKIPS_POLICY)),
+            ("c2", "pass", run(FULL)),
+        ],
+        "cand",
+    )
+    deltas = diff(base, cand).deltas
+    assert deltas.steps is not None
+    assert (deltas.steps.case_ids, deltas.steps.cand) == (("unpriced", "c1", "c2"), (5.0, 5.0, 7.0))
+    assert deltas.cost is not None
+    assert (deltas.cost.case_ids, deltas.cost.base, deltas.cost.cand) == (
+        ("c1", "c2"),
+        (0.004, 0.004),
+        (0.003, 0.004),
+    )
+
+
 # --- the gate rules ----------------------------------------------------------------------------
 
 
@@ -338,6 +398,70 @@ def test_max_step_increase_passes_under_the_limit_and_is_off_when_unset() -> Non
     assert "max_cost_increase" not in {r.rule for r in gate(d, GatePolicy()).rules}
 
 
+def _grew_by(*ups: int) -> Any:
+    """The diff of cases taking 3 steps on the baseline and 3 + up on the candidate (extra model calls)."""
+    ids = [f"c{i + 1}" for i in range(len(ups))]
+    base = _agents([(cid, "pass", run((POLICY,))) for cid in ids], "base")
+    cand = _agents(
+        [(cid, "pass", run((POLICY,), model_calls=2 + up)) for cid, up in zip(ids, ups, strict=True)], "cand"
+    )
+    return diff(base, cand)
+
+
+def test_max_step_increase_at_the_limit_and_the_cases_it_names() -> None:
+    # Cases grew by 1 and 3 steps: the mean, +2.0, is over a limit of 1.0; only c2 grew by more than 1.
+    d = _grew_by(1, 3)
+    rule, _ = _rule(d, GatePolicy(max_step_increase=1.0), "max_step_increase")
+    # Deltas 1 and 3: standard error 1, so the interval is +2.0 +- t(0.975, 1) = 12.7.
+    ci = "95% CI -10.7..+14.7"
+    assert (rule.passed, rule.message, rule.cases) == (
+        False,
+        f"steps per case: 3.0 -> 5.0 (+2.0, {ci}); allowed +1.0 on the mean",
+        ("c2",),
+    )
+    # Limits compare with a tolerance of 1e-9: a case 1e-9 over is not named, a mean 1e-9 over passes.
+    rule, _ = _rule(d, GatePolicy(max_step_increase=0.999999999), "max_step_increase")
+    assert (rule.passed, rule.cases) == (False, ("c2",))
+    assert rule.message.endswith("; allowed +1.0 on the mean")
+    rule, _ = _rule(_grew_by(1, 1), GatePolicy(max_step_increase=0.999999999), "max_step_increase")
+    assert (rule.passed, rule.message) == (
+        True,
+        "steps per case: 3.0 -> 4.0 (+1.0, 95% CI +1.0..+1.0); allowed +1.0 on the mean",
+    )
+    # A mean exactly at the limit passes; limits are written as given.
+    rule, _ = _rule(d, GatePolicy(max_step_increase=2.0), "max_step_increase")
+    assert (rule.passed, rule.cases) == (True, ())
+    rule, _ = _rule(d, GatePolicy(max_step_increase=0.25), "max_step_increase")
+    assert (rule.passed, rule.cases) == (False, ("c2", "c1"))
+    assert rule.message.endswith("; allowed +0.25 on the mean")
+    # A limit within 1e-9 of 0 is judged as 0 (the tolerance), and shown so.
+    rule, _ = _rule(d, GatePolicy(max_step_increase=1e-11), "max_step_increase")
+    assert rule.message.endswith("; allowed +0.0 on the mean")
+    # One paired case: no interval to show.
+    rule, _ = _rule(_grew_by(2), GatePolicy(max_step_increase=1.0), "max_step_increase")
+    assert (rule.passed, rule.message, rule.cases) == (
+        False,
+        "steps per case: 3.0 -> 5.0 (+2.0); allowed +1.0 on the mean",
+        ("c1",),
+    )
+
+
+def test_budget_rules_pass_when_no_case_was_judged_on_both_sides() -> None:
+    base = _agents([(cid, "error", run((POLICY,))) for cid in ("c1", "c2")], "base")
+    cand = _agents([(cid, "pass", run((POLICY,))) for cid in ("c1", "c2")], "cand")
+    verdict = gate(diff(base, cand), GatePolicy(max_step_increase=1.0, max_cost_increase=0.2))
+    assert verdict.rules[-2:] == (
+        RuleResult(
+            "max_step_increase",
+            True,
+            "steps per case: no case judged on both sides; allowed +1.0 on the mean",
+        ),
+        RuleResult(
+            "max_cost_increase", True, "cost per case: no case judged on both sides; allowed +20% on the mean"
+        ),
+    )
+
+
 def test_max_cost_increase_reads_the_relative_change_of_the_mean_cost() -> None:
     d = diff(*_steps_pair([(POLICY, REFUND), (POLICY,), (POLICY, REFUND), (POLICY,)]))
     # Baseline 2 model calls a case ($0.002); candidate 3, 2, 3, 2 ($0.0025 on average): +25%.
@@ -348,8 +472,25 @@ def test_max_cost_increase_reads_the_relative_change_of_the_mean_cost() -> None:
     )
     assert failed.cases == ("c1", "c3")
     passed, _ = _rule(d, GatePolicy(max_cost_increase=0.25), "max_cost_increase")
-    assert passed.passed
+    assert (passed.passed, passed.cases) == (True, ())  # c1 and c3 grew 50%, but the mean is within
     assert passed.message.endswith("; allowed +25% on the mean")
+    # The relative change is +25% exactly: 1e-9 under that still passes (the tolerance).
+    within, _ = _rule(d, GatePolicy(max_cost_increase=0.249999999), "max_cost_increase")
+    assert (within.passed, within.cases) == (True, ())
+
+
+def test_max_cost_increase_shows_small_means_to_six_places() -> None:
+    # One model call a case on the candidate: $0.001 exactly, still to four places; $0.0005 to six.
+    rule, _ = _rule(diff(*_steps_pair([(), ()])), GatePolicy(max_cost_increase=0.2), "max_cost_increase")
+    assert rule.message == (
+        "cost per case: $0.0020 -> $0.0010 (-50.0%, 95% CI -50.0%..-50.0%); allowed +20% on the mean"
+    )
+    rule, _ = _rule(
+        diff(*_steps_pair([(), ()], cost=0.0005)), GatePolicy(max_cost_increase=0.2), "max_cost_increase"
+    )
+    assert rule.message == (
+        "cost per case: $0.0020 -> $0.000500 (-75.0%, 95% CI -75.0%..-75.0%); allowed +20% on the mean"
+    )
 
 
 def test_max_cost_increase_cannot_judge_an_unpriced_model_and_a_free_baseline_is_no_ratio() -> None:
@@ -371,6 +512,13 @@ def test_max_cost_increase_cannot_judge_an_unpriced_model_and_a_free_baseline_is
     assert (rule.passed, rule.message) == (
         False,
         "cost per case: $0.0000 -> $0.0020 (the baseline cost nothing); allowed +20% on the mean",
+    )
+    # Free on both sides: no change.
+    rule, _ = _rule(diff(free, free), GatePolicy(max_cost_increase=0.2), "max_cost_increase")
+    assert (rule.passed, rule.message, rule.cases) == (
+        True,
+        "cost per case: $0.0000 -> $0.0000 (the baseline cost nothing); allowed +20% on the mean",
+        (),
     )
 
 

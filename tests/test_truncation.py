@@ -26,7 +26,7 @@ from junitparser import JUnitXml
 from rich.console import Console
 
 from agent_evals.cli import main
-from agent_evals.diff import diff, truncations
+from agent_evals.diff import diff, max_tokens, truncations
 from agent_evals.gate import GateReport, PairReport, gate
 from agent_evals.models import GatePolicy
 from agent_evals.record import RunRecord, load_record
@@ -118,6 +118,19 @@ def test_truncations_group_by_limit_and_count_every_repeat() -> None:
     record = make_record([("a", "pass"), ("b", "pass"), ("c", "pass")], repeat_of={"a": ["pass", "fail"]})
     record = _cut(record, {"a": 100, "b": None, "c": 20})
     assert truncations(record) == ((20, 1), (100, 2), (None, 1))
+    # By limit, not by count, whatever order the cases ran in (0 included: it sorts before 1).
+    record = make_record([("a", "pass"), ("b", "pass"), ("c", "pass")], repeat_of={"b": ["pass", "pass"]})
+    assert truncations(_cut(record, {"a": 100, "b": 20, "c": 300})) == ((20, 2), (100, 1), (300, 1))
+    assert truncations(_cut(record, {"a": 1, "b": None, "c": 0})) == ((0, 1), (1, 1), (None, 2))
+
+
+def test_max_tokens_reads_an_integer_limit_only() -> None:
+    (plain,) = make_record([("a", "pass")]).cases
+    assert max_tokens(plain) is None  # no recorded request
+    for limit, read in ((300, 300), ("300", None), (True, None), (300.0, None)):
+        request = {"provider": "openai", "model": "m", "params": {"max_tokens": limit}, "messages": []}
+        assert max_tokens(plain.model_copy(update={"request": request})) == read
+    assert max_tokens(plain.model_copy(update={"request": {"params": "max_tokens=300"}})) is None
 
 
 def test_markdown_comment_names_the_truncations_and_lists_the_cases_apart() -> None:

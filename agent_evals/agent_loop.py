@@ -33,7 +33,7 @@ turn that ends as an error ends the case, its error naming the turn ("turn 2: ..
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -138,7 +138,8 @@ class _Run:
         self.provider = provider
         self.ctx = ctx
         self.replayer = replayer
-        self.steps: list[StepRecord] = []
+        self.steps: list[StepRecord | Callable[[], StepRecord]] = []
+        """In order; a model step is built when the steps are kept (`result`)."""
         self.tool_calls: list[ToolCallRecord] = []
         self.answers: list[CallResult] = []
         self.latencies: list[float] = []
@@ -175,8 +176,10 @@ class _Run:
             self.reported = True
             self.steps.extend(s.model_copy(update={"turn": self.turn}) for s in completion.steps)
             return specs
-        self.steps.append(
-            StepRecord(
+        turn = self.turn
+
+        def record() -> StepRecord:
+            return StepRecord(
                 kind="model",
                 latency_ms=answer.latency_ms,
                 model=completion.model,
@@ -186,9 +189,11 @@ class _Run:
                 usage=usage_of(completion),
                 cost_usd=answer.cost_usd,
                 cached=answer.cached,
-                turn=self.turn,
+                turn=turn,
             )
-        )
+
+        # Built only if the case turns out to have steps: a single call (most cases) has none.
+        self.steps.append(record)
         return specs
 
     async def tool_step(self, replayer: Replayer, spec: ToolCallSpec) -> Message:
@@ -254,12 +259,14 @@ class _Run:
         elif len(self.steps) > 1 or self.turn is not None:
             # One model call that called no tool reads as a single call does: no steps. A
             # conversation keeps its steps, so each answer is found with its turn.
-            steps = tuple(self.steps)
+            steps = tuple(s if isinstance(s, StepRecord) else s() for s in self.steps)
         return Trajectory(
             steps=steps,
             tool_calls=tuple(self.tool_calls),
             last=answers[-1].completion if answers else None,
-            usage=total_usage(usage_of(a.completion) for a in answers),
+            usage=usage_of(answers[0].completion)
+            if len(answers) == 1
+            else total_usage(usage_of(a.completion) for a in answers),
             cost_usd=None
             if not answers or any(c is None for c in costs)
             else sum(c for c in costs if c is not None),

@@ -354,13 +354,19 @@ def run(
     history_failed = False
     if not selection["shard"]:
         # A shard is part of a run: the merged record is what goes into the history (`ci --records`).
-        from agent_evals.history.ingest import import_record_file
+        from agent_evals.history.ingest import add_run, import_record_file
 
-        history_failed = _record_history(
-            project.root,
-            project.config,
-            lambda store: [import_record_file(store, o.path) for o in outcomes],
-        )
+        def write(store: Store) -> list[Imported]:
+            # What this run holds in memory, not read back from its file; a resumed run's file
+            # also holds the cases of its first part, so it is read whole.
+            return [
+                import_record_file(store, o.path)
+                if previous is not None
+                else add_run(store, o.header, ((None, r) for r in o.results), o.end, source=str(o.path))
+                for o in outcomes
+            ]
+
+        history_failed = _record_history(project.root, project.config, write)
     stopped = next((o.stopped for o in outcomes if o.stopped is not None), None)
     if stopped is not None:
         # The provider is down or misconfigured: say so once, and exit as the cause says

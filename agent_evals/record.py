@@ -256,17 +256,22 @@ _HINT = "is this a run record?"
 _MAX_DEPTH = 256
 
 
-def _open(path: Path) -> IO[bytes]:
-    """The record file, opened for reading; only a regular file is opened (a FIFO would block)."""
-    fix = "pass a file written by 'agent-evals run'"
+def open_regular(
+    path: Path, fix: str = "pass a file written by 'agent-evals run'", what: str = "run record"
+) -> IO[bytes]:
+    """`path` opened for reading in binary; only a regular file is opened (a FIFO would block).
+
+    Raises:
+        ConfigError: missing, a folder, not a regular file, or unreadable; `fix` is the hint.
+    """
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise ConfigError("run record not found", path=path, hint=fix) from None
+        raise ConfigError(f"{what} not found", path=path, hint=fix) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
     if stat.S_ISDIR(mode):
-        raise ConfigError("is a folder, not a run record", path=path, hint=fix)
+        raise ConfigError(f"is a folder, not a {what}", path=path, hint=fix)
     if not stat.S_ISREG(mode):
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or a socket"
         raise ConfigError("not a regular file", path=path, hint=f"{kind}; {fix}")
@@ -285,7 +290,7 @@ def load_record(path: Path) -> RunRecord:
     header: RunHeader | None = None
     cases: list[CaseResult] = []
     end: RunEnd | None = None
-    with _open(path) as fh:
+    with open_regular(path) as fh:
         # A line at a time, each read with a cap: a binary file may have no line break at all.
         lines = iter(partial(fh.readline, MAX_LINE_BYTES + 1), b"")
         try:

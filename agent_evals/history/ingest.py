@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -30,7 +29,7 @@ from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
 from agent_evals.history.store import Store, cases, grades, runs, verdicts
 from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
-from agent_evals.record import RECORD_SCHEMA_VERSION, CaseResult, RunEnd, RunHeader
+from agent_evals.record import RECORD_SCHEMA_VERSION, CaseResult, RunEnd, RunHeader, open_regular
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -394,22 +393,6 @@ def add_record(store: Store, record: RunRecord) -> Imported:
 # --- record files, streamed ------------------------------------------------------------------------
 
 
-def _open(path: Path, fix: str) -> Any:
-    """The file opened for reading in binary; only a regular file (a FIFO would block)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError("not found", path=path, hint=fix) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError("not a regular file", path=path, hint=fix)
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
-
-
 def _validate(model: Any, data: Any, kind: str, path: Path, lineno: int) -> Any:
     try:
         return model.model_validate(data)
@@ -429,7 +412,7 @@ def import_record_file(store: Store, path: Path) -> Imported:
     """
     from agent_evals.record import _MAX_DEPTH
 
-    with _open(path, "pass a file written by 'agent-evals run'") as fh:
+    with open_regular(path) as fh:
         lines = iter_jsonl(
             iter(partial(fh.readline, MAX_LINE_BYTES + 1), b""),
             path,
@@ -601,7 +584,7 @@ def import_report_file(store: Store, path: Path, pr: int | None = None) -> list[
     Raises:
         ConfigError: the file is not JSON or not a gate report (naming the line of a JSON error).
     """
-    with _open(path, _REPORT_HINT) as fh:
+    with open_regular(path, _REPORT_HINT, "gate report") as fh:
         raw = fh.read()
     try:
         document = json.loads(raw.decode("utf-8"), parse_constant=lambda c: None)

@@ -58,8 +58,12 @@ def main() -> int:
         lines = hundred_files(Path(folder))
         many = timed(Path(folder))
     print(f"agent-evals validate, this repository: {here:.2f} s (median of {RUNS})")
-    print(f"agent-evals validate, 100 files (50 prompts, 50 eval sets, {lines:,} lines of YAML): {many:.2f} s")
-    print(f"machine: {os.cpu_count()}-core, Python {platform.python_version()}, {platform.processor() or platform.machine()}")
+    print(
+        f"agent-evals validate, 100 files (50 prompts, 50 eval sets, {lines:,} lines of YAML): {many:.2f} s"
+    )
+    print(
+        f"machine: {os.cpu_count()}-core, Python {platform.python_version()}, {platform.processor() or platform.machine()}"
+    )
     return 0
 
 

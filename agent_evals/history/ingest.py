@@ -76,10 +76,11 @@ class Imported:
 
 
 def _text(value: Any) -> str | None:
-    """A string the database takes: no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
+    """A string the database takes: no credential (`credentials.scrub`: a run writes its results from
+    memory, not from its scrubbed record), no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
     if value is None:
         return None
-    text = str(value).replace("\x00", "\ufffd")
+    text = scrub(str(value)).replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -822,10 +822,26 @@ def test_budget_of_a_case_without_steps_is_one_model_call() -> None:
         True,
         "within budget: 3 steps (max 3), 2 tool calls (max 2), 1 model call (max 1)",
     )
-    with pytest.raises(
-        GraderError, match=r"^budget max_tokens: the case made one model call and has no trajectory"
-    ):
+    # One model call: the case's own tokens and cost are the call's.
+    with pytest.raises(GraderError, match=r"^budget max_tokens: the model call reported no token usage$"):
         grade("budget", s, max_tokens=10)
+    with pytest.raises(GraderError, match=r"^budget max_cost_usd: the model call has no price"):
+        grade("budget", s, max_cost_usd=0.01)
+    from dataclasses import replace
+
+    from agent_evals.record import Usage as RecordUsage
+
+    counted = replace(
+        s, usage=RecordUsage(input_tokens=90, output_tokens=20, cache_read_tokens=5), cost_usd=0.002
+    )
+    assert verdict("budget", counted, max_tokens=100, max_cost_usd=0.01) == (
+        False,
+        "115 tokens (budget 100)",
+    )
+    assert verdict("budget", counted, max_tokens=115, max_cost_usd=0.001) == (
+        False,
+        "cost $0.002 (budget $0.001)",
+    )
 
 
 def test_budget_cannot_judge_unknown_tokens_or_cost() -> None:

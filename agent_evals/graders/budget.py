@@ -125,10 +125,11 @@ class Budget(GraderBase):
 
 def _tokens(sample: Sample) -> int:
     if not sample.steps:
-        raise GraderError(
-            "budget max_tokens: the case made one model call and has no trajectory, so its tokens are not "
-            "visible to graders"
-        )
+        # One model call: its tokens are the case's.
+        if sample.usage is None:
+            raise GraderError("budget max_tokens: the model call reported no token usage")
+        u = sample.usage
+        return u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens
     total = 0
     for number, step in enumerate(sample.steps, 1):
         if step.kind != "model":
@@ -142,10 +143,12 @@ def _tokens(sample: Sample) -> int:
 
 def _cost(sample: Sample) -> float:
     if not sample.steps:
-        raise GraderError(
-            "budget max_cost_usd: the case made one model call and has no trajectory, so its cost is not "
-            "visible to graders"
-        )
+        # One model call: its cost is the case's.
+        if sample.cost_usd is None:
+            raise GraderError(
+                "budget max_cost_usd: the model call has no price (add its price under prices: in agent-evals.yaml)"
+            )
+        return sample.cost_usd
     total = 0.0
     for number, step in enumerate(sample.steps, 1):
         if step.kind != "model":

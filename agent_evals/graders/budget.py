@@ -13,8 +13,8 @@ Counts come from the trajectory (`Sample.steps`): model steps, and tool calls as
 `agent_evals.graders._trajectory.calls_of` finds them (a call the model asked for counts even
 if nothing answered it). A case with no steps is one model call and its tool calls. Tokens
 and cost are summed over the model steps; when one step has no usage (or no price), the
-grader cannot judge and says which step (an error, never a pass). A case with no steps has
-no per-step usage for graders to read, so `max_tokens` and `max_cost_usd` need a trajectory.
+grader cannot judge and says which step (an error, never a pass). A case with no steps is
+judged on the tokens and cost of its one call (`Sample.usage`, `Sample.cost_usd`).
 The reason names what went over: "7 tool calls (budget 5)".
 """
 

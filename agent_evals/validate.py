@@ -343,11 +343,11 @@ def _argument_errors(
 
     # The json_schema grader's validator: the same draft and format checks for outputs and arguments.
     from agent_evals._regex import PatternTimeout
-    from agent_evals.graders.json_schema import _validator
+    from agent_evals.graders.json_schema import schema_validator
 
     if tool.name not in validators:
         try:
-            built = _validator(tool.parameters)
+            built = schema_validator(tool.parameters)
             built.check_schema(tool.parameters)
             validators[tool.name] = built
         except SchemaError:  # reported once, against the prompt

@@ -8,9 +8,9 @@ is checked or used, so `agent-evals --help` and `validate` stay fast.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from agent_evals._regex import PatternError, compile_pattern
 from agent_evals.errors import GraderError
@@ -26,7 +26,7 @@ _KEPT_ERRORS = 20
 _MESSAGE_LIMIT = 120
 
 
-def _check_schema(schema: dict[str, Any]) -> None:
+def check_schema(schema: dict[str, Any]) -> None:
     """Raise ValueError if `schema` is not a valid JSON Schema (under its own `$schema` draft)."""
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
@@ -38,25 +38,28 @@ def _check_schema(schema: dict[str, Any]) -> None:
         raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
 
 
+def _schema_or_none(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    if schema is not None:
+        check_schema(schema)
+    return schema
+
+
+SchemaOption = Annotated[dict[str, Any] | None, AfterValidator(_schema_or_none)]
+"""An inline JSON Schema option, checked when the options load (a broken schema is a load error)."""
+
+
 class JsonSchemaOptions(base.Options):
     """Options of `json_schema`."""
 
     # Aliased because a field named `schema` shadows a (deprecated) BaseModel method.
-    json_schema: dict[str, Any] | None = Field(
+    json_schema: SchemaOption = Field(
         default=None,
         alias="schema",
         description="An inline JSON Schema; default: the prompt's output.schema.",
     )
 
-    @field_validator("json_schema")
-    @classmethod
-    def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        if schema is not None:
-            _check_schema(schema)
-        return schema
 
-
-def _validator(schema: dict[str, Any]) -> Validator:
+def schema_validator(schema: dict[str, Any]) -> Validator:
     from jsonschema.validators import extend, validator_for
 
     base_cls = validator_for(schema)
@@ -115,10 +118,10 @@ class JsonSchema(GraderBase):
             if not inline:
                 # The inline schema was checked at load time; the prompt's is checked here.
                 try:
-                    _check_schema(schema)
+                    check_schema(schema)
                 except ValueError as exc:
                     raise GraderError(f"the prompt's output schema is not usable: {exc}") from None
-            found = self._validators[key] = _validator(schema)
+            found = self._validators[key] = schema_validator(schema)
         return found
 
     async def grade(self, sample: Sample) -> Grade:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from agent_evals.errors import GraderError
 from agent_evals.graders import base
@@ -40,7 +40,7 @@ from agent_evals.graders._trajectory import (
     steps_text,
 )
 from agent_evals.graders.base import Grade, GraderBase, Sample
-from agent_evals.graders.json_schema import _check_schema, _validator
+from agent_evals.graders.json_schema import SchemaOption, schema_validator
 from agent_evals.models import GraderSpec
 
 if TYPE_CHECKING:
@@ -54,18 +54,11 @@ class ToolArgsOptions(ArgsOptions):
 
     tool: ToolName = Field(description="The tool whose every call is checked.")
     # Aliased because a field named `schema` shadows a (deprecated) BaseModel method.
-    json_schema: dict[str, Any] | None = Field(
+    json_schema: SchemaOption = Field(
         default=None,
         alias="schema",
         description="A JSON Schema every call's arguments must validate against.",
     )
-
-    @field_validator("json_schema")
-    @classmethod
-    def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        if schema is not None:
-            _check_schema(schema)
-        return schema
 
 
 class ToolArgs(GraderBase):
@@ -104,7 +97,7 @@ class ToolArgs(GraderBase):
             if not isinstance(arguments, dict):
                 return f"arguments are not a JSON object: {args_text(arguments, 60)}"
             if self._schema_validator is None or self._validated is not schema:
-                self._schema_validator, self._validated = _validator(schema), schema
+                self._schema_validator, self._validated = schema_validator(schema), schema
             # iter_errors follows the schema's keyword order: the first error is the same every run.
             error = next(iter(self._schema_validator.iter_errors(arguments)), None)
             if error is not None:

@@ -28,6 +28,7 @@ else the remote's default branch, else `main`/`master`.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import posixpath
 import shutil
@@ -50,10 +51,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChangeSet",
+    "Landed",
     "Pair",
     "Status",
     "affected_pairs",
     "changes_since",
+    "default_branch",
+    "landed",
     "load_evalset_at",
     "load_prompt_at",
     "read_at",
@@ -224,15 +228,27 @@ def resolve_base(root: Path, base_ref: str) -> str:
         return _auto_base(repo)
 
 
-def _auto_base(repo: Repo) -> str:
+def default_branch(root: Path) -> str:
+    """The branch a team merges into and deploys from: `origin/HEAD`, `origin/main`,
+    `origin/master`, `main` or `master` (never the current branch's upstream, unlike `auto`).
+
+    Raises:
+        ConfigError: not in a git repository, or none of those refs exists.
+    """
+    with _open_repo(root) as repo:
+        return _auto_base(repo, upstream=False)
+
+
+def _auto_base(repo: Repo, *, upstream: bool = True) -> str:
     import git
 
-    try:
-        upstream: str = repo.git.rev_parse("--abbrev-ref", "--symbolic-full-name", "@{upstream}")
-        if upstream.strip() and _is_commit(repo, upstream.strip()):
-            return upstream.strip()
-    except git.GitCommandError:
-        pass  # no upstream configured, a detached HEAD, or an upstream never fetched
+    if upstream:
+        try:
+            found: str = repo.git.rev_parse("--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+            if found.strip() and _is_commit(repo, found.strip()):
+                return found.strip()
+        except git.GitCommandError:
+            pass  # no upstream configured, a detached HEAD, or an upstream never fetched
     try:
         default: str = repo.git.symbolic_ref("--quiet", "--short", "refs/remotes/origin/HEAD")
         if default.strip() and _is_commit(repo, default.strip()):
@@ -643,6 +659,50 @@ def _prompt_at(baseline: _Baseline, evalset_path: str) -> str | None:
         return None  # a broken baseline: the gate reports it when it loads the baseline
     target = mapping.get("prompt")
     return target if isinstance(target, str) else None
+
+
+# --- a file's history on a branch -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A commit on a branch's first-parent line that changed a file: when it landed, and the file then."""
+
+    commit: str
+    at: dt.datetime
+    """The commit's committer time, naive UTC: when the change reached the branch (a merge's own time)."""
+    text: str | None
+    """The file's text after the commit; None when the commit deleted it (or it is not UTF-8)."""
+
+
+def landed(root: Path, relpath: str, branch: str) -> list[Landed]:
+    """The commits on `branch`'s first-parent line that changed `relpath` (relative to `root`), oldest first.
+
+    A merged pull request is its merge commit here (first parent: the branch before it), so
+    each entry is when a version of the file reached the branch, not when it was written.
+
+    Raises:
+        ConfigError: not in a git repository, or `branch` is unknown.
+    """
+    with _open_repo(root) as repo:
+        try:
+            rel = (root / relpath).absolute().relative_to(Path(repo.working_dir).absolute()).as_posix()
+        except ValueError:
+            return []  # outside the repository: no history to read
+        if not _is_commit(repo, branch):
+            raise ConfigError(
+                f"unknown branch {branch!r}", hint="pass --base REF: the branch you deploy from"
+            )
+        found: list[Landed] = []
+        for commit in repo.iter_commits(branch, paths=rel, first_parent=True):
+            data = _Baseline(repo, commit.hexsha, Path(repo.working_dir)).read(rel)
+            try:
+                text = None if data is None else data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            at = commit.committed_datetime.astimezone(dt.UTC).replace(tzinfo=None)
+            found.append(Landed(commit.hexsha, at, text))
+    return found[::-1]
 
 
 # --- reading the baseline ---------------------------------------------------------------

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from agent_evals.cache import CacheStats
     from agent_evals.gate import GateReport
     from agent_evals.history import Imported, Store
+    from agent_evals.history.query import PromptHistory
+    from agent_evals.load import Project
     from agent_evals.models import ProjectConfig
     from agent_evals.record import CaseResult
     from agent_evals.retry import RetryPolicy
@@ -691,7 +693,6 @@ def ci(
 
 history_app = typer.Typer(
     help="The history store: what every run, diff and ci did, over time (SQLite, or PostgreSQL for a team).",
-    no_args_is_help=True,
 )
 app.add_typer(history_app, name="history")
 
@@ -726,6 +727,231 @@ def history_import(
         if counts.get((kind, outcome)) or outcome != "updated"
     )
     note.print(f"history {shown}: {tally}", markup=False, soft_wrap=True)
+
+
+LiveFromOpt = Annotated[
+    Literal["auto", "merges", "deploys"],
+    typer.Option(
+        "--live-from",
+        help="When each version was live: merges on the deploy branch, the times told to "
+        "'history deploy', or auto (deploys when there are any, else merges).",
+    ),
+]
+DeployBranchOpt = Annotated[
+    str | None,
+    typer.Option("--base", help="The branch you deploy from (default: origin/HEAD, origin/main, main...)."),
+]
+
+
+@history_app.callback(invoke_without_command=True)
+def history(
+    ctx: typer.Context,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", help="Only this prompt id (repeatable; default: every prompt)."),
+    ] = None,
+    evalset: Annotated[
+        str | None, typer.Option("--evalset", help="Only runs and verdicts of this eval set.")
+    ] = None,
+    live_from: LiveFromOpt = "auto",
+    base: DeployBranchOpt = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Per prompt: its versions in order (pass rate with its interval, cost and latency per case,
+    steps, flaky cases), each gate verdict, and its business metric while each version was live."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from agent_evals.history.query import document
+
+    root, config = _history_project()
+    with _open_history(root, config) as store:
+        histories = _histories(store, root, prompt, evalset, live_from, base)
+        shown = store.target.shown
+    if fmt == "json":
+        _print_json(document(histories, shown))
+        return
+    from agent_evals.report.history import print_history
+
+    print_history(out, histories, shown)
+
+
+def _histories(
+    store: Store,
+    root: Path,
+    prompts: list[str] | None,
+    evalset: str | None,
+    live_from: Literal["auto", "merges", "deploys"],
+    base: str | None,
+) -> list[PromptHistory]:
+    """Each prompt's history, with what the project's files add (owner, file, eval sets' metrics)."""
+    from agent_evals.history.query import prompt_history, prompt_ids
+
+    known = prompt_ids(store)
+    wanted = list(dict.fromkeys(prompts)) if prompts else known
+    missing = [p for p in wanted if p not in known]
+    if missing:
+        raise ConfigError(
+            f"no runs of prompt {', '.join(repr(m) for m in missing)} in the history {store.target.shown}",
+            hint=f"known: {', '.join(known) or 'none yet'}; 'agent-evals history import' loads CI artifacts",
+        )
+    project = _project_quietly(root)
+    found = []
+    for prompt_id in wanted:
+        prompt = project.prompts.get(prompt_id) if project else None
+        metrics = [
+            e.metric
+            for e in (project.evalsets.values() if project else ())
+            if e.prompt == prompt_id and e.metric
+        ]
+        found.append(
+            prompt_history(
+                store,
+                prompt_id,
+                evalset=evalset,
+                root=root,
+                prompt_path=str(Path(prompt.source_path).absolute())
+                if prompt and prompt.source_path
+                else None,
+                owner=prompt.owner.model_dump() if prompt else None,
+                metrics=metrics,
+                live_from=live_from,
+                branch=base,
+            )
+        )
+    return found
+
+
+def _project_quietly(root: Path) -> Project | None:
+    """The project's files for what they add to the history; a broken file only loses that."""
+    from agent_evals.load import load_project
+
+    try:
+        return load_project(root)
+    except ConfigError:
+        return None
+
+
+@history_app.command("deploy")
+def history_deploy(
+    prompt: Annotated[str, typer.Argument(help="The prompt id.")],
+    version: Annotated[str, typer.Argument(help="The prompt's version: string that went live.")],
+    at: Annotated[str, typer.Option("--at", help="When it went live: ISO 8601, e.g. 2026-11-02T14:00Z.")],
+    commit: Annotated[str | None, typer.Option("--commit", help="The commit that was deployed.")] = None,
+) -> None:
+    """Record when a prompt version went live, for teams whose deploys are not their merges."""
+    from agent_evals.history.metrics import add_deploy, parse_time
+
+    try:
+        when = parse_time(at)
+    except (ValueError, OverflowError):
+        raise ConfigError(
+            f"--at {at[:40]!r} is not an ISO 8601 date or time", hint="e.g. 2026-11-02T14:00Z"
+        ) from None
+    root, config = _history_project()
+    with _open_history(root, config) as store:
+        prompt_hash = _version_hash(store, prompt, version)
+        new = add_deploy(store, prompt, version, when, prompt_hash=prompt_hash, commit=commit)
+    what = "recorded" if new else "replaced"
+    note.print(
+        f"{what}: {prompt} version {version} live from {when.isoformat()}Z", markup=False, soft_wrap=True
+    )
+
+
+def _version_hash(store: Store, prompt: str, version: str) -> str | None:
+    """The content hash of the latest run of that version, when the history has one."""
+    from sqlalchemy import select
+
+    from agent_evals.history.store import runs
+
+    with store.connect() as conn:
+        return conn.execute(
+            select(runs.c.prompt_hash)
+            .where(runs.c.prompt_id == prompt, runs.c.prompt_version == version)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).scalar()
+
+
+metric_app = typer.Typer(
+    help="The business metric an eval set protects: its values over time, beside the prompt's versions.",
+    no_args_is_help=True,
+)
+app.add_typer(metric_app, name="metric")
+
+
+@metric_app.command("add")
+def metric_add(
+    name: Annotated[str, typer.Argument(help="The metric: the name an eval set's `metric:` gives.")],
+    value: Annotated[str, typer.Argument(help="Its value, a number.")],
+    at: Annotated[str, typer.Option("--at", help="When: ISO 8601, e.g. 2026-11-02 or 2026-11-02T14:00Z.")],
+) -> None:
+    """Record one value of a business metric at a time (a later value at the same time replaces it)."""
+    from agent_evals.history.metrics import add_points, point
+
+    found = point(name, value, at)
+    root, config = _history_project()
+    with _open_history(root, config) as store:
+        added, _ = add_points(store, [found], source="metric add")
+    what = "added" if added else "replaced"
+    note.print(
+        f"{what}: {found.name} = {found.value:g} at {found.at.isoformat()}Z", markup=False, soft_wrap=True
+    )
+
+
+@metric_app.command("import")
+def metric_import(
+    path: Annotated[Path, typer.Argument(help="A CSV file with a header row: metric,at,value.")],
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="The metric's name, when the file has no metric column.")
+    ] = None,
+) -> None:
+    """Load a business metric's values from a CSV export (your warehouse's), replacing the times it repeats."""
+    from agent_evals.history.metrics import add_points, read_csv
+
+    points = read_csv(path, metric)
+    root, config = _history_project()
+    with _open_history(root, config) as store:
+        added, replaced = add_points(store, points, source=str(path))
+        shown = store.target.shown
+    names = sorted({p.name for p in points})
+    note.print(
+        f"history {shown}: {added} point(s) added, {replaced} replaced ({', '.join(names) or 'none'})",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def dashboard(
+    html: Annotated[Path, typer.Option("--html", help="Write the page here (one self-contained file).")],
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", help="Only this prompt id (repeatable; default: every prompt)."),
+    ] = None,
+    evalset: Annotated[
+        str | None, typer.Option("--evalset", help="Only runs and verdicts of this eval set.")
+    ] = None,
+    live_from: LiveFromOpt = "auto",
+    base: DeployBranchOpt = None,
+) -> None:
+    """The owner's page: per prompt, pass rate per version over time, gate verdicts, cost, latency,
+    steps, flaky cases, judge calibration, and the business metric with each version's live period."""
+    from agent_evals.history.query import document
+    from agent_evals.report.dashboard import render
+
+    root, config = _history_project()
+    with _open_history(root, config) as store:
+        histories = _histories(store, root, prompt, evalset, live_from, base)
+        shown = store.target.shown
+    page = scrub(render(document(histories, shown)))
+    try:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the dashboard: {exc.strerror}", path=html, hint="pass a writable --html path"
+        ) from None
+    note.print(f"dashboard: {html} ({len(histories)} prompt(s))", markup=False, soft_wrap=True)
 
 
 def _history_project() -> tuple[Path, ProjectConfig]:

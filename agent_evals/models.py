@@ -512,7 +512,11 @@ class EvalSet(_Sourced):
     id: str = Field(pattern=ID_PATTERN)
     prompt: str = Field(min_length=1, description="The id of the prompt these cases exercise.")
     description: str = ""
-    metric: str | None = Field(default=None, description="The business metric this eval set protects.")
+    metric: str | None = Field(
+        default=None,
+        description="The business metric this eval set protects: the name its values are recorded under "
+        "(`agent-evals metric add NAME VALUE`), shown beside the prompt's versions by `history` and `dashboard`.",
+    )
     provenance: Provenance | None = None
     graders: tuple[GraderSpec, ...] = Field(min_length=1)
     cases: tuple[Case, ...] = ()

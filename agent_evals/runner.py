@@ -678,6 +678,7 @@ def header_for(
             "path": job.evalset.source_path,
             "cases": len(job.evalset.cases),
             "selected": len(job.indexes),
+            **({"metric": job.evalset.metric} if job.evalset.metric else {}),
         },
         provider={
             "name": job.provider,

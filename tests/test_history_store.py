@@ -26,7 +26,7 @@ from tests.support import basic_project, write_tree
 
 __all__ = ["pg_cluster"]  # the session fixture, used through `history_url`
 
-TABLES = ["agent_evals_version", "cases", "grades", "metric_points", "runs", "verdicts"]
+TABLES = ["agent_evals_version", "cases", "deploys", "grades", "metric_points", "runs", "verdicts"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -86,7 +86,22 @@ def test_an_older_store_is_migrated_and_keeps_its_rows(history_url: str) -> None
     with open_store(target) as store, store.connect() as conn:
         assert conn.execute(select(runs.c.run_id)).scalars().all() == ["old-run"]
         assert "verdicts" in inspect(conn).get_table_names()
+        assert "deploys" in inspect(conn).get_table_names()
+        assert "metric" in {c["name"] for c in inspect(conn).get_columns("runs")}
+        assert "calibration" in {c["name"] for c in inspect(conn).get_columns("verdicts")}
+        assert conn.execute(select(runs.c.metric)).scalars().all() == [None]
     assert _revision(history_url) == HEAD
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_writes(history_url: str) -> None:
+    """Alembic's own comparison of the migrated database with `store.metadata`: a column added to
+    a table but not to a migration (or the reverse) is a difference."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with open_store(_target(history_url)) as store, store.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, history_store.metadata) == []
 
 
 def history_store_time() -> object:

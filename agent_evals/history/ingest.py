@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select, text, update
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
-from agent_evals.history.store import Store, cases, grades, runs, verdicts
+from agent_evals.history.store import Store, cases, grades, insert, runs, verdicts
 from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
 from agent_evals.record import RECORD_SCHEMA_VERSION, CaseResult, RunEnd, RunHeader, open_regular
 
@@ -137,17 +137,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    """The dialect's INSERT (both have ON CONFLICT, typed apart, so Any here)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
-
-
 # --- runs -----------------------------------------------------------------------------------------
 
 
@@ -162,6 +151,7 @@ def _run_row(header: RunHeader, source: str | None, where: dict[str, Any]) -> di
         "prompt_hash": _text(prompt.get("hash")),
         "evalset_id": _id(evalset.get("id"), "evalset.id", where),
         "evalset_hash": _text(evalset.get("hash")),
+        "metric": _text(evalset.get("metric")),
         "evalset_cases": _int(evalset.get("cases"), "evalset.cases", where)
         if isinstance(evalset.get("cases"), int)
         else None,
@@ -269,7 +259,7 @@ def add_run(
     head_where = {"path": source, "line": 1} if source else {}
     row = _run_row(header, source, head_where)
     run_id = row["run_id"]
-    ins = _insert(conn, runs)
+    ins = insert(conn, runs)
     new = conn.execute(
         ins.values(row).on_conflict_do_nothing(index_elements=["run_id"]).returning(runs.c.run_id)
     ).first()
@@ -314,7 +304,7 @@ def _flush_cases(
     replace_grades: bool,
 ) -> int:
     """Insert a batch of case results (replacing unjudged ones by judged), then their grades."""
-    ins = _insert(conn, cases)
+    ins = insert(conn, cases)
     keys = ("run_id", "case_id", "repeat")
     stmt = ins.on_conflict_do_update(
         index_elements=list(keys),
@@ -343,7 +333,7 @@ def _flush_cases(
         for g in _grade_rows(row, case, where)
     ]
     if grade_rows:
-        conn.execute(_insert(conn, grades).on_conflict_do_nothing(), grade_rows)
+        conn.execute(insert(conn, grades).on_conflict_do_nothing(), grade_rows)
     return len(written)
 
 
@@ -539,6 +529,9 @@ def _verdict_row(
         "note": _text(pair.get("note")),
         "source": _text(source),
         "imported_at": _now(),
+        "calibration": _clean(pair.get("calibration"))
+        if isinstance(pair.get("calibration"), Mapping)
+        else None,
     }
 
 
@@ -570,7 +563,7 @@ def add_verdicts(
     with store.write() as conn:
         for row in rows:
             added = conn.execute(
-                _insert(conn, verdicts)
+                insert(conn, verdicts)
                 .values(row)
                 .on_conflict_do_nothing(index_elements=["verdict_id"])
                 .returning(verdicts.c.verdict_id)

@@ -18,7 +18,10 @@ What `history` and `dashboard` read (indexes named below):
     grades    a grader's grade of a case: pass rate per grader per run
     verdicts  a gate decision on a (base run, candidate run) pair, its rules, p-values,
               policy and findings, with the PR and commit when known (ix_verdicts_prompt_time)
-    metric_points  business-metric values over time (name, at), for `metric add`/`import`
+    metric_points  business-metric values over time (name, at), for `metric add`/`import`; a
+              series belongs to the prompts whose eval sets name it (`runs.metric`)
+    deploys   when a prompt version went live (`history deploy`), when a team says so instead
+              of the merges on the base branch (`live.py`)
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ __all__ = [
     "POSTGRES_EXTRA",
     "Store",
     "cases",
+    "deploys",
     "grades",
+    "insert",
     "metadata",
     "metric_points",
     "open_store",
@@ -75,7 +80,7 @@ __all__ = [
 ENV_VAR = "AGENT_EVALS_HISTORY_URL"
 DEFAULT_PATH = Path(".agent-evals") / "history.sqlite3"
 POSTGRES_EXTRA = "agent-evals[postgres]"
-HEAD = "0002"
+HEAD = "0003"
 """The newest schema revision this tool writes (the last file in migrations/versions/)."""
 VERSION_TABLE = "agent_evals_version"
 """Alembic's version table, named for us: a team's database may hold another tool's `alembic_version`."""
@@ -120,6 +125,7 @@ runs = Table(
     Column("source", Text),
     Column("imported_at", DateTime, nullable=False),
     Column("header", JSON, nullable=False),
+    Column("metric", Text),
     Index("ix_runs_prompt_time", "prompt_id", "started_at"),
     Index("ix_runs_evalset_time", "evalset_id", "started_at"),
     Index("ix_runs_prompt_hash", "prompt_hash"),
@@ -195,6 +201,7 @@ verdicts = Table(
     Column("note", Text),
     Column("source", Text),
     Column("imported_at", DateTime, nullable=False),
+    Column("calibration", JSON),
     Index("ix_verdicts_prompt_time", "prompt_id", "decided_at"),
     Index("ix_verdicts_cand_run", "cand_run_id"),
     Index("ix_verdicts_pr", "pr"),
@@ -208,6 +215,28 @@ metric_points = Table(
     Column("value", Float, nullable=False),
     Column("source", Text),
 )
+
+deploys = Table(
+    "deploys",
+    metadata,
+    Column("prompt_id", String(), primary_key=True),
+    Column("at", DateTime, primary_key=True),
+    Column("version", String(), nullable=False),
+    Column("prompt_hash", String()),
+    Column("git_commit", String()),
+    Column("source", Text),
+)
+
+
+def insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, for its ON CONFLICT (both have one, typed apart, so Any here)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 @dataclass(frozen=True)

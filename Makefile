@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit litellm bench bench-sample bench-gate mutation clean
+.PHONY: demo dashboard-demo test lint typecheck unit litellm bench bench-sample bench-history bench-gate mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ demo: $(STAMP)
 	if [ $$code -eq 1 ]; then echo "demo: the refund agent's gate failed on the edit that skips lookup_policy (exit 1), as it should. PR comment: $(DEMO)/refund-agent/report.md"; \
 	else echo "demo: expected the refund agent's gate to fail with exit 1, got $$code"; exit 1; fi
 
+# A synthetic ten-week history of the ticket-triage example (examples/history/README.md): its dashboard
+# in .agent-evals/demo-history/dashboard.html, and the README's screenshot.
+dashboard-demo: $(STAMP)
+	$(BIN)/python examples/history/make_history.py .agent-evals/demo-history --screenshot docs/images/dashboard.png
+
 test: lint typecheck unit
 
 lint: $(STAMP)
@@ -82,6 +87,9 @@ clean:
 
 bench-sample: $(STAMP)
 	$(BIN)/python bench/bench_sample.py
+
+bench-history: $(STAMP)
+	$(BIN)/python bench/bench_history.py $(HISTORY_BENCH_ARGS)
 
 # The gate's statistical promises (bench/README.md): seeded simulated records through diff and gate;
 # prints false alarms, power and the stated vs measured detectable drop. About 15 minutes on 2 cores.

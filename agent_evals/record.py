@@ -364,7 +364,12 @@ def merge(records: Sequence[RunRecord]) -> tuple[RunHeader, list[CaseResult], Ru
         update={
             "run_id": first.header.run_id.split("-shard")[0],
             "evalset": {**first.header.evalset, "selected": len({c.index for c in ordered})},
-            "options": {**options, "merged_shards": len(records)},
+            # The shards' own run ids: the history replaces their runs with this one (each case once).
+            "options": {
+                **options,
+                "merged_shards": len(records),
+                "shard_runs": [r.header.run_id for r in records],
+            },
         }
     )
     statuses = [r.status for r in records]

@@ -339,3 +339,50 @@ def test_random_files_give_exit_2_or_an_import_never_a_crash(
     if code == 2:
         assert len(err.splitlines()) == 1, err
         assert err.startswith("random"), err
+
+
+def _shards() -> list[RunRecord]:
+    """Three shards of one CI matrix run: their own run ids, one eval set's cases split between them."""
+    found = []
+    for i, (run_id, cases_) in enumerate(
+        [("s1", [("a", "pass"), ("b", "fail")]), ("s2", [("c", "pass")]), ("s3", [("d", "error")])]
+    ):
+        rec = make_record(cases_, run_id=run_id)
+        header = rec.header.model_copy(
+            update={"prompt": {"id": "p", "hash": "sha256:p"}, "options": {"shard": f"{i + 1}/3"}}
+        )
+        indexed = tuple(c.model_copy(update={"index": ord(c.case_id) - ord("a")}) for c in rec.cases)
+        found.append(rec.model_copy(update={"header": header, "cases": indexed}))
+    return found
+
+
+@pytest.mark.parametrize("merged_first", [False, True])
+def test_a_merged_record_replaces_its_shards_runs_so_each_case_is_stored_once(
+    history_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    merged_first: bool,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shards = _shards()
+    for rec in shards:
+        write(tmp_path / "shards", rec)
+    header, merged_cases, end = record.merge(shards)
+    assert header.run_id == "s1"
+    assert header.options["shard_runs"] == ["s1", "s2", "s3"]
+    record.write(tmp_path / "merged" / "s1.jsonl", header, merged_cases, end)
+
+    order = ["merged", "shards"] if merged_first else ["shards", "merged"]
+    for folder in order:
+        assert main(["history", "import", folder]) == 0
+    assert main(["history", "import", "shards"]) == 0  # again: still nothing doubled
+    out = capsys.readouterr().out
+    assert "skipped run s2: a shard of run s1, stored merged (" in out
+    assert rows(history_url, runs, runs.c.run_id, runs.c.shard, runs.c.results) == [("s1", None, 4)]
+    assert rows(history_url, cases, cases.c.run_id, cases.c.case_id) == [
+        ("s1", "a"),
+        ("s1", "b"),
+        ("s1", "c"),
+        ("s1", "d"),
+    ]

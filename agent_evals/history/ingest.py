@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select, text, update
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
-from agent_evals.history.store import Store, cases, grades, insert, runs, verdicts
+from agent_evals.history.store import Store, cases, grades, insert, runs, shards, verdicts
 from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
 from agent_evals.record import RECORD_SCHEMA_VERSION, CaseResult, RunEnd, RunHeader, open_regular
 
@@ -61,6 +61,8 @@ class Imported:
     source: str | None = None
     results: int = 0
     """Case results written (runs)."""
+    why: str = "already in the store"
+    """Why it was skipped."""
 
     def line(self) -> str:
         what = f"{self.kind} {self.id}"
@@ -68,7 +70,7 @@ class Imported:
             what += f": {self.results} case result(s)"
         where = f" ({self.source})" if self.source else ""
         if self.outcome == "skipped":
-            return f"skipped {what}: already in the store{where}"
+            return f"skipped {what}: {self.why}{where}"
         return f"{self.outcome} {what}{where}"
 
 
@@ -259,6 +261,12 @@ def add_run(
     head_where = {"path": source, "line": 1} if source else {}
     row = _run_row(header, source, head_where)
     run_id = row["run_id"]
+    if row["shard"] is not None:
+        merged_into = conn.execute(select(shards.c.run_id).where(shards.c.shard_run_id == run_id)).scalar()
+        if merged_into is not None and merged_into != run_id:
+            return Imported(
+                "run", run_id, "skipped", source, why=f"a shard of run {merged_into}, stored merged"
+            )
     ins = insert(conn, runs)
     new = conn.execute(
         ins.values(row).on_conflict_do_nothing(index_elements=["run_id"]).returning(runs.c.run_id)
@@ -268,6 +276,7 @@ def add_run(
     stored = conn.execute(
         select(runs.c.status, runs.c.finished_at).where(runs.c.run_id == run_id).with_for_update()
     ).one()
+    merged = _merged_shards(conn, header, row, head_where)
     written = 0
     batch: dict[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]] = {}
     for lineno, case in results:
@@ -292,9 +301,36 @@ def add_run(
             values.update(status=finish.status, finished_at=finished_at)
     conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
     outcome: Literal["added", "updated", "skipped"] = (
-        "added" if new is not None else "updated" if written or status_changed else "skipped"
+        "added" if new is not None else "updated" if written or status_changed or merged else "skipped"
     )
     return Imported("run", run_id, outcome, source, written)
+
+
+def _merged_shards(conn: Connection, header: RunHeader, row: Mapping[str, Any], where: dict[str, Any]) -> int:
+    """A merged record (`agent-evals merge`) replaces its shards' runs: each case once in the store.
+
+    The merged run keeps the first shard's run id; the other shards' runs, already stored or
+    imported later, are dropped (later ones skipped by `add_run`). Returns the shard runs dropped.
+    """
+    listed = header.options.get("shard_runs")
+    if not isinstance(listed, list):
+        return 0
+    run_id = row["run_id"]
+    others = sorted({_id(s, "options.shard_runs", where) for s in listed} - {run_id})
+    conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id)
+        .values(shard=None, header=row["header"], source=row["source"])
+    )
+    if others:
+        conn.execute(
+            insert(conn, shards).on_conflict_do_nothing(),
+            [{"shard_run_id": other, "run_id": run_id} for other in others],
+        )
+        for table in (grades, cases):
+            conn.execute(delete(table).where(table.c.run_id.in_(others)))
+        return conn.execute(delete(runs).where(runs.c.run_id.in_(others))).rowcount or 0
+    return 0
 
 
 def _flush_cases(

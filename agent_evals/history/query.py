@@ -349,7 +349,8 @@ def _version(
         latency_p95_ms=_percentile(conn, where, latency_n, 0.95),
         # Steps only mean something for agents: a version whose cases never took a step has none.
         steps_per_case=steps / results if steps and results else None,
-        tool_calls_per_case=tool_calls / results if results else None,
+        # Tool calls likewise: none at all and no steps is a prompt without tools, not 0.0 calls.
+        tool_calls_per_case=tool_calls / results if results and (steps or tool_calls) else None,
         flaky=tuple(flaky[:MAX_FLAKY]),
         flaky_count=len(flaky),
         live=tuple(p for p in periods if _same_version(p, version, prompt_hash)),

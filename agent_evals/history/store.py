@@ -20,6 +20,8 @@ What `history` and `dashboard` read (indexes named below):
               policy and findings, with the PR and commit when known (ix_verdicts_prompt_time)
     metric_points  business-metric values over time (name, at), for `metric add`/`import`; a
               series belongs to the prompts whose eval sets name it (`runs.metric`)
+    shards    the run ids of a CI matrix's shards, once their merged record is stored: a shard's
+              run is then dropped, and skipped when imported again (each case once)
     deploys   when a prompt version went live (`history deploy`), when a team says so instead
               of the merges on the base branch (`live.py`)
 """
@@ -74,6 +76,7 @@ __all__ = [
     "open_store",
     "resolve_url",
     "runs",
+    "shards",
     "verdicts",
 ]
 
@@ -214,6 +217,13 @@ metric_points = Table(
     Column("at", DateTime, primary_key=True),
     Column("value", Float, nullable=False),
     Column("source", Text),
+)
+
+shards = Table(
+    "shards",
+    metadata,
+    Column("shard_run_id", String(), primary_key=True),
+    Column("run_id", String(), nullable=False),
 )
 
 deploys = Table(

@@ -33,18 +33,13 @@ never `innerHTML`.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any, Literal
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from agent_evals.diff import CaseDiff, Side, Totals, totals
@@ -80,6 +75,7 @@ from agent_evals.report._common import (
     truncation_lines,
     word_diff,
 )
+from agent_evals.report._page import Chart, Label, Rect, Rule, Shape, asset, csp, environment, script_json
 from agent_evals.summary import call_sequence, summarize
 
 __all__ = [
@@ -129,71 +125,7 @@ _OUTCOME_WORD = {
 }
 
 
-def script_json(data: Any) -> Markup:
-    """`data` as JSON that is safe inside a `<script>` element.
-
-    `<`, `>` and `&` are written as `\\u003c`, `\\u003e` and `\\u0026`, so no
-    string in the data (an output saying `</script><script>...`) can end the
-    element or open a comment; JSON.parse reads them back unchanged.
-    """
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
-        text = text.replace(raw, escaped)
-    # U+2028/2029 end a line in JavaScript source; harmless to JSON.parse, but keep the text plain.
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return Markup(text)
-
-
-# --- charts: inline SVG, laid out here, drawn by the template -----------------------------------
-
-
-@dataclass(frozen=True)
-class Rect:
-    x: float
-    y: float
-    w: float
-    h: float
-    cls: str
-    title: str
-    kind: Literal["rect"] = "rect"
-
-
-@dataclass(frozen=True)
-class Label:
-    x: float
-    y: float
-    text: str
-    cls: str = ""
-    anchor: Literal["start", "middle", "end"] = "start"
-    title: str = ""
-    kind: Literal["text"] = "text"
-
-
-@dataclass(frozen=True)
-class Rule:
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    cls: str = "grid"
-    kind: Literal["line"] = "line"
-
-
-Shape = Rect | Label | Rule
-
-
-@dataclass(frozen=True)
-class Chart:
-    """One SVG chart: what to draw, and what a screen reader says instead."""
-
-    title: str
-    width: int
-    height: int
-    shapes: tuple[Shape, ...]
-    description: str
-    series: tuple[tuple[str, str], ...]
-    """(css class, name) of each series, for the legend."""
-    note: str = ""
+# --- charts: inline SVG, laid out here, drawn by the template (shapes: report/_page.py) ----------
 
 
 @dataclass(frozen=True)
@@ -1006,35 +938,6 @@ def _pair_view(
 # --- the page -------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
-        loader=jinja2.PackageLoader("agent_evals", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _asset(name: str) -> str:
-    env = _environment()
-    assert env.loader is not None
-    source, _, _ = env.loader.get_source(env, name)
-    return source
-
-
-def _csp(script: str) -> str:
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    # Nothing may load: only the page's own script (by hash) runs, even if an output slipped through.
-    return (
-        "default-src 'none'; "
-        f"script-src 'sha256-{digest}'; "
-        "style-src 'unsafe-inline'; img-src data:; "
-        "base-uri 'none'; form-action 'none'"
-    )
-
-
 def _version(report: GateReport) -> str | None:
     for p in report.pairs:
         rec = p.cand or (p.diff.cand if p.diff else None)
@@ -1058,7 +961,7 @@ def page(report: GateReport) -> PageView:
         review = needs_review(pair)
         views.append(_pair_view(i, pair, cases, review))
         data.append(_pair_data(pair, cases, review))
-    script = _asset("report.js")
+    script = asset("report.js")
     # With one pair, its verdict says more than "1 passed of 1 pair".
     headline = report.pairs[0].verdict.headline if len(report.pairs) == 1 else report.headline()
     return PageView(
@@ -1074,8 +977,8 @@ def page(report: GateReport) -> PageView:
         data=script_json({"pageRows": PAGE_ROWS, "pairs": data}),
         # Our own assets, not user input: inlined as they are.
         script=Markup(script),
-        style=Markup(_asset("report.css")),
-        csp=_csp(script),
+        style=Markup(asset("report.css")),
+        csp=csp(script),
     )
 
 
@@ -1088,7 +991,7 @@ def render(report: GateReport) -> str:
     Returns:
         The HTML document: no external resource of any kind, so it opens from a CI artifact.
     """
-    return _environment().get_template("report.html.j2").render(page=page(report))
+    return environment().get_template("report.html.j2").render(page=page(report))
 
 
 def run_report(record: RunRecord, policy: GatePolicy | None = None) -> GateReport:

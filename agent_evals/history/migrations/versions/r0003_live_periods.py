@@ -1,4 +1,5 @@
-"""Deploy times, the business metric an eval set names, and the judges' calibration per verdict.
+"""Deploy times, the business metric an eval set names, the judges' calibration per verdict, and
+which shard runs a merged run replaced.
 
 Revision ID: 0003
 Revises: 0002
@@ -20,6 +21,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("metric", sa.Text))
     with op.batch_alter_table("verdicts") as batch:
         batch.add_column(sa.Column("calibration", sa.JSON))
+    op.create_table(
+        "shards",
+        sa.Column("shard_run_id", sa.String(), primary_key=True),
+        sa.Column("run_id", sa.String(), nullable=False),
+    )
     op.create_table(
         "deploys",
         sa.Column("prompt_id", sa.String(), primary_key=True),

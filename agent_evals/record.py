@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -281,6 +281,58 @@ def open_regular(
         raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=fix) from None
 
 
+Line = RunHeader | CaseResult | RunEnd
+_KINDS: dict[str, type[RunHeader] | type[CaseResult] | type[RunEnd]] = {
+    "run": RunHeader,
+    "case": CaseResult,
+    "end": RunEnd,
+}
+
+
+def iter_lines(
+    fh: IO[bytes], path: Path, hint: str = _HINT, *, header_first: bool = False
+) -> Iterator[tuple[int, Line]]:
+    """A record file's lines, read and checked one at a time (memory stays bounded): (line number,
+    header, case or end). A last line cut short by a crash is passed over. With `header_first`,
+    a file whose first line is not a run header is refused there (a trace, another tool's JSONL).
+
+    Raises:
+        ConfigError: a line that is not JSON, of an unknown kind, invalid, or a header newer than
+            this tool's (naming the line); unreadable (naming the file).
+    """
+    # A line at a time, each read with a cap: a binary file may have no line break at all.
+    lines = iter(partial(fh.readline, MAX_LINE_BYTES + 1), b"")
+    try:
+        for lineno, data in iter_jsonl(lines, path, hint=hint, max_depth=_MAX_DEPTH, partial_last_line=True):
+            kind = data.get("kind") if isinstance(data, dict) else None
+            if header_first and kind != "run":
+                raise ConfigError("the first line is not a run header", path=path, line=lineno, hint=hint)
+            header_first = False
+            model = _KINDS.get(kind) if isinstance(kind, str) else None
+            if model is None:
+                shown = repr(kind)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise ConfigError(f"unknown line kind {shown}", path=path, line=lineno, hint=hint)
+            try:
+                line = model.model_validate(data)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ConfigError(
+                    f"invalid {kind} line: '{where}': {first['msg']}", path=path, line=lineno, hint=hint
+                ) from None
+            if isinstance(line, RunHeader) and line.schema_version > RECORD_SCHEMA_VERSION:
+                raise ConfigError(
+                    f"run record schema_version {line.schema_version} is newer than this tool's",
+                    path=path,
+                    line=lineno,
+                    hint="upgrade agent-evals",
+                )
+            yield lineno, line
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=hint) from None
+
+
 def load_record(path: Path) -> RunRecord:
     """Read a run record, including one cut short by a crash.
 
@@ -291,39 +343,13 @@ def load_record(path: Path) -> RunRecord:
     cases: list[CaseResult] = []
     end: RunEnd | None = None
     with open_regular(path) as fh:
-        # A line at a time, each read with a cap: a binary file may have no line break at all.
-        lines = iter(partial(fh.readline, MAX_LINE_BYTES + 1), b"")
-        try:
-            for lineno, data in iter_jsonl(
-                lines, path, hint=_HINT, max_depth=_MAX_DEPTH, partial_last_line=True
-            ):
-                kind = data.get("kind") if isinstance(data, dict) else None
-                try:
-                    if kind == "run":
-                        header = RunHeader.model_validate(data)
-                        if header.schema_version > RECORD_SCHEMA_VERSION:
-                            raise ConfigError(
-                                f"run record schema_version {header.schema_version} is newer than this tool's",
-                                path=path,
-                                line=lineno,
-                                hint="upgrade agent-evals",
-                            )
-                    elif kind == "case":
-                        cases.append(CaseResult.model_validate(data))
-                    elif kind == "end":
-                        end = RunEnd.model_validate(data)
-                    else:
-                        shown = repr(kind)
-                        shown = shown if len(shown) <= 40 else shown[:37] + "..."
-                        raise ConfigError(f"unknown line kind {shown}", path=path, line=lineno, hint=_HINT)
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    raise ConfigError(
-                        f"invalid {kind} line: '{where}': {first['msg']}", path=path, line=lineno, hint=_HINT
-                    ) from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=_HINT) from None
+        for _, line in iter_lines(fh, path):
+            if isinstance(line, RunHeader):
+                header = line
+            elif isinstance(line, CaseResult):
+                cases.append(line)
+            else:
+                end = line
     if header is None:
         raise ConfigError(
             "no header line", path=path, line=1, hint="pass a file written by 'agent-evals run'"

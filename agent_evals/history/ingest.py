@@ -17,19 +17,16 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
 from sqlalchemy import case as when
 from sqlalchemy import delete, func, select, text, update
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
 from agent_evals.history.store import Store, cases, grades, insert, runs, shards, verdicts
-from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
-from agent_evals.record import RECORD_SCHEMA_VERSION, CaseResult, RunEnd, RunHeader, open_regular
+from agent_evals.record import CaseResult, RunEnd, RunHeader, open_regular
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -420,75 +417,39 @@ def add_record(store: Store, record: RunRecord) -> Imported:
 # --- record files, streamed ------------------------------------------------------------------------
 
 
-def _validate(model: Any, data: Any, kind: str, path: Path, lineno: int) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"invalid {kind} line: '{where}': {first['msg']}", path=path, line=lineno, hint=_RECORD_HINT
-        ) from None
-
-
 def import_record_file(store: Store, path: Path) -> Imported:
     """Stream a run record file into the store, a batch of cases at a time, in one transaction.
 
     Raises:
         ConfigError: the file is not a run record (naming the line); nothing of it is written.
     """
-    from agent_evals.record import _MAX_DEPTH
+    from agent_evals.record import iter_lines
 
     with open_regular(path) as fh:
-        lines = iter_jsonl(
-            iter(partial(fh.readline, MAX_LINE_BYTES + 1), b""),
-            path,
-            hint=_RECORD_HINT,
-            max_depth=_MAX_DEPTH,
-            partial_last_line=True,
-        )
-        header: RunHeader | None = None
-        for lineno, data in lines:
-            kind = data.get("kind") if isinstance(data, dict) else None
-            if kind != "run":
-                raise ConfigError(
-                    "the first line is not a run header", path=path, line=lineno, hint=_RECORD_HINT
-                )
-            header = _validate(RunHeader, data, "run", path, lineno)
-            if header.schema_version > RECORD_SCHEMA_VERSION:
-                raise ConfigError(
-                    f"run record schema_version {header.schema_version} is newer than this tool's",
-                    path=path,
-                    line=lineno,
-                    hint="upgrade agent-evals",
-                )
-            break
-        if header is None:
+        lines = iter_lines(fh, path, _RECORD_HINT, header_first=True)
+        first = next(lines, None)
+        if first is None:
             raise ConfigError(
                 "no header line", path=path, line=1, hint="pass a file written by 'agent-evals run'"
             )
+        lineno, header = first
+        if not isinstance(header, RunHeader):
+            raise ConfigError("the first line is not a run header", path=path, line=lineno, hint=_RECORD_HINT)
         ends: list[RunEnd] = []
 
         def results() -> Iterator[tuple[int | None, CaseResult]]:
-            for lineno, data in lines:
-                kind = data.get("kind") if isinstance(data, dict) else None
-                if kind == "case":
-                    yield lineno, _validate(CaseResult, data, "case", path, lineno)
-                elif kind == "end":
-                    # A resumed run appends: the last end line wins.
-                    ends.append(_validate(RunEnd, data, "end", path, lineno))
+            for lineno, line in lines:
+                if isinstance(line, CaseResult):
+                    yield lineno, line
+                elif isinstance(line, RunEnd):
+                    ends.append(line)  # a resumed run appends: the last end line wins
                 else:
-                    shown = repr(kind)
-                    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-                    raise ConfigError(f"unknown line kind {shown}", path=path, line=lineno, hint=_RECORD_HINT)
+                    raise ConfigError("a second run header", path=path, line=lineno, hint=_RECORD_HINT)
 
         def last_end() -> RunEnd | None:
             return ends[-1] if ends else None
 
-        try:
-            return add_run(store, header, results(), last_end, source=str(path))
-        except OSError as exc:
-            raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=_RECORD_HINT) from None
+        return add_run(store, header, results(), last_end, source=str(path))
 
 
 # --- gate verdicts ----------------------------------------------------------------------------------

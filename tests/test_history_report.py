@@ -409,3 +409,36 @@ def test_history_in_a_terminal_shows_versions_verdicts_flaky_cases_and_judges(tm
 def test_version_keys_use_the_digest_not_its_algorithm() -> None:
     assert version_key("3", "sha256:0d71c4358e0b") == "3@0d71c435"
     assert version_key(None, None) == "?@?"
+
+
+def test_dashboard_writes_the_page_from_the_store_and_a_bad_path_is_one_line(
+    history_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(history_url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["dashboard", "--html", "out/board.html"]) == 0
+    assert capsys.readouterr().err == f"dashboard: {Path('out/board.html')} (1 prompt(s))\n"
+    page = Path("out/board.html").read_text(encoding="utf-8")
+    assert "<h2><code>triage</code></h2>" in page
+    assert "1@11111111" in page
+    assert "#42" in page
+    password = urlparse(history_url).password
+    assert password is None or password not in page
+    Path("taken").mkdir()
+    assert main(["dashboard", "--html", "taken"]) == 2
+    assert capsys.readouterr().err.startswith("taken: cannot write the dashboard: Is a directory")
+
+
+def test_metric_and_dashboard_in_a_terminal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    _fill(url)
+    env = {**os.environ, ENV_VAR: url}
+    added = run_pty(
+        [*CLI, "metric", "add", "synthetic resolution rate", "0.7", "--at", "2026-10-09"], tmp_path, env=env
+    )
+    assert added.code == 0, added.text
+    assert "added: synthetic resolution rate = 0.7 at 2026-10-09T00:00:00Z" in added.text
+    board = run_pty([*CLI, "dashboard", "--html", "board.html"], tmp_path, env=env)
+    assert board.code == 0, board.text
+    assert "dashboard: board.html (1 prompt(s))" in board.text
+    assert (tmp_path / "board.html").stat().st_size > 10_000

@@ -25,11 +25,20 @@ from sqlalchemy import select, tuple_
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
-from agent_evals.history.query import metric_name
 from agent_evals.history.store import Store, deploys, insert, metric_points
 from agent_evals.record import open_regular
 
-__all__ = ["MAX_NAME", "Point", "add_deploy", "add_points", "parse_time", "parse_value", "point", "read_csv"]
+__all__ = [
+    "MAX_NAME",
+    "Point",
+    "add_deploy",
+    "add_points",
+    "metric_name",
+    "parse_time",
+    "parse_value",
+    "point",
+    "read_csv",
+]
 
 MAX_NAME = 200
 _MAX_LINE = 64 * 1024
@@ -47,17 +56,26 @@ class Point:
     value: float
 
 
+def metric_name(name: str) -> str:
+    """A business metric's name as stored and matched: trimmed, inner whitespace collapsed."""
+    return " ".join(name.split())
+
+
 def parse_time(text: str) -> dt.datetime:
-    """An ISO 8601 date or time as naive UTC (a date is its midnight, a time without zone is UTC).
+    """A time as the store keeps it, naive UTC: what `sample --since` reads (ISO 8601, a date being
+    its midnight, no zone meaning UTC; or epoch seconds, milliseconds or microseconds).
 
     Raises:
-        ValueError: not an ISO 8601 date or time.
+        ValueError: not such a time.
     """
-    raw = text.strip()
-    if not raw or len(raw) > 64:
-        raise ValueError("not an ISO 8601 time")
-    at = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+    from agent_evals.sampling import parse_time as log_time
+
+    if len(text) > 64:
+        raise ValueError("not a time")
+    at = log_time(text)
+    if at is None:
+        raise ValueError("not a time")
+    return at.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def parse_value(text: str) -> float:

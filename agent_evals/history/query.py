@@ -27,6 +27,7 @@ from sqlalchemy import case as when
 from sqlalchemy import func, select
 
 from agent_evals.history.live import Live, LiveFrom, live_periods
+from agent_evals.history.metrics import metric_name
 from agent_evals.history.store import Store, cases, metric_points, runs, verdicts
 from agent_evals.stats import clustered_rate_interval, pass_rate_interval
 
@@ -44,7 +45,6 @@ __all__ = [
     "VerdictRow",
     "Version",
     "document",
-    "metric_name",
     "prompt_history",
     "prompt_ids",
     "prompt_json",
@@ -58,11 +58,6 @@ MAX_FLAKY = 50
 """Flaky case ids listed per version (all are counted)."""
 _MAX_LISTED = 20
 """Branches and commits listed per version."""
-
-
-def metric_name(name: str) -> str:
-    """A business metric's name as stored and matched: trimmed, inner whitespace collapsed."""
-    return " ".join(name.split())
 
 
 @dataclass(frozen=True)

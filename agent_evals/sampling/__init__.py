@@ -26,6 +26,7 @@ from agent_evals.sampling._options import (
     StratumReport,
 )
 from agent_evals.sampling._sample import sample
+from agent_evals.sampling._scan import parse_time
 from agent_evals.sampling._summary import print_summary
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "StratumReport",
     "load_spec",
     "parse_map_args",
+    "parse_time",
     "print_summary",
     "sample",
 ]

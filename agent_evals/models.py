@@ -507,6 +507,38 @@ class ReviewPolicy(_Model):
     )
 
 
+class MonitorPolicy(_Model):
+    """How `monitor` reads this eval set's production traffic and when it speaks up (after the merge)."""
+
+    map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Log fields for the cases' parts, as `sample --map` takes them (vars.<name>, output, "
+        "feedback, timestamp, version, tags.<name>, tools): target -> dotted log field.",
+    )
+    map_file: str | None = Field(
+        default=None, description="A YAML mapping file (like `sample --map-file`), relative to this eval set."
+    )
+    stratify_by: str | None = Field(
+        default=None,
+        description="The stratum of a row (a mapped target or a tag): shifts and freshness per stratum.",
+    )
+    window_days: int = Field(default=7, ge=1, le=366, description="The production window monitor grades.")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="The false-alarm rate of a drop.")
+    min_drop: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="The drop in pass rate worth paging for: what a window must be able to see.",
+    )
+    max_uncovered_share: float = Field(
+        default=0.10,
+        ge=0,
+        le=1,
+        description="Freshness: the eval set is stale when more than this share of the window's traffic "
+        "is in strata it lacks or under-represents.",
+    )
+
+
 class EvalSet(_Sourced):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=ID_PATTERN)
@@ -524,6 +556,9 @@ class EvalSet(_Sourced):
     gate: GatePolicy | None = None
     review: ReviewPolicy | None = None
     calibration: CalibrationPolicy | None = None
+    monitor: MonitorPolicy | None = Field(
+        default=None, description="After the merge: how `monitor` reads production logs for this eval set."
+    )
     tools: dict[str, ToolReplay] = Field(
         default_factory=dict,
         exclude_if=_EMPTY,
@@ -700,6 +735,44 @@ class HistoryConfig(_Model):
     )
 
 
+class AlertChannel(_Model):
+    """Where a page goes: PagerDuty's Events API v2, or a webhook taking Slack-compatible JSON.
+
+    Secrets never live in the file: the routing key and the webhook URL (Slack's carries its
+    token) are named by the environment variables that hold them.
+    """
+
+    type: Literal["pagerduty", "webhook"]
+    routing_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="pagerduty: the environment variable holding the integration's routing key "
+        "(default PAGERDUTY_ROUTING_KEY).",
+    )
+    url_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="webhook: the environment variable holding the webhook URL.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="pagerduty: the Events API endpoint (default https://events.pagerduty.com/v2/enqueue; "
+        "EU accounts: https://events.eu.pagerduty.com/v2/enqueue). Never a credential.",
+    )
+
+
+class AlertsConfig(_Model):
+    """Who is paged when `monitor` or `verify` finds a significant drop: a prompt's `owner.oncall`
+    is routed to channels by name, else to the default channels."""
+
+    channels: dict[str, AlertChannel] = Field(default_factory=dict, description="Channels by name.")
+    routes: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="A prompt's owner.oncall (e.g. pagerduty:support-primary) to the channels that page it.",
+    )
+    default: tuple[str, ...] = Field(default=(), description="Channels for an on-call with no route.")
+
+
 class ProjectConfig(_Sourced):
     schema_version: Literal[1] = 1
     paths: Paths = Field(default_factory=Paths)
@@ -712,3 +785,4 @@ class ProjectConfig(_Sourced):
     )
     readiness: ReadinessPolicy = Field(default_factory=ReadinessPolicy)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)

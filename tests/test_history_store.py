@@ -26,7 +26,18 @@ from tests.support import basic_project, write_tree
 
 __all__ = ["pg_cluster"]  # the session fixture, used through `history_url`
 
-TABLES = ["agent_evals_version", "cases", "deploys", "grades", "metric_points", "runs", "shards", "verdicts"]
+TABLES = [
+    "agent_evals_version",
+    "cases",
+    "checks",
+    "deploys",
+    "grades",
+    "incidents",
+    "metric_points",
+    "runs",
+    "shards",
+    "verdicts",
+]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case as when
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from agent_evals.history.live import Live, LiveFrom, live_periods
 from agent_evals.history.metrics import metric_name
@@ -198,7 +198,12 @@ def prompt_history(
     with store.connect() as conn:
         run_rows = conn.execute(
             select(runs)
-            .where(runs.c.prompt_id == prompt_id, *([runs.c.evalset_id == evalset] if evalset else []))
+            .where(
+                runs.c.prompt_id == prompt_id,
+                # Production windows (`monitor`) are not eval runs: they are read as checks.
+                or_(runs.c.kind.is_(None), runs.c.kind == "eval"),
+                *([runs.c.evalset_id == evalset] if evalset else []),
+            )
             .order_by(runs.c.started_at, runs.c.run_id)
         ).all()
         by_version: dict[tuple[str | None, str | None], list[Any]] = defaultdict(list)
@@ -266,6 +271,7 @@ def _of_version(
     r = runs.c
     return [
         r.prompt_id == prompt_id,
+        or_(r.kind.is_(None), r.kind == "eval"),
         r.prompt_version.is_(None) if version is None else r.prompt_version == version,
         r.prompt_hash.is_(None) if prompt_hash is None else r.prompt_hash == prompt_hash,
         *([r.evalset_id == evalset] if evalset else []),

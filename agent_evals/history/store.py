@@ -22,6 +22,12 @@ What `history` and `dashboard` read (indexes named below):
               series belongs to the prompts whose eval sets name it (`runs.metric`)
     shards    the run ids of a CI matrix's shards, once their merged record is stored: a shard's
               run is then dropped, and skipped when imported again (each case once)
+    runs.kind `production` for a window of live traffic graded by `monitor` (window_start/_end);
+              NULL or `eval` for an eval set's run
+    checks    what `monitor`, `verify` and the freshness check concluded, per prompt over time
+              (ix_checks_prompt_time): status, headline, figures, the alert it sent
+    incidents one open page per (prompt, kind of drop): `alerts` never pages twice for one, and
+              resolves it on recovery
     deploys   when a prompt version went live (`history deploy`), when a team says so instead
               of the merges on the base branch (`live.py`)
 """
@@ -68,8 +74,10 @@ __all__ = [
     "POSTGRES_EXTRA",
     "Store",
     "cases",
+    "checks",
     "deploys",
     "grades",
+    "incidents",
     "insert",
     "metadata",
     "metric_points",
@@ -83,7 +91,7 @@ __all__ = [
 ENV_VAR = "AGENT_EVALS_HISTORY_URL"
 DEFAULT_PATH = Path(".agent-evals") / "history.sqlite3"
 POSTGRES_EXTRA = "agent-evals[postgres]"
-HEAD = "0003"
+HEAD = "0004"
 """The newest schema revision this tool writes (the last file in migrations/versions/)."""
 VERSION_TABLE = "agent_evals_version"
 """Alembic's version table, named for us: a team's database may hold another tool's `alembic_version`."""
@@ -129,6 +137,9 @@ runs = Table(
     Column("imported_at", DateTime, nullable=False),
     Column("header", JSON, nullable=False),
     Column("metric", Text),
+    Column("kind", String()),
+    Column("window_start", DateTime),
+    Column("window_end", DateTime),
     Index("ix_runs_prompt_time", "prompt_id", "started_at"),
     Index("ix_runs_evalset_time", "evalset_id", "started_at"),
     Index("ix_runs_prompt_hash", "prompt_hash"),
@@ -217,6 +228,42 @@ metric_points = Table(
     Column("at", DateTime, primary_key=True),
     Column("value", Float, nullable=False),
     Column("source", Text),
+)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("check_id", String(), primary_key=True),
+    Column("kind", String(), nullable=False),
+    Column("prompt_id", String(), nullable=False),
+    Column("evalset_id", String()),
+    Column("version", String()),
+    Column("prompt_hash", String()),
+    Column("at", DateTime, nullable=False),
+    Column("window_start", DateTime),
+    Column("window_end", DateTime),
+    Column("status", String(), nullable=False),
+    Column("headline", Text),
+    Column("figures", JSON, nullable=False),
+    Column("run_id", String()),
+    Column("pr", Integer),
+    Column("alert", JSON),
+    Index("ix_checks_prompt_time", "prompt_id", "at"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("dedup_key", String(), primary_key=True),
+    Column("prompt_id", String(), nullable=False),
+    Column("kind", String(), nullable=False),
+    Column("status", String(), nullable=False),
+    Column("opened_at", DateTime, nullable=False),
+    Column("resolved_at", DateTime),
+    Column("check_id", String()),
+    Column("channels", JSON, nullable=False),
+    Column("events", JSON, nullable=False),
+    Index("ix_incidents_prompt", "prompt_id", "status"),
 )
 
 shards = Table(

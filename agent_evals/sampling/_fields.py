@@ -43,9 +43,9 @@ from agent_evals.errors import ConfigError
 MISSING: Any = object()
 """A field the row does not have (distinct from an explicit null)."""
 
-SINGLE_TARGETS = ("output", "feedback", "timestamp", "cluster", "tools")
+SINGLE_TARGETS = ("output", "feedback", "timestamp", "cluster", "tools", "version")
 TARGET_HELP = (
-    "vars.<name>, expected, expected.<name>, label, output, feedback, timestamp, cluster, tags.<name>, tools"
+    "vars.<name>, expected, expected.<name>, label, output, feedback, timestamp, cluster, tags.<name>, tools, version"
 )
 _SPEC_KEYS = ("schema_version", "map", "graders", "text_fields")
 
@@ -69,6 +69,8 @@ class FieldMap:
     cluster: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     tools: str | None = None
+    version: str | None = None
+    """The prompt version that answered the row (`monitor` never mixes a row into another version)."""
 
     @classmethod
     def parse(
@@ -148,6 +150,7 @@ class FieldMap:
             timestamp=single.get("timestamp"),
             cluster=single.get("cluster"),
             tools=single.get("tools"),
+            version=single.get("version"),
         )
 
     def sources(self) -> dict[str, str]:

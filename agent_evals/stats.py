@@ -38,6 +38,7 @@ __all__ = [
     "ClusterKeys",
     "Interval",
     "McNemarResult",
+    "MeanShift",
     "NonInferiority",
     "PairedTest",
     "aggregate_repeats",
@@ -47,6 +48,7 @@ __all__ = [
     "gatekeeping",
     "holm",
     "mcnemar_exact",
+    "mean_shift",
     "noninferior",
     "paired_bootstrap_ci",
     "paired_test",
@@ -837,3 +839,80 @@ def clustered_rate_interval(
     low = 0.0 if successes <= 0 else float(_sps.beta.ppf(tail, successes, n_eff - successes + 1))
     high = 1.0 if successes >= n_eff else float(_sps.beta.ppf(1 - tail, successes + 1, n_eff - successes))
     return Interval(estimate=rate, low=low, high=high, confidence=confidence)
+
+
+# --- a metric before and after a change ----------------------------------------
+
+
+@dataclass(frozen=True)
+class MeanShift:
+    """The change in a series' mean from before to after a moment.
+
+    Attributes:
+        delta: mean(after) - mean(before).
+        interval: its two-sided interval at `confidence`.
+        p_lower: one-sided p-value that the mean went down.
+        p_higher: one-sided p-value that the mean went up.
+        n_eff: the effective sizes (before, after) after the autocorrelation correction.
+        confidence: the interval's coverage.
+    """
+
+    delta: float
+    interval: tuple[float, float]
+    p_lower: float
+    p_higher: float
+    n_eff: tuple[float, float]
+    confidence: float
+
+
+def _lag1(values: FloatArray) -> float:
+    """The lag-1 autocorrelation, clipped to [0, 0.95]: a negative one is taken as none
+    (conservative), and near 1 the correction would leave no sample at all."""
+    if values.size < 3 or float(np.var(values)) == 0.0:
+        return 0.0
+    centred = values - values.mean()
+    rho = float(np.sum(centred[1:] * centred[:-1]) / np.sum(centred**2))
+    return min(max(rho, 0.0), 0.95)
+
+
+def mean_shift(before: npt.ArrayLike, after: npt.ArrayLike, *, alpha: float = 0.05) -> MeanShift:
+    """Welch's comparison of two stretches of a time series (a business metric's daily values),
+    with each side's sample size shrunk for day-to-day autocorrelation: an AR(1) series of n
+    values with lag-1 correlation rho carries about n (1 - rho) / (1 + rho) independent ones.
+    Without it, ten weeks of a slowly drifting metric would look like hundreds of independent
+    measurements, and every change would seem to move it.
+
+    Args:
+        before: the values before the moment, in time order.
+        after: the values after, in time order.
+        alpha: 1 - confidence of the interval.
+
+    Raises:
+        ValueError: fewer than two values on a side, or alpha outside (0, 1).
+    """
+    _check_unit_open(alpha, "alpha")
+    x, y = _as_1d(before, "before"), _as_1d(after, "after")
+    if x.size < 2 or y.size < 2:
+        raise ValueError("need at least two values on each side")
+    n_x = max(x.size * (1 - _lag1(x)) / (1 + _lag1(x)), 2.0)
+    n_y = max(y.size * (1 - _lag1(y)) / (1 + _lag1(y)), 2.0)
+    var_x, var_y = float(np.var(x, ddof=1)) / n_x, float(np.var(y, ddof=1)) / n_y
+    delta = float(y.mean() - x.mean())
+    se = math.sqrt(var_x + var_y)
+    if se == 0.0:
+        # Two constant stretches: the difference is exact.
+        p_lower = 0.0 if delta < 0 else 1.0
+        p_higher = 0.0 if delta > 0 else 1.0
+        return MeanShift(delta, (delta, delta), p_lower, p_higher, (n_x, n_y), 1 - alpha)
+    # Welch-Satterthwaite degrees of freedom, on the effective sizes.
+    df = (var_x + var_y) ** 2 / (var_x**2 / (n_x - 1) + var_y**2 / (n_y - 1))
+    t = delta / se
+    half = float(_sps.t.ppf(1 - alpha / 2, df)) * se
+    return MeanShift(
+        delta=delta,
+        interval=(delta - half, delta + half),
+        p_lower=float(_sps.t.cdf(t, df)),
+        p_higher=float(_sps.t.sf(t, df)),
+        n_eff=(n_x, n_y),
+        confidence=1 - alpha,
+    )

@@ -549,6 +549,10 @@ class EvalSet(_Sourced):
         description="The business metric this eval set protects: the name its values are recorded under "
         "(`agent-evals metric add NAME VALUE`), shown beside the prompt's versions by `history` and `dashboard`.",
     )
+    metric_direction: Literal["higher", "lower"] = Field(
+        default="higher",
+        description="Which way the business metric is better: `verify` and `monitor` call a move the other way a drop.",
+    )
     provenance: Provenance | None = None
     graders: tuple[GraderSpec, ...] = Field(min_length=1)
     cases: tuple[Case, ...] = ()

@@ -772,3 +772,58 @@ def test_two_metric_series_number_their_marks_across_the_prompt() -> None:
     ]
     index = json.loads(str(view.data))["prompts"][0]
     assert index["segments"] == [[0, 1], [2, 3], [3, 4]]
+
+
+def test_checks_after_the_merge_sit_beside_their_prs_verdict_and_production_windows_are_drawn() -> None:
+    doc = _document()
+    triage = doc["prompts"][0]
+    pr = next(v["pr"] for v in triage["verdicts"] if v.get("pr") is not None)
+    key = triage["versions"][-1]["key"]
+    triage["checks"] = [
+        {
+            "kind": "verify",
+            "at": "2026-11-20T09:00:00Z",
+            "status": "drop",
+            "headline": "DROP: verify ticket-triage (synthetic) production pass rate -6.0 pts",
+            "version": triage["versions"][-1]["version"],
+            "pr": pr,
+            "window": ["2026-11-01T00:00:00Z", "2026-11-29T00:00:00Z"],
+        },
+        {
+            "kind": "monitor",
+            "at": "2026-11-21T09:00:00Z",
+            "status": "cannot_tell",
+            "headline": "cannot tell (n=12; needs about 180 to see a 5-point drop)",
+            "version": None,
+            "pr": None,
+            "window": ["2026-11-14T00:00:00Z", "2026-11-21T00:00:00Z"],
+        },
+    ]
+    triage["production"] = [
+        {
+            "run_id": "prod-1",
+            "window_start": "2026-11-14T00:00:00Z",
+            "window_end": "2026-11-21T00:00:00Z",
+            "version_key": key,
+            "judged": 400,
+            "passed": 352,
+            "pass_rate": 0.88,
+            "pass_rate_ci": [0.845, 0.91],
+        }
+    ]
+    view = dashboard.page(doc)
+    p = view.prompts[0]
+    assert [(c.kind, c.status, c.status_word, c.pr) for c in p.checks] == [
+        ("verify", "drop", "drop", f"#{pr}"),
+        ("monitor", "cannot_tell", "cannot tell", "—"),
+    ]
+    shipped = [v for v in p.verdicts if v.pr == f"#{pr}"]
+    assert [(v.after, v.after_status) for v in shipped] == [("drop", "drop")] * len(shipped)
+    assert all(v.after == "" for v in p.verdicts if v.pr != f"#{pr}")
+    assert p.pass_chart is not None
+    squares = [s for s in p.pass_chart.shapes if isinstance(s, Rect) and s.cls.startswith("prod ")]
+    assert len(squares) == 1
+    assert "production window to 2026-11-21 00:00 · version" in squares[0].title
+    page = dashboard.render(doc)
+    assert "verify: drop" in page
+    assert "cannot tell (n=12; needs about 180 to see a 5-point drop)" in page

@@ -28,7 +28,7 @@ from sqlalchemy import func, or_, select
 
 from agent_evals.history.live import Live, LiveFrom, live_periods
 from agent_evals.history.metrics import metric_name
-from agent_evals.history.store import Store, cases, metric_points, runs, verdicts
+from agent_evals.history.store import Store, cases, checks, metric_points, runs, verdicts
 from agent_evals.stats import clustered_rate_interval, pass_rate_interval
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ __all__ = [
     "DOCUMENT_SCHEMA_VERSION",
     "MAX_FLAKY",
     "Calibration",
+    "CheckRow",
+    "ProductionPoint",
     "PromptHistory",
     "RunPoint",
     "VerdictRow",
@@ -151,6 +153,33 @@ class PromptHistory:
     verdicts: tuple[VerdictRow, ...]
     calibration: tuple[Calibration, ...]
     metric_series: Mapping[str, tuple[tuple[dt.datetime, float], ...]] = field(default_factory=dict)
+    production: tuple[ProductionPoint, ...] = ()
+    """Production windows `monitor` graded, oldest first."""
+    checks: tuple[CheckRow, ...] = ()
+    """What `monitor`, `verify` and the freshness check concluded, oldest first."""
+
+
+@dataclass(frozen=True)
+class ProductionPoint:
+    run_id: str
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    version_key: str
+    judged: int
+    passed: int
+    pass_rate: float | None
+    pass_rate_ci: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    kind: str
+    at: dt.datetime
+    status: str
+    headline: str | None
+    version: str | None
+    pr: int | None
+    window: tuple[dt.datetime | None, dt.datetime | None]
 
 
 def prompt_ids(store: Store) -> list[str]:
@@ -218,6 +247,8 @@ def prompt_history(
         )
         verdict_rows = _verdicts(conn, prompt_id, evalset)
         calibration = _calibration(conn, prompt_id, evalset)
+        production = _production(conn, prompt_id, evalset, confidence)
+        check_rows = _checks(conn, prompt_id, evalset)
         names = sorted({metric_name(m) for m in (*metrics, *(r.metric for r in run_rows if r.metric))})
         series = {name: _metric_points(conn, name) for name in names}
         conn.rollback()
@@ -233,6 +264,62 @@ def prompt_history(
         verdicts=verdict_rows,
         calibration=calibration,
         metric_series=series,
+        production=production,
+        checks=check_rows,
+    )
+
+
+def _production(
+    conn: Connection, prompt_id: str, evalset: str | None, confidence: float
+) -> tuple[ProductionPoint, ...]:
+    r = runs.c
+    rows = conn.execute(
+        select(r.run_id, r.window_start, r.window_end, r.prompt_version, r.prompt_hash, r.passed, r.failed)
+        .where(
+            r.prompt_id == prompt_id, r.kind == "production", *([r.evalset_id == evalset] if evalset else [])
+        )
+        .order_by(r.window_start, r.run_id)
+    ).all()
+    found = []
+    for row in rows:
+        judged = row.passed + row.failed
+        interval = pass_rate_interval(row.passed, judged, confidence) if judged else None
+        found.append(
+            ProductionPoint(
+                run_id=row.run_id,
+                window_start=row.window_start,
+                window_end=row.window_end,
+                version_key=version_key(row.prompt_version, row.prompt_hash),
+                judged=judged,
+                passed=row.passed,
+                pass_rate=row.passed / judged if judged else None,
+                pass_rate_ci=None if interval is None else (interval.low, interval.high),
+            )
+        )
+    return tuple(found)
+
+
+def _checks(conn: Connection, prompt_id: str, evalset: str | None) -> tuple[CheckRow, ...]:
+    c = checks.c
+    rows = conn.execute(
+        select(c.kind, c.at, c.status, c.headline, c.version, c.pr, c.window_start, c.window_end)
+        .where(
+            c.prompt_id == prompt_id,
+            *([or_(c.evalset_id == evalset, c.evalset_id.is_(None))] if evalset else []),
+        )
+        .order_by(c.at, c.check_id)
+    ).all()
+    return tuple(
+        CheckRow(
+            row.kind,
+            row.at,
+            row.status,
+            row.headline,
+            row.version,
+            row.pr,
+            (row.window_start, row.window_end),
+        )
+        for row in rows
     )
 
 
@@ -603,6 +690,31 @@ def prompt_json(h: PromptHistory) -> dict[str, Any]:
         "metric_series": [
             {"name": name, "points": [{"at": _time(at), "value": _num(value)} for at, value in points]}
             for name, points in h.metric_series.items()
+        ],
+        "production": [
+            {
+                "run_id": p.run_id,
+                "window_start": _time(p.window_start),
+                "window_end": _time(p.window_end),
+                "version_key": p.version_key,
+                "judged": p.judged,
+                "passed": p.passed,
+                "pass_rate": _num(p.pass_rate),
+                "pass_rate_ci": _pair(p.pass_rate_ci),
+            }
+            for p in h.production
+        ],
+        "checks": [
+            {
+                "kind": c.kind,
+                "at": _time(c.at),
+                "status": c.status,
+                "headline": c.headline,
+                "version": c.version,
+                "pr": c.pr,
+                "window": [_time(c.window[0]), _time(c.window[1])],
+            }
+            for c in h.checks
         ],
     }
 

@@ -117,6 +117,23 @@ class VerdictRow:
     failed_rules: str
     headline: str
     evalset: str
+    after: str = ""
+    """After the merge: the latest `verify` of the change this PR shipped (`ok`, `DROP`, ...)."""
+    after_status: str = ""
+    after_title: str = ""
+
+
+@dataclass(frozen=True)
+class CheckView:
+    """One conclusion after the merge: monitor, verify or freshness."""
+
+    kind: str
+    at: str
+    status: str
+    status_word: str
+    version: str
+    pr: str
+    headline: str
 
 
 @dataclass(frozen=True)
@@ -187,6 +204,7 @@ class PromptView:
     show_steps: bool
     show_tool_calls: bool
     verdicts: tuple[VerdictRow, ...]
+    checks: tuple[CheckView, ...]
     runs: tuple[RunRow, ...]
     flaky: tuple[FlakyRow, ...]
     judges: tuple[JudgeRow, ...]
@@ -350,6 +368,7 @@ def _pass_chart(
     runs: Sequence[Mapping[str, Any]],
     verdicts: Sequence[Mapping[str, Any]],
     index: Mapping[str, int],
+    production: Sequence[Mapping[str, Any]] = (),
 ) -> Chart:
     strip_top, top, bottom, height = 6.0, 44.0, 264.0, 290
 
@@ -409,6 +428,25 @@ def _pass_chart(
             f"{' · ' + where if where else ''} · pass rate {_rate_ci(rate, r.get('pass_rate_ci'))}"
         )
         shapes.append(Dot(axis.x(at), y(rate), 4.0, cls, title, f"run-{i}"))
+    for p in production:
+        at, rate = _when(p.get("window_end")), _num(p.get("pass_rate"))
+        if at is None or rate is None:
+            continue
+        vi = index.get(_text(p.get("version_key")), -1)
+        title = (
+            f"production window to {_stamp(p.get('window_end'))} · version {_text(p.get('version_key'))} · "
+            f"pass rate {_rate_ci(rate, p.get('pass_rate_ci'))} of {_count(p.get('judged'))} rows"
+        )
+        shapes.append(
+            Rect(
+                round(axis.x(at) - 4, 1),
+                round(y(rate) - 4, 1),
+                8.0,
+                8.0,
+                f"prod c{max(vi, 0) % PALETTE}",
+                title,
+            )
+        )
     for i, v in enumerate(verdicts):
         at = _when(v.get("decided_at"))
         if at is None:
@@ -434,7 +472,7 @@ def _pass_chart(
         shapes=tuple(shapes),
         description="Pass rate per version over time. " + "; ".join(lines),
         note="band: the version's pass-rate interval from its first run to its last · dots: runs · "
-        "markers on top: gate verdicts (PR or commit)",
+        "squares: production windows (monitor) · markers on top: gate verdicts (PR or commit)",
     )
 
 
@@ -545,8 +583,25 @@ def _version_row(i: int, v: Mapping[str, Any], live_metrics: Sequence[str]) -> V
     )
 
 
-def _verdict_row(i: int, v: Mapping[str, Any]) -> VerdictRow:
+_CHECK_WORD = {"ok": "ok", "drop": "drop", "cannot_tell": "cannot tell", "stale": "stale"}
+
+
+def _check_view(c: Mapping[str, Any]) -> CheckView:
+    status = _text(c.get("status"))
+    return CheckView(
+        kind=_text(c.get("kind")),
+        at=_stamp(c.get("at")),
+        status=status if status in _CHECK_WORD else "cannot_tell",
+        status_word=_CHECK_WORD.get(status, status),
+        version=_text(c.get("version")) or "—",
+        pr=f"#{c['pr']}" if c.get("pr") is not None else "—",
+        headline=_text(c.get("headline")),
+    )
+
+
+def _verdict_row(i: int, v: Mapping[str, Any], verified: Mapping[str, CheckView] | None = None) -> VerdictRow:
     status = _text(v.get("status"))
+    after = (verified or {}).get(_text(v.get("pr"))) if v.get("pr") is not None else None
     return VerdictRow(
         ref=f"verdict-{i}",
         at=_stamp(v.get("decided_at")),
@@ -559,6 +614,9 @@ def _verdict_row(i: int, v: Mapping[str, Any]) -> VerdictRow:
         failed_rules=", ".join(_strings(v.get("failed_rules"))) or "—",
         headline=_text(v.get("headline")),
         evalset=_text(v.get("evalset_id")),
+        after=after.status_word if after else "",
+        after_status=after.status if after else "",
+        after_title=after.headline if after else "",
     )
 
 
@@ -616,6 +674,10 @@ def _prompt(i: int, prompt: Mapping[str, Any], generated: float | None) -> tuple
     verdicts = [v for v in _list(prompt.get("verdicts")) if isinstance(v, Mapping)]
     series = [s for s in _list(prompt.get("metric_series")) if isinstance(s, Mapping)]
     index = {_text(v.get("key")): k for k, v in enumerate(versions)}
+    checks = [_check_view(c) for c in _list(prompt.get("checks")) if isinstance(c, Mapping)]
+    # The latest verify of each PR's change, beside its gate verdict.
+    verified = {c.pr.lstrip("#"): c for c in checks if c.kind == "verify" and c.pr != "—"}
+    production = [p for p in _list(prompt.get("production")) if isinstance(p, Mapping)]
 
     metric_points, flat_points, segments = _series(series)
 
@@ -627,11 +689,16 @@ def _prompt(i: int, prompt: Mapping[str, Any], generated: float | None) -> tuple
                 times += [_when(period.get("from")), _when(period.get("to"))]
     times += [_when(r.get("started_at")) for r in runs]
     times += [_when(v.get("decided_at")) for v in verdicts]
+    times += [_when(p.get("window_end")) for p in production]
     times += [at for _, numbered in metric_points for at, _, _ in numbered]
     axis = _axis(times)
     end = generated if generated is not None else max((t for t in times if t is not None), default=0.0)
 
-    pass_chart = _pass_chart(axis, versions, runs, verdicts, index) if axis and (versions or runs) else None
+    pass_chart = (
+        _pass_chart(axis, versions, runs, verdicts, index, production)
+        if axis and (versions or runs)
+        else None
+    )
     gates = _gate_on(verdicts)
     metrics = []
     first_segment = 0
@@ -695,7 +762,8 @@ def _prompt(i: int, prompt: Mapping[str, Any], generated: float | None) -> tuple
         versions=tuple(_version_row(k, v, live_metrics) for k, v in enumerate(versions)),
         show_steps=any(_num(v.get("steps_per_case")) is not None for v in versions),
         show_tool_calls=any(_num(v.get("tool_calls_per_case")) is not None for v in versions),
-        verdicts=tuple(_verdict_row(k, v) for k, v in enumerate(verdicts)),
+        verdicts=tuple(_verdict_row(k, v, verified) for k, v in enumerate(verdicts)),
+        checks=tuple(checks),
         runs=tuple(_run_row(k, r) for k, r in enumerate(runs)),
         flaky=flaky,
         judges=judges,

@@ -45,11 +45,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from agent_evals.cache import CacheStats
+    from agent_evals.checks import Check
     from agent_evals.gate import GateReport
     from agent_evals.history import Imported, Store
     from agent_evals.history.query import PromptHistory
     from agent_evals.load import Project
-    from agent_evals.models import ProjectConfig
+    from agent_evals.models import ProjectConfig, Prompt
     from agent_evals.record import CaseResult
     from agent_evals.retry import RetryPolicy
     from agent_evals.runner import Job
@@ -952,6 +953,246 @@ def dashboard(
             f"cannot write the dashboard: {exc.strerror}", path=html, hint="pass a writable --html path"
         ) from None
     note.print(f"dashboard: {html} ({len(histories)} prompt(s))", markup=False, soft_wrap=True)
+
+
+@app.command()
+def verify(
+    prompt: Annotated[str, typer.Argument(help="The prompt id.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="The version to check (default: the one live now).")
+    ] = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=366, help="Days on each side of going live.")
+    ] = 14,
+    alpha: Annotated[float, typer.Option("--alpha", min=0.001, max=0.2, help="The level of a drop.")] = 0.05,
+    live_from: LiveFromOpt = "auto",
+    base: DeployBranchOpt = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """After the merge: did the version that went live move production's pass rate and the business
+    metric, with intervals, beside what the gate predicted on the eval set? Pages the on-call on a drop."""
+    from agent_evals.verify import verify as run_verify
+
+    root, config = _history_project()
+    project = _project_quietly(root)
+    found = project.prompts.get(prompt) if project else None
+    metrics = {
+        e.metric: e.metric_direction
+        for e in (project.evalsets.values() if project else ())
+        if e.prompt == prompt and e.metric
+    }
+    with _open_history(root, config) as store:
+        result = run_verify(
+            store,
+            prompt,
+            version=version,
+            root=root,
+            prompt_path=str(Path(found.source_path).absolute()) if found and found.source_path else None,
+            metrics=metrics,
+            days=days,
+            alpha=alpha,
+            live_from=live_from,
+            branch=base,
+        )
+        sent = _page(store, config, found, result.check)
+    if fmt == "json":
+        from agent_evals.verify import as_json
+
+        _print_json({**as_json(result), "alert": sent})
+    else:
+        from agent_evals.report.checks import print_verification
+
+        print_verification(out, result, sent)
+    raise typer.Exit(EXIT_GATE_FAILED if result.check.status == "drop" else EXIT_OK)
+
+
+def _page(store: Store, config: ProjectConfig, prompt: Prompt | None, check: Check) -> dict[str, Any] | None:
+    """Store the check and page the prompt's on-call for a drop, or resolve a recovered incident
+    (`alerts.page`); without the prompt's file (its owner and on-call) the check is only stored.
+
+    Raises:
+        EvaluationError: the receiver stayed down (exit 3; the check is in the history).
+    """
+    from agent_evals.checks import store_check
+
+    if prompt is None:
+        store_check(store, check)
+        return None
+    from agent_evals.alerts import page
+
+    return page(store, config.alerts, prompt, check, retry=_retry_policy(config))
+
+
+alert_app = typer.Typer(
+    help="Pages to a prompt's on-call (alerts: in agent-evals.yaml): PagerDuty or a Slack-style webhook.",
+    no_args_is_help=True,
+)
+app.add_typer(alert_app, name="alert")
+
+
+@alert_app.command("test")
+def alert_test(
+    prompt: Annotated[
+        str | None,
+        typer.Option("--prompt", help="Page this prompt's on-call channels (default: every channel)."),
+    ] = None,
+) -> None:
+    """Send a test event: PagerDuty gets a trigger (severity info) and its resolve, a webhook one message."""
+    from agent_evals import alerts
+    from agent_evals.load import load_project
+
+    root, config = _history_project()
+    found = None
+    if prompt is not None:
+        project = load_project(root)
+        found = project.prompts.get(prompt)
+        if found is None:
+            project.raise_errors()
+            known = ", ".join(sorted(project.prompts)) or "none"
+            raise ConfigError(f"--prompt {prompt}: no such prompt", hint=f"prompts: {known}")
+    deliveries = alerts.send_test(config.alerts, found, retry=_retry_policy(config))
+    for delivery in deliveries:
+        if delivery.ok:
+            out.print(delivery.line(), markup=False, soft_wrap=True)
+    alerts.raise_for(deliveries)
+
+
+@app.command()
+def monitor(
+    log: Annotated[
+        Path,
+        typer.Argument(
+            help="The production log: .jsonl, .csv or .parquet (JSONL and CSV may be .gz), or otel."
+        ),
+    ],
+    prompt: Annotated[str, typer.Option("--prompt", help="The prompt whose live version answered the log.")],
+    evalset: Annotated[
+        str | None,
+        typer.Option(
+            "--evalset", help="The eval set whose graders and monitor: policy apply (default: the one)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Window start, ISO 8601 (default: window_days before --until).")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Window end, exclusive, ISO 8601 (default: the midnight after the newest row)."),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="TARGET=FIELD, repeatable, as sample takes it (replaces the eval set's map)."
+        ),
+    ] = None,
+    map_file: Annotated[
+        Path | None,
+        typer.Option("--map-file", help="YAML: map: {TARGET: FIELD} (replaces the eval set's map)."),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="jsonl, csv, parquet or otel (default: from the file name)."),
+    ] = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Grade a window of production logs with the eval set's graders, compare it with the previous window
+    and the one before the version went live, store it, and page the on-call on a significant drop.
+    Exit 0 fine or cannot tell, 1 a significant drop, 2 configuration, 3 could not evaluate."""
+    from agent_evals import monitor as mon
+    from agent_evals.sampling import parse_map_args
+    from agent_evals.sampling._scan import window_bound
+
+    root, config = _history_project()
+    result = mon.monitor(
+        root,
+        log,
+        prompt,
+        evalset_id=evalset,
+        since=window_bound(since, "--since"),
+        until=window_bound(until, "--until"),
+        mapping=parse_map_args(map_ or []),
+        map_file=map_file,
+        log_format=log_format,
+        retry=_retry_policy(config),
+    )
+    if fmt == "json":
+        _print_json(mon.as_json(result))
+    else:
+        mon.print_summary(out, result)
+        always.print(result.check.headline, markup=False, soft_wrap=True)
+    if result.alert_error is not None:
+        raise result.alert_error
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def freshness(
+    log: Annotated[
+        Path,
+        typer.Argument(
+            help="The production log (the formats monitor reads), mapped by the eval set's monitor:."
+        ),
+    ],
+    evalset: Annotated[str, typer.Option("--evalset", help="The eval set to hold up against the traffic.")],
+    since: Annotated[
+        str | None, typer.Option(help="Window start, ISO 8601 (default: window_days before --until).")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Window end, exclusive, ISO 8601 (default: the midnight after the newest row)."),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="TARGET=FIELD, repeatable, as sample takes it (replaces the eval set's map)."
+        ),
+    ] = None,
+    map_file: Annotated[
+        Path | None,
+        typer.Option("--map-file", help="YAML: map: {TARGET: FIELD} (replaces the eval set's map)."),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="jsonl, csv, parquet or otel (default: from the file name)."),
+    ] = None,
+    min_per_stratum: Annotated[
+        int, typer.Option("--min-per-stratum", min=1, help="The fewest cases each stratum should have.")
+    ] = 5,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when the eval set is stale (require it in CI).")
+    ] = False,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Hold an eval set up against a window of production traffic: strata and text clusters it misses,
+    the share of traffic it does not cover, and the `sample --append` command that fills the gap."""
+    import datetime as dt
+
+    from agent_evals import freshness as fresh
+    from agent_evals.sampling import parse_map_args
+    from agent_evals.sampling._scan import window_bound
+
+    root, config = _history_project()
+    with _open_history(root, config) as store:
+        check = fresh.run(
+            root,
+            log,
+            evalset,
+            now=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            since=window_bound(since, "--since"),
+            until=window_bound(until, "--until"),
+            mapping=parse_map_args(map_ or []),
+            map_file=map_file,
+            log_format=log_format,
+            min_per_stratum=min_per_stratum,
+            store=store,
+        )
+    if fmt == "json":
+        _print_json(fresh.as_json(check))
+    else:
+        fresh.print_check(out, check)
+        always.print(check.headline, markup=False, soft_wrap=True)
+    if strict and check.status == "stale":
+        raise typer.Exit(EXIT_GATE_FAILED)
 
 
 def _history_project() -> tuple[Path, ProjectConfig]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agent_evals.calibrate import Calibration
+from agent_evals.checks import Check
 from agent_evals.diff import Diff, Group
 from agent_evals.errors import EXIT_CANNOT_EVALUATE, EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_OK
 from agent_evals.models import GatePolicy
@@ -436,6 +437,8 @@ class PairReport:
     """Where each case is written (file, line): for annotations on the eval set."""
     calibrations: tuple[Calibration, ...] = ()
     """Each LLM judge's agreement with people (`calibrate.calibrations_for`): shown beside its scores."""
+    freshness: Check | None = None
+    """The eval set's latest freshness check (`freshness.attach`): the PR comment names it when stale."""
 
 
 @dataclass(frozen=True)

@@ -776,6 +776,22 @@ class AlertsConfig(_Model):
     )
     default: tuple[str, ...] = Field(default=(), description="Channels for an on-call with no route.")
 
+    @model_validator(mode="after")
+    def _known_channels(self) -> AlertsConfig:
+        named = [*self.default, *(c for channels in self.routes.values() for c in channels)]
+        unknown = sorted({c for c in named if c not in self.channels})
+        if unknown:
+            known = ", ".join(sorted(self.channels)) or "none yet"
+            raise PydanticCustomError(
+                "alert_channel",
+                "routes or default name undefined channel(s): {unknown}",
+                {
+                    "unknown": ", ".join(unknown),
+                    "hint": f"define them under alerts.channels (defined: {known})",
+                },
+            )
+        return self
+
 
 class ProjectConfig(_Sourced):
     schema_version: Literal[1] = 1

@@ -8,6 +8,8 @@ one-line fix when it fails:
     evals           an eval set with provenance, enough cases, labelled expectations or rubrics
     gate_policy     a gate the eval set enforces
     owner           a named owner and an on-call
+    freshness       a monitored eval set still covers today's traffic (its latest
+                    `agent-evals freshness` check in the history)
     metric          the business number the eval set protects
     litmus          the three answers: what breaks at 1% wrong, who is paged, which number moves
 
@@ -26,10 +28,12 @@ from agent_evals import _yaml
 from agent_evals.errors import ConfigError
 from agent_evals.graders import build_grader
 from agent_evals.load import YAML_SUFFIXES, load_project
-from agent_evals.models import EvalSet, Prompt
+from agent_evals.models import EvalSet, ProjectConfig, Prompt
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from agent_evals.checks import Check as StoredCheck
 
 CheckStatus = Literal["pass", "fail", "warn"]
 
@@ -189,6 +193,68 @@ def _evals(evalsets: Sequence[EvalSet], min_cases: int) -> list[Check]:
     return checks
 
 
+def _freshness(root: Path, config: ProjectConfig, evalsets: Sequence[EvalSet]) -> list[Check]:
+    """Each monitored eval set's latest freshness check from the history (`agent-evals freshness`).
+
+    Only eval sets with a `monitor:` policy get one (it says how their production log is read).
+    A SQLite history that does not exist yet is not created: nothing was checked.
+    """
+    watched = [e for e in evalsets if e.monitor is not None]
+    if not watched:
+        return []
+    found: dict[str, StoredCheck | None] = dict.fromkeys((e.id for e in watched), None)
+    problem = None
+    try:
+        from agent_evals.freshness import latest
+        from agent_evals.history.store import open_store, resolve_url
+
+        target = resolve_url(root, config)
+        database = target.url.database
+        if target.url.get_backend_name() != "sqlite" or (database and Path(database).exists()):
+            with open_store(target) as store:
+                found = {e.id: latest(store, e.id) for e in watched}
+    except ConfigError as exc:
+        problem = exc.render()
+    out = []
+    for e in watched:
+        where = f"eval set {e.id}"
+        command = f"agent-evals freshness LOG --evalset {e.id}"
+        check = found[e.id]
+        if problem is not None:
+            out.append(Check("freshness", "warn", f"{where}: history unavailable: {problem}", command))
+        elif check is None:
+            out.append(
+                Check("freshness", "warn", f"{where}: not checked against production traffic", command)
+            )
+        else:
+            out.append(_freshness_row(where, check, command))
+    return out
+
+
+def _freshness_row(where: str, check: StoredCheck, command: str) -> Check:
+    figures = check.figures
+    share = figures.get("uncovered_share")
+    limit = float(figures.get("max_uncovered_share") or 0)
+    on = f" on {check.at:%Y-%m-%d}"
+    if check.status == "stale":
+        gap = ", ".join([*figures.get("missing", ()), *figures.get("under", ())])
+        return Check(
+            "freshness",
+            "fail",
+            f"{where}: {100 * float(share or 0):.1f}% of production traffic not covered{on} "
+            f"(over {100 * limit:.1f}%)" + (f"; missing or under-represented: {gap}" if gap else ""),
+            str(figures.get("command") or command),
+        )
+    if check.status == "ok":
+        return Check(
+            "freshness",
+            "pass",
+            f"{where}: {100 * float(share or 0):.1f}% of production traffic not covered{on} "
+            f"(at most {100 * limit:.1f}%)",
+        )
+    return Check("freshness", "warn", f"{where}: could not tell{on} ({check.headline})", command)
+
+
 def scorecards(root: Path, prompt_ids: Sequence[str] = ()) -> list[Scorecard]:
     """A scorecard for every prompt under `root` (or those named)."""
     project = load_project(root)
@@ -212,6 +278,7 @@ def scorecards(root: Path, prompt_ids: Sequence[str] = ()) -> list[Scorecard]:
         evalsets = [e for e in project.evalsets.values() if e.prompt == prompt_id]
         checks = [_narrow_job(raw, prompt), _runtime(raw), *_evals(evalsets, project.config.readiness.min_cases),
                   _owner(raw), _litmus(raw)]  # fmt: skip
+        checks += _freshness(root, project.config, evalsets)
         if prompt is None:
             problems = [e.render() for e in project.errors if e.path and Path(e.path).name == path.name]
             detail = problems[0] if problems else "does not load"
@@ -224,7 +291,17 @@ def scorecards(root: Path, prompt_ids: Sequence[str] = ()) -> list[Scorecard]:
     return cards
 
 
-_ORDER = ("valid", "narrow_job", "runtime_policy", "evals", "gate_policy", "owner", "metric", "litmus")
+_ORDER = (
+    "valid",
+    "narrow_job",
+    "runtime_policy",
+    "evals",
+    "freshness",
+    "gate_policy",
+    "owner",
+    "metric",
+    "litmus",
+)
 
 
 def _order(checks: list[Check]) -> list[Check]:

@@ -44,15 +44,20 @@ __all__ = [
     "aggregate_repeats",
     "clustered_rate_interval",
     "clustered_standard_error",
+    "detectable_drop",
+    "drop_power",
+    "drop_pvalue",
     "flaky",
     "gatekeeping",
     "holm",
     "mcnemar_exact",
     "mean_shift",
+    "newcombe_interval",
     "noninferior",
     "paired_bootstrap_ci",
     "paired_test",
     "pass_rate_interval",
+    "rows_needed",
     "stratified_exact_pvalue",
 ]
 
@@ -916,3 +921,119 @@ def mean_shift(before: npt.ArrayLike, after: npt.ArrayLike, *, alpha: float = 0.
         n_eff=(n_x, n_y),
         confidence=1 - alpha,
     )
+
+
+# --- two independent windows of production traffic (monitor) ------------------------------
+
+
+def drop_pvalue(base_passed: int, base_n: int, cand_passed: int, cand_n: int) -> float:
+    """One-sided exact conditional (Fisher) test that the candidate window passes less often.
+
+    Two independent samples (two windows of traffic, not paired cases): given the total
+    passes, the candidate's share is hypergeometric under the null of one pass rate, so the
+    test holds its level at any n (it is conservative, never liberal).
+
+    Returns:
+        The p-value; 1.0 when either window is empty.
+
+    Raises:
+        ValueError: if not ``0 <= passed <= n`` on either side.
+    """
+    for passed, n in ((base_passed, base_n), (cand_passed, cand_n)):
+        if n < 0 or not 0 <= passed <= n:
+            raise ValueError(f"need 0 <= passed <= n, got passed={passed}, n={n}")
+    if base_n == 0 or cand_n == 0:
+        return 1.0
+    table = [[cand_passed, cand_n - cand_passed], [base_passed, base_n - base_passed]]
+    return min(1.0, float(_sps.fisher_exact(table, alternative="less").pvalue))
+
+
+def newcombe_interval(
+    cand_passed: int, cand_n: int, base_passed: int, base_n: int, confidence: float = 0.95
+) -> Interval:
+    """Newcombe's hybrid score interval for a difference of two proportions (candidate - base).
+
+    Built from each side's Wilson score interval (Newcombe 1998, method 10): it keeps
+    close to its level near 0 and 1 and for small n, where the Wald interval does not.
+
+    Returns:
+        ``cand rate - base rate`` and its interval; ``Interval(nan, -1.0, 1.0)`` when a side is empty.
+    """
+    _check_unit_open(confidence, "confidence")
+    for passed, n in ((cand_passed, cand_n), (base_passed, base_n)):
+        if n < 0 or not 0 <= passed <= n:
+            raise ValueError(f"need 0 <= passed <= n, got passed={passed}, n={n}")
+    if cand_n == 0 or base_n == 0:
+        return Interval(estimate=math.nan, low=-1.0, high=1.0, confidence=confidence)
+
+    def wilson(passed: int, n: int) -> tuple[float, float, float]:
+        ci = _sps.binomtest(passed, n).proportion_ci(confidence_level=confidence, method="wilson")
+        return passed / n, float(ci.low), float(ci.high)
+
+    p1, l1, u1 = wilson(cand_passed, cand_n)
+    p2, l2, u2 = wilson(base_passed, base_n)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return Interval(estimate=d, low=max(-1.0, low), high=min(1.0, high), confidence=confidence)
+
+
+def drop_power(rate: float, drop: float, base_n: int, cand_n: int, alpha: float) -> float:
+    """Power of a one-sided two-sample test of proportions at level ``alpha`` to see ``rate -> rate - drop``.
+
+    The normal approximation with the pooled variance under the null and the unpooled one
+    under the alternative (Fleiss), as sample-size tables use it.
+    """
+    _check_unit_open(alpha, "alpha")
+    if base_n < 1 or cand_n < 1 or not 0.0 < drop <= rate <= 1.0:
+        return 0.0
+    p1, p2 = rate, rate - drop
+    pooled = (base_n * p1 + cand_n * p2) / (base_n + cand_n)
+    null_sd = math.sqrt(pooled * (1 - pooled) * (1 / base_n + 1 / cand_n))
+    alt_sd = math.sqrt(p1 * (1 - p1) / base_n + p2 * (1 - p2) / cand_n)
+    z = float(_sps.norm.ppf(1 - alpha))
+    return float(_sps.norm.cdf((drop - z * null_sd) / alt_sd))
+
+
+def rows_needed(
+    rate: float, drop: float, alpha: float, power: float = 0.8, base_n: int | None = None
+) -> int | None:
+    """The fewest rows of the candidate window that see ``drop`` with ``power`` (`drop_power`).
+
+    With ``base_n`` the baseline's size is fixed; without it both windows have the returned size.
+
+    Returns:
+        The size; None when no size reaches the power (the drop exceeds the rate, or the
+        fixed baseline is too small even against an endless candidate window).
+    """
+    _check_unit_open(power, "power")
+
+    def reached(n: int) -> bool:
+        return drop_power(rate, drop, n if base_n is None else base_n, n, alpha) >= power
+
+    high = 1
+    while not reached(high):
+        high *= 2
+        if high > 2**40:
+            return None
+    low = high // 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def detectable_drop(rate: float, base_n: int, cand_n: int, alpha: float, power: float = 0.8) -> float | None:
+    """The smallest drop from ``rate`` that `drop_power` sees with ``power``; None if even a drop to 0 is not."""
+    _check_unit_open(power, "power")
+    if rate <= 0.0 or drop_power(rate, rate, base_n, cand_n, alpha) < power:
+        return None
+    from scipy.optimize import brentq
+
+    tiny = min(rate, 1e-9)
+    if drop_power(rate, tiny, base_n, cand_n, alpha) >= power:
+        return tiny
+    return float(brentq(lambda d: drop_power(rate, d, base_n, cand_n, alpha) - power, tiny, rate, xtol=1e-10))

@@ -139,7 +139,14 @@ def _now() -> dt.datetime:
 # --- runs -----------------------------------------------------------------------------------------
 
 
-def _run_row(header: RunHeader, source: str | None, where: dict[str, Any]) -> dict[str, Any]:
+def _run_row(
+    header: RunHeader,
+    source: str | None,
+    where: dict[str, Any],
+    *,
+    kind: str | None = None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+) -> dict[str, Any]:
     git = header.git if isinstance(header.git, dict) else {}
     prompt, evalset, provider = header.prompt, header.evalset, header.provider
     started = _time(header.started_at, "started_at", where)
@@ -177,6 +184,9 @@ def _run_row(header: RunHeader, source: str | None, where: dict[str, Any]) -> di
         "source": _text(source),
         "imported_at": _now(),
         "header": _clean(header.model_dump(mode="json", exclude_none=True)),
+        "kind": kind,
+        "window_start": window[0] if window else None,
+        "window_end": window[1] if window else None,
     }
 
 
@@ -236,6 +246,8 @@ def add_run(
     *,
     source: str | None = None,
     conn: Connection | None = None,
+    kind: str | None = None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> Imported:
     """Write one run (its header, case results and end) in one transaction.
 
@@ -248,15 +260,17 @@ def add_run(
             streamed file learns its end last).
         source: where the run came from (the record's path), stored and shown.
         conn: write inside this transaction instead of a new one.
+        kind: `production` for a window of live traffic graded by `monitor` (None: an eval set's run).
+        window: that window, [start, end), naive UTC.
 
     Raises:
         ConfigError: a value the store cannot hold (naming the line), or the store failed.
     """
     if conn is None:
         with store.write() as own:
-            return add_run(store, header, results, end, source=source, conn=own)
+            return add_run(store, header, results, end, source=source, conn=own, kind=kind, window=window)
     head_where = {"path": source, "line": 1} if source else {}
-    row = _run_row(header, source, head_where)
+    row = _run_row(header, source, head_where, kind=kind, window=window)
     run_id = row["run_id"]
     if row["shard"] is not None:
         merged_into = conn.execute(select(shards.c.run_id).where(shards.c.shard_run_id == run_id)).scalar()

@@ -278,6 +278,9 @@ def _document(
     report: GateReport, detail: Detail, *, note: str | None, sections: bool = True, table: bool = True
 ) -> str:
     blocks = [MARKER, verdict_line(report)]
+    stale = freshness_block(report.pairs)
+    if stale:
+        blocks.append(stale)
     cut = truncation_block(report.pairs)
     if cut:
         blocks.append(cut)
@@ -324,6 +327,35 @@ def truncation_block(pairs: Sequence[PairReport]) -> str | None:
             f"> _{text(TRUNCATION_HINT)}._",
         ]
     )
+
+
+def freshness_block(pairs: Sequence[PairReport]) -> str | None:
+    """`🧭 eval set ticket-triage is stale: 23.0% of production traffic ... fix: agent-evals sample ...`,
+    one line per pair whose eval set's latest freshness check (`freshness.attach`) is stale."""
+    lines = []
+    for pair in pairs:
+        check = pair.freshness
+        if check is None or check.status != "stale":
+            continue
+        figures = check.figures
+        share = figures.get("uncovered_share")
+        gap = [*figures.get("missing", ()), *figures.get("under", ())]
+        when = f" in {check.window[0]:%Y-%m-%d}..{check.window[1]:%Y-%m-%d}" if check.window else ""
+        line = (
+            f"> 🧭 Eval set {code(pair.evalset_id)} is stale: "
+            f"{100 * float(share or 0):.1f}% of production traffic{when} is not covered"
+            f" (over {100 * float(figures.get('max_uncovered_share') or 0):.1f}%)"
+        )
+        if gap:
+            line += f", in {', '.join(code(g) for g in gap[:5])}" + (
+                f" and {len(gap) - 5} more" if len(gap) > 5 else ""
+            )
+        command = figures.get("command")
+        line += f". Fix: {code(command)}" if command else "."
+        lines.append(line)
+    if not lines:
+        return None
+    return "\n".join(["> [!WARNING]", *(f"{line}\n>" for line in lines[:-1]), lines[-1]])
 
 
 def findings_block(pairs: Sequence[PairReport], detail: Detail) -> str | None:

@@ -44,9 +44,7 @@ MISSING: Any = object()
 """A field the row does not have (distinct from an explicit null)."""
 
 SINGLE_TARGETS = ("output", "feedback", "timestamp", "cluster", "tools", "version")
-TARGET_HELP = (
-    "vars.<name>, expected, expected.<name>, label, output, feedback, timestamp, cluster, tags.<name>, tools, version"
-)
+TARGET_HELP = "vars.<name>, expected, expected.<name>, label, output, feedback, timestamp, cluster, tags.<name>, tools, version"
 _SPEC_KEYS = ("schema_version", "map", "graders", "text_fields")
 
 

@@ -1,0 +1,207 @@
+"""`agent-evals verify`: a live version's before and after, on SQLite and a real PostgreSQL.
+
+A synthetic history: version 1 deployed, version 2 deployed two weeks later (its gate verdict
+predicted +2 points on the eval set, PR #7), production windows graded by `monitor` on both
+sides, and a daily business metric. The figures are checked against scipy and the stats module
+directly; a change that hurt production is a drop, one that did nothing is not, and a side with
+no data is `cannot tell`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent_evals.checks import store_check
+from agent_evals.errors import ConfigError
+from agent_evals.history import ingest
+from agent_evals.history.metrics import Point, add_deploy, add_points
+from agent_evals.history.store import ENV_VAR, checks, open_store, resolve_url
+from agent_evals.models import ProjectConfig
+from agent_evals.record import CaseResult, RunEnd, RunHeader
+from agent_evals.stats import detectable_drop, drop_pvalue, mean_shift, newcombe_interval
+from agent_evals.verify import verify
+from tests.pg import pg_cluster
+from tests.test_history_import import history_url
+
+__all__ = ["history_url", "pg_cluster"]
+
+T0 = dt.datetime(2026, 9, 1)
+LIVE = T0 + dt.timedelta(days=14)
+METRIC = "synthetic resolution rate"
+
+
+def _store(url: str) -> Any:
+    return open_store(resolve_url(Path("."), ProjectConfig(), {ENV_VAR: url}))
+
+
+def _window(store: Any, run_id: str, version: str, start: dt.datetime, passed: int, failed: int) -> None:
+    """A production window of 7 days graded by monitor: `passed` + `failed` rows."""
+    header = RunHeader(
+        run_id=run_id,
+        started_at=(start + dt.timedelta(days=7)).isoformat() + "Z",
+        tool_version="0",
+        prompt={"id": "triage", "version": version, "hash": f"sha256:{version * 8}"},
+        evalset={"id": "triage-set"},
+        provider={"name": "production"},
+    )
+    rows = [
+        CaseResult(index=i, case_id=f"row-{i}", status="pass" if i < passed else "fail", passed=i < passed)
+        for i in range(passed + failed)
+    ]
+    end = RunEnd(status="complete", finished_at=header.started_at)
+    ingest.add_run(
+        store,
+        header,
+        ((None, r) for r in rows),
+        end,
+        kind="production",
+        window=(start, start + dt.timedelta(days=7)),
+    )
+
+
+def _fill(url: str, *, after_rate: float, metric_after: float) -> tuple[list[float], list[float]]:
+    rng = np.random.default_rng(7)
+    before_metric = list(0.75 + rng.normal(0, 0.01, 14))
+    after_metric = list(metric_after + rng.normal(0, 0.01, 14))
+    with _store(url) as store:
+        add_deploy(store, "triage", "1", T0, prompt_hash="sha256:11111111", commit=None)
+        add_deploy(store, "triage", "2", LIVE, prompt_hash="sha256:22222222", commit="c0ffee2")
+        _window(store, "p1", "1", T0, 180, 20)
+        _window(store, "p2", "1", T0 + dt.timedelta(days=7), 182, 18)
+        after = round(200 * after_rate)
+        _window(store, "p3", "2", LIVE, after, 200 - after)
+        _window(store, "p4", "2", LIVE + dt.timedelta(days=7), after, 200 - after)
+        add_points(
+            store,
+            [Point(METRIC, T0 + dt.timedelta(days=d), v) for d, v in enumerate(before_metric)]
+            + [Point(METRIC, LIVE + dt.timedelta(days=d), v) for d, v in enumerate(after_metric)],
+        )
+        ingest.add_verdicts(
+            store,
+            {
+                "kind": "agent-evals-gate",
+                "schema_version": 1,
+                "pairs": [
+                    {
+                        "prompt_id": "triage",
+                        "evalset_id": "triage-set",
+                        "verdict": {
+                            "status": "pass",
+                            "exit_code": 0,
+                            "tests": [
+                                {
+                                    "group": "overall",
+                                    "base_rate": 0.80,
+                                    "cand_rate": 0.82,
+                                    "delta": 0.02,
+                                    "pvalue": 0.4,
+                                }
+                            ],
+                        },
+                        "runs": {
+                            "base": {"run_id": "e1", "prompt": {"version": "1", "hash": "sha256:11111111"}},
+                            "cand": {
+                                "run_id": "e2",
+                                "started_at": (LIVE - dt.timedelta(days=1)).isoformat() + "Z",
+                                "prompt": {"version": "2", "hash": "sha256:22222222"},
+                            },
+                        },
+                    }
+                ],
+            },
+            pr=7,
+        )
+    return before_metric, after_metric
+
+
+def test_a_change_that_hurt_production_and_the_metric_is_a_drop_with_exact_figures(history_url: str) -> None:
+    before_metric, after_metric = _fill(history_url, after_rate=0.80, metric_after=0.70)
+    with _store(history_url) as store:
+        v = verify(
+            store,
+            "triage",
+            root=None,
+            prompt_path=None,
+            metrics={METRIC: "higher"},
+            now=LIVE + dt.timedelta(days=15),
+        )
+    assert v.live.version == "2"
+    assert v.live.start == LIVE
+    p = v.production
+    assert p is not None
+    assert (p.before_n, p.before_passed, p.after_n, p.after_passed, p.windows) == (400, 362, 400, 320, (2, 2))
+    expected = newcombe_interval(320, 400, 362, 400, confidence=0.95)
+    assert p.delta == pytest.approx(320 / 400 - 362 / 400)
+    assert p.interval == pytest.approx((expected.low, expected.high))
+    assert p.pvalue == pytest.approx(drop_pvalue(362, 400, 320, 400))
+    assert p.detectable == pytest.approx(detectable_drop(362 / 400, 400, 400, 0.05))
+    (m,) = v.metrics
+    shift = mean_shift(before_metric, after_metric)
+    assert (m.before_n, m.after_n) == (14, 14)
+    assert m.delta == pytest.approx(shift.delta)
+    assert m.interval == pytest.approx(shift.interval)
+    assert m.pvalue == pytest.approx(shift.p_lower)  # higher is better: a fall is the bad way
+    assert v.gate is not None
+    assert (v.gate["pr"], v.gate["status"], v.gate["delta"]) == (7, "pass", 0.02)
+    assert v.check.status == "drop"
+    assert v.check.pr == 7
+    assert v.check.headline.startswith(
+        "DROP: verify triage 2 (live 2026-09-15); production pass rate -10.5 pts ["
+    )
+    assert "gate #7 pass predicted +2.0 pts on the eval set" in v.check.headline
+
+
+def test_a_change_that_did_nothing_is_ok_and_a_lower_is_better_metric_reads_the_other_way(
+    history_url: str,
+) -> None:
+    _fill(history_url, after_rate=0.905, metric_after=0.75)
+    with _store(history_url) as store:
+        v = verify(
+            store,
+            "triage",
+            root=None,
+            prompt_path=None,
+            metrics={METRIC: "lower"},
+            now=LIVE + dt.timedelta(days=15),
+        )
+    assert v.check.status == "ok"
+    (m,) = v.metrics
+    assert m.direction == "lower"
+    assert m.pvalue == pytest.approx(mean_shift(*_fill_metric()).p_higher)
+
+
+def _fill_metric() -> tuple[list[float], list[float]]:
+    rng = np.random.default_rng(7)
+    return list(0.75 + rng.normal(0, 0.01, 14)), list(0.75 + rng.normal(0, 0.01, 14))
+
+
+def test_no_windows_or_points_on_a_side_cannot_tell_and_is_stored(history_url: str) -> None:
+    with _store(history_url) as store:
+        add_deploy(store, "triage", "2", LIVE, prompt_hash="sha256:22222222", commit=None)
+        v = verify(store, "triage", root=None, prompt_path=None, metrics={METRIC: "higher"}, now=LIVE)
+        assert v.check.status == "cannot_tell"
+        assert v.production is None
+        assert v.check.headline == (
+            "cannot tell: verify triage 2 (live 2026-09-15); production: no monitored windows on both sides; "
+            f"{METRIC}: too few points (0 before, 0 after)"
+        )
+        store_check(store, v.check)
+        store_check(store, v.check)  # the same check again replaces it
+        with store.connect() as conn:
+            from sqlalchemy import func, select
+
+            assert conn.execute(select(func.count()).select_from(checks)).scalar() == 1
+
+
+def test_an_unknown_version_or_no_live_period_is_one_clear_error(history_url: str) -> None:
+    with _store(history_url) as store:
+        with pytest.raises(ConfigError, match="no live period is known for prompt 'triage'"):
+            verify(store, "triage", root=None, prompt_path=None, metrics={})
+        add_deploy(store, "triage", "2", LIVE, prompt_hash=None, commit=None)
+        with pytest.raises(ConfigError, match="version '9' of 'triage' was never live"):
+            verify(store, "triage", version="9", root=None, prompt_path=None, metrics={})

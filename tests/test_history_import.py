@@ -129,6 +129,34 @@ def test_a_resumed_run_replaces_its_errors_with_judged_results(
     ]
 
 
+def test_a_new_run_whose_record_redoes_a_case_batches_later_keeps_the_judged_result(
+    history_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new run's rows go in by plain inserts; a (case, repeat) its record repeats after an earlier
+    batch was written (a resumed record read for the first time) takes the upsert, grades and all."""
+    from agent_evals.history import ingest
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ingest, "BATCH", 2)
+    first = make_record([("a", "error"), ("b", "pass"), ("c", "fail")], run_id="r", status="interrupted")
+    redone = make_record([("a", "pass")], run_id="r").cases[0]
+    record.write(tmp_path / "r.jsonl", first.header, [*first.cases, redone], first.end)  # type: ignore[arg-type]
+
+    assert main(["history", "import", "r.jsonl"]) == 0
+
+    assert rows(history_url, cases, cases.c.case_id, cases.c.status) == [
+        ("a", "pass"),
+        ("b", "pass"),
+        ("c", "fail"),
+    ]
+    assert rows(history_url, grades, grades.c.case_id, grades.c.passed) == [
+        ("a", True),
+        ("b", True),
+        ("c", False),
+    ]
+    assert rows(history_url, runs, runs.c.results, runs.c.passed, runs.c.errors) == [(3, 2, 0)]
+
+
 def test_a_bad_line_is_located_and_nothing_of_the_file_is_written(
     history_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -290,6 +290,9 @@ def add_run(
     merged = _merged_shards(conn, header, row, head_where)
     written = 0
     batch: dict[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]] = {}
+    # A new run's keys written so far: a (case, repeat) a resumed record repeats in a later batch
+    # must take the upsert; every other row of a new run is a plain insert.
+    flushed: set[tuple[str, int]] | None = set() if new is not None else None
     for lineno, case in results:
         where = {"path": source, "line": lineno} if source and lineno else head_where
         case_row = _case_row(run_id, case, where)
@@ -298,10 +301,10 @@ def add_run(
         if earlier is None or (earlier[0]["status"] not in _JUDGED and case.status in _JUDGED):
             batch[key] = (case_row, case, where)
         if len(batch) >= BATCH:
-            written += _flush_cases(conn, batch, replace_grades=new is None)
+            written += _flush_cases(conn, batch, flushed)
             batch = {}
     if batch:
-        written += _flush_cases(conn, batch, replace_grades=new is None)
+        written += _flush_cases(conn, batch, flushed)
     finish = end() if callable(end) else end
     values = _totals(conn, run_id)
     status_changed = False
@@ -347,10 +350,33 @@ def _merged_shards(conn: Connection, header: RunHeader, row: Mapping[str, Any], 
 def _flush_cases(
     conn: Connection,
     batch: Mapping[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]],
-    *,
-    replace_grades: bool,
+    flushed: set[tuple[str, int]] | None,
 ) -> int:
-    """Insert a batch of case results (replacing unjudged ones by judged), then their grades."""
+    """Insert a batch of case results, then their grades; a stored result is replaced only when it
+    was not judged and the new one is.
+
+    `flushed` is the keys a run this transaction created has written so far (None: the run was
+    already stored). Such a run's new keys cannot conflict: they go in by a plain executemany of
+    one short statement, which both drivers cache. The rest take the upsert (its RETURNING makes
+    SQLAlchemy render a batch as one statement of thousands of parameters, parsed again for
+    every batch: slow, so only where a conflict is possible).
+    """
+    plain = {k: v for k, v in batch.items() if flushed is not None and k not in flushed}
+    rest = {k: v for k, v in batch.items() if k not in plain}
+    if plain:
+        conn.execute(cases.insert(), [row for row, _, _ in plain.values()])
+        grade_rows = [g for row, case, where in plain.values() for g in _grade_rows(row, case, where)]
+        if grade_rows:
+            conn.execute(grades.insert(), grade_rows)
+        if flushed is not None:
+            flushed.update(plain)
+    return len(plain) + (_upsert_cases(conn, rest) if rest else 0)
+
+
+def _upsert_cases(
+    conn: Connection, batch: Mapping[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]]
+) -> int:
+    rows = [row for row, _, _ in batch.values()]
     ins = insert(conn, cases)
     keys = ("run_id", "case_id", "repeat")
     stmt = ins.on_conflict_do_update(
@@ -359,20 +385,18 @@ def _flush_cases(
         # Literal SQL: an IN of bound values cannot go into an executemany.
         where=text("cases.status NOT IN ('pass', 'fail') AND excluded.status IN ('pass', 'fail')"),
     ).returning(cases.c.case_id, cases.c.repeat)
-    rows = [row for row, _, _ in batch.values()]
     written = {(r.case_id, r.repeat) for r in conn.execute(stmt, rows)}
     if not written:
         return 0
-    run_id = rows[0]["run_id"]
-    if replace_grades:
-        conn.execute(
-            delete(grades).where(
-                grades.c.run_id == run_id,
-                grades.c.case_id == _bind("case_id"),
-                grades.c.repeat == _bind("repeat"),
-            ),
-            [{"case_id": c, "repeat": r} for c, r in written],
-        )
+    # A replaced result's grades are replaced with it.
+    conn.execute(
+        delete(grades).where(
+            grades.c.run_id == rows[0]["run_id"],
+            grades.c.case_id == _bind("case_id"),
+            grades.c.repeat == _bind("repeat"),
+        ),
+        [{"case_id": c, "repeat": r} for c, r in written],
+    )
     grade_rows = [
         g
         for key, (row, case, where) in batch.items()

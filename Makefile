@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo dashboard-demo test lint typecheck unit litellm bench bench-sample bench-history bench-gate mutation clean
+.PHONY: demo dashboard-demo demo-monitor test lint typecheck unit litellm bench bench-sample bench-history bench-gate mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ demo: $(STAMP)
 # in .agent-evals/demo-history/dashboard.html, and the README's screenshot.
 dashboard-demo: $(STAMP)
 	$(BIN)/python examples/history/make_history.py .agent-evals/demo-history --screenshot docs/images/dashboard.png
+
+# After the merge (examples/monitor/README.md): a synthetic six-week production log of the ticket-triage
+# example with a version change that hurts phone tickets; monitor, verify, freshness, a page to a local
+# stand-in receiver, and the dashboard, in .agent-evals/demo-monitor/. Offline, no key, about 10 seconds.
+demo-monitor: $(STAMP)
+	$(BIN)/python examples/monitor/make_monitor_demo.py .agent-evals/demo-monitor
 
 test: lint typecheck unit
 

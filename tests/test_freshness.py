@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The ticket-triage example with a monitor policy, and a synthetic log with a new channel."""
     copy_ticket_triage_example(tmp_path, ("prompts", "evalsets"))
     path = tmp_path / "evalsets/ticket-triage.yaml"
-    path.write_text(path.read_text() + MONITOR)
+    committed = re.sub(r"(?m)^monitor:.*\n(?:  .*\n)+", "", path.read_text())  # the example's own block
+    path.write_text(committed + MONITOR)
     rows = []
     for i in range(400):
         channel = ["email", "chat", "web", "phone"][i % 4]

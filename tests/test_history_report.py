@@ -442,3 +442,40 @@ def test_metric_and_dashboard_in_a_terminal(tmp_path: Path) -> None:
     assert board.code == 0, board.text
     assert "dashboard: board.html (1 prompt(s))" in board.text
     assert (tmp_path / "board.html").stat().st_size > 10_000
+
+
+def test_a_versions_figures_are_kept_until_one_of_its_runs_changes(history_url: str) -> None:
+    """The costly per-version figures come from `version_stats` while the version's runs are as
+    they were; a new run of the version recomputes them (and only them)."""
+    from sqlalchemy import select, update
+
+    from agent_evals.history.store import version_stats
+
+    _fill(history_url)
+    with _store(history_url) as store:
+        first = prompt_history(store, "triage")
+        with store.connect() as conn:
+            kept = conn.execute(select(version_stats.c.scope, version_stats.c.figures)).all()
+        assert len(kept) == 2
+        assert {scope for scope, _ in kept} == {""}
+        # Mark the kept figures: a second read that uses them shows the mark.
+        with store.write() as conn:
+            for row in conn.execute(select(version_stats)).all():
+                conn.execute(
+                    update(version_stats)
+                    .where(version_stats.c.version_id == row.version_id)
+                    .values(figures={**row.figures, "flaky_count": 99})
+                )
+        again = prompt_history(store, "triage")
+        assert [v.flaky_count for v in again.versions] == [99, 99]
+        assert [v.pass_rate_ci for v in again.versions] == [v.pass_rate_ci for v in first.versions]
+        # A new run of version 1: its figures are recomputed; version 2's are still the kept ones.
+        header, results, end = _run("r4", "1", T0 + dt.timedelta(days=2), {"a": ["fail"]}, latencies=[70])
+        ingest.add_run(store, header, ((None, r) for r in results), end)
+        third = prompt_history(store, "triage")
+        one, two = third.versions
+        assert (one.runs, one.judged, one.passed, one.flaky_count) == (3, 7, 3, 2)  # a is flaky now too
+        assert two.flaky_count == 99
+        assert one.pass_rate_ci == pytest.approx(
+            (lambda i: (i.low, i.high))(clustered_rate_interval([2, 1, 0], [3, 2, 2]))
+        )

@@ -37,6 +37,7 @@ TABLES = [
     "runs",
     "shards",
     "verdicts",
+    "version_stats",
 ]
 
 
@@ -330,3 +331,25 @@ def test_a_postgresql_url_without_psycopg_names_the_extra(tmp_path: Path) -> Non
         f"a PostgreSQL history store needs the psycopg driver, which is not installed ({ENV_VAR}) "
         "(pip install 'agent-evals[postgres]')"
     ]
+
+
+def test_a_reader_after_a_write_never_holds_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pooled connection a write used is marked for BEGIN IMMEDIATE only during that write: a
+    later reader on it must not take the write lock, or a writer beside it waits until it times out."""
+    monkeypatch.setattr(history_store, "_SQLITE_BUSY_S", 2.0)
+    with open_store(_target(f"sqlite:///{tmp_path / 'h.sqlite3'}")) as store:
+        row = {
+            "run_id": "r1", "prompt_id": "p", "evalset_id": "e", "started_at": history_store_time(),
+            "status": "complete", "results": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0,
+            "imported_at": history_store_time(), "header": {},
+        }  # fmt: skip
+        with store.write() as conn:
+            conn.execute(runs.insert().values(row))
+        with store.connect() as reader:
+            assert reader.execute(select(runs.c.run_id)).scalars().all() == ["r1"]
+            with store.write() as conn:  # beside the open reader: must not wait for it
+                conn.execute(runs.insert().values({**row, "run_id": "r2"}))
+        with store.connect() as conn:
+            assert conn.execute(select(runs.c.run_id).order_by(runs.c.run_id)).scalars().all() == ["r1", "r2"]

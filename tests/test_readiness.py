@@ -37,7 +37,7 @@ def test_the_example_is_ready(example: Path, capsys: pytest.CaptureFixture[str])
     (card,) = scorecards(example)
     assert card.ready
     assert [c.name for c in card.checks] == [
-        "narrow_job", "runtime_policy", "evals", "gate_policy", "owner", "metric", "litmus"
+        "narrow_job", "runtime_policy", "evals", "freshness", "gate_policy", "owner", "metric", "litmus"
     ]  # fmt: skip
     assert main(["readiness", "--strict"]) == 0
     assert "ticket-triage: ready" in capsys.readouterr().out

@@ -16,6 +16,7 @@ latency of the call that produced it).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,16 @@ from sqlalchemy import func, or_, select
 
 from agent_evals.history.live import Live, LiveFrom, live_periods
 from agent_evals.history.metrics import metric_name
-from agent_evals.history.store import Store, cases, checks, metric_points, runs, verdicts
+from agent_evals.history.store import (
+    Store,
+    cases,
+    checks,
+    insert,
+    metric_points,
+    runs,
+    verdicts,
+    version_stats,
+)
 from agent_evals.stats import clustered_rate_interval, pass_rate_interval
 
 if TYPE_CHECKING:
@@ -241,10 +251,7 @@ def prompt_history(
         source, periods = live_periods(
             conn, prompt_id, root=root, prompt_path=prompt_path, live_from=live_from, branch=branch
         )
-        versions = tuple(
-            _version(conn, _of_version(prompt_id, version, prompt_hash, evalset), rows, periods, confidence)
-            for (version, prompt_hash), rows in by_version.items()
-        )
+        versions = _versions(store, conn, prompt_id, evalset, by_version, periods, confidence)
         verdict_rows = _verdicts(conn, prompt_id, evalset)
         calibration = _calibration(conn, prompt_id, evalset)
         production = _production(conn, prompt_id, evalset, confidence)
@@ -365,16 +372,42 @@ def _of_version(
     ]
 
 
-def _version(
-    conn: Connection,
-    where: list[Any],
-    rows: Sequence[Any],
-    periods: Sequence[Live],
-    confidence: float,
-) -> Version:
-    """One version's figures, from its runs' cases grouped by case in the database."""
+_CASE_FIGURES = (
+    "cases",
+    "judged",
+    "passed",
+    "errors",
+    "pass_rate",
+    "pass_rate_ci",
+    "cost_per_case_usd",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "steps_per_case",
+    "tool_calls_per_case",
+    "flaky",
+    "flaky_count",
+)
+"""What a version's case results give (read from every case row of its runs: the costly part,
+kept in `version_stats` until one of its runs changes)."""
+
+
+def _stamp(rows: Sequence[Any], confidence: float) -> str:
+    """What the cached figures were computed from: each run's id and totals (a run re-imported with
+    more cases, a resumed run, or shards replaced by their merged run all change it)."""
+    parts = sorted(f"{r.run_id}|{r.results}|{r.passed}|{r.failed}|{r.errors}|{r.status}" for r in rows)
+    text = "\n".join([f"v1|{confidence}", *parts])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _version_id(version: str | None, prompt_hash: str | None) -> str:
+    return hashlib.sha256(f"{version}\x1f{prompt_hash}".encode()).hexdigest()[:32]
+
+
+def _case_figures(
+    conn: Connection, where: list[Any], rows: Sequence[Any], confidence: float
+) -> dict[str, Any]:
+    """A version's figures from its runs' cases, grouped by case in the database."""
     c, r = cases.c, runs.c
-    version, prompt_hash = rows[0].prompt_version, rows[0].prompt_hash
     per_case = conn.execute(
         select(
             r.evalset_id,
@@ -414,6 +447,30 @@ def _version(
     total_judged = sum(judged)
     interval = clustered_rate_interval(passes, judged, confidence=confidence) if total_judged else None
     flaky.sort()
+    return {
+        "cases": len(passes),
+        "judged": total_judged,
+        "passed": sum(passes),
+        "errors": errors,
+        "pass_rate": None if interval is None else interval.estimate,
+        "pass_rate_ci": None if interval is None else [interval.low, interval.high],
+        "cost_per_case_usd": cost / cost_n if cost_n else None,
+        "latency_p50_ms": _percentile(conn, where, latency_n, 0.50),
+        "latency_p95_ms": _percentile(conn, where, latency_n, 0.95),
+        # Steps only mean something for agents: a version whose cases never took a step has none.
+        "steps_per_case": steps / results if steps and results else None,
+        # Tool calls likewise: none at all and no steps is a prompt without tools, not 0.0 calls.
+        "tool_calls_per_case": tool_calls / results if results and (steps or tool_calls) else None,
+        "flaky": flaky[:MAX_FLAKY],
+        "flaky_count": len(flaky),
+    }
+
+
+def _version(
+    rows: Sequence[Any], figures: Mapping[str, Any], periods: Sequence[Live], confidence: float
+) -> Version:
+    version, prompt_hash = rows[0].prompt_version, rows[0].prompt_hash
+    ci = figures["pass_rate_ci"]
     return Version(
         key=version_key(version, prompt_hash),
         version=version,
@@ -425,24 +482,95 @@ def _version(
         models=_distinct(row.model for row in rows),
         branches=_distinct(row.git_branch for row in reversed(rows))[:_MAX_LISTED],
         commits=_distinct(row.git_commit for row in reversed(rows))[:_MAX_LISTED],
-        cases=len(passes),
-        judged=total_judged,
-        passed=sum(passes),
-        errors=errors,
-        pass_rate=None if interval is None else interval.estimate,
-        pass_rate_ci=None if interval is None else (interval.low, interval.high),
+        cases=figures["cases"],
+        judged=figures["judged"],
+        passed=figures["passed"],
+        errors=figures["errors"],
+        pass_rate=figures["pass_rate"],
+        pass_rate_ci=None if ci is None else (ci[0], ci[1]),
         confidence=confidence,
-        cost_per_case_usd=cost / cost_n if cost_n else None,
-        latency_p50_ms=_percentile(conn, where, latency_n, 0.50),
-        latency_p95_ms=_percentile(conn, where, latency_n, 0.95),
-        # Steps only mean something for agents: a version whose cases never took a step has none.
-        steps_per_case=steps / results if steps and results else None,
-        # Tool calls likewise: none at all and no steps is a prompt without tools, not 0.0 calls.
-        tool_calls_per_case=tool_calls / results if results and (steps or tool_calls) else None,
-        flaky=tuple(flaky[:MAX_FLAKY]),
-        flaky_count=len(flaky),
+        cost_per_case_usd=figures["cost_per_case_usd"],
+        latency_p50_ms=figures["latency_p50_ms"],
+        latency_p95_ms=figures["latency_p95_ms"],
+        steps_per_case=figures["steps_per_case"],
+        tool_calls_per_case=figures["tool_calls_per_case"],
+        flaky=tuple(figures["flaky"]),
+        flaky_count=figures["flaky_count"],
         live=tuple(p for p in periods if _same_version(p, version, prompt_hash)),
     )
+
+
+def _versions(
+    store: Store,
+    conn: Connection,
+    prompt_id: str,
+    evalset: str | None,
+    by_version: Mapping[tuple[str | None, str | None], Sequence[Any]],
+    periods: Sequence[Live],
+    confidence: float,
+) -> tuple[Version, ...]:
+    """Each version's figures: from `version_stats` when its runs are as they were when they were
+    computed, else from its case rows (then kept there for the next time)."""
+    scope = evalset or ""
+    v = version_stats.c
+    cached = {
+        row.version_id: (row.stamp, row.figures)
+        for row in conn.execute(
+            select(v.version_id, v.stamp, v.figures).where(v.prompt_id == prompt_id, v.scope == scope)
+        )
+    }
+    found: list[Version] = []
+    fresh: list[dict[str, Any]] = []
+    for (version, prompt_hash), rows in by_version.items():
+        vid, stamp = _version_id(version, prompt_hash), _stamp(rows, confidence)
+        hit = cached.get(vid)
+        if (
+            hit is not None
+            and hit[0] == stamp
+            and isinstance(hit[1], Mapping)
+            and set(_CASE_FIGURES) <= set(hit[1])
+        ):
+            figures = hit[1]
+        else:
+            figures = _case_figures(
+                conn, _of_version(prompt_id, version, prompt_hash, evalset), rows, confidence
+            )
+            fresh.append(
+                {
+                    "prompt_id": prompt_id,
+                    "scope": scope,
+                    "version_id": vid,
+                    "stamp": stamp,
+                    "figures": figures,
+                    "computed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                }
+            )
+        found.append(_version(rows, figures, periods, confidence))
+    if fresh:
+        _keep(store, fresh)
+    return tuple(found)
+
+
+def _keep(store: Store, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store computed figures for next time; a store this user cannot write to is only slower."""
+    from agent_evals.errors import ConfigError
+
+    try:
+        with store.write() as conn:
+            ins = insert(conn, version_stats)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["prompt_id", "scope", "version_id"],
+                    set_={
+                        "stamp": ins.excluded.stamp,
+                        "figures": ins.excluded.figures,
+                        "computed_at": ins.excluded.computed_at,
+                    },
+                ),
+                list(rows),
+            )
+    except ConfigError:
+        pass
 
 
 def _while_live(

@@ -28,6 +28,8 @@ What `history` and `dashboard` read (indexes named below):
               (ix_checks_prompt_time): status, headline, figures, the alert it sent
     incidents one open page per (prompt, kind of drop): `alerts` never pages twice for one, and
               resolves it on recovery
+    version_stats  a version's figures from its case rows (the costly part of `history`), kept
+              with a stamp of its runs' totals: recomputed only when one of its runs changed
     deploys   when a prompt version went live (`history deploy`), when a team says so instead
               of the merges on the base branch (`live.py`)
 """
@@ -86,12 +88,13 @@ __all__ = [
     "runs",
     "shards",
     "verdicts",
+    "version_stats",
 ]
 
 ENV_VAR = "AGENT_EVALS_HISTORY_URL"
 DEFAULT_PATH = Path(".agent-evals") / "history.sqlite3"
 POSTGRES_EXTRA = "agent-evals[postgres]"
-HEAD = "0004"
+HEAD = "0005"
 """The newest schema revision this tool writes (the last file in migrations/versions/)."""
 VERSION_TABLE = "agent_evals_version"
 """Alembic's version table, named for us: a team's database may hold another tool's `alembic_version`."""
@@ -266,6 +269,17 @@ incidents = Table(
     Index("ix_incidents_prompt", "prompt_id", "status"),
 )
 
+version_stats = Table(
+    "version_stats",
+    metadata,
+    Column("prompt_id", String(), primary_key=True),
+    Column("scope", String(), primary_key=True),
+    Column("version_id", String(), primary_key=True),
+    Column("stamp", String(), nullable=False),
+    Column("figures", JSON, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+)
+
 shards = Table(
     "shards",
     metadata,
@@ -371,9 +385,14 @@ class Store:
         two writers wait for each other instead of failing half way; PostgreSQL relies on the
         rows' own locks (`ingest` locks a run's row before it touches its cases)."""
         with self.connect() as conn:
+            # `info` belongs to the pooled DBAPI connection: unmarked afterwards, or the next reader
+            # to check it out would BEGIN IMMEDIATE and hold the write lock while it reads.
             conn.info["write"] = True
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("write", None)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

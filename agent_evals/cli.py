@@ -583,6 +583,7 @@ def diff_cmd(
     report = compare_records(
         base, candidate, Path("."), overrides=overrides, accept_policy_change=accept_policy_change
     )
+    report = _with_freshness(report)
     code = _publish(report, report_md, junit, json_path)
     raise typer.Exit(_gate_history(report, code))
 
@@ -686,6 +687,7 @@ def ci(
 
         ids = sorted({p.prompt_id for p in report.pairs if p.change != "deleted"})
         extra = ready.markdown(ready.scorecards(Path("."), ids)) if ids else ""
+    report = _with_freshness(report)
     code = _publish(report, report_md, junit, json_path, extra_markdown=extra, annotations=annotations)
     if report.config_error is not None:
         err.print(f"{report.config_error}; the other cases were not sent", markup=False)
@@ -1227,6 +1229,26 @@ def _record_history(root: Path, config: ProjectConfig, write: Callable[[Store], 
         err.print(exc.render(), markup=False, soft_wrap=True)
         return True
     return False
+
+
+def _with_freshness(report: GateReport) -> GateReport:
+    """Each pair's eval set's latest freshness check from the history, for the PR comment to name a
+    stale one. Reading only: a store that is missing or cannot be used leaves the report as it is
+    (`_gate_history` reports the store's problem once, after the report is written)."""
+    if not report.pairs:
+        return report
+    from agent_evals.freshness import attach
+    from agent_evals.history.store import open_store, resolve_url
+
+    try:
+        root, config = _history_project()
+        target = resolve_url(root, config)
+        if target.url.get_backend_name() == "sqlite" and not Path(target.url.database or "").is_file():
+            return report  # no history yet: nothing was ever checked
+        with open_store(target) as store:
+            return attach(report, store)
+    except ConfigError:
+        return report
 
 
 def _gate_history(report: GateReport, code: int) -> int:

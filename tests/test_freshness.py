@@ -347,3 +347,21 @@ def test_random_inputs_never_crash(
     json.dumps(check.figures, allow_nan=False)
     share_seen = check.figures["uncovered_share"]
     assert share_seen is None or 0 <= share_seen <= 1
+
+
+def test_diff_names_the_stale_eval_set_in_the_pr_comment_from_the_stored_check(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end: `freshness` stores a stale check; a later `diff` of two runs of that eval set
+    reads it from the history and the PR comment says so under the verdict."""
+    assert main(["freshness", "prod.jsonl", "--evalset", "ticket-triage", "--format", "json"]) == 0
+    assert main(["run", "--evalset", "ticket-triage", "--output", "base.jsonl"]) == 0
+    assert main(["run", "--evalset", "ticket-triage", "--output", "cand.jsonl"]) == 0
+    capsys.readouterr()
+    assert main(["diff", "base.jsonl", "cand.jsonl", "--report-md", "comment.md"]) == 0
+    comment = (project / "comment.md").read_text(encoding="utf-8")
+    assert "> 🧭 Eval set `ticket-triage` is stale: 25.0% of production traffic in " in comment
+    assert (
+        ", in `phone`. Fix: ``agent-evals sample prod.jsonl --prompt ticket-triage --append --n 18 "
+        in comment
+    )

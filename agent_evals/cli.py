@@ -1059,6 +1059,28 @@ def alert_test(
     alerts.raise_for(deliveries)
 
 
+# A production log window (monitor, freshness): one definition of each option.
+SinceOpt = Annotated[
+    str | None, typer.Option(help="Window start, ISO 8601 (default: window_days before --until).")
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(help="Window end, exclusive, ISO 8601 (default: the midnight after the newest row)."),
+]
+LogMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--map", help="TARGET=FIELD, repeatable, as sample takes it (replaces the eval set's map)."),
+]
+LogMapFileOpt = Annotated[
+    Path | None,
+    typer.Option("--map-file", help="YAML: map: {TARGET: FIELD} (replaces the eval set's map)."),
+]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option("--log-format", help="jsonl, csv, parquet or otel (default: from the file name)."),
+]
+
+
 @app.command()
 def monitor(
     log: Annotated[
@@ -1074,35 +1096,18 @@ def monitor(
             "--evalset", help="The eval set whose graders and monitor: policy apply (default: the one)."
         ),
     ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Window start, ISO 8601 (default: window_days before --until).")
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(help="Window end, exclusive, ISO 8601 (default: the midnight after the newest row)."),
-    ] = None,
-    map_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--map", help="TARGET=FIELD, repeatable, as sample takes it (replaces the eval set's map)."
-        ),
-    ] = None,
-    map_file: Annotated[
-        Path | None,
-        typer.Option("--map-file", help="YAML: map: {TARGET: FIELD} (replaces the eval set's map)."),
-    ] = None,
-    log_format: Annotated[
-        str | None,
-        typer.Option("--log-format", help="jsonl, csv, parquet or otel (default: from the file name)."),
-    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    map_: LogMapOpt = None,
+    map_file: LogMapFileOpt = None,
+    log_format: LogFormatOpt = None,
     fmt: FormatOpt = "text",
 ) -> None:
     """Grade a window of production logs with the eval set's graders, compare it with the previous window
     and the one before the version went live, store it, and page the on-call on a significant drop.
     Exit 0 fine or cannot tell, 1 a significant drop, 2 configuration, 3 could not evaluate."""
     from agent_evals import monitor as mon
-    from agent_evals.sampling import parse_map_args
-    from agent_evals.sampling._scan import window_bound
+    from agent_evals.sampling import parse_map_args, window_bound
 
     root, config = _history_project()
     result = mon.monitor(
@@ -1136,27 +1141,11 @@ def freshness(
         ),
     ],
     evalset: Annotated[str, typer.Option("--evalset", help="The eval set to hold up against the traffic.")],
-    since: Annotated[
-        str | None, typer.Option(help="Window start, ISO 8601 (default: window_days before --until).")
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(help="Window end, exclusive, ISO 8601 (default: the midnight after the newest row)."),
-    ] = None,
-    map_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--map", help="TARGET=FIELD, repeatable, as sample takes it (replaces the eval set's map)."
-        ),
-    ] = None,
-    map_file: Annotated[
-        Path | None,
-        typer.Option("--map-file", help="YAML: map: {TARGET: FIELD} (replaces the eval set's map)."),
-    ] = None,
-    log_format: Annotated[
-        str | None,
-        typer.Option("--log-format", help="jsonl, csv, parquet or otel (default: from the file name)."),
-    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    map_: LogMapOpt = None,
+    map_file: LogMapFileOpt = None,
+    log_format: LogFormatOpt = None,
     min_per_stratum: Annotated[
         int, typer.Option("--min-per-stratum", min=1, help="The fewest cases each stratum should have.")
     ] = 5,
@@ -1170,8 +1159,7 @@ def freshness(
     import datetime as dt
 
     from agent_evals import freshness as fresh
-    from agent_evals.sampling import parse_map_args
-    from agent_evals.sampling._scan import window_bound
+    from agent_evals.sampling import parse_map_args, window_bound
 
     root, config = _history_project()
     with _open_history(root, config) as store:

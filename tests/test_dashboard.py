@@ -25,7 +25,9 @@ import pytest
 
 from agent_evals.report import dashboard
 from agent_evals.report._page import Chart, Dot, Rect
-from tests.test_html_report import CHROMIUM_FLAGS
+from tests.chromium import browser
+
+__all__ = ["browser"]
 
 REPO = Path(__file__).resolve().parents[1]
 LEAK = "http://127.0.0.1:9/leak"
@@ -519,19 +521,6 @@ def test_a_metric_series_with_one_value_and_a_version_run_once() -> None:
 
 
 # --- in the browser ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.skip("no chromium on PATH: install Debian's chromium (.ci/run does) to test the dashboard")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=binary, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
 
 
 class Page:

@@ -20,7 +20,7 @@ import git
 import pytest
 
 from agent_evals.cli import main
-from tests.test_dashboard import browser
+from tests.chromium import browser
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "first-contact resolution rate"

@@ -26,22 +26,15 @@ from agent_evals.models import GatePolicy
 from agent_evals.report import html
 from agent_evals.report._common import DIFF_TOKENS, word_diff
 from agent_evals.report.html import script_json
+from tests.chromium import browser
 from tests.test_reports import new_pair, pair, record
 
 REPO = Path(__file__).resolve().parents[1]
+__all__ = ["browser"]
 ADVERSARIAL = "</script><script>alert(1)</script><img src=x onerror=\"fetch('http://127.0.0.1:9/leak')\">"
 EVIL_ID = "evil-</script><img src=x onerror=alert(2)>"
 EVIL_TAG = "</option><script>alert(3)</script>"
 POLICY = GatePolicy(critical=("refund",), max_regressions=1, max_error_rate=0.5)
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _request(system: str, user: str) -> dict[str, Any]:
@@ -413,20 +406,6 @@ def test_judge_agreement_is_shown_like_the_pr_comment() -> None:
 
 
 # --- in the browser --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.skip("no chromium on PATH: install Debian's chromium (.ci/run does) to test the HTML report")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # Playwright gives every launch a new empty profile (--user-data-dir) and runs it headless.
-        b = p.chromium.launch(executable_path=binary, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
 
 
 class Page:

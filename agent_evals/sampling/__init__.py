@@ -26,7 +26,7 @@ from agent_evals.sampling._options import (
     StratumReport,
 )
 from agent_evals.sampling._sample import sample
-from agent_evals.sampling._scan import parse_time
+from agent_evals.sampling._scan import parse_time, window_bound
 from agent_evals.sampling._summary import print_summary
 
 __all__ = [
@@ -42,4 +42,5 @@ __all__ = [
     "parse_time",
     "print_summary",
     "sample",
+    "window_bound",
 ]

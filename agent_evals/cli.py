@@ -746,16 +746,20 @@ DeployBranchOpt = Annotated[
 ]
 
 
+HistoryPromptOpt = Annotated[
+    list[str] | None,
+    typer.Option("--prompt", help="Only this prompt id (repeatable; default: every prompt)."),
+]
+HistoryEvalsetOpt = Annotated[
+    str | None, typer.Option("--evalset", help="Only runs and verdicts of this eval set.")
+]
+
+
 @history_app.callback(invoke_without_command=True)
 def history(
     ctx: typer.Context,
-    prompt: Annotated[
-        list[str] | None,
-        typer.Option("--prompt", help="Only this prompt id (repeatable; default: every prompt)."),
-    ] = None,
-    evalset: Annotated[
-        str | None, typer.Option("--evalset", help="Only runs and verdicts of this eval set.")
-    ] = None,
+    prompt: HistoryPromptOpt = None,
+    evalset: HistoryEvalsetOpt = None,
     live_from: LiveFromOpt = "auto",
     base: DeployBranchOpt = None,
     fmt: FormatOpt = "text",
@@ -927,13 +931,8 @@ def metric_import(
 @app.command()
 def dashboard(
     html: Annotated[Path, typer.Option("--html", help="Write the page here (one self-contained file).")],
-    prompt: Annotated[
-        list[str] | None,
-        typer.Option("--prompt", help="Only this prompt id (repeatable; default: every prompt)."),
-    ] = None,
-    evalset: Annotated[
-        str | None, typer.Option("--evalset", help="Only runs and verdicts of this eval set.")
-    ] = None,
+    prompt: HistoryPromptOpt = None,
+    evalset: HistoryEvalsetOpt = None,
     live_from: LiveFromOpt = "auto",
     base: DeployBranchOpt = None,
 ) -> None:

@@ -1,4 +1,5 @@
-"""Debian's headless Chromium, driven by Playwright, for the tests of the two HTML pages.
+"""What the tests of the two HTML pages share: Debian's headless Chromium driven by Playwright, and
+a parser that collects a page's tags and inline scripts.
 
 Never a browser Playwright downloads: the `chromium` on PATH (.ci/run installs Debian's). The
 `browser` fixture skips only when there is none, saying so; CI has it.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -35,3 +37,24 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=binary, args=CHROMIUM_FLAGS)
         yield b
         b.close()
+
+
+class Collect(HTMLParser):
+    """Every tag with its attributes, and the text of every inline script."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)

@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 
 from agent_evals.report import dashboard
 from agent_evals.report._page import Chart, Dot, Rect
+from tests.chromium import Collect as _Collect
 from tests.chromium import browser
 
 __all__ = ["browser"]
@@ -277,25 +277,6 @@ def _document() -> dict[str, Any]:
         "store": "/synthetic/.agent-evals/history.sqlite3",
         "prompts": [triage, refund],
     }
-
-
-class _Collect(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.scripts: list[str] = []
-        self._in_script = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_script:
-            self.scripts.append(data)
 
 
 def _parse(text: str) -> _Collect:

@@ -14,7 +14,6 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from agent_evals.models import GatePolicy
 from agent_evals.report import html
 from agent_evals.report._common import DIFF_TOKENS, word_diff
 from agent_evals.report.html import script_json
+from tests.chromium import Collect as _Collect
 from tests.chromium import browser
 from tests.test_reports import new_pair, pair, record
 
@@ -230,25 +230,6 @@ def test_script_json_cannot_close_its_script_element() -> None:
     assert "&" not in text
     assert "\u2028" not in text
     assert json.loads(text) == data
-
-
-class _Collect(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.scripts: list[str] = []
-        self._in_script = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_script:
-            self.scripts.append(data)
 
 
 def test_page_is_self_contained_and_escapes_untrusted_text() -> None:

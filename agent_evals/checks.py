@@ -46,6 +46,9 @@ class WindowRow:
     feedback: Any = None
     trajectory: Any = None
     """The mapped `tools` field (messages or spans), for trajectory graders."""
+    expected: Any = None
+    """The row's outcome label (the map's `label` / `expected.<field>`: what support finally did),
+    when the log carries it: graders that need an expected value then grade the row too."""
 
 
 @dataclass(frozen=True)

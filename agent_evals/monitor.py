@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any, cast
 from agent_evals.checks import Check, CheckStatus, WindowRow, store_check
 from agent_evals.errors import ConfigError, EvaluationError, GraderError, ProviderError
 from agent_evals.models import MonitorPolicy
-from agent_evals.sampling._fields import MISSING, FieldMap, getter, is_missing, load_spec, set_path
+from agent_evals.sampling._fields import (
+    MISSING,
+    FieldMap,
+    expected_value,
+    getter,
+    is_missing,
+    load_spec,
+    set_path,
+)
 from agent_evals.sampling._read import SKIP_HINT, LogReader, detect_format
 from agent_evals.sampling._scan import NotFinite, label_text, parse_time, plain
 
@@ -403,12 +411,20 @@ def _row(
         None if fields.tools is None or is_missing(get[fields.tools](row)) else plain(get[fields.tools](row))
     )
     stratum = label_text(get[source.stratum](row)) if source.stratum else None
+    labels = [(parts, get[src](row)) for parts, src in fields.expected]
+    # A row's outcome label, when the log carries all of it (a row still waiting for one has none).
+    expected = (
+        expected_value((parts, plain(v)) for parts, v in labels)
+        if labels and not any(is_missing(v) for _, v in labels)
+        else None
+    )
     if redactor is not None:
         vars_ = _redacted(redactor, vars_, counts)
         text = _redacted(redactor, text, counts)
         tags = _redacted(redactor, tags, counts)
         feedback = _redacted(redactor, feedback, counts)
         trajectory = _redacted(redactor, trajectory, counts)
+        expected = _redacted(redactor, expected, counts)
         stratum = _redacted(redactor, stratum, counts) if stratum is not None else None
     return WindowRow(
         line=line,
@@ -420,6 +436,7 @@ def _row(
         stratum=stratum,
         feedback=feedback,
         trajectory=trajectory,
+        expected=expected,
     )
 
 
@@ -473,15 +490,22 @@ class Graders:
     skipped: tuple[tuple[str, str], ...]
 
 
-def choose_graders(evalset: EvalSet) -> Graders:
-    """The graders that need no expected value and no model; the others named with the reason."""
+def choose_graders(evalset: EvalSet, *, labelled: bool = False) -> Graders:
+    """The graders that need no model: those that need no expected value, and with `labelled` (the
+    map gives the log's outcome labels) those that do, on the rows that carry one; the others named
+    with the reason."""
     from agent_evals.runner import build_graders
 
     run: list[GraderBase] = []
     skipped: list[tuple[str, str]] = []
     for grader in build_graders(evalset):
-        if grader.needs_expected:
-            skipped.append((grader.name, "needs an expected value, which production rows lack"))
+        if grader.needs_expected and not labelled:
+            skipped.append(
+                (
+                    grader.name,
+                    "needs an expected value: map the log's outcome label (label or expected.<field>)",
+                )
+            )
         elif getattr(grader.options, "judge", None) is not None:
             skipped.append((grader.name, "an LLM judge: monitor grades without calling a model"))
         elif getattr(grader.options, "human", False):
@@ -515,7 +539,7 @@ def grade(window: Window, graders: Sequence[GraderBase], prompt: Prompt) -> tupl
             if row.trajectory is not None:
                 steps = from_json(row.trajectory).steps
             sample = Sample(
-                case=Case(id=f"line-{row.line}", vars=dict(row.vars)),
+                case=Case(id=f"line-{row.line}", vars=dict(row.vars), expected=row.expected),
                 output=output,
                 parsed=parsed,
                 parse_error=parse_error,
@@ -524,7 +548,12 @@ def grade(window: Window, graders: Sequence[GraderBase], prompt: Prompt) -> tupl
                 tool_calls=tuple(c for s in steps if s.kind == "model" for c in s.tool_calls),
                 tools=prompt.tools,
             )
-            grades = [await _grade_one(g, sample) for g in graders]
+            # A row without its outcome label is graded by the graders that need none.
+            grades = [
+                await _grade_one(g, sample)
+                for g in graders
+                if row.expected is not None or not g.needs_expected
+            ]
             status, score, passed = case_outcome(grades)
             tally.add(row.stratum, passed if status != "error" else None)
             if row.feedback is not None:
@@ -871,7 +900,7 @@ def monitor(
     _check_fields(fields)
     stratum = fields.aliases().get(policy.stratify_by, policy.stratify_by) if policy.stratify_by else None
     source = _Source(fields, stratum)
-    chosen = choose_graders(evalset)
+    chosen = choose_graders(evalset, labelled=bool(fields.expected))
     if not chosen.run:
         raise ConfigError(
             f"eval set '{evalset.id}' has no grader monitor can run on production rows",

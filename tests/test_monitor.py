@@ -317,7 +317,7 @@ def test_planted_drop_in_one_stratum_is_found_stored_and_paged(
     assert "drop in stratum chat: 95.0% -> 75.0% (-20.0 pts, p=" in check.headline
     assert check.figures["graders"] == ["shape"]
     assert check.figures["graders_skipped"] == {
-        "disposition": "needs an expected value, which production rows lack"
+        "disposition": "needs an expected value: map the log's outcome label (label or expected.<field>)"
     }
     found = stored(history_url, checks, checks.c.kind, checks.c.status, checks.c.headline, checks.c.run_id)
     assert [f for f in found if f[0] == "monitor"] == [("monitor", "drop", check.headline, result.run_id)]
@@ -464,3 +464,36 @@ def test_random_log_bytes_never_crash(tmp_path: Path, sqlite_store: str, data: b
     log.write_bytes(data)
     code = main(["-C", str(root), "monitor", str(log), "--prompt", "triage"])
     assert code in (0, 2, 3)
+
+
+def test_outcome_labels_in_the_log_let_the_graders_that_need_them_grade_those_rows(tmp_path: Path) -> None:
+    """With the log's final disposition mapped as the label, exact_match grades the rows that carry
+    one (a wrong disposition in valid JSON fails it); a row still waiting for its label is graded
+    by the other graders only."""
+    evalset_text = EVALSET.replace(
+        "    tags.channel: channel\n", "    tags.channel: channel\n    label: resolution.disposition\n"
+    )
+    root = project(tmp_path, evalset_text)
+    from agent_evals.load import load_project
+
+    evalset = load_project(root).evalsets["triage"]
+    rows = [
+        row(START + dt.timedelta(hours=1), True, "email", resolution={"disposition": "refund"}),
+        row(START + dt.timedelta(hours=2), True, "email", resolution={"disposition": "billing"}),
+        row(START + dt.timedelta(hours=3), True, "email"),  # no label yet
+    ]
+    log = write_log(tmp_path / "prod.jsonl", rows)
+    policy = evalset.monitor or MonitorPolicy()
+    window = mon.read_window(log, evalset, policy, since=START, until=START + dt.timedelta(days=1))
+    assert [r.expected for r in window.rows] == [{"disposition": "refund"}, {"disposition": "billing"}, None]
+    chosen = mon.choose_graders(evalset, labelled=True)
+    assert [g.name for g in chosen.run] == ["shape", "disposition"]
+    prompt = load_project(root).prompts["triage"]
+    tally, results = mon.grade(window, chosen.run, prompt)
+    assert [r.status for r in results] == ["pass", "fail", "pass"]
+    assert [[g.grader for g in r.grades] for r in results] == [
+        ["shape", "disposition"],
+        ["shape", "disposition"],
+        ["shape"],
+    ]
+    assert (tally.n, tally.passed) == (3, 2)

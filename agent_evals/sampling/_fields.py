@@ -32,7 +32,7 @@ import difflib
 import itertools
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,6 +390,19 @@ def flat_keys(row: Mapping[str, Any], prefix: str = "") -> list[str]:
 def is_missing(value: Any) -> bool:
     """Absent, null, or a float NaN (a CSV's empty cell)."""
     return value is MISSING or value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def expected_value(pairs: Iterable[tuple[tuple[str, ...], Any]]) -> Any:
+    """A case's expected value from the mapped (path under expected, value) pairs: an empty path is
+    the whole value, the others fields of a mapping."""
+    expected: Any = None
+    for parts, value in pairs:
+        if not parts:
+            expected = value
+        else:
+            expected = expected if isinstance(expected, dict) else {}
+            set_path(expected, parts, value)
+    return expected
 
 
 def set_path(target: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:

@@ -27,7 +27,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.errors import ConfigError
-from agent_evals.sampling._fields import MISSING, FieldMap, flat_keys, getter, is_missing, set_path
+from agent_evals.sampling._fields import (
+    MISSING,
+    FieldMap,
+    expected_value,
+    flat_keys,
+    getter,
+    is_missing,
+    set_path,
+)
 from agent_evals.sampling._read import Chunk, LogReader
 from agent_evals.sampling._select import Candidate, Pool
 from agent_evals.trajectory import TrajectoryError
@@ -375,13 +383,7 @@ class Scan:
         prio, stratum, balance = order
         expected: Any = None
         if fm.expected and labelled:
-            for parts, src in fm.expected:
-                value = plain(values[src][i])
-                if not parts:
-                    expected = value
-                else:
-                    expected = expected if isinstance(expected, dict) else {}
-                    set_path(expected, parts, value)
+            expected = expected_value((parts, plain(values[src][i])) for parts, src in fm.expected)
         tags: list[str] = []
         for _, src in fm.tags:
             value = values[src][i]

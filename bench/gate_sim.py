@@ -84,6 +84,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
+from machine import describe as machine  # bench/machine.py: the machine, named one way
 
 import agent_evals
 from agent_evals import diff as diff_module
@@ -711,18 +712,6 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 def pts(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def _git(*args: str) -> str | None:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import describe as machine  # bench/machine.py: the machine, named one way
 
 from agent_evals.models import MonitorPolicy
 from agent_evals.monitor import Tally, Window, compare
@@ -85,18 +85,6 @@ def interval(share: float, sims: int) -> str:
 
     ci = pass_rate_interval(round(share * sims), sims)
     return f"{ci.low * 100:.1f}-{ci.high * 100:.1f}%"
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def main() -> None:

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from machine import describe as machine  # bench/machine.py: the machine, named one way
+
 HERE = Path(__file__).resolve().parent
 AGENT_EVALS = Path(sys.executable).parent / "agent-evals"
 
@@ -290,19 +292,6 @@ def help_startup(runs: int) -> float:
         subprocess.run([str(AGENT_EVALS), "--help"], check=True, stdout=subprocess.DEVNULL)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    version = ".".join(str(v) for v in sys.version_info[:2])
-    return f"{os.cpu_count()}-core machine, Python {version}, {cpu}"
 
 
 def table(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -5,7 +5,9 @@ went live with the time after (`history.live`: its merge on the deploy branch, o
 deploy), on two things the history holds:
 
 - the production pass rate: the windows `monitor` graded (production runs) that ended before
-  the version went live against those that started after, pooled on each side; the difference
+  the version went live against those that started after, pooled on each side (windows that
+  overlap, as a daily monitor of the last week's traffic makes them, are taken once: the most
+  that share no time); the difference
   of two independent proportions with Newcombe's interval and a one-sided exact test for a
   drop (`stats.newcombe_interval`, `stats.drop_pvalue`), and the drop those sizes could see;
 - the business metric each of its eval sets names: its points in the days before against the
@@ -221,13 +223,23 @@ def _production(
             r.prompt_id == prompt_id, r.kind == "production", r.window_start >= start, r.window_end <= end
         )
     ).all()
-    before = [row for row in rows if row.window_end <= live]
-    after = [row for row in rows if row.window_start >= live]
+    before = _disjoint([row for row in rows if row.window_end <= live])
+    after = _disjoint([row for row in rows if row.window_start >= live])
 
     def pooled(side: Sequence[Any]) -> tuple[int, int, int]:
         return sum(row.passed + row.failed for row in side), sum(row.passed for row in side), len(side)
 
     return pooled(before), pooled(after)
+
+
+def _disjoint(windows: Sequence[Any]) -> list[Any]:
+    """The most windows that share no time (earliest end first): a daily `monitor` of the last
+    seven days grades each row seven times, and pooling those would count a row as seven."""
+    taken: list[Any] = []
+    for w in sorted(windows, key=lambda w: (w.window_end, w.window_start)):
+        if not taken or w.window_start >= taken[-1].window_end:
+            taken.append(w)
+    return taken
 
 
 def _points(

@@ -205,3 +205,16 @@ def test_an_unknown_version_or_no_live_period_is_one_clear_error(history_url: st
         add_deploy(store, "triage", "2", LIVE, prompt_hash=None, commit=None)
         with pytest.raises(ConfigError, match="version '9' of 'triage' was never live"):
             verify(store, "triage", version="9", root=None, prompt_path=None, metrics={})
+
+
+def test_overlapping_monitor_windows_are_pooled_once(history_url: str) -> None:
+    """A daily monitor of the last 7 days grades each row 7 times: verify pools only windows that
+    share no time, so a row counts once."""
+    _fill(history_url, after_rate=0.80, metric_after=0.70)
+    with _store(history_url) as store:
+        # Two more after-windows, each overlapping p3 by six days.
+        _window(store, "p3b", "2", LIVE + dt.timedelta(days=1), 160, 40)
+        _window(store, "p3c", "2", LIVE + dt.timedelta(days=2), 160, 40)
+        v = verify(store, "triage", root=None, prompt_path=None, metrics={}, now=LIVE + dt.timedelta(days=15))
+    assert v.production is not None
+    assert (v.production.after_n, v.production.after_passed, v.production.windows) == (400, 320, (2, 2))

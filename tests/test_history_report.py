@@ -391,6 +391,19 @@ def test_history_refuses_an_unknown_prompt_and_a_bad_deploy_time(
 def test_history_in_a_terminal_shows_versions_verdicts_flaky_cases_and_judges(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     _fill(url)
+    from agent_evals.checks import Check, store_check
+
+    with _store(url) as store:
+        store_check(
+            store,
+            Check(
+                kind="monitor",
+                prompt_id="triage",
+                status="drop",
+                headline="monitor triage v2: synthetic drop",
+                at=T0,
+            ),
+        )
     result = run_pty([*CLI, "history"], tmp_path, env={**os.environ, ENV_VAR: url}, columns=200)
     assert result.code == 0, result.text
     text = result.text
@@ -403,6 +416,7 @@ def test_history_in_a_terminal_shows_versions_verdicts_flaky_cases_and_judges(tm
     assert "max_regressions" in text
     assert "flaky under 1@11111111: 1 case(s): b" in text
     assert "judge tone: below_floor (agreement 60.0% on 30 case(s))" in text
+    assert "after the merge, latest monitor (2026-10-01 09:00): monitor triage v2: synthetic drop" in text
     assert "\x1b[" in result.raw  # a terminal gets colour
 
 

@@ -130,6 +130,13 @@ def print_history(console: Console, histories: Sequence[PromptHistory], store: s
             if v.flaky_count:
                 shown = ", ".join(v.flaky[:_FLAKY_SHOWN]) + (", ..." if v.flaky_count > _FLAKY_SHOWN else "")
                 console.print(Text(f"flaky under {v.key}: {v.flaky_count} case(s): {shown}"))
+        latest = {check.kind: check for check in h.checks}  # oldest first: the last of each kind wins
+        for kind in ("monitor", "verify", "freshness"):
+            if kind in latest:
+                check = latest[kind]
+                style = {"drop": "bold red", "stale": "yellow", "cannot_tell": "yellow"}.get(check.status, "")
+                line = f"after the merge, latest {kind} ({_when(check.at)}): {check.headline}"
+                console.print(Text(line, style=style))
         for c in h.calibration:
             agreement = "-" if c.agreement is None else pct(c.agreement)
             console.print(Text(f"judge {c.grader}: {c.status} (agreement {agreement} on {c.n or 0} case(s))"))

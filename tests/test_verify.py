@@ -24,7 +24,7 @@ from agent_evals.history.store import ENV_VAR, checks, open_store, resolve_url
 from agent_evals.models import ProjectConfig
 from agent_evals.record import CaseResult, RunEnd, RunHeader
 from agent_evals.stats import detectable_drop, drop_pvalue, mean_shift, newcombe_interval
-from agent_evals.verify import verify
+from agent_evals.verify import as_json, verify
 from tests.pg import pg_cluster
 from tests.test_history_import import history_url
 
@@ -218,3 +218,113 @@ def test_overlapping_monitor_windows_are_pooled_once(history_url: str) -> None:
         v = verify(store, "triage", root=None, prompt_path=None, metrics={}, now=LIVE + dt.timedelta(days=15))
     assert v.production is not None
     assert (v.production.after_n, v.production.after_passed, v.production.windows) == (400, 320, (2, 2))
+
+
+def test_the_json_document_holds_every_figure_the_conclusion_rests_on(history_url: str) -> None:
+    before_metric, after_metric = _fill(history_url, after_rate=0.80, metric_after=0.70)
+    with _store(history_url) as store:
+        v = verify(
+            store,
+            "triage",
+            root=None,
+            prompt_path=None,
+            metrics={METRIC: "higher"},
+            now=LIVE + dt.timedelta(days=15),
+        )
+    doc = as_json(v)
+    interval = newcombe_interval(320, 400, 362, 400, confidence=0.95)
+    shift = mean_shift(before_metric, after_metric)
+    assert doc == {
+        "kind": "agent-evals-verify",
+        "schema_version": 1,
+        "prompt_id": "triage",
+        "version": "2",
+        "status": "drop",
+        "headline": v.check.headline,
+        "live": {"from": "2026-09-15T00:00:00Z", "to": None, "commit": "c0ffee2", "source": "deploy"},
+        "days": 14,
+        "alpha": 0.05,
+        "production": {
+            "before": {"n": 400, "passed": 362, "windows": 2},
+            "after": {"n": 400, "passed": 320, "windows": 2},
+            "delta": pytest.approx(interval.estimate),
+            "interval": pytest.approx([interval.low, interval.high]),
+            "pvalue_drop": pytest.approx(drop_pvalue(362, 400, 320, 400)),
+            "detectable_drop": pytest.approx(detectable_drop(362 / 400, 400, 400, 0.05)),
+        },
+        "metrics": [
+            {
+                "name": METRIC,
+                "direction": "higher",
+                "before": {"n": 14, "mean": pytest.approx(np.mean(before_metric))},
+                "after": {"n": 14, "mean": pytest.approx(np.mean(after_metric))},
+                "delta": pytest.approx(shift.delta),
+                "interval": pytest.approx(list(shift.interval)),
+                "pvalue_worse": pytest.approx(shift.p_lower),
+            }
+        ],
+        "gate": {
+            "status": "pass",
+            "pr": 7,
+            "commit": None,
+            "decided_at": "2026-09-14T00:00:00Z",
+            "base_version": "1",
+            "base_rate": 0.8,
+            "cand_rate": 0.82,
+            "delta": 0.02,
+            "pvalue": 0.4,
+        },
+    }
+    assert v.check.headline == (
+        "DROP: verify triage 2 (live 2026-09-15); production pass rate -10.5 pts [-15.4 pts, -5.6 pts]; "
+        f"{METRIC} -0.05606 [-0.06256, -0.04956]; gate #7 pass predicted +2.0 pts on the eval set"
+    )
+    assert v.check.window == (LIVE - dt.timedelta(days=14), LIVE + dt.timedelta(days=14))
+    assert (v.check.kind, v.check.prompt_id, v.check.prompt_hash, v.check.at) == (
+        "verify",
+        "triage",
+        "sha256:22222222",
+        LIVE + dt.timedelta(days=15),
+    )
+
+
+def test_an_earlier_version_and_a_shorter_span_are_checked_as_asked(history_url: str) -> None:
+    """--version picks the period of that version (its latest, when it was live twice); --days
+    narrows both sides, so windows and points outside them are left out."""
+    _fill(history_url, after_rate=0.80, metric_after=0.70)
+    with _store(history_url) as store:
+        add_deploy(
+            store,
+            "triage",
+            "1",
+            LIVE + dt.timedelta(days=30),
+            prompt_hash="sha256:11111111",
+            commit="c0ffee1",
+        )
+        v1 = verify(
+            store,
+            "triage",
+            version="1",
+            root=None,
+            prompt_path=None,
+            metrics={},
+            now=LIVE + dt.timedelta(days=31),
+        )
+        assert (v1.live.version, v1.live.start, v1.live.commit) == (
+            "1",
+            LIVE + dt.timedelta(days=30),
+            "c0ffee1",
+        )
+        assert v1.gate is None  # no verdict had version 1 as its candidate
+        latest = verify(store, "triage", root=None, prompt_path=None, metrics={}, now=LIVE)
+        assert latest.live.version == "1"  # the version live now
+        v2 = verify(
+            store, "triage", version="2", root=None, prompt_path=None, metrics={METRIC: "lower"}, days=7
+        )
+    assert v2.live.start == LIVE
+    assert v2.production is not None
+    assert (v2.production.before_n, v2.production.after_n, v2.production.windows) == (200, 200, (1, 1))
+    (m,) = v2.metrics
+    assert (m.before_n, m.after_n, m.direction) == (7, 7, "lower")
+    assert v2.check.window == (LIVE - dt.timedelta(days=7), LIVE + dt.timedelta(days=7))
+    assert v2.check.status == "drop"  # production fell, even though the metric moved the good way for "lower"

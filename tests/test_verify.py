@@ -328,3 +328,92 @@ def test_an_earlier_version_and_a_shorter_span_are_checked_as_asked(history_url:
     assert (m.before_n, m.after_n, m.direction) == (7, 7, "lower")
     assert v2.check.window == (LIVE - dt.timedelta(days=7), LIVE + dt.timedelta(days=7))
     assert v2.check.status == "drop"  # production fell, even though the metric moved the good way for "lower"
+
+
+def test_live_from_the_merges_and_only_this_prompts_production_windows(
+    history_url: str, tmp_path: Path
+) -> None:
+    """Without deploys, the version went live at its merge on the deploy branch (a real repository,
+    a branch named by `branch`); another prompt's windows and an eval run in the span are not
+    production for this one; five metric points a side are enough, four are not; alpha is the one given."""
+    import os
+
+    from agent_evals.load import load_prompt
+    from tests.support import GitRepo
+    from tests.test_history_report import PROMPT
+
+    repo = GitRepo(tmp_path)
+    path = "prompts/triage.yaml"
+
+    def commit_at(at: dt.datetime, message: str) -> None:
+        stamp = at.isoformat() + "Z"
+        repo.git.git.add("-A")
+        repo.git.git.commit(
+            "-m",
+            message,
+            "--no-verify",
+            env={**os.environ, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
+        )
+
+    repo.write({path: PROMPT.format(version=1, system="v1")})
+    commit_at(T0, "v1")
+    repo.git.git.checkout("-b", "release")
+    repo.write({path: PROMPT.format(version=2, system="v2")})
+    commit_at(LIVE, "v2")
+    repo.git.git.checkout("main")
+    v2_hash = load_prompt(Path(path), PROMPT.format(version=2, system="v2")).content_hash
+    rng = np.random.default_rng(11)
+    with _store(history_url) as store:
+        for run_id, start, passed in (("q1", T0 + dt.timedelta(days=7), 190), ("q2", LIVE, 150)):
+            _window(store, run_id, "1" if start < LIVE else "2", start, passed, 200 - passed)
+        # Another prompt's production window, and an eval run of this prompt: neither is counted.
+        other = RunHeader(
+            run_id="other", started_at=LIVE.isoformat() + "Z", tool_version="0",
+            prompt={"id": "someone-else", "version": "9"}, evalset={"id": "x"}, provider={"name": "production"},
+        )  # fmt: skip
+        rows = [CaseResult(index=0, case_id="r", status="fail", passed=False)] * 1
+        ingest.add_run(
+            store,
+            other,
+            ((None, r) for r in rows),
+            None,
+            kind="production",
+            window=(LIVE, LIVE + dt.timedelta(days=7)),
+        )
+        evalrun = other.model_copy(update={"run_id": "eval", "prompt": {"id": "triage", "version": "2"}})
+        ingest.add_run(
+            store, evalrun, ((None, r) for r in rows), None, window=(LIVE, LIVE + dt.timedelta(days=7))
+        )
+        before = list(0.7 + rng.normal(0, 0.01, 5))
+        after = list(0.6 + rng.normal(0, 0.01, 5))
+        add_points(
+            store,
+            [Point("five", LIVE - dt.timedelta(days=5 - i), value) for i, value in enumerate(before)]
+            + [Point("five", LIVE + dt.timedelta(days=i), value) for i, value in enumerate(after)]
+            + [Point("four", LIVE - dt.timedelta(days=d + 1), 0.7) for d in range(4)]
+            + [Point("four", LIVE + dt.timedelta(days=d), 0.6) for d in range(4)],
+        )
+        v = verify(
+            store,
+            "triage",
+            root=tmp_path,
+            prompt_path=path,
+            metrics={"five": "higher", "four": "higher"},
+            branch="release",
+            alpha=0.01,
+            now=LIVE + dt.timedelta(days=8),
+        )
+    assert (v.live.version, v.live.prompt_hash, v.live.start, v.live.source) == ("2", v2_hash, LIVE, "merge")
+    assert v.check.figures["live"]["source"] == "merge"
+    assert v.check.figures["alpha"] == 0.01
+    assert v.production is not None
+    assert (v.production.before_n, v.production.after_n) == (200, 200)
+    assert v.production.interval == pytest.approx(
+        (lambda i: (i.low, i.high))(newcombe_interval(150, 200, 190, 200, confidence=0.99))
+    )
+    five, four = v.metrics  # sorted by name
+    assert (four.name, four.delta, four.interval) == ("four", None, None)
+    expected = mean_shift(before, after, alpha=0.01)
+    assert (five.name, five.before_n, five.after_n) == ("five", 5, 5)
+    assert five.interval == pytest.approx(expected.interval)
+    assert five.pvalue == pytest.approx(expected.p_lower)

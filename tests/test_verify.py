@@ -200,11 +200,17 @@ def test_no_windows_or_points_on_a_side_cannot_tell_and_is_stored(history_url: s
 
 def test_an_unknown_version_or_no_live_period_is_one_clear_error(history_url: str) -> None:
     with _store(history_url) as store:
-        with pytest.raises(ConfigError, match="no live period is known for prompt 'triage'"):
+        with pytest.raises(ConfigError) as caught:
             verify(store, "triage", root=None, prompt_path=None, metrics={})
+        assert caught.value.render() == (
+            "no live period is known for prompt 'triage' (merge it on the deploy branch "
+            "(the history reads the merges), or record the deploy: agent-evals history deploy triage VERSION --at TIME)"
+        )
         add_deploy(store, "triage", "2", LIVE, prompt_hash=None, commit=None)
-        with pytest.raises(ConfigError, match="version '9' of 'triage' was never live"):
+        add_deploy(store, "triage", "3", LIVE + dt.timedelta(days=1), prompt_hash=None, commit=None)
+        with pytest.raises(ConfigError) as caught:
             verify(store, "triage", version="9", root=None, prompt_path=None, metrics={})
+        assert caught.value.render() == "version '9' of 'triage' was never live (live versions: 2, 3)"
 
 
 def test_overlapping_monitor_windows_are_pooled_once(history_url: str) -> None:

@@ -31,6 +31,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
@@ -804,23 +805,16 @@ def _histories(
     project = _project_quietly(root)
     found = []
     for prompt_id in wanted:
-        prompt = project.prompts.get(prompt_id) if project else None
-        metrics = [
-            e.metric
-            for e in (project.evalsets.values() if project else ())
-            if e.prompt == prompt_id and e.metric
-        ]
+        files = _prompt_files(project, prompt_id)
         found.append(
             prompt_history(
                 store,
                 prompt_id,
                 evalset=evalset,
                 root=root,
-                prompt_path=str(Path(prompt.source_path).absolute())
-                if prompt and prompt.source_path
-                else None,
-                owner=prompt.owner.model_dump() if prompt else None,
-                metrics=metrics,
+                prompt_path=files.path,
+                owner=files.prompt.owner.model_dump() if files.prompt else None,
+                metrics=list(files.metrics),
                 live_from=live_from,
                 branch=base,
             )
@@ -836,6 +830,27 @@ def _project_quietly(root: Path) -> Project | None:
         return load_project(root)
     except ConfigError:
         return None
+
+
+@dataclass(frozen=True)
+class _PromptFiles:
+    """What a prompt's files add to its history: the prompt (owner, on-call), its file as an absolute
+    path (for the merges that made its versions live), and its eval sets' business metrics."""
+
+    prompt: Prompt | None
+    path: str | None
+    metrics: dict[str, Literal["higher", "lower"]]
+
+
+def _prompt_files(project: Project | None, prompt_id: str) -> _PromptFiles:
+    prompt = project.prompts.get(prompt_id) if project else None
+    metrics = {
+        e.metric: e.metric_direction
+        for e in (project.evalsets.values() if project else ())
+        if e.prompt == prompt_id and e.metric
+    }
+    path = str(Path(prompt.source_path).absolute()) if prompt and prompt.source_path else None
+    return _PromptFiles(prompt, path, metrics)
 
 
 @history_app.command("deploy")
@@ -856,27 +871,11 @@ def history_deploy(
         ) from None
     root, config = _history_project()
     with _open_history(root, config) as store:
-        prompt_hash = _version_hash(store, prompt, version)
-        new = add_deploy(store, prompt, version, when, prompt_hash=prompt_hash, commit=commit)
+        new = add_deploy(store, prompt, version, when, commit=commit)
     what = "recorded" if new else "replaced"
     note.print(
         f"{what}: {prompt} version {version} live from {when.isoformat()}Z", markup=False, soft_wrap=True
     )
-
-
-def _version_hash(store: Store, prompt: str, version: str) -> str | None:
-    """The content hash of the latest run of that version, when the history has one."""
-    from sqlalchemy import select
-
-    from agent_evals.history.store import runs
-
-    with store.connect() as conn:
-        return conn.execute(
-            select(runs.c.prompt_hash)
-            .where(runs.c.prompt_id == prompt, runs.c.prompt_version == version)
-            .order_by(runs.c.started_at.desc())
-            .limit(1)
-        ).scalar()
 
 
 metric_app = typer.Typer(
@@ -975,27 +974,21 @@ def verify(
     from agent_evals.verify import verify as run_verify
 
     root, config = _history_project()
-    project = _project_quietly(root)
-    found = project.prompts.get(prompt) if project else None
-    metrics = {
-        e.metric: e.metric_direction
-        for e in (project.evalsets.values() if project else ())
-        if e.prompt == prompt and e.metric
-    }
+    files = _prompt_files(_project_quietly(root), prompt)
     with _open_history(root, config) as store:
         result = run_verify(
             store,
             prompt,
             version=version,
             root=root,
-            prompt_path=str(Path(found.source_path).absolute()) if found and found.source_path else None,
-            metrics=metrics,
+            prompt_path=files.path,
+            metrics=files.metrics,
             days=days,
             alpha=alpha,
             live_from=live_from,
             branch=base,
         )
-        sent = _page(store, config, found, result.check)
+        sent = _page(store, config, files.prompt, result.check)
     if fmt == "json":
         from agent_evals.verify import as_json
 

@@ -69,13 +69,14 @@ def _fill(url: str, *, after_rate: float, metric_after: float) -> tuple[list[flo
     before_metric = list(0.75 + rng.normal(0, 0.01, 14))
     after_metric = list(metric_after + rng.normal(0, 0.01, 14))
     with _store(url) as store:
-        add_deploy(store, "triage", "1", T0, prompt_hash="sha256:11111111", commit=None)
-        add_deploy(store, "triage", "2", LIVE, prompt_hash="sha256:22222222", commit="c0ffee2")
         _window(store, "p1", "1", T0, 180, 20)
         _window(store, "p2", "1", T0 + dt.timedelta(days=7), 182, 18)
         after = round(200 * after_rate)
         _window(store, "p3", "2", LIVE, after, 200 - after)
         _window(store, "p4", "2", LIVE + dt.timedelta(days=7), after, 200 - after)
+        # After the runs: a deploy takes the content hash of its version's latest run.
+        add_deploy(store, "triage", "1", T0, commit=None)
+        add_deploy(store, "triage", "2", LIVE, commit="c0ffee2")
         add_points(
             store,
             [Point(METRIC, T0 + dt.timedelta(days=d), v) for d, v in enumerate(before_metric)]
@@ -119,10 +120,10 @@ def _fill(url: str, *, after_rate: float, metric_after: float) -> tuple[list[flo
     return before_metric, after_metric
 
 
-def test_a_change_that_hurt_production_and_the_metric_is_a_drop_with_exact_figures(history_url: str) -> None:
-    before_metric, after_metric = _fill(history_url, after_rate=0.80, metric_after=0.70)
-    with _store(history_url) as store:
-        v = verify(
+def _verify_drop(url: str) -> Any:
+    """verify of version 2, a day after both sides' fortnight, the metric higher-is-better."""
+    with _store(url) as store:
+        return verify(
             store,
             "triage",
             root=None,
@@ -130,6 +131,11 @@ def test_a_change_that_hurt_production_and_the_metric_is_a_drop_with_exact_figur
             metrics={METRIC: "higher"},
             now=LIVE + dt.timedelta(days=15),
         )
+
+
+def test_a_change_that_hurt_production_and_the_metric_is_a_drop_with_exact_figures(history_url: str) -> None:
+    before_metric, after_metric = _fill(history_url, after_rate=0.80, metric_after=0.70)
+    v = _verify_drop(history_url)
     assert v.live.version == "2"
     assert v.live.start == LIVE
     p = v.production
@@ -182,7 +188,7 @@ def _fill_metric() -> tuple[list[float], list[float]]:
 
 def test_no_windows_or_points_on_a_side_cannot_tell_and_is_stored(history_url: str) -> None:
     with _store(history_url) as store:
-        add_deploy(store, "triage", "2", LIVE, prompt_hash="sha256:22222222", commit=None)
+        add_deploy(store, "triage", "2", LIVE, commit=None)
         v = verify(store, "triage", root=None, prompt_path=None, metrics={METRIC: "higher"}, now=LIVE)
         assert v.check.status == "cannot_tell"
         assert v.production is None
@@ -206,8 +212,8 @@ def test_an_unknown_version_or_no_live_period_is_one_clear_error(history_url: st
             "no live period is known for prompt 'triage' (merge it on the deploy branch "
             "(the history reads the merges), or record the deploy: agent-evals history deploy triage VERSION --at TIME)"
         )
-        add_deploy(store, "triage", "2", LIVE, prompt_hash=None, commit=None)
-        add_deploy(store, "triage", "3", LIVE + dt.timedelta(days=1), prompt_hash=None, commit=None)
+        add_deploy(store, "triage", "2", LIVE, commit=None)
+        add_deploy(store, "triage", "3", LIVE + dt.timedelta(days=1), commit=None)
         with pytest.raises(ConfigError) as caught:
             verify(store, "triage", version="9", root=None, prompt_path=None, metrics={})
         assert caught.value.render() == "version '9' of 'triage' was never live (live versions: 2, 3)"
@@ -228,15 +234,7 @@ def test_overlapping_monitor_windows_are_pooled_once(history_url: str) -> None:
 
 def test_the_json_document_holds_every_figure_the_conclusion_rests_on(history_url: str) -> None:
     before_metric, after_metric = _fill(history_url, after_rate=0.80, metric_after=0.70)
-    with _store(history_url) as store:
-        v = verify(
-            store,
-            "triage",
-            root=None,
-            prompt_path=None,
-            metrics={METRIC: "higher"},
-            now=LIVE + dt.timedelta(days=15),
-        )
+    v = _verify_drop(history_url)
     doc = as_json(v)
     interval = newcombe_interval(320, 400, 362, 400, confidence=0.95)
     shift = mean_shift(before_metric, after_metric)
@@ -304,7 +302,6 @@ def test_an_earlier_version_and_a_shorter_span_are_checked_as_asked(history_url:
             "triage",
             "1",
             LIVE + dt.timedelta(days=30),
-            prompt_hash="sha256:11111111",
             commit="c0ffee1",
         )
         v1 = verify(

@@ -25,7 +25,7 @@ from sqlalchemy import select, tuple_
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
-from agent_evals.history.store import Store, deploys, insert, metric_points
+from agent_evals.history.store import Store, deploys, insert, metric_points, runs
 from agent_evals.record import open_regular
 
 __all__ = [
@@ -241,11 +241,20 @@ def add_deploy(
     version: str,
     at: dt.datetime,
     *,
-    prompt_hash: str | None,
     commit: str | None,
 ) -> bool:
-    """Record that `version` of `prompt_id` went live at `at`; True if it was new (else replaced)."""
+    """Record that `version` of `prompt_id` went live at `at`; True if it was new (else replaced).
+
+    The version's content hash is the one its latest run in the history had (None when it never
+    ran): live periods are matched to runs by it, the version string being only a fallback.
+    """
     with store.write() as conn:
+        prompt_hash = conn.execute(
+            select(runs.c.prompt_hash)
+            .where(runs.c.prompt_id == prompt_id, runs.c.prompt_version == version)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).scalar()
         existed = conn.execute(
             select(deploys.c.prompt_id).where(deploys.c.prompt_id == prompt_id, deploys.c.at == at)
         ).first()

@@ -25,7 +25,7 @@ import pytest
 from agent_evals.report import dashboard
 from agent_evals.report._page import Chart, Dot, Rect
 from tests.chromium import Collect as _Collect
-from tests.chromium import browser
+from tests.chromium import LoadedPage, browser
 
 __all__ = ["browser"]
 
@@ -504,36 +504,8 @@ def test_a_metric_series_with_one_value_and_a_version_run_once() -> None:
 # --- in the browser ------------------------------------------------------------------------------------
 
 
-class Page:
+class Page(LoadedPage):
     """One loaded dashboard, with what it logged; every request is routed, and only the file passes."""
-
-    def __init__(self, browser: Any, path: Path) -> None:
-        self.url = path.as_uri()
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.blocked: list[str] = []
-        self.requests: list[str] = []
-        self.context.route("**/*", self._route)
-        self.page = self.context.new_page()
-        self.console: list[tuple[str, str]] = []
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("dialog", self._dialog)
-        self.page.goto(self.url, wait_until="load")
-
-    def _route(self, route: Any) -> None:
-        url = route.request.url
-        self.requests.append(url)
-        if url == self.url or url.startswith("data:"):
-            route.continue_()
-        else:
-            self.blocked.append(url)
-            route.abort()
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
 
     def shown(self, selector: str) -> int:
         """How many elements match and are rendered (checkVisibility: not display:none, nor inside one)."""
@@ -547,9 +519,6 @@ class Page:
 
     def status(self, section: int = 0) -> str:
         return str(self.page.text_content(f"#prompt-{section} output.shown"))
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from agent_evals.report import html
 from agent_evals.report._common import DIFF_TOKENS, word_diff
 from agent_evals.report.html import script_json
 from tests.chromium import Collect as _Collect
-from tests.chromium import browser
+from tests.chromium import LoadedPage, browser
 from tests.test_reports import new_pair, pair, record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -389,26 +389,8 @@ def test_judge_agreement_is_shown_like_the_pr_comment() -> None:
 # --- in the browser --------------------------------------------------------------------------------
 
 
-class Page:
+class Page(LoadedPage):
     """One loaded report page, with everything it logged and asked for."""
-
-    def __init__(self, browser: Any, path: Path) -> None:
-        self.url = path.as_uri()
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.console: list[tuple[str, str]] = []
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.context.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("dialog", self._dialog)
-        self.page.goto(self.url, wait_until="load")
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
 
     def rows(self) -> list[str]:
         ids: list[str] = self.page.eval_on_selector_all(
@@ -421,9 +403,6 @@ class Page:
 
     def click_filter(self, name: str) -> None:
         self.page.click(f'section.explorer button[data-filter="{name}"]')
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture

@@ -49,7 +49,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent / "history"))
 
+from make_history import Repo  # noqa: E402 (the dashboard demo's git repository at synthetic times)
 from receiver import PAGERDUTY_PATH, Receiver  # noqa: E402 (beside this script, not a package)
 
 DEFAULT_OUT = Path(".agent-evals") / "demo-monitor"
@@ -79,7 +81,6 @@ ROUTING_KEY_ENV = "PAGERDUTY_ROUTING_KEY"
 WEBHOOK_ENV = "SUPPORT_SLACK_WEBHOOK_URL"
 SYNTHETIC_ROUTING_KEY = "R0UT1NGKEYSYNTHETICDEMO000000000"
 SYNTHETIC_WEBHOOK_TOKEN = "synthetic0demo0token0000"
-AUTHOR = ("Support Automation (synthetic)", "support-automation@example.com")
 
 # --- the synthetic traffic ------------------------------------------------------------------------
 
@@ -259,38 +260,6 @@ def alerts_config(receiver_url: str) -> str:
         "  routes:\n"
         "    pagerduty:support-automation-primary: [oncall, support-slack]\n"
     )
-
-
-class Repo:
-    """The demo project's git repository; each commit at a synthetic time."""
-
-    def __init__(self, root: Path) -> None:
-        import git
-
-        self.root = root
-        self.git = git.Repo.init(root, initial_branch="main")
-        with self.git.config_writer() as config:
-            config.set_value("user", "name", AUTHOR[0])
-            config.set_value("user", "email", AUTHOR[1])
-            config.set_value("commit", "gpgsign", "false")
-
-    def commit(self, message: str, at: dt.datetime) -> None:
-        stamp = at.strftime("%Y-%m-%dT%H:%M:%S+0000")
-        self.git.git.add("-A")
-        self.git.git.commit(
-            "-m", message, "--no-verify", env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
-        )
-
-    def checkout(self, branch: str, *, new: bool = False) -> None:
-        self.git.git.checkout(*(["-b", branch] if new else [branch]))
-
-    def merge(self, branch: str, message: str, at: dt.datetime) -> None:
-        stamp = at.strftime("%Y-%m-%dT%H:%M:%S+0000")
-        self.checkout("main")
-        self.git.git.merge(
-            "--no-ff", "--no-verify", "-m", message, branch,
-            env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
-        )  # fmt: skip
 
 
 # --- running the tool ------------------------------------------------------------------------------

@@ -38,9 +38,10 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _ascii
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Self
@@ -51,6 +52,7 @@ from agent_evals.errors import ConfigError, EvaluationError
 from agent_evals.providers.base import Completion, ToolCall, Usage, message_json, tools_json
 
 if TYPE_CHECKING:
+    from agent_evals.models import Message
     from agent_evals.providers import ProviderSettings
     from agent_evals.providers.base import ChatRequest
 
@@ -161,9 +163,17 @@ def cache_key(request: ChatRequest, settings: ProviderSettings, repeat: int = 0)
         # An agent step: rarer, and its payload has more keys than the split below knows.
         return hashlib.sha256(_canonical(_key_payload(request, settings, repeat)).encode("ascii")).hexdigest()
     head, middle, tail = _shared_parts(request, settings)
-    messages = _canonical([message_json(m) for m in request.messages])
+    messages = "[" + ",".join(map(_message_canonical, request.messages)) + "]"
     blob = head + messages + middle + _canonical(repeat) + tail
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+def _message_canonical(message: Message) -> str:
+    """`_canonical(message_json(message))`, written directly for a message with no tool fields
+    (every message of a tool-less prompt): its two strings escaped by the encoder json.dumps uses."""
+    if message.tool_calls or message.tool_call_id is not None or message.name or message.is_error:
+        return _canonical(message_json(message))
+    return '{"content":' + _ascii(message.content) + ',"role":' + _ascii(message.role) + "}"
 
 
 def _canonical(value: Any) -> str:
@@ -301,10 +311,14 @@ _INSERT = (
     " response_model, finish_reason, created_at, cache_read_tokens, cache_write_tokens, tool_calls,"
     " latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT = (
-    "SELECT text, input_tokens, output_tokens, response_model, finish_reason, cache_read_tokens,"
-    " cache_write_tokens, tool_calls, latency_ms FROM responses WHERE key = ?"
+_COLUMNS = (
+    "text, input_tokens, output_tokens, response_model, finish_reason, cache_read_tokens,"
+    " cache_write_tokens, tool_calls, latency_ms"
 )
+_SELECT = f"SELECT {_COLUMNS} FROM responses WHERE key = ?"
+_SELECT_MANY = f"SELECT key, {_COLUMNS} FROM responses WHERE key IN ({{marks}})"
+_PREFETCH: Final = 500
+"""Keys per query of `prefetch` (SQLite allows 32,766 parameters; the statement is cached per size)."""
 
 
 class ResponseCache:
@@ -337,6 +351,8 @@ class ResponseCache:
         """
         self.path = Path(path)
         self._pending: dict[str, _Row] = {}
+        self._ahead: dict[str, tuple[Any, ...] | None] = {}
+        """Entries `prefetch` read (None: known missing), each dropped when `get` takes it."""
         self._hits = 0
         self._misses = 0
         self._problem: ConfigError | None = None
@@ -446,16 +462,40 @@ class ResponseCache:
         if row is not None:
             self._hits += 1
             return _answer(*row[3:8], *row[9:])
-        conn = self._usable()
-        try:
-            found = conn.execute(_SELECT, (key,)).fetchone()
-        except sqlite3.Error as exc:
-            self._raise(exc)
+        if key in self._ahead:
+            found = self._ahead.pop(key)
+        else:
+            conn = self._usable()
+            try:
+                found = conn.execute(_SELECT, (key,)).fetchone()
+            except sqlite3.Error as exc:
+                self._raise(exc)
         if found is None:
             self._misses += 1
             return None
         self._hits += 1
         return _answer(*found)
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Read the entries of many keys in one query (per `_PREFETCH` keys); the next `get` of
+        each is answered from memory, a hit or a miss. What is read ahead is dropped as it is got.
+
+        Raises:
+            ConfigError: the file is corrupt or from a newer version.
+        """
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._pending and k not in self._ahead]
+        if not wanted:
+            return
+        conn = self._usable()
+        for start in range(0, len(wanted), _PREFETCH):
+            chunk = wanted[start : start + _PREFETCH]
+            marks = ",".join("?" * len(chunk))
+            try:
+                found = {row[0]: row[1:] for row in conn.execute(_SELECT_MANY.format(marks=marks), chunk)}
+            except sqlite3.Error as exc:
+                self._raise(exc)
+            for key in chunk:
+                self._ahead[key] = found.get(key)
 
     def put(
         self, key: str, completion: Completion, *, provider: str, model: str, latency_ms: float | None = None
@@ -582,6 +622,7 @@ class ResponseCache:
             self._open()
             return 0
         self.flush()
+        self._ahead.clear()
         conn = self._usable()
         try:
             if older_than_days is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -224,6 +224,7 @@ class Calls:
         self._settings: dict[str, ProviderSettings] = {}
         self._limits: dict[str, ProviderLimits] = {}
         self.breakers: dict[str, Breaker] = {}
+        self._keys: dict[tuple[int, int], tuple[ChatRequest, str]] = {}
 
     def settings(self, name: str) -> ProviderSettings:
         if name not in self._settings:
@@ -272,6 +273,37 @@ class Calls:
         """The rate of a call asking `provider_name` for `model` (before it answers); None: unpriced."""
         return self.prices.rate(self.settings(provider_name).type, model)
 
+    def prefetch(self, provider_name: str, calls: Sequence[tuple[ChatRequest, int]]) -> None:
+        """Read the cache entries of calls about to be made, in one query (`ResponseCache.prefetch`).
+
+        Each call's key is kept for `call` to use, so it is computed once. A no-op when the
+        provider's answers are not cached.
+
+        Args:
+            provider_name: the provider the calls go to.
+            calls: (request, repeat index) of each call.
+        """
+        if not self.cacheable(provider_name) or self.cache is None:
+            return
+        from agent_evals.cache import cache_key
+
+        settings = self.settings(provider_name)
+        keys = []
+        for request, repeat in calls:
+            key = cache_key(request, settings, repeat)
+            self._keys[(id(request), repeat)] = (request, key)
+            keys.append(key)
+        self.cache.prefetch(keys)
+
+    def _cache_key(self, request: ChatRequest, settings: ProviderSettings, repeat: int) -> str:
+        # A key `prefetch` computed is used once; the entry holds the request, so its id is not reused.
+        kept = self._keys.pop((id(request), repeat), None)
+        if kept is not None and kept[0] is request:
+            return kept[1]
+        from agent_evals.cache import cache_key
+
+        return cache_key(request, settings, repeat)
+
     def cacheable(self, provider_name: str) -> bool:
         # Agent code is the system under test: a change to it is invisible to the cache key.
         return self.cache is not None and spec(self.settings(provider_name)).cacheable
@@ -309,10 +341,8 @@ class Calls:
         settings = self.settings(provider_name)
         key = None
         if self.cacheable(provider_name):
-            from agent_evals.cache import cache_key
-
             assert self.cache is not None
-            key = cache_key(request, settings, ctx.repeat)
+            key = self._cache_key(request, settings, ctx.repeat)
             hit = self.cache.get(key)
             if hit is not None:
                 self._trace_response(

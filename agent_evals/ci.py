@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_evals import sources
+from agent_evals import sources, summary
 from agent_evals.budget import Budget
 from agent_evals.compare import case_locations, compare_pair
 from agent_evals.errors import EXIT_CONFIG, ConfigError, ConfigErrors, EvaluationError, ProviderStopped
@@ -516,7 +516,7 @@ def _merged(folder: Path, evalset_id: str) -> RunRecord:
 
 
 def _record(outcome: JobResult) -> RunRecord:
-    return load_record(outcome.path)
+    return outcome.record()
 
 
 def _judge(p: _Pending, config: ProjectConfig, options: CiOptions) -> PairReport:
@@ -744,7 +744,7 @@ async def _execute_in_child(
                 job=job,
                 path=Path(entry["path"]),
                 header=record.header,
-                results=list(record.cases),
+                tally=summary.tally(record.cases),
                 end=record.end,
                 stopped=ProviderStopped(
                     stopped["message"],

@@ -32,6 +32,7 @@ import traceback
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
@@ -279,7 +280,6 @@ def run(
     from agent_evals import runner
     from agent_evals.load import load_project, with_prompt_file
     from agent_evals.report.terminal import dry_run_table, print_errors, print_run
-    from agent_evals.summary import summarize
 
     project = load_project(Path("."))
     register_url(project.config.history.url)
@@ -339,36 +339,38 @@ def run(
         )
         watch(Path("."), options, lambda update: print_watch_update(out, update), selection=watched)
         return
+    # A shard is part of a run: the merged record is what goes into the history (`ci --records`).
+    # A fresh run's cases go into the history as they finish; a resumed run's record after it.
+    feed = (
+        None
+        if selection["shard"] or previous is not None
+        else partial(_open_history, project.root, project.config)
+    )
+    # What `--resume` takes to finish this run: the run it resumed, its --output, or its id.
+    again = resume if resume is not None else str(output) if output is not None else options.run_id
     try:
         with _progress(jobs, repeat=options.repeat) as tick:
             outcomes = runner.run_sync(
-                runner.execute(project, jobs, options, on_result=tick, resume=previous)
+                runner.execute(project, jobs, options, on_result=tick, resume=previous, history=feed)
             )
     except Interrupted:
         # Every finished case is on disk: say how to finish the run instead of starting again.
-        again = resume if resume is not None else str(output) if output is not None else options.run_id
         err.print(
             f"the finished cases are saved; finish the run with: agent-evals run --resume {again}",
             markup=False,
         )
         raise
-    rows = [(o.job.prompt.id, o.job.evalset.id, summarize(o.results), str(o.path)) for o in outcomes]
+    rows = [(o.job.prompt.id, o.job.evalset.id, o.tally.summary(), str(o.path)) for o in outcomes]
     print_run(out, rows)
-    print_errors(err, [(o.job.evalset.id, o.results) for o in outcomes])
+    print_errors(err, [(o.job.evalset.id, o.tally.errors) for o in outcomes])
     history_failed = False
-    if not selection["shard"]:
-        # A shard is part of a run: the merged record is what goes into the history (`ci --records`).
-        from agent_evals.history.ingest import add_run, import_record_file
+    if feed is not None:
+        history_failed = _report_history([o.history for o in outcomes])
+    elif previous is not None:
+        from agent_evals.history.ingest import import_record_file
 
         def write(store: Store) -> list[Imported]:
-            # What this run holds in memory, not read back from its file; a resumed run's file
-            # also holds the cases of its first part, so it is read whole.
-            return [
-                import_record_file(store, o.path)
-                if previous is not None
-                else add_run(store, o.header, ((None, r) for r in o.results), o.end, source=str(o.path))
-                for o in outcomes
-            ]
+            return [import_record_file(store, o.path) for o in outcomes]
 
         history_failed = _record_history(project.root, project.config, write)
     stopped = next((o.stopped for o in outcomes if o.stopped is not None), None)
@@ -386,7 +388,7 @@ def run(
         ran = sum(s.cases - s.skipped for _, _, s, _ in rows)
         err.print(
             f"stopped at the cost ceiling (${options.max_cost_usd:g}): {ran} of {ran + skipped} case runs done, "
-            f"${spent:.4f} spent, {skipped} skipped; finish with --resume {outcomes[0].header.run_id} --max-cost N"
+            f"${spent:.4f} spent, {skipped} skipped; finish with --resume {again} --max-cost N"
         )
         raise typer.Exit(EXIT_CANNOT_EVALUATE)
     if errors:
@@ -493,7 +495,7 @@ def _ignore(job: Job, result: CaseResult) -> None:
 
 def _job_line(job: Job, repeat: int) -> str:
     """--verbose: what one job runs, on what (`ci` learns its jobs only as they run)."""
-    model = job.requests[0].model.name if job.requests else job.prompt.model.name
+    model = job.prompt.model.name
     times = f" x {repeat} repeats" if repeat > 1 else ""
     return f"running {job.evalset.id} (prompt {job.prompt.id}) on {job.provider} / {model or '-'}: {len(job.indexes)} case(s){times}"
 
@@ -1192,6 +1194,23 @@ def _open_history(root: Path, config: ProjectConfig) -> Store:
     from agent_evals.history.store import open_store, resolve_url
 
     return open_store(resolve_url(root, config))
+
+
+def _report_history(written: Sequence[Imported | ConfigError | None]) -> bool:
+    """What the history feeds of a run did: each store error once on stderr, and True when there was
+    one (`_record_history`'s rule); with --verbose, a line per run written."""
+    failed = False
+    shown: set[str] = set()
+    for item in written:
+        if isinstance(item, ConfigError):
+            failed = True
+            line = item.render()
+            if line not in shown:
+                shown.add(line)
+                err.print(line, markup=False, soft_wrap=True)
+        elif item is not None and _output.verbose:
+            note.print(f"history: {item.line()}", markup=False, soft_wrap=True)
+    return failed
 
 
 def _record_history(root: Path, config: ProjectConfig, write: Callable[[Store], list[Imported]]) -> bool:

@@ -18,7 +18,7 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -45,11 +45,13 @@ from agent_evals.load import Project, translate
 from agent_evals.models import Case, EvalSet, GraderSpec, ProjectConfig, Prompt
 from agent_evals.providers import ChatRequest, Completion, capabilities, resolve
 from agent_evals.record import (
+    FLUSH_S,
     CaseResult,
     GradeRecord,
     RecordWriter,
     RunEnd,
     RunHeader,
+    RunRecord,
     TurnRecord,
     load_record,
     total_usage,
@@ -58,36 +60,56 @@ from agent_evals.render import render, render_turns
 from agent_evals.replay import Replayer
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
+from agent_evals.summary import Tally
 from agent_evals.trace import Tracer
 
 if TYPE_CHECKING:
     import aiohttp
 
     from agent_evals.cache import ResponseCache
+    from agent_evals.history.feed import HistoryFeed
+    from agent_evals.history.ingest import Imported
+    from agent_evals.history.store import Store
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One prompt on one eval set, rendered and ready to send."""
+    """One prompt on one eval set, checked to render and ready to send.
+
+    Its requests are not kept: `plan` renders every case once to find a template that does not
+    render before anything is sent, and the run renders each again as it sends it (rendering
+    is cheap, see `render.render`; holding 100,000 rendered requests is not).
+    """
 
     prompt: Prompt
     evalset: EvalSet
     indexes: tuple[int, ...]
-    requests: tuple[ChatRequest, ...]
     graders: tuple[GraderBase, ...]
     provider: str
-    rendered_at: tuple[tuple[float, float], ...] = ()
-    """(start, end) epoch seconds of each case's rendering, for traces."""
     reviews: Reviews = field(default_factory=Reviews)
     """Human verdicts stored beside the eval set; they replace machine grades that need review."""
-    turns: tuple[tuple[str, ...], ...] = ()
-    """Per selected case, its scripted user turns rendered (empty for a case without turns)."""
 
     @property
     def cases(self) -> list[Case]:
         return [self.evalset.cases[i] for i in self.indexes]
+
+    def request(self, position: int) -> ChatRequest:
+        """The request of the `position`-th selected case, rendered.
+
+        Raises:
+            TemplateError: it does not render (`make_job` checked every case already).
+        """
+        index = self.indexes[position]
+        return render(
+            self.prompt, self.evalset.cases[index], case_where=partial(case_where, self.evalset, index)
+        )
+
+    def turns(self, position: int) -> tuple[str, ...]:
+        """The `position`-th selected case's scripted user turns, rendered (empty without turns)."""
+        index = self.indexes[position]
+        return render_turns(self.evalset, index) if self.evalset.cases[index].turns else ()
 
 
 @dataclass(frozen=True)
@@ -116,13 +138,23 @@ class RunOptions:
 
 @dataclass
 class JobResult:
+    """A job's run: its record (on disk, the results) and its tally (the counts, in memory)."""
+
     job: Job
     path: Path
     header: RunHeader
-    results: list[CaseResult]
+    tally: Tally = field(default_factory=Tally)
+    """Every result of the run counted, a resumed run's earlier part included."""
     end: RunEnd | None = None
     stopped: ProviderStopped | None = None
     """Set when a provider of this job (its own or a judge's) was stopped by its breaker."""
+    history: Imported | ConfigError | None = None
+    """What writing the run into the history store did, or why the store could not take it
+    (None: not written, see `execute`'s `history`)."""
+
+    def record(self) -> RunRecord:
+        """The run's record read back: its results, in eval-set order."""
+        return load_record(self.path)
 
 
 def new_run_id() -> str:
@@ -319,31 +351,21 @@ def make_job(
     indexes = select(evalset, filters, shard)
     if only is not None:
         indexes = tuple(i for i in indexes if evalset.cases[i].id in only)
-    requests = []
-    rendered_at = []
-    turns = []
-    for i in indexes:
-        start = time.time()
-        requests.append(_render_case(prompt, evalset, i))
-        # Rendered now, with the messages: a turn that does not render stops the run before anything is sent.
-        turns.append(render_turns(evalset, i) if evalset.cases[i].turns else ())
-        rendered_at.append((start, time.time()))
-    return Job(
+    job = Job(
         prompt=prompt,
         evalset=evalset,
         indexes=indexes,
-        requests=tuple(requests),
         graders=build_graders(evalset),
         provider=prompt.model.provider,
-        rendered_at=tuple(rendered_at),
         # Loaded now so a bad reviews file stops the run before anything is sent.
         reviews=load_reviews(Path(evalset.source_path)) if evalset.source_path else Reviews(),
-        turns=tuple(turns) if any(turns) else (),
     )
-
-
-def _render_case(prompt: Prompt, evalset: EvalSet, index: int) -> ChatRequest:
-    return render(prompt, evalset.cases[index], case_where=partial(case_where, evalset, index))
+    # Every case rendered once, its turns too: a template that does not render for one case stops
+    # the run before anything is sent. The requests are dropped; the run renders each as it sends it.
+    for position in range(len(indexes)):
+        job.request(position)
+        job.turns(position)
+    return job
 
 
 def with_model(prompt: Prompt, *, provider: str | None, model: str | None) -> Prompt:
@@ -376,10 +398,53 @@ def parse_output(text: str, request: ChatRequest) -> tuple[Any, str | None]:
         return None, f"output is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
 
 
-async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseResult:
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One (case, repeat) of a job, rendered and ready to send."""
+
+    position: int
+    repeat: int
+    request: ChatRequest
+    rendered_at: tuple[float, float]
+    """(start, end) epoch seconds of its rendering, for traces."""
+
+
+_FIRST_CHUNK = 64
+_CHUNK = 512
+"""Cases rendered (and their cache entries read, in one query) at a time: sending starts after the
+first few, and what waits to be sent stays a few hundred requests however large the eval set."""
+
+
+def _items(job: Job, calls: Calls, todo: Iterable[tuple[int, int]], concurrency: int) -> Iterator[_Item]:
+    """The (position, repeat) pairs to run, rendered a chunk at a time, each chunk's cache entries
+    read ahead in one query (`Calls.prefetch`). Repeats of a case share its one rendering."""
+    size = max(_FIRST_CHUNK, concurrency)
+    chunk: list[tuple[int, int]] = []
+    for pair in todo:
+        chunk.append(pair)
+        if len(chunk) >= size:
+            yield from _prepared(job, calls, chunk)
+            chunk, size = [], max(_CHUNK, concurrency)
+    if chunk:
+        yield from _prepared(job, calls, chunk)
+
+
+def _prepared(job: Job, calls: Calls, chunk: Sequence[tuple[int, int]]) -> list[_Item]:
+    rendered: dict[int, tuple[ChatRequest, tuple[float, float]]] = {}
+    for position, _ in chunk:
+        if position not in rendered:
+            start = time.time()
+            request = job.request(position)
+            rendered[position] = (request, (start, time.time()))
+    items = [_Item(position, repeat, *rendered[position]) for position, repeat in chunk]
+    calls.prefetch(job.provider, [(item.request, item.repeat) for item in items])
+    return items
+
+
+async def _run_case(job: Job, item: _Item, calls: Calls) -> CaseResult:
+    position, repeat, request = item.position, item.repeat, item.request
     index = job.indexes[position]
     case = job.evalset.cases[index]
-    request = job.requests[position]
     ctx = TraceContext(evalset=job.evalset.id, case_id=case.id, repeat=repeat)
     base: dict[str, Any] = {
         "index": index,
@@ -391,13 +456,13 @@ async def _run_case(job: Job, position: int, repeat: int, calls: Calls) -> CaseR
         "request": request.to_json(),
     }
     if calls.tracer is not None:
-        start, end = job.rendered_at[position]
+        start, end = item.rendered_at
         calls.tracer.event("render", start, end, evalset=ctx.evalset, case_id=case.id, repeat=repeat,
                            messages=len(request.messages))  # fmt: skip
     # A prompt with tools (or a case that recorded tool calls) runs the agent loop, its tool
     # calls answered from the case's records and the eval set's mocks; else one model call.
     agent = bool(job.prompt.tools or case.tools)
-    turns = job.turns[position] if job.turns else ()
+    turns = job.turns(position)
     trajectory = await run_agent(
         calls,
         job.provider,
@@ -721,6 +786,7 @@ async def execute(
     on_result: Callable[[Job, CaseResult], None] | None = None,
     resume: Mapping[str, Resume] | None = None,
     budget: Budget | None = None,
+    history: Callable[[], Store] | None = None,
 ) -> list[JobResult]:
     """Run the jobs; every finished case is on disk before this returns or is cancelled.
 
@@ -733,6 +799,10 @@ async def execute(
         on_result: called after each case is recorded (progress display).
         resume: per eval set id, an interrupted run's record to finish instead of starting anew.
         budget: shared with other runs (ci's baseline and candidate); default: one for `options.max_cost_usd`.
+        history: opens the history store: each new run's cases go into it as they are written
+            (`history.feed.HistoryFeed`, a thread of its own), its end when it ends; what that
+            did (or the store's error) is `JobResult.history`. A resumed run is not fed (the store
+            may lack its first part; the caller imports its record afterwards).
     """
     # Before anything is opened or sent: a missing key would fail every case the same way.
     check_keys(project.config, project.root, [name for job in jobs for name in job_providers(job)])
@@ -746,34 +816,50 @@ async def execute(
     )  # fmt: skip
     outcomes: list[JobResult] = []
     writers: list[RecordWriter] = []
+    feeds: list[HistoryFeed] = []
     try:
         for job in jobs:
             previous = (resume or {}).get(job.evalset.id)
+            feed = None
             if previous is not None:
                 header, path = previous.header, previous.path
                 writer = RecordWriter(path, header, append=True)
             else:
-                header = header_for(job, run_id, project.root, project.config, options.recorded())
+                # Each record is a run of its own (the history keys runs by it): with several
+                # jobs, the eval set's id tells them apart; the folder keeps the run's id.
+                own_id = run_id if len(jobs) == 1 else f"{run_id}.{job.evalset.id}"
+                header = header_for(job, own_id, project.root, project.config, options.recorded())
                 path = record_path(
                     project.root, project.config, run_id, job.evalset.id, options.output, len(jobs)
                 )
-                writer = RecordWriter(path, header)
+                if history is not None:
+                    from agent_evals.history.feed import HistoryFeed
+
+                    feed = HistoryFeed(history, header, source=str(path))
+                    feeds.append(feed)
+                writer = RecordWriter(path, header, on_flush=_feeder(feed))
             writers.append(writer)
-            outcome = JobResult(
-                job=job, path=path, header=header, results=list(previous.done if previous else ())
-            )
+            outcome = JobResult(job=job, path=path, header=header)
+            for result in previous.done if previous else ():
+                outcome.tally.add(result)
             outcomes.append(outcome)
-            await _run_job(job, calls, options, writer, outcome, on_result)
+            done = {(r.index, r.repeat) for r in previous.done} if previous else set()
+            await _run_job(job, calls, options, writer, outcome, on_result, done)
             outcome.stopped = calls.stopped(job_providers(job))
-            outcome.end = _end("complete", outcome.results, calls, stopped=outcome.stopped)
+            outcome.end = _end("complete", outcome.tally, calls, stopped=outcome.stopped)
             writer.close(outcome.end)
+            if feed is not None:
+                outcome.history = _close_feed(feed, outcome.end)
     except BaseException as exc:
         status: Literal["interrupted", "aborted"] = (
             "interrupted" if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt) else "aborted"
         )
         for writer, outcome in zip(writers, outcomes, strict=True):
-            outcome.end = _end(status, outcome.results, calls, reason=type(exc).__name__)
+            outcome.end = _end(status, outcome.tally, calls, reason=type(exc).__name__)
             writer.close(outcome.end)
+        # The records hold everything; the store keeps the cases it got (`history import` completes it).
+        for feed in feeds:
+            feed.abandon()
         raise
     finally:
         await calls.aclose()
@@ -782,6 +868,25 @@ async def execute(
         if tracer is not None:
             tracer.close()
     return outcomes
+
+
+def _feeder(feed: HistoryFeed | None) -> Callable[[Sequence[CaseResult]], None] | None:
+    """What a record writer hands the history feed once a batch of cases is on disk."""
+    if feed is None:
+        return None
+
+    def put(results: Sequence[CaseResult]) -> None:
+        for result in results:
+            feed.put(result)
+
+    return put
+
+
+def _close_feed(feed: HistoryFeed, end: RunEnd) -> Imported | ConfigError:
+    try:
+        return feed.close(end)
+    except ConfigError as exc:
+        return exc
 
 
 def job_providers(job: Job) -> list[str]:
@@ -815,58 +920,73 @@ async def _run_job(
     writer: RecordWriter,
     outcome: JobResult,
     on_result: Callable[[Job, CaseResult], None] | None,
+    done: Collection[tuple[int, int]],
 ) -> None:
-    done = {(r.index, r.repeat) for r in outcome.results}
-    items = iter(
-        [
-            (position, repeat)
-            for position in range(len(job.indexes))
-            for repeat in range(options.repeat)
-            if (job.indexes[position], repeat) not in done
-        ]
-    )
+    def todo() -> Iterator[tuple[int, int]]:
+        # (A resumed run's `done` may hold cases this job does not select: a confirmation run.)
+        for position in range(len(job.indexes)):
+            for repeat in range(options.repeat):
+                if (job.indexes[position], repeat) not in done:
+                    yield position, repeat
+
+    remaining = sum(1 for _ in todo())
+    items = _items(job, calls, todo(), options.concurrency)
 
     async def worker() -> None:
-        # Workers pull from one shared iterator; the limiter in `calls` bounds what is in flight.
-        for position, repeat in items:
-            result = await _run_case(job, position, repeat, calls)
+        # Workers pull from one shared iterator (rendering a chunk when it runs dry); the limiter
+        # in `calls` bounds what is in flight.
+        for item in items:
+            result = await _run_case(job, item, calls)
             writer.add(result)
-            outcome.results.append(result)
-            if calls.tracer is not None:
-                calls.tracer.flush()
+            outcome.tally.add(result)
             if on_result is not None:
                 on_result(job, result)
 
+    async def flush() -> None:
+        # The record and the trace are written in batches; what finished reaches the disk within
+        # FLUSH_S even when nothing else finishes (a signal or an error flushes at once).
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            writer.flush()
+            if calls.tracer is not None:
+                calls.tracer.flush()
+
+    flusher = asyncio.create_task(flush())
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(options.concurrency, len(job.indexes) * options.repeat)):
+            for _ in range(min(options.concurrency, remaining)):
                 group.create_task(worker())
     except BaseExceptionGroup as group_error:
         # A worker's own error (a config problem found on first call) is the story; not the group.
         raise group_error.exceptions[0] from None
-    outcome.results.sort(key=lambda r: (r.index, r.repeat))
+    finally:
+        flusher.cancel()
+        writer.flush()
+        if calls.tracer is not None:
+            calls.tracer.flush()
 
 
 def _end(
     status: Literal["complete", "interrupted", "aborted"],
-    results: Sequence[CaseResult],
+    tally: Tally,
     calls: Calls,
     reason: str | None = None,
     *,
     stopped: ProviderStopped | None = None,
 ) -> RunEnd:
-    counts = {s: 0 for s in ("pass", "fail", "error", "skipped")}
-    for r in results:
-        counts[r.status] += 1
-    # A case the budget stopped mid-loop spent what its steps cost.
-    costs = [r.cost_usd for r in results if r.status != "skipped" or r.steps]
-    total = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
     if reason is None and stopped is not None:
-        unsent = sum(r.status == "error" and r.attempts == 0 for r in results)
-        reason = f"{stopped_line(stopped)}; {unsent} case(s) not sent"
-    if reason is None and counts["skipped"]:
-        reason = f"cost ceiling ${calls.budget.ceiling:g} reached; {counts['skipped']} case(s) not sent"
-    return RunEnd(status=status, finished_at=_now(), reason=reason, counts=counts, cost_usd=total)
+        reason = f"{stopped_line(stopped)}; {tally.unsent} case(s) not sent"
+    skipped = tally.statuses["skipped"]
+    if reason is None and skipped:
+        reason = f"cost ceiling ${calls.budget.ceiling:g} reached; {skipped} case(s) not sent"
+    return RunEnd(
+        status=status,
+        finished_at=_now(),
+        reason=reason,
+        counts=dict(tally.statuses),
+        # A case the budget stopped mid-loop spent what its steps cost.
+        cost_usd=tally.spent_usd(),
+    )
 
 
 def stopped_line(stopped: ProviderStopped) -> str:
@@ -887,8 +1007,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; SIGINT and SIGTERM cancel it cleanly and raise Interrupted."""
+    """Run a coroutine; SIGINT, SIGTERM and SIGHUP cancel it cleanly and raise Interrupted."""
     loop = new_event_loop()
     task = loop.create_task(coro)
     received: list[int] = []
@@ -897,14 +1020,16 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         received.append(signum)
         task.cancel()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too (the terminal went away): records are written in batches, and a stop by any of
+    # these flushes what finished before the process ends.
+    for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, stop, signum)
     try:
         return loop.run_until_complete(task)
     except asyncio.CancelledError:
         raise Interrupted(received[0] if received else signal.SIGINT) from None
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in _STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -996,7 +1121,7 @@ def _expected_steps(job: Job, position: int) -> list[int]:
     from agent_evals.budget import CHARS_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS
 
     case = job.evalset.cases[job.indexes[position]]
-    turns = 1 + (len(job.turns[position]) if job.turns else 0)
+    turns = 1 + len(case.turns)
     if not (job.prompt.tools or case.tools):
         return [0] * turns
     exchanges = [
@@ -1032,7 +1157,8 @@ def dry_run(project: Project, jobs: Sequence[Job], options: RunOptions) -> list[
             cached = tokens_in = tokens_out = 0
             cost: float | None = 0.0
             requests = 0
-            for position, request in enumerate(job.requests):
+            for position in range(len(job.indexes)):
+                request = job.request(position)
                 steps = _expected_steps(job, position)
                 for repeat in range(options.repeat):
                     requests += len(steps)

@@ -9,7 +9,8 @@ calls (if the model asked for any) are `CaseResult.tool_calls`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from agent_evals.record import CaseResult, ToolCallRecord
@@ -139,46 +140,136 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
-def summarize(results: Sequence[CaseResult]) -> Summary:
-    # Plain Python rather than numpy: importing numpy costs more than summing ten thousand floats.
-    status = [r.status for r in results]
-    by_grader: dict[str, list[tuple[float | None, bool | None, bool]]] = {}
-    for r in results:
+def summarize(results: Iterable[CaseResult]) -> Summary:
+    """The summary of some results (`Tally` over them: one way to count, however they arrive)."""
+    return tally(results).summary()
+
+
+def tally(results: Iterable[CaseResult]) -> Tally:
+    """A `Tally` of these results."""
+    counted = Tally()
+    for result in results:
+        counted.add(result)
+    return counted
+
+
+class Tally:
+    """A `Summary` counted one result at a time, so a run need not keep its results in memory.
+
+    It holds counts and sums, plus what no running sum can give: the latencies (for the
+    percentiles; 8 bytes per case) and each error's case id and words (to group errors once,
+    `report.terminal.print_errors`). Sums of floats are `math.fsum`'s, exact and so
+    independent of the order the results arrive in (a run's workers finish out of order).
+    Plain Python rather than numpy: importing numpy costs more than summing ten thousand floats.
+    """
+
+    def __init__(self) -> None:
+        self.cases = 0
+        self.statuses = {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
+        self._graders: dict[str, _GraderTally] = {}
+        self._scores = array("d")
+        self._latencies = array("d")
+        self._costs = array("d")
+        self._costs_seen = 0
+        self._tokens = [0, 0]
+        self._needs_review = 0
+        self._trajectories = 0
+        self._model_calls = 0
+        self._tool_calls = 0
+        self._spent = array("d")
+        self._spent_unknown = False
+        self.unsent = 0
+        """Results that could not be evaluated and were never sent (a stopped provider's)."""
+        self.errors: list[tuple[str, str]] = []
+        """(case id, error) of each result that could not be evaluated, in the order they came."""
+
+    def add(self, r: CaseResult) -> None:
+        self.cases += 1
+        self.statuses[r.status] += 1
         for g in r.grades:
-            by_grader.setdefault(g.grader, []).append((g.score, g.passed, g.error is not None))
-    graders = []
-    for name, rows in by_grader.items():
-        scores = [s for s, _, err in rows if s is not None and not err]
-        graders.append(
-            GraderSummary(
-                name=name,
-                graded=sum(1 for _, p, err in rows if p is not None and not err),
-                passed=sum(1 for _, p, err in rows if p and not err),
-                errors=sum(1 for _, _, err in rows if err),
-                mean_score=_mean(scores) if scores else None,
-            )
+            grader = self._graders.get(g.grader)
+            if grader is None:
+                grader = self._graders[g.grader] = _GraderTally()
+            grader.add(g.score, g.passed, g.error is not None)
+        ran = r.status != "skipped"
+        if r.score is not None and r.status in ("pass", "fail"):
+            self._scores.append(r.score)
+        if r.latency_ms is not None and ran:
+            self._latencies.append(r.latency_ms)
+        if ran:
+            self._costs_seen += 1
+            if r.cost_usd is not None:
+                self._costs.append(r.cost_usd)
+            self._tool_calls += tool_call_count(r)
+        if r.usage is not None:
+            self._tokens[0] += r.usage.input_tokens
+            self._tokens[1] += r.usage.output_tokens
+        self._needs_review += any(g.needs_review for g in r.grades)
+        self._trajectories += has_trajectory(r)
+        self._model_calls += model_calls(r)
+        if ran or r.steps:
+            if r.cost_usd is None:
+                self._spent_unknown = True
+            else:
+                self._spent.append(r.cost_usd)
+        if r.status == "error":
+            self.errors.append((r.case_id, r.error or "unknown error"))
+            self.unsent += r.attempts == 0
+
+    def spent_usd(self) -> float | None:
+        """What the results spent (those that ran, and those the cost ceiling stopped after a step);
+        None when one of them is unpriced: the run record's `end.cost_usd`."""
+        if self._spent_unknown:
+            return None
+        return math.fsum(self._spent)
+
+    def summary(self) -> Summary:
+        latencies = sorted(self._latencies)
+        p50, p95 = (_percentile(latencies, 50), _percentile(latencies, 95)) if latencies else (None, None)
+        known = len(self._costs)
+        return Summary(
+            cases=self.cases,
+            passed=self.statuses["pass"],
+            failed=self.statuses["fail"],
+            errors=self.statuses["error"],
+            skipped=self.statuses["skipped"],
+            mean_score=_mean(self._scores) if self._scores else None,
+            graders=tuple(g.summary(name) for name, g in self._graders.items()),
+            cost_usd=math.fsum(self._costs) if known else (0.0 if not self._costs_seen else None),
+            cost_known=known == self._costs_seen,
+            input_tokens=self._tokens[0],
+            output_tokens=self._tokens[1],
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            needs_review=self._needs_review,
+            trajectories=self._trajectories,
+            model_calls=self._model_calls,
+            tool_calls=self._tool_calls,
         )
-    scores = [r.score for r in results if r.score is not None and r.status in ("pass", "fail")]
-    latencies = [r.latency_ms for r in results if r.latency_ms is not None and r.status != "skipped"]
-    costs = [r.cost_usd for r in results if r.status != "skipped"]
-    known = [c for c in costs if c is not None]
-    p50, p95 = (_percentile(latencies, 50), _percentile(latencies, 95)) if latencies else (None, None)
-    return Summary(
-        cases=len(results),
-        passed=status.count("pass"),
-        failed=status.count("fail"),
-        errors=status.count("error"),
-        skipped=status.count("skipped"),
-        mean_score=_mean(scores) if scores else None,
-        graders=tuple(graders),
-        cost_usd=sum(known) if known else (0.0 if not costs else None),
-        cost_known=len(known) == len(costs),
-        input_tokens=sum(r.usage.input_tokens for r in results if r.usage),
-        output_tokens=sum(r.usage.output_tokens for r in results if r.usage),
-        latency_p50_ms=p50,
-        latency_p95_ms=p95,
-        needs_review=sum(any(g.needs_review for g in r.grades) for r in results),
-        trajectories=sum(has_trajectory(r) for r in results),
-        model_calls=sum(model_calls(r) for r in results),
-        tool_calls=sum(tool_call_count(r) for r in results if r.status != "skipped"),
-    )
+
+
+class _GraderTally:
+    __slots__ = ("errors", "graded", "passed", "scores")
+
+    def __init__(self) -> None:
+        self.graded = self.passed = self.errors = 0
+        self.scores = array("d")
+
+    def add(self, score: float | None, passed: bool | None, error: bool) -> None:
+        if error:
+            self.errors += 1
+            return
+        if score is not None:
+            self.scores.append(score)
+        if passed is not None:
+            self.graded += 1
+            self.passed += bool(passed)
+
+    def summary(self, name: str) -> GraderSummary:
+        return GraderSummary(
+            name=name,
+            graded=self.graded,
+            passed=self.passed,
+            errors=self.errors,
+            mean_score=_mean(self.scores) if self.scores else None,
+        )

@@ -122,7 +122,7 @@ def _round(
     ran = 0
     for outcome in outcomes:
         evalset = outcome.job.evalset.id
-        now = {(r.case_id, r.repeat): _snapshot(r) for r in outcome.results}
+        now = {(r.case_id, r.repeat): _snapshot(r) for r in outcome.record().cases}
         ran += len(now)
         before = state.results.get(evalset, {})
         for key in sorted(set(before) | set(now)):

@@ -572,7 +572,7 @@ def test_the_budget_ceiling_holds_across_steps(
     loaded = load_project(tmp_path)
     [job] = plan(loaded)
     rate = Prices(loaded.config.prices).rate(kind.provider_type, "agent-model")
-    first = estimate(job.requests[0], rate).cost_usd
+    first = estimate(job.request(0), rate).cost_usd
     assert first is not None
     # Room for the first call's estimate, not for the second on top of what the first spent.
     ceiling = first + kind.cost / 2

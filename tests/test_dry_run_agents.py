@@ -63,7 +63,7 @@ def test_an_agents_case_counts_the_calls_its_recorded_tools_imply(tmp_path: Path
     (row,) = dry_run(project, jobs, RunOptions(cache=False))
     # two recorded calls: 3 model calls; none: 1; a second turn: 1 more.
     assert row.requests == 3 + 1 + 2
-    first = [estimate(r, None).input_tokens for r in jobs[0].requests]
+    first = [estimate(jobs[0].request(i), None).input_tokens for i in range(len(jobs[0].indexes))]
 
     def exchange(args: dict[str, str], result: dict[str, str]) -> int:
         text = json.dumps(["lookup_order", args, result], default=str)

@@ -14,6 +14,7 @@ is refused with a ConfigError before any of its code runs.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
 import inspect
@@ -228,14 +229,21 @@ class PythonGrader(GraderBase):
         if self._fn is None:
             self._fn = load_target(target, self._root)
         case = sample.case
-        # A copy, so a grader that mutates its inputs cannot change what later graders see.
-        case_view = copy.deepcopy(
-            {"id": case.id, "vars": case.vars, "expected": case.expected, "tags": list(case.tags)}
-        )
-        try:
-            result = self._fn(
+        fn = self._fn
+
+        def call() -> Any:
+            # Copies, so a grader that mutates its inputs cannot change what later graders see.
+            case_view = copy.deepcopy(
+                {"id": case.id, "vars": case.vars, "expected": case.expected, "tags": list(case.tags)}
+            )
+            return fn(
                 output=sample.output, parsed=copy.deepcopy(sample.parsed), case=case_view, **self.options.args
             )
+
+        try:
+            # A plain function runs in a worker thread (as a sync agent or mock tool does), so a slow
+            # grader does not stall the event loop: the calls in flight are read as they answer.
+            result = call() if inspect.iscoroutinefunction(fn) else await asyncio.to_thread(call)
             if inspect.isawaitable(result):
                 result = await result
         except GraderError:

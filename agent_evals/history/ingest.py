@@ -29,12 +29,24 @@ from agent_evals.history.store import Store, cases, grades, insert, runs, shards
 from agent_evals.record import CaseResult, RunEnd, RunHeader, open_regular
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.engine import Connection
 
     from agent_evals.gate import GateReport
     from agent_evals.record import RunRecord
 
-__all__ = ["BATCH", "Imported", "add_gate_report", "add_record", "add_run", "import_paths", "verdict_id"]
+__all__ = [
+    "BATCH",
+    "CASE_COLUMNS",
+    "GRADE_COLUMNS",
+    "Imported",
+    "RunWrite",
+    "add_gate_report",
+    "add_record",
+    "add_run",
+    "import_paths",
+    "verdict_id",
+]
 
 BATCH = 500
 """Case results per INSERT: memory stays bounded however large the record."""
@@ -79,11 +91,14 @@ def _text(value: Any) -> str | None:
     memory, not from its scrubbed record), no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
     if value is None:
         return None
-    text = scrub(str(value)).replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    text = scrub(str(value))
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():  # only text beyond ASCII can hold a lone surrogate
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
     return text
 
 
@@ -190,52 +205,174 @@ def _run_row(
     }
 
 
-def _case_row(run_id: str, case: CaseResult, where: dict[str, Any]) -> dict[str, Any]:
+CASE_COLUMNS = tuple(c.name for c in cases.columns)
+"""The `cases` columns, in the order `_case_row` gives their values."""
+GRADE_COLUMNS = tuple(c.name for c in grades.columns)
+"""The `grades` columns, in the order `_grade_rows` gives their values."""
+_STATUS = CASE_COLUMNS.index("status")
+
+CaseRow = tuple[Any, ...]
+Batch = dict[tuple[str, int], tuple[CaseRow, CaseResult, dict[str, Any]]]
+"""Case results to write, by (case id, repeat): the row, the result (for its grades), where it was read."""
+
+
+def _case_row(run_id: str, case: CaseResult, where: dict[str, Any]) -> CaseRow:
+    """A case result as a `cases` row: its values in the table's column order (`CASE_COLUMNS`)."""
     usage = case.usage
-    return {
-        "run_id": run_id,
-        "case_id": _id(case.case_id, "case_id", where),
-        "repeat": _int(case.repeat, "repeat", where),
-        "case_index": _int(case.index, "index", where),
-        "status": case.status,
-        "passed": case.passed,
-        "score": case.score,
-        "input_tokens": _int(usage.input_tokens, "usage.input_tokens", where, _INT64) if usage else None,
-        "output_tokens": _int(usage.output_tokens, "usage.output_tokens", where, _INT64) if usage else None,
-        "cost_usd": case.cost_usd,
-        "latency_ms": case.latency_ms,
-        "steps": len(case.steps),
-        "model_calls": sum(s.kind == "model" for s in case.steps) if case.steps else 1,
-        "tool_calls": len(case.tool_calls),
-        "attempts": _int(case.attempts, "attempts", where),
-        "cached": case.cached,
-        "truncated": case.truncated,
-        "finish_reason": _text(case.finish_reason),
-        "cluster": _text(case.cluster),
-        "tags": _clean(list(case.tags)),
-        "error": _text(case.error),
-    }
+    tags = case.tags
+    return (
+        run_id,
+        _id(case.case_id, "case_id", where),
+        _int(case.repeat, "repeat", where),
+        _int(case.index, "index", where),
+        case.status,
+        case.passed,
+        case.score,
+        _int(usage.input_tokens, "usage.input_tokens", where, _INT64) if usage else None,
+        _int(usage.output_tokens, "usage.output_tokens", where, _INT64) if usage else None,
+        case.cost_usd,
+        case.latency_ms,
+        len(case.steps),
+        sum(s.kind == "model" for s in case.steps) if case.steps else 1,
+        len(case.tool_calls),
+        _int(case.attempts, "attempts", where),
+        case.cached,
+        case.truncated,
+        _text(case.finish_reason),
+        _text(case.cluster),
+        # `_clean` of the list, without its walk for the usual list of strings.
+        [_text(t) if isinstance(t, str) else _clean(t) for t in tags] if tags else [],
+        _text(case.error),
+    )
 
 
-def _grade_rows(row: Mapping[str, Any], case: CaseResult, where: dict[str, Any]) -> list[dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+def _grade_rows(row: CaseRow, case: CaseResult, where: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """A case's grades as `grades` rows, their values in the table's column order (`GRADE_COLUMNS`)."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    run_id, case_id, repeat = row[0], row[1], row[2]
     for grade in case.grades:
+        grader = _id(grade.grader, "grades.grader", where)
         # A grader's name is unique in an eval set; a hand-made record repeating one keeps the first.
-        rows.setdefault(
-            _id(grade.grader, "grades.grader", where),
-            {
-                "run_id": row["run_id"],
-                "case_id": row["case_id"],
-                "repeat": row["repeat"],
-                "grader": _id(grade.grader, "grades.grader", where),
-                "type": _text(grade.type) or "",
-                "passed": grade.passed,
-                "score": grade.score,
-                "needs_review": grade.needs_review,
-                "error": _text(grade.error),
-            },
-        )
+        if grader not in rows:
+            rows[grader] = (
+                run_id,
+                case_id,
+                repeat,
+                grader,
+                _text(grade.type) or "",
+                grade.passed,
+                grade.score,
+                grade.needs_review,
+                _text(grade.error),
+            )
     return list(rows.values())
+
+
+class RunWrite:
+    """One run being written, in one transaction (`add_run`) or in several (`feed.HistoryFeed`: a
+    streamed run's cases arrive in batches, each in a transaction of its own, and its end last).
+
+    `open` starts each transaction (the run's row, inserted when missing, and its lock), `cases`
+    writes case results, `finish` counts the totals and writes the end when there is one.
+    """
+
+    def __init__(
+        self,
+        header: RunHeader,
+        source: str | None,
+        *,
+        kind: str | None = None,
+        window: tuple[dt.datetime, dt.datetime] | None = None,
+    ) -> None:
+        self.header = header
+        self.source = source
+        self.kind = kind
+        self.window = window
+        self.where: dict[str, Any] = {"path": source, "line": 1} if source else {}
+        self.row: dict[str, Any] | None = None
+        self.run_id = ""
+        self.created = False
+        self.written = 0
+        self.status_changed = False
+        self.merged = 0
+        self.keys: set[tuple[str, int]] | None = None
+        """The keys of the cases this writer inserted into a run it created: its new keys cannot
+        conflict, so they go in by a plain insert (`_flush_cases`). None: the run was stored
+        before, or another writer added cases to it since; every case takes the upsert."""
+        self._stored: Any = None
+
+    def open(self, conn: Connection) -> Imported | None:
+        """Insert the run's row when missing and lock it; an `Imported` when the run is not to be
+        written (a shard of a merged run already stored)."""
+        if self.row is None:
+            self.row = _run_row(self.header, self.source, self.where, kind=self.kind, window=self.window)
+            self.run_id = self.row["run_id"]
+        row, run_id = self.row, self.run_id
+        if row["shard"] is not None:
+            merged_into = conn.execute(
+                select(shards.c.run_id).where(shards.c.shard_run_id == run_id)
+            ).scalar()
+            if merged_into is not None and merged_into != run_id:
+                return Imported(
+                    "run", run_id, "skipped", self.source, why=f"a shard of run {merged_into}, stored merged"
+                )
+        ins = insert(conn, runs)
+        new = conn.execute(
+            ins.values(row).on_conflict_do_nothing(index_elements=["run_id"]).returning(runs.c.run_id)
+        ).first()
+        # The run's row lock: a second writer of the same run waits here until this one commits, then
+        # sees every case it wrote (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialised them).
+        self._stored = conn.execute(
+            select(runs.c.status, runs.c.finished_at, runs.c.results)
+            .where(runs.c.run_id == run_id)
+            .with_for_update()
+        ).one()
+        if new is not None:
+            self.created = True
+            self.keys = set()
+        elif self.keys is not None and self._stored.results != len(self.keys):
+            self.keys = None  # another writer added cases since this one's last transaction
+        self.merged += _merged_shards(conn, self.header, row, self.where)
+        return None
+
+    def cases(self, conn: Connection, results: Iterable[tuple[int | None, CaseResult]]) -> None:
+        """Write case results, `BATCH` rows per INSERT; a later result for the same (case, repeat)
+        replaces an earlier unjudged one."""
+        run_id, source, head_where = self.run_id, self.source, self.where
+        batch: Batch = {}
+        for lineno, case in results:
+            where = {"path": source, "line": lineno} if source and lineno else head_where
+            case_row = _case_row(run_id, case, where)
+            key = (case_row[1], case_row[2])
+            earlier = batch.get(key)
+            if earlier is None or (earlier[0][_STATUS] not in _JUDGED and case.status in _JUDGED):
+                batch[key] = (case_row, case, where)
+            if len(batch) >= BATCH:
+                self.written += _flush_cases(conn, batch, self.keys)
+                batch = {}
+        if batch:
+            self.written += _flush_cases(conn, batch, self.keys)
+
+    def finish(self, conn: Connection, end: RunEnd | None) -> None:
+        """Count the run's totals from its stored cases and write them, with the end when given."""
+        values = _totals(conn, self.run_id)
+        if end is not None:
+            stored = self._stored
+            finished_at = _time(end.finished_at, "finished_at", self.where)
+            if stored.finished_at is None or (finished_at is not None and finished_at >= stored.finished_at):
+                self.status_changed = (stored.status, stored.finished_at) != (end.status, finished_at)
+                values.update(status=end.status, finished_at=finished_at)
+        conn.execute(update(runs).where(runs.c.run_id == self.run_id).values(**values))
+
+    def imported(self) -> Imported:
+        outcome: Literal["added", "updated", "skipped"] = (
+            "added"
+            if self.created
+            else "updated"
+            if self.written or self.status_changed or self.merged
+            else "skipped"
+        )
+        return Imported("run", self.run_id, outcome, self.source, self.written)
 
 
 def add_run(
@@ -269,55 +406,13 @@ def add_run(
     if conn is None:
         with store.write() as own:
             return add_run(store, header, results, end, source=source, conn=own, kind=kind, window=window)
-    head_where = {"path": source, "line": 1} if source else {}
-    row = _run_row(header, source, head_where, kind=kind, window=window)
-    run_id = row["run_id"]
-    if row["shard"] is not None:
-        merged_into = conn.execute(select(shards.c.run_id).where(shards.c.shard_run_id == run_id)).scalar()
-        if merged_into is not None and merged_into != run_id:
-            return Imported(
-                "run", run_id, "skipped", source, why=f"a shard of run {merged_into}, stored merged"
-            )
-    ins = insert(conn, runs)
-    new = conn.execute(
-        ins.values(row).on_conflict_do_nothing(index_elements=["run_id"]).returning(runs.c.run_id)
-    ).first()
-    # The run's row lock: a second writer of the same run waits here until this one commits, then
-    # sees every case it wrote (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialised them).
-    stored = conn.execute(
-        select(runs.c.status, runs.c.finished_at).where(runs.c.run_id == run_id).with_for_update()
-    ).one()
-    merged = _merged_shards(conn, header, row, head_where)
-    written = 0
-    batch: dict[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]] = {}
-    # A new run's keys written so far: a (case, repeat) a resumed record repeats in a later batch
-    # must take the upsert; every other row of a new run is a plain insert.
-    flushed: set[tuple[str, int]] | None = set() if new is not None else None
-    for lineno, case in results:
-        where = {"path": source, "line": lineno} if source and lineno else head_where
-        case_row = _case_row(run_id, case, where)
-        key = (case_row["case_id"], case_row["repeat"])
-        earlier = batch.get(key)
-        if earlier is None or (earlier[0]["status"] not in _JUDGED and case.status in _JUDGED):
-            batch[key] = (case_row, case, where)
-        if len(batch) >= BATCH:
-            written += _flush_cases(conn, batch, flushed)
-            batch = {}
-    if batch:
-        written += _flush_cases(conn, batch, flushed)
-    finish = end() if callable(end) else end
-    values = _totals(conn, run_id)
-    status_changed = False
-    if finish is not None:
-        finished_at = _time(finish.finished_at, "finished_at", head_where)
-        if stored.finished_at is None or (finished_at is not None and finished_at >= stored.finished_at):
-            status_changed = (stored.status, stored.finished_at) != (finish.status, finished_at)
-            values.update(status=finish.status, finished_at=finished_at)
-    conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
-    outcome: Literal["added", "updated", "skipped"] = (
-        "added" if new is not None else "updated" if written or status_changed or merged else "skipped"
-    )
-    return Imported("run", run_id, outcome, source, written)
+    run = RunWrite(header, source, kind=kind, window=window)
+    skipped = run.open(conn)
+    if skipped is not None:
+        return skipped
+    run.cases(conn, results)
+    run.finish(conn, end() if callable(end) else end)
+    return run.imported()
 
 
 def _merged_shards(conn: Connection, header: RunHeader, row: Mapping[str, Any], where: dict[str, Any]) -> int:
@@ -347,36 +442,88 @@ def _merged_shards(conn: Connection, header: RunHeader, row: Mapping[str, Any], 
     return 0
 
 
-def _flush_cases(
-    conn: Connection,
-    batch: Mapping[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]],
-    flushed: set[tuple[str, int]] | None,
-) -> int:
+def _flush_cases(conn: Connection, batch: Batch, keys: set[tuple[str, int]] | None) -> int:
     """Insert a batch of case results, then their grades; a stored result is replaced only when it
     was not judged and the new one is.
 
-    `flushed` is the keys a run this transaction created has written so far (None: the run was
-    already stored). Such a run's new keys cannot conflict: they go in by a plain executemany of
-    one short statement, which both drivers cache. The rest take the upsert (its RETURNING makes
-    SQLAlchemy render a batch as one statement of thousands of parameters, parsed again for
+    `keys` is what the writer of a run it created has inserted so far (None: the run was stored
+    before, `RunWrite.keys`). Such a run's new keys cannot conflict: they go in by the driver's
+    executemany of one short statement (`_insert_rows`). The rest take the upsert (its RETURNING
+    makes SQLAlchemy render a batch as one statement of thousands of parameters, parsed again for
     every batch: slow, so only where a conflict is possible).
     """
-    plain = {k: v for k, v in batch.items() if flushed is not None and k not in flushed}
+    plain = {k: v for k, v in batch.items() if keys is not None and k not in keys}
     rest = {k: v for k, v in batch.items() if k not in plain}
     if plain:
-        conn.execute(cases.insert(), [row for row, _, _ in plain.values()])
+        _insert_rows(conn, cases, [row for row, _, _ in plain.values()])
         grade_rows = [g for row, case, where in plain.values() for g in _grade_rows(row, case, where)]
         if grade_rows:
-            conn.execute(grades.insert(), grade_rows)
-        if flushed is not None:
-            flushed.update(plain)
+            _insert_rows(conn, grades, grade_rows)
+        if keys is not None:
+            keys.update(plain)
     return len(plain) + (_upsert_cases(conn, rest) if rest else 0)
 
 
-def _upsert_cases(
-    conn: Connection, batch: Mapping[tuple[str, int], tuple[dict[str, Any], CaseResult, dict[str, Any]]]
-) -> int:
-    rows = [row for row, _, _ in batch.values()]
+@dataclass(frozen=True)
+class _Insert:
+    """A table's INSERT of every column, compiled by SQLAlchemy for one dialect."""
+
+    sql: str
+    names: tuple[str, ...] | None
+    """For a named paramstyle (psycopg), each column's parameter name in column order; None: positional."""
+    order: tuple[int, ...] | None
+    """For a positional paramstyle whose parameters are not in column order, the column of each one."""
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """(column, its type's bind processor) where the dialect converts a value (JSON, booleans, floats)."""
+
+
+_INSERTS: dict[tuple[type, str, str], _Insert] = {}
+
+
+def _compiled_insert(conn: Connection, table: Table) -> _Insert:
+    """`table.insert()` compiled for the connection's dialect, once per dialect."""
+    dialect = conn.dialect
+    key = (type(dialect), dialect.paramstyle, table.name)
+    found = _INSERTS.get(key)
+    if found is None:
+        compiled = table.insert().compile(dialect=dialect)
+        columns = [c.name for c in table.columns]
+        processors = tuple(
+            (i, process)
+            for i, column in enumerate(table.columns)
+            if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        )
+        bound = compiled.positiontup
+        order = None if bound is None or bound == columns else tuple(columns.index(name) for name in bound)
+        found = _INSERTS[key] = _Insert(
+            str(compiled), tuple(columns) if bound is None else None, order, processors
+        )
+    return found
+
+
+def _insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows (values in the table's column order) by one executemany of the driver.
+
+    The statement and the values SQLAlchemy's `conn.execute(table.insert(), dicts)` sends, without
+    the work it does per row to build its parameters from the compiled statement (most of the
+    time a large run's write took).
+    """
+    ins = _compiled_insert(conn, table)
+    processors, names, order = ins.processors, ins.names, ins.order
+    params: list[Any] = []
+    for row in rows:
+        values = list(row)
+        for i, process in processors:
+            values[i] = process(values[i])
+        if names is not None:
+            params.append(dict(zip(names, values, strict=True)))
+        else:
+            params.append(tuple(values) if order is None else tuple(values[i] for i in order))
+    conn.exec_driver_sql(ins.sql, params)
+
+
+def _upsert_cases(conn: Connection, batch: Batch) -> int:
+    rows = [dict(zip(CASE_COLUMNS, row, strict=True)) for row, _, _ in batch.values()]
     ins = insert(conn, cases)
     keys = ("run_id", "case_id", "repeat")
     stmt = ins.on_conflict_do_update(
@@ -398,7 +545,7 @@ def _upsert_cases(
         [{"case_id": c, "repeat": r} for c, r in written],
     )
     grade_rows = [
-        g
+        dict(zip(GRADE_COLUMNS, g, strict=True))
         for key, (row, case, where) in batch.items()
         if key in written
         for g in _grade_rows(row, case, where)

@@ -327,16 +327,18 @@ def error_key(error: str) -> str:
     return one_line(_AFTER_ATTEMPTS.sub("", error))
 
 
-def error_groups(results: Iterable[CaseResult]) -> list[ErrorGroup]:
+def error_groups(errors: Iterable[tuple[str, str]]) -> list[ErrorGroup]:
     """The distinct errors of the cases that could not be evaluated, most frequent first.
 
     A provider that is down fails every case with the same words; a report says
     them once, with a count, instead of once per case.
+
+    Args:
+        errors: (case id, error) of each case that could not be evaluated (`summary.Tally.errors`).
     """
     grouped: dict[str, list[str]] = defaultdict(list)
-    for r in results:
-        if r.status == "error":
-            grouped[error_key(r.error or "unknown error")].append(r.case_id)
+    for case_id, error in errors:
+        grouped[error_key(error)].append(case_id)
     groups = [ErrorGroup(error, tuple(ids)) for error, ids in grouped.items()]
     return sorted(groups, key=lambda g: -g.count)  # stable: ties keep the order first seen
 

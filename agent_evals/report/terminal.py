@@ -190,7 +190,7 @@ def print_run(console: Console, rows: Sequence[tuple[str, str, Summary, str]]) -
         console.print(f"record: {path}", highlight=False)
 
 
-def print_errors(console: Console, runs: Sequence[tuple[str, Sequence[CaseResult]]]) -> None:
+def print_errors(console: Console, runs: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> None:
     """Each distinct error of each eval set's run once, with how many cases it stopped.
 
     A provider that is down fails every case with the same words: one line says so,
@@ -198,10 +198,10 @@ def print_errors(console: Console, runs: Sequence[tuple[str, Sequence[CaseResult
 
     Args:
         console: where to print.
-        runs: (eval set id, its results) per job.
+        runs: (eval set id, (case id, error) of each case it could not evaluate) per job.
     """
-    for evalset, results in runs:
-        lines = not_evaluated_lines(error_groups(results))
+    for evalset, errors in runs:
+        lines = not_evaluated_lines(error_groups(errors))
         for i, line in enumerate(lines):
             # Not wrapped: a log reader greps for the whole error.
             console.print(Text(f"{evalset}: {line}" if i == 0 else line, style="red"), soft_wrap=True)

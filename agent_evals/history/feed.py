@@ -1,0 +1,207 @@
+"""A run's case results into the history store while the run runs, from a background thread.
+
+`agent-evals run` hands each finished case to `HistoryFeed.put` (a cheap append); a thread of
+the feed's own opens the store (SQLAlchemy loads there, not before the first request), writes
+the cases in batches while the run waits on the network, and writes the run's end at `close`.
+What it holds is bounded: `put` waits when the writer is `batch * 4` cases behind.
+
+It is `ingest.add_run` spread over several transactions (`ingest.RunWrite`: the same rows, the
+same inserts): each batch is one transaction, so another process can write the store between
+two (SQLite's write lock is held for a batch, never for the run). A batch is written when it
+is full, or `LINGER_S` after its first case arrived, so a slow run's cases reach the store too.
+
+What readers see mid-run: the run's row appears with its first batch, as a record without an end
+line imports: status `interrupted` and no `finished_at`, with totals counted from the cases
+written so far (recounted with each batch, so `history`'s cached figures, stamped by the totals,
+are recomputed). `close` writes the end (status, `finished_at`). A run that dies (`abandon`)
+leaves the cases written so far and no end; `history import` of its record, which holds the
+rest, completes it, each case once, as it would a record imported half-written.
+
+A store that cannot be opened or written does not stop the run: the feed stops writing, `put`
+goes on accepting (and dropping) cases, and `close` raises the store's `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agent_evals.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agent_evals.history.ingest import Imported
+    from agent_evals.history.store import Store
+    from agent_evals.record import CaseResult, RunEnd, RunHeader
+
+__all__ = ["LINGER_S", "HistoryFeed"]
+
+LINGER_S = 1.0
+"""How long a case waits for its batch to fill before the batch is written as it is."""
+_BEHIND = 4
+"""Batches the writer may be behind before `put` waits for it."""
+_ABANDON_S = 1.0
+"""How long `abandon` waits for a transaction under way to end."""
+
+
+class HistoryFeed:
+    """Writes one run into the history store as its cases finish.
+
+    `put` is called from the run's thread (the event loop), `close` or `abandon` once at the end
+    from the same thread; the store's engine and connections are used by the feed's thread only.
+
+    Args:
+        open_store: opens the store (called in the feed's thread).
+        header: the run's header.
+        source: the run's record path, stored and shown.
+        batch: case results per transaction.
+    """
+
+    def __init__(
+        self, open_store: Callable[[], Store], header: RunHeader, *, source: str, batch: int = 1000
+    ) -> None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        self._open_store = open_store
+        self._header = header
+        self._source = source
+        self._batch = batch
+        self._limit = batch * _BEHIND
+        self._pending: deque[CaseResult] = deque()
+        self._ready = threading.Event()
+        """Set when the writer has something to do: a first or a full batch, close, abandon."""
+        self._room = threading.Event()
+        """Set when the writer took cases (or stopped): a waiting `put` checks again."""
+        self._dropping = False
+        self._closing = False
+        self._abandoned = False
+        self._end: RunEnd | None = None
+        self._error: BaseException | None = None
+        self._imported: Imported | None = None
+        self._thread = threading.Thread(target=self._main, name="agent-evals history feed", daemon=True)
+        self._thread.start()
+
+    def put(self, result: CaseResult) -> None:
+        """Queue a finished case for the store; waits only while the writer is far behind.
+
+        After the store failed, or after `close` or `abandon`, the case is dropped.
+        """
+        if self._dropping:
+            return
+        pending = self._pending
+        pending.append(result)
+        n = len(pending)
+        # Wake the writer for a batch's first case (its LINGER_S starts) and once a batch is full.
+        if n == 1 or n >= self._batch:
+            self._ready.set()
+        if n >= self._limit:
+            self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        while not self._dropping and len(self._pending) >= self._limit:
+            self._room.clear()
+            # Checked again after clearing: the writer may have taken cases in between.
+            if self._dropping or len(self._pending) < self._limit:
+                return
+            if not self._room.wait(LINGER_S) and not self._thread.is_alive():
+                self._dropping = True
+
+    def close(self, end: RunEnd | None) -> Imported:
+        """Write the cases still queued and the run's end (None: the run has none), and wait for it.
+
+        Returns:
+            What was written of the run (`added` when the feed inserted it).
+
+        Raises:
+            ConfigError: the store could not be opened or written (the cases written before
+                the failure stay; `history import` of the record completes the run).
+        """
+        if self._abandoned:
+            raise RuntimeError("close() after abandon()")
+        self._end = end
+        self._closing = True
+        self._ready.set()
+        self._thread.join()
+        self._dropping = True
+        if self._error is not None:
+            raise self._error
+        assert self._imported is not None
+        return self._imported
+
+    def abandon(self) -> None:
+        """Stop writing without the end (the run is dying); what is queued is dropped.
+
+        Waits at most `_ABANDON_S` for a transaction under way; the thread is a daemon, so it
+        never holds the process. Calling it again, or after `close`, does nothing.
+        """
+        if self._abandoned or not self._thread.is_alive():
+            self._abandoned = True
+            return
+        self._abandoned = True
+        self._dropping = True
+        self._ready.set()
+        self._room.set()
+        self._thread.join(_ABANDON_S)
+
+    # --- the feed's thread ---------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            self._write()
+        except ConfigError as exc:
+            self._error = exc
+        except BaseException as exc:  # a bug: raised by close in the run's thread, not printed here
+            self._error = exc
+        finally:
+            self._dropping = True
+            self._pending.clear()
+            self._room.set()
+
+    def _write(self) -> None:
+        from agent_evals.history.ingest import RunWrite
+
+        store = self._open_store()
+        try:
+            run = RunWrite(self._header, self._source)
+            skipped: Imported | None = None
+            while (cases := self._take()) is not None:
+                if skipped is None:
+                    with store.write() as conn:
+                        skipped = run.open(conn)
+                        if skipped is None:
+                            run.cases(conn, ((None, case) for case in cases))
+                            run.finish(conn, None)
+            if self._abandoned:
+                return
+            if skipped is None:
+                with store.write() as conn:
+                    skipped = run.open(conn)
+                    if skipped is None:
+                        run.finish(conn, self._end)
+            self._imported = skipped or run.imported()
+        finally:
+            store.close()
+
+    def _take(self) -> list[CaseResult] | None:
+        """The next batch to write: when full, `LINGER_S` after its first case, or at close;
+        None once closing with nothing left, or abandoned."""
+        pending = self._pending
+        deadline: float | None = None
+        while not self._abandoned:
+            # `closing` read before the length: once it is set, every case has been put.
+            closing = self._closing
+            n = len(pending)
+            due = deadline is not None and time.monotonic() >= deadline
+            if n and (n >= self._batch or closing or due):
+                taken = [pending.popleft() for _ in range(min(n, self._batch))]
+                self._room.set()
+                return taken
+            if closing:
+                return None
+            if n and deadline is None:
+                deadline = time.monotonic() + LINGER_S
+            self._ready.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            self._ready.clear()
+        return None

@@ -2,17 +2,21 @@
 
 It answers `POST /v1/chat/completions` after sleeping `--latency-ms`, with a
 completion and its usage, and `GET /stats` with the number of completions
-served (the benchmark checks that a cached re-run sent none) and when the
-first request since the last `/stats` arrived and the last was answered. The answer is
+served (the benchmark checks that a cached re-run sent none), when the
+first request since the last `/stats` arrived and the last was answered, and
+the CPU time the server process has used so far. The answer is
 `answer <N>` where N is the first `case-<N>` in the request, so the eval set's
 graders have something real to check.
 
-Two implementations, to pick the faster by measurement (see bench/README.md):
+Three implementations, all answering with the same `Answers` (see bench/README.md):
 `uvicorn` (httptools parser, uvloop when installed, a bare ASGI app) and
-`aiohttp` (aiohttp.web). Either runs in its own process on 127.0.0.1 so its
-CPU is not charged to agent-evals; it prints `ready <base_url>` once listening.
+`aiohttp` (aiohttp.web), the fast servers; and `asyncio`, a plain
+`asyncio.start_server` with a minimal HTTP/1.1 reader and never uvloop, the kind
+of server a user's local stub or model server is. Each runs in its own process
+on 127.0.0.1, so its CPU is not charged to agent-evals but does share the
+machine; it prints `ready <base_url>` once listening.
 
-    python bench/server.py --latency-ms 50 [--port 0] [--impl uvicorn|aiohttp]
+    python bench/server.py --latency-ms 50 [--port 0] [--impl uvicorn|aiohttp|asyncio]
 """
 
 from __future__ import annotations
@@ -70,7 +74,13 @@ class Answers:
 
     def stats(self) -> bytes:
         return json.dumps(
-            {"served": self.served, "first_at": self.first_at, "last_at": self.last_at}
+            {
+                "served": self.served,
+                "first_at": self.first_at,
+                "last_at": self.last_at,
+                # User plus system CPU of this process since it started, all threads.
+                "cpu_s": time.process_time(),
+            }
         ).encode()
 
     def reset(self) -> None:
@@ -165,19 +175,79 @@ async def _serve_aiohttp(answers: Answers, sock: socket.socket) -> None:
     await asyncio.Event().wait()
 
 
+_REASONS = {200: b"OK", 404: b"Not Found", 501: b"Not Implemented"}
+_NOT_FOUND = b'{"error":{"message":"not found"}}'
+
+
+async def _serve_asyncio(answers: Answers, sock: socket.socket) -> None:
+    """HTTP/1.1 with keep-alive over `asyncio.start_server`, no HTTP library: bodies by Content-Length only."""
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # One write per response, and no Nagle: otherwise a small segment sent while an
+        # earlier one is unacknowledged waits for the client's delayed ACK (40 ms on Linux).
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return  # the client closed the connection between requests
+                request_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+                method, path, version = request_line.split(" ", 2)
+                headers: dict[str, str] = {}
+                for line in header_lines:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip().lower()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                keep_alive = headers.get("connection", "") != "close" and version == "HTTP/1.1"
+                if "transfer-encoding" in headers:
+                    status, payload, keep_alive = 501, b'{"error":{"message":"chunked bodies"}}', False
+                elif method == "GET" and path == "/stats":
+                    status, payload = 200, answers.stats()
+                    answers.reset()
+                elif method == "POST" and path.endswith("/chat/completions"):
+                    answers.arrived()
+                    await asyncio.sleep(answers.latency_s)
+                    status, payload = 200, answers.body(body)
+                else:
+                    status, payload = 404, _NOT_FOUND
+                head_out = (
+                    b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
+                    % (
+                        status,
+                        _REASONS[status],
+                        len(payload),
+                        b"" if keep_alive else b"connection: close\r\n",
+                    )
+                )
+                writer.write(head_out + payload)
+                await writer.drain()
+                if not keep_alive:
+                    return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(connection, sock=sock, backlog=4096)
+    _ready(sock)
+    async with server:
+        await server.serve_forever()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency-ms", type=float, default=50.0, help="time each completion takes")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--impl", choices=("uvicorn", "aiohttp"), default="uvicorn")
-    parser.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio loop")
+    parser.add_argument("--impl", choices=("uvicorn", "aiohttp", "asyncio"), default="uvicorn")
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="use the standard asyncio loop (asyncio: always)"
+    )
     args = parser.parse_args(argv)
     answers = Answers(args.latency_ms / 1000.0)
     sock = _listen(args.port)
-    serve = _serve_uvicorn if args.impl == "uvicorn" else _serve_aiohttp
-    if not args.no_uvloop:
+    serve = {"uvicorn": _serve_uvicorn, "aiohttp": _serve_aiohttp, "asyncio": _serve_asyncio}[args.impl]
+    if not args.no_uvloop and args.impl != "asyncio":
         try:
             import uvloop
         except ImportError:

@@ -41,7 +41,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatt
 from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum, pass_environment
 from markupsafe import Markup
 
-__all__ = ["LimitExceeded", "LimitedEnvironment", "Limits"]
+__all__ = ["LimitExceeded", "LimitedEnvironment", "Limits", "too_much_output"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,14 @@ def _too_big(how: str, size: float | None, limit: int) -> LimitExceeded:
     amount = f"about {_n(size)}" if size is not None else f"more than {_n(limit)}"
     return LimitExceeded(
         f"builds a value of {amount} characters with {how}, over the limit of {_n(limit)}", _SIZE_HINT
+    )
+
+
+def too_much_output(limits: Limits) -> LimitExceeded:
+    """The error of a render longer than `limits.output_chars` (`render.py` also joins plain templates)."""
+    return LimitExceeded(
+        f"exceeds the output limit of {_n(limits.output_chars)} characters",
+        "render less text: shorten long vars with '| truncate(n)' or loop over fewer items",
     )
 
 
@@ -427,10 +435,7 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
             for chunk in template.generate(variables):
                 size += len(chunk)
                 if size > limit:
-                    raise LimitExceeded(
-                        f"exceeds the output limit of {_n(limit)} characters",
-                        "render less text: shorten long vars with '| truncate(n)' or loop over fewer items",
-                    )
+                    raise too_much_output(self.limits)
                 chunks.append(chunk)
             budget.check_time()
             return "".join(chunks)

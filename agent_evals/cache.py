@@ -721,8 +721,10 @@ def _answer(
             cache_read_tokens=cache_read_tokens or 0,
             cache_write_tokens=cache_write_tokens or 0,
         )
-    calls = tuple(
-        ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"]) for c in json.loads(tool_calls or "[]")
+    calls = (
+        tuple(ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"]) for c in json.loads(tool_calls))
+        if tool_calls
+        else ()
     )
     completion = Completion(
         text=text, usage=usage, model=model, finish_reason=finish_reason, tool_calls=calls

@@ -10,15 +10,17 @@ and its nesting, so a template cannot exhaust memory, hang, or crash us.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
+from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
-from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits
+from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits, too_much_output
 from agent_evals.errors import TemplateError
-from agent_evals.models import Case, EvalSet, Prompt
+from agent_evals.models import Case, EvalSet, Message, Prompt
 from agent_evals.providers.base import ChatRequest
 
 LIMITS = Limits(
@@ -73,17 +75,100 @@ class _Literal:
         return self.text
 
 
+class _Plain:
+    """A template of only literal text and `{{ name }}` outputs: with str vars, rendering is joining.
+
+    Most message templates are a sentence with a few vars in it, and the sandbox spends
+    ten times longer setting up a render than joining the text. When every name is a
+    `str` in the vars, what the sandbox yields is exactly the texts and the values in
+    turn: the texts are as Jinja parsed them (newlines normalised, whitespace control and
+    the trailing newline applied), its `finalize` passes a str through and its `str()`
+    of a str is the str. Any other vars (a missing name, a number, a list, a str subclass
+    such as `Markup`) go to the sandbox, so its errors and limits stay the ones users see.
+    """
+
+    __slots__ = ("_format", "names", "template")
+
+    def __init__(self, template: jinja2.Template, texts: list[str], names: list[str]) -> None:
+        self.template = template
+        self.names = tuple(names)
+        # One `{}` between consecutive texts: str.format joins them with the values in one call.
+        self._format = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in texts)
+
+    def join(self, variables: Mapping[str, Any]) -> str | None:
+        """The rendered text, or None when a name is missing or not a str (the sandbox renders then).
+
+        Raises:
+            LimitExceeded: the text is longer than `LIMITS.output_chars`, as the sandbox says it.
+        """
+        values = []
+        for name in self.names:
+            value = variables.get(name)
+            if type(value) is not str:
+                return None
+            values.append(value)
+        text = self._format.format(*values)
+        if len(text) > LIMITS.output_chars:
+            raise too_much_output(LIMITS)
+        return text
+
+
+def _plain(template: jinja2.Template, tree: nodes.Template) -> _Plain | None:
+    """`template` as a `_Plain`, when its parsed `tree` is only text and `{{ name }}` outputs."""
+    texts, names = [""], []
+    for output in tree.body:
+        if type(output) is not nodes.Output:
+            return None
+        for node in output.nodes:
+            if type(node) is nodes.TemplateData:
+                texts[-1] += node.data
+            # `self` is Jinja's reference to the template, whatever the vars say.
+            elif type(node) is nodes.Name and node.ctx == "load" and node.name != "self":
+                names.append(node.name)
+                texts.append("")
+            else:
+                return None
+    # Each output is a step: so many outputs fail in the sandbox, even when the text is empty.
+    if len(names) >= LIMITS.steps:
+        return None
+    return _Plain(template, texts, names)
+
+
 _MARKUP = ("{{", "{%", "{#")
 
 
 @lru_cache(maxsize=4096)
-def _compile(source: str, name: str) -> jinja2.Template | _Literal:
+def _compile(source: str, name: str) -> jinja2.Template | _Literal | _Plain:
     if not any(marker in source for marker in _MARKUP):
         return _Literal(source)
     env = environment()
     # Compile under our own name so Jinja's rewritten tracebacks carry it, and runtime errors their line.
-    code = env.compile(source, name=name, filename=name)
-    return env.template_class.from_code(env, code, env.make_globals(None))
+    # Parsed apart from compiling (as `compile(source)` does inside) to see the template's shape.
+    tree = env.parse(source, name=name, filename=name)
+    code = env.compile(tree, name=name, filename=name)
+    template = env.template_class.from_code(env, code, env.make_globals(None))
+    return _plain(template, tree) or template
+
+
+def _render_compiled(template: jinja2.Template | _Plain, variables: Mapping[str, Any]) -> str:
+    """Render a compiled template: a plain one by joining when it can, else in the sandbox."""
+    if isinstance(template, _Plain):
+        text = template.join(variables)
+        if text is not None:
+            return text
+        template = template.template
+    return environment().render(template, variables)
+
+
+_ROLE_AND_CONTENT = frozenset({"role", "content"})
+
+
+def _with_content(message: Message, content: str) -> Message:
+    """`message` with its content rendered; what is not templated is kept (tool calls, a tool message's id)."""
+    if message.model_fields_set <= _ROLE_AND_CONTENT:
+        # Most messages: building one afresh takes two thirds of `model_copy`'s generic copy.
+        return Message(role=message.role, content=content)
+    return message.model_copy(update={"content": content})
 
 
 def _template_line(exc: BaseException, name: str) -> int | None:
@@ -104,7 +189,7 @@ def _file_line(prompt: Prompt, index: int, template_line: int | None) -> int | N
     return start + (template_line - 1 if template_line else 0)
 
 
-def compile_prompt(prompt: Prompt) -> list[jinja2.Template | _Literal]:
+def compile_prompt(prompt: Prompt) -> list[jinja2.Template | _Literal | _Plain]:
     """Compile every message template; a syntax error names its file line.
 
     Raises:
@@ -115,10 +200,10 @@ def compile_prompt(prompt: Prompt) -> list[jinja2.Template | _Literal]:
 
 # The last prompt's templates: a job renders one prompt for every case, and looking each
 # message up in the compile cache again (hashing its name) was most of a render's time.
-_last: tuple[Prompt, tuple[jinja2.Template | _Literal, ...]] | None = None
+_last: tuple[Prompt, tuple[jinja2.Template | _Literal | _Plain, ...]] | None = None
 
 
-def _templates(prompt: Prompt) -> tuple[jinja2.Template | _Literal, ...]:
+def _templates(prompt: Prompt) -> tuple[jinja2.Template | _Literal | _Plain, ...]:
     global _last
     last = _last
     if last is not None and last[0] is prompt:
@@ -218,18 +303,16 @@ def render(prompt: Prompt, case: Case, *, case_where: Callable[[], str] | None =
             tries to reach something the sandbox forbids, or goes over `LIMITS`.
     """
     messages = []
-    env = environment()
     for index, (source, template) in enumerate(zip(prompt.messages, _templates(prompt), strict=True)):
         if isinstance(template, _Literal):
             messages.append(source)  # frozen, and rendering a literal is the identity
             continue
-        name = _template_name(prompt, index)
         try:
-            content = env.render(template, case.vars)
+            content = _render_compiled(template, case.vars)
         except _RENDER_ERRORS as exc:
+            name = _template_name(prompt, index)
             raise _render_error(prompt, index, case, exc, name, case_where) from None
-        # A copy keeps what is not templated: a few-shot assistant message's tool calls, a tool message's id.
-        messages.append(source.model_copy(update={"content": content}))
+        messages.append(_with_content(source, content))
     return ChatRequest(
         model=prompt.model,
         messages=tuple(messages),
@@ -268,15 +351,16 @@ def render_turns(evalset: EvalSet, index: int) -> tuple[str, ...]:
     """
     case = evalset.cases[index]
     texts = []
-    env = environment()
+    # One name for all the eval set's turns, so a turn that many cases share compiles once
+    # (the name only finds the template's line in a traceback; the turn is located by index).
+    name = f"{evalset.source_path or evalset.id}#turns"
     for turn, spec in enumerate(case.turns):
         at = f"in turns[{turn}]"
-        name = f"{evalset.source_path or evalset.id}#cases[{index}].turns[{turn}]"
         template_line: int | None = None
         try:
             template = _compile(spec.user, name)
             texts.append(
-                template.render() if isinstance(template, _Literal) else env.render(template, case.vars)
+                template.render() if isinstance(template, _Literal) else _render_compiled(template, case.vars)
             )
             continue
         except jinja2.TemplateSyntaxError as exc:

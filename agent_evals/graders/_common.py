@@ -86,13 +86,14 @@ def quote(value: Any, limit: int = 60) -> str:
 
 def one_line(text: str, limit: int = 60) -> str:
     """`text` with line breaks and tabs escaped (a reason stays one table row), cut at `limit`."""
-    text = text.translate(_ESCAPES)
+    if "\n" in text or "\r" in text or "\t" in text:
+        text = text.translate(_ESCAPES)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def quote_all(values: Any, limit: int = 60) -> str:
     """Several quoted values, comma separated."""
-    return ", ".join(quote(v, limit) for v in values)
+    return ", ".join([quote(v, limit) for v in values])
 
 
 def expected_value(case: Case, expected_field: str | None, field: str | None) -> Any:

@@ -6,7 +6,7 @@ Both look at the whole output text, or at one field of the parsed JSON output
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
@@ -21,7 +21,7 @@ from agent_evals.graders._common import (
     cannot_read,
     expected_value,
     one_line,
-    quote_all,
+    quote,
     read_output,
     regex_flags,
 )
@@ -55,6 +55,24 @@ class ContainsOptions(base.Options):
         return self
 
 
+class _Needles(NamedTuple):
+    """The values `contains` looks for: as written, as compared, and as quoted in a reason."""
+
+    values: list[str]
+    compared: list[str]
+    quoted: list[str]
+
+    @classmethod
+    def of(cls, values: list[str], case_sensitive: bool) -> _Needles:
+        compared = values if case_sensitive else [v.casefold() for v in values]
+        return cls(values, compared, [quote(v) for v in values])
+
+
+def _listed(needles: _Needles, present: list[bool], found: bool) -> str:
+    """`quote_all` of the values found (or missing), from the values quoted once."""
+    return ", ".join([q for q, p in zip(needles.quoted, present, strict=True) if p == found])
+
+
 class Contains(GraderBase):
     """Pass when the text contains the values (or, with `negate`, does not).
 
@@ -71,24 +89,28 @@ class Contains(GraderBase):
 
     def __init__(self, spec: GraderSpec, options: Any) -> None:
         super().__init__(spec, options)
-        self.needs_expected = self.options.value is None and self.options.values is None
+        opts = self.options
+        self.needs_expected = opts.value is None and opts.values is None
+        # Values from the options are the same for every case: fold and quote them once.
+        self._fixed: _Needles | None = None
+        if not self.needs_expected:
+            values = [opts.value] if opts.value is not None else list(opts.values or ())
+            self._fixed = _Needles.of(values, opts.case_sensitive)
 
     def expected_path(self) -> str | None:
         return self.options.expected_field or self.options.field
 
-    def _needles(self, sample: Sample) -> list[str]:
+    def _needles(self, sample: Sample) -> _Needles:
+        if self._fixed is not None:
+            return self._fixed
         opts = self.options
-        if opts.value is not None:
-            return [opts.value]
-        if opts.values is not None:
-            return list(opts.values)
         wanted = expected_value(sample.case, opts.expected_field, opts.field)
         needles = [as_text(v) for v in (wanted if isinstance(wanted, list) else [wanted])]
         if not needles or any(not n for n in needles):
             raise GraderError(
                 f"case '{sample.case.id}' has an empty expected value (it is found in any text)"
             )
-        return needles
+        return _Needles.of(needles, opts.case_sensitive)
 
     async def grade(self, sample: Sample) -> Grade:
         """Look for the values in the output.
@@ -104,7 +126,7 @@ class Contains(GraderBase):
             return cannot_read(why_not)
         text = as_text(found_value)
         haystack = text if opts.case_sensitive else text.casefold()
-        present = [(n if opts.case_sensitive else n.casefold()) in haystack for n in needles]
+        present = [n in haystack for n in needles.compared]
         holds = [p != opts.negate for p in present]
         if opts.mode == "all":
             score = sum(holds) / len(holds)
@@ -113,8 +135,8 @@ class Contains(GraderBase):
             passed = any(holds)
             score = 1.0 if passed else 0.0
         details = {
-            "values": needles,
-            "present": [n for n, p in zip(needles, present, strict=True) if p],
+            "values": list(needles.values),
+            "present": [n for n, p in zip(needles.values, present, strict=True) if p],
             "mode": opts.mode,
             "negate": opts.negate,
         }
@@ -122,25 +144,23 @@ class Contains(GraderBase):
             score=score, passed=passed, reason=self._reason(needles, present, passed), details=details
         )
 
-    def _reason(self, needles: list[str], present: list[bool], passed: bool) -> str:
+    def _reason(self, needles: _Needles, present: list[bool], passed: bool) -> str:
         opts = self.options
         where = f"{opts.field}: " if opts.field else ""
-        found = [n for n, p in zip(needles, present, strict=True) if p]
-        missing = [n for n, p in zip(needles, present, strict=True) if not p]
         if opts.negate and passed:
-            what = f"does not contain {quote_all(missing)}"
+            what = f"does not contain {_listed(needles, present, False)}"
         elif opts.negate:
             what = (
-                f"contains forbidden {quote_all(found)}"
+                f"contains forbidden {_listed(needles, present, True)}"
                 if opts.mode == "all"
-                else f"contains all of {quote_all(found)}"
+                else f"contains all of {_listed(needles, present, True)}"
             )
         elif passed:
-            what = f"contains {quote_all(found)}"
+            what = f"contains {_listed(needles, present, True)}"
         elif opts.mode == "any":
-            what = f"contains none of {quote_all(needles)}"
+            what = f"contains none of {', '.join(needles.quoted)}"
         else:
-            what = f"missing {quote_all(missing)}"
+            what = f"missing {_listed(needles, present, False)}"
         return where + what
 
 

@@ -7,8 +7,10 @@ them so `validate` can report every problem in one pass.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import errno
+import gc
 import io
 import json
 import os
@@ -25,16 +27,17 @@ from pydantic import BaseModel, ValidationError
 
 from agent_evals import _yaml
 from agent_evals.errors import ConfigError, ConfigErrors
-from agent_evals.models import Case, EvalSet, ProjectConfig, Prompt
+from agent_evals.models import Case, CaseSources, EvalSet, ProjectConfig, Prompt
 
 CONFIG_FILE = "agent-evals.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 S = TypeVar("S", Prompt, EvalSet, ProjectConfig)
 
-CasesReader = Callable[[str], "tuple[str, str] | None"]
+CasesReader = Callable[[str], "tuple[str | Iterable[str], str] | None"]
 """Reads an eval set's `cases_file`, given the reference as written (relative to the
-eval set): its text and the path to name in errors, or None when there is no such file."""
+eval set): its text (or its lines, read as they are needed) and the path to name in errors,
+or None when there is no such file."""
 
 # Hints for keys a user is most likely to leave out, by dotted path.
 _MISSING_HINTS = {
@@ -212,7 +215,7 @@ def _disk_cases_reader(evalset_path: Path, root: Path | None = None) -> CasesRea
             `find_root` finds from the eval set's folder, else the current directory).
     """
 
-    def read(ref: str) -> tuple[str, str] | None:
+    def read(ref: str) -> tuple[Iterable[str], str] | None:
         cases_path = evalset_path.parent / ref
         if not os.path.lexists(cases_path):
             return None
@@ -227,16 +230,70 @@ def _disk_cases_reader(evalset_path: Path, root: Path | None = None) -> CasesRea
         if refused is not None:
             raise refused
         try:
-            return cases_path.read_text(encoding="utf-8"), str(shown)
-        except UnicodeDecodeError as exc:
-            line = exc.object.count(b"\n", 0, exc.start) + 1  # read_text decodes the whole file at once
-            raise ConfigError(
-                "not UTF-8 text", path=shown, line=line, hint="save the file as UTF-8"
-            ) from None
+            return _CasesFile(cases_path, str(shown)), str(shown)
         except OSError as exc:
             raise ConfigError(f"cannot read file: {exc.strerror}", path=shown) from None
 
     return read
+
+
+class _CasesFile:
+    """A cases file's lines, read one at a time as they are needed: the lines `read_text`
+    would give (UTF-8, any line ending read as \\n), without holding the whole text.
+
+    Reading the whole text first, a failing read or a byte that is not UTF-8 anywhere in the
+    file came out before any problem of a line: `first_problem` finds them, to keep it so.
+    """
+
+    def __init__(self, path: Path, shown: str) -> None:
+        self.path = path
+        self.shown = shown
+        self._text = open(path, encoding="utf-8", newline=None)  # noqa: SIM115 - closed by `close`
+
+    def __iter__(self) -> Iterator[str]:
+        # At most one character over the limit, so a longer line is refused without being read whole.
+        readline = partial(self._text.readline, MAX_LINE_BYTES + 1)
+        try:
+            yield from iter(readline, "")
+        except UnicodeDecodeError:
+            raise self._not_utf8(None) from None  # located by `first_problem`
+        except OSError as exc:
+            raise ConfigError(f"cannot read file: {exc.strerror}", path=self.shown) from None
+
+    def first_problem(self) -> ConfigError | None:
+        """The error reading the whole text gave, if any: a failing read, else the first byte
+        that is not UTF-8.
+
+        Reads the whole file again, a megabyte at a time: only ever called on the way to an error.
+        """
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        newlines = 0
+        bad_line: int | None = None
+        try:
+            with open(self.path, "rb") as fh:
+                for chunk in iter(partial(fh.read, 2**20), b""):
+                    if bad_line is None:
+                        try:
+                            decoder.decode(chunk)
+                        except UnicodeDecodeError as exc:
+                            # `exc.object` is this chunk after the undecoded end of the one before
+                            # (the start of a character, never a \\n).
+                            bad_line = newlines + exc.object.count(b"\n", 0, exc.start) + 1
+                    newlines += chunk.count(b"\n")
+        except OSError as exc:
+            return ConfigError(f"cannot read file: {exc.strerror}", path=self.shown)
+        if bad_line is None:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:  # the file ends inside a character
+                bad_line = newlines + 1
+        return None if bad_line is None else self._not_utf8(bad_line)
+
+    def _not_utf8(self, line: int | None) -> ConfigError:
+        return ConfigError("not UTF-8 text", path=self.shown, line=line, hint="save the file as UTF-8")
+
+    def close(self) -> None:
+        self._text.close()
 
 
 def unreadable(path: Path, root: Path, fix: str) -> ConfigError | None:
@@ -350,7 +407,7 @@ def iter_jsonl(
             continue
         try:
             # Without its line break, so an error at the end of the line gets the line's column.
-            value = json.loads(line.rstrip("\r\n"), parse_constant=_refuse_constant)
+            value = _loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             if partial:
                 return
@@ -374,7 +431,8 @@ def iter_jsonl(
         except RecursionError:
             too_deep = True  # as deep as the stack goes: deeper than any max_depth
         else:
-            too_deep = _nested_deeper(value, max_depth)
+            # Collections nest no deeper than the line has brackets: most lines need no walk.
+            too_deep = line.count("{") + line.count("[") > max_depth and _nested_deeper(value, max_depth)
         if too_deep:
             raise ConfigError(
                 f"collections nested more than {max_depth} deep",
@@ -391,6 +449,16 @@ class _NotJSON(Exception):
 
 def _refuse_constant(name: str) -> Any:
     raise _NotJSON(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _loads(text: str) -> Any:
+    """`json.loads(text, parse_constant=_refuse_constant)`, with one decoder for every line."""
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
 
 
 def _nested_deeper(value: Any, limit: int) -> bool:
@@ -410,7 +478,13 @@ def _nested_deeper(value: Any, limit: int) -> bool:
 
 def _read_cases_file(
     evalset_path: Path, ref: str, line: int | None, read: CasesReader
-) -> tuple[list[Any], list[int], str]:
+) -> tuple[list[Case], CaseSources]:
+    """The cases of a `cases_file`, each validated as its line is read, and the line of each.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, a line is not a JSON object
+            (the first such line only), or cases are invalid (every one).
+    """
     found = read(ref)
     if found is None:
         raise ConfigError(
@@ -420,13 +494,75 @@ def _read_cases_file(
             hint="give a path relative to this eval set",
         )
     content, shown = found
-    rows: list[Any] = []
-    lines: list[int] = []
     # newline=None reads lines as a text file does, whatever the line endings.
-    for lineno, row in iter_jsonl(io.StringIO(content, newline=None), shown):
-        rows.append(row)
-        lines.append(lineno)
-    return rows, lines, shown
+    lines = io.StringIO(content, newline=None) if isinstance(content, str) else content
+    cases: list[Case] = []
+    sources = CaseSources(shown)
+    errors: list[ConfigError] = []
+    shared = _Shared()
+    # Every case stays alive, so each garbage collection while they pile up walks all of them
+    # again for nothing to free: at 100,000 cases, a fifth of the loading time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for lineno, row in iter_jsonl(lines, shown):
+            try:
+                case = Case.model_validate(shared.strings(row))
+            except ValidationError as exc:
+                for err in translate(exc, path=shown, marks=None, model=Case):
+                    errors.append(ConfigError(err.message, path=shown, line=lineno, hint=err.hint))
+                continue
+            shared.fields_set(case)
+            cases.append(case)
+            sources.append(lineno)
+    except ConfigError as exc:
+        # Reading the whole text first, a byte that is not UTF-8 anywhere came out first.
+        first = content.first_problem() if isinstance(content, _CasesFile) else None
+        raise (first or exc) from None
+    finally:
+        if collecting:
+            gc.enable()
+        if isinstance(content, _CasesFile):
+            content.close()
+    if errors:
+        raise ConfigErrors(errors)
+    return cases, sources
+
+
+class _Shared:
+    """One object for what many cases of a file hold equal, so 100,000 cases keep one copy.
+
+    Only immutable values, or values no code changes: a case behaves the same either way.
+    """
+
+    def __init__(self) -> None:
+        self._fields_sets: dict[frozenset[str], set[str]] = {}
+
+    def strings(self, row: Any) -> Any:
+        """`row` with its tags, cluster and the keys of its vars interned (one str object each)."""
+        if type(row) is not dict:
+            return row
+        tags = row.get("tags")
+        if type(tags) is list:
+            row["tags"] = [sys.intern(tag) if type(tag) is str else tag for tag in tags]
+        cluster = row.get("cluster")
+        if type(cluster) is str:
+            row["cluster"] = sys.intern(cluster)
+        variables = row.get("vars")
+        if type(variables) is dict:
+            row["vars"] = {sys.intern(key): value for key, value in variables.items()}
+        return row
+
+    def fields_set(self, case: Case) -> None:
+        """Give `case` the set of the keys it was given that an earlier case with the same keys has.
+
+        Pydantic keeps this set per instance (216 bytes for a case's four keys) and never
+        changes it on a frozen model; `model_copy` copies it first.
+        """
+        fields = case.__pydantic_fields_set__
+        shared = self._fields_sets.setdefault(frozenset(fields), fields)
+        if shared is not fields:
+            object.__setattr__(case, "__pydantic_fields_set__", shared)
 
 
 def load_evalset(
@@ -448,7 +584,7 @@ def load_evalset(
         ConfigError: the file (or its cases file) is not valid.
     """
     data, where = _mapping(path, text, shown)
-    sources: list[tuple[str, int | None]] | None = None
+    sources: CaseSources | None = None
     ref = data.get("cases_file")
     if isinstance(ref, str):
         if data.get("cases"):
@@ -459,22 +595,12 @@ def load_evalset(
                 hint="keep the cases in one place",
             )
         reader = read_cases or _disk_cases_reader(path)
-        rows, lines, cases_shown = _read_cases_file(where, ref, data.key_lines["cases_file"], reader)
-        errors: list[ConfigError] = []
-        cases: list[Case] = []
-        for row, lineno in zip(rows, lines, strict=True):
-            try:
-                cases.append(Case.model_validate(row))
-            except ValidationError as exc:
-                for err in translate(exc, path=cases_shown, marks=None, model=Case):
-                    err.line = lineno
-                    errors.append(ConfigError(err.message, path=cases_shown, line=lineno, hint=err.hint))
-        if errors:
-            raise ConfigErrors(errors)
+        cases, sources = _read_cases_file(where, ref, data.key_lines["cases_file"], reader)
         # Already validated: the eval set takes the instances as they are (no second pass).
         data["cases"] = cases
-        sources = [(cases_shown, lineno) for lineno in lines]
     evalset = _validate(EvalSet, data, where, case_sources=sources)
+    if sources is not None:
+        data["cases"] = evalset.cases  # the marks keep the eval set's tuple, not a list of the same cases
     _check_id_matches_file(data, path, where)
     _check_duplicate_case_ids(evalset)
     return evalset

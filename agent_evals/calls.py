@@ -231,6 +231,10 @@ class Calls:
             self._settings[name] = resolve(name, self.config, self.root)
         return self._settings[name]
 
+    def http(self, name: str) -> bool:
+        """Whether the provider speaks HTTP (and gets the run's client)."""
+        return spec(self.settings(name)).http
+
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
             client = self._http_client() if spec(self.settings(name)).http else None

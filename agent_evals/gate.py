@@ -31,10 +31,10 @@ from agent_evals.rules import (
     cases_to_confirm,
     check_all,
     evidence,
-    pct,
     pts,
     shared_clusters,
 )
+from agent_evals.summary import pct
 
 __all__ = [
     "GateReport",

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from agent_evals.diff import CaseDiff, Diff, Group
 from agent_evals.models import GatePolicy, ScoreDrops
 from agent_evals.record import RunRecord
+from agent_evals.summary import pct
 
 __all__ = [
     "REGISTRY",
@@ -386,10 +387,6 @@ def cases_to_confirm(diff: Diff, policy: GatePolicy) -> dict[str, int]:
 
 
 # --- the rules -------------------------------------------------------------------------------
-
-
-def pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def pts(x: float | None) -> str:

@@ -818,6 +818,11 @@ async def execute(
     writers: list[RecordWriter] = []
     feeds: list[HistoryFeed] = []
     try:
+        # The HTTP client made (and aiohttp imported) before any worker starts, rather than by the
+        # first call while the others wait on the loop.
+        for name in dict.fromkeys(name for job in jobs for name in job_providers(job)):
+            if calls.http(name):
+                calls.provider(name)
         for job in jobs:
             previous = (resume or {}).get(job.evalset.id)
             feed = None

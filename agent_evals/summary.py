@@ -82,6 +82,11 @@ class Summary:
         return self.tool_calls / self.ran if self.ran else None
 
 
+def pct(x: float | None) -> str:
+    """A rate as a percentage with one decimal: `87.5%`, or `n/a`."""
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
 def has_trajectory(result: CaseResult) -> bool:
     """Whether the result recorded what the agent did: steps, or tool calls the model asked for."""
     return bool(result.steps or result.tool_calls)

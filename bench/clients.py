@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--server", choices=("uvicorn", "asyncio", "aiohttp"), default="uvicorn")
     parser.add_argument("--client", action="append", choices=list(CLIENTS), help="default: all")
     args = parser.parse_args(argv)
     ideal = args.cases * args.latency_ms / 1000 / args.concurrency
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.cases:,} requests, concurrency {args.concurrency}, {args.latency_ms:g} ms: ideal {ideal:.2f} s"
     )
     for name in args.client or list(CLIENTS):
-        with server(args.latency_ms, "uvicorn") as base_url:
+        with server(args.latency_ms, args.server) as base_url:
             url = base_url + "/chat/completions"
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()

@@ -306,8 +306,12 @@ def run_workload(
     workload: Workload, *, impl: str, root: Path, logs: Path, cache_runs: bool, extra_env: dict[str, str]
 ) -> Result:
     """One measurement of `workload` on server `impl`, in the project at `root` (made by make_project)."""
-    # A fresh start: no cache, no records of an earlier measurement.
+    # A fresh start: no cache, no records of an earlier measurement. The history store exists, as
+    # in any project after its first run: creating it (its migrations) is once per project.
     shutil.rmtree(root / ".agent-evals", ignore_errors=True)
+    subprocess.run(
+        [str(AGENT_EVALS), "history", "--format", "json"], cwd=root, check=True, stdout=subprocess.DEVNULL
+    )
     logs.mkdir(parents=True, exist_ok=True)
     with server(workload.latency_ms, impl) as base_url:
         env = {

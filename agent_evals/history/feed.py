@@ -160,19 +160,25 @@ class HistoryFeed:
             self._room.set()
 
     def _write(self) -> None:
+        # The store is opened (and SQLAlchemy imported) when the first batch is due, not when the
+        # run starts: a run's start-up is all on the way to its first request.
+        cases = self._take()
+        if self._abandoned:
+            return
         from agent_evals.history.ingest import RunWrite
 
         store = self._open_store()
         try:
             run = RunWrite(self._header, self._source)
             skipped: Imported | None = None
-            while (cases := self._take()) is not None:
+            while cases is not None:
                 if skipped is None:
                     with store.write() as conn:
                         skipped = run.open(conn)
                         if skipped is None:
                             run.cases(conn, ((None, case) for case in cases))
                             run.finish(conn, None)
+                cases = self._take()
             if self._abandoned:
                 return
             if skipped is None:

@@ -27,23 +27,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from agent_evals.calibrate import Calibration
-from agent_evals.diff import (
-    CaseDiff,
-    Diff,
-    PairedDelta,
-    Side,
-    TrajectoryChange,
-    max_tokens,
-    trajectory_change,
-    truncations,
-)
-from agent_evals.gate import PairReport, RuleResult
 from agent_evals.graders.base import review_reason
 from agent_evals.record import CaseResult, RunRecord
 from agent_evals.summary import Summary
+
+if TYPE_CHECKING:
+    # The diff and the gate are imported where they are used: `run` prints its summary and errors
+    # from here and loads neither (a tenth of its start-up).
+    from agent_evals.calibrate import Calibration
+    from agent_evals.diff import CaseDiff, Diff, PairedDelta, Side, TrajectoryChange
+    from agent_evals.gate import PairReport, RuleResult
 
 __all__ = [
     "DIFF_TOKENS",
@@ -204,6 +199,8 @@ def latency_s(side: Side | None) -> float:
 
 def sides(record: RunRecord) -> list[tuple[str, Side]]:
     """A record's cases with repeats folded, in record order (for pairs with no baseline)."""
+    from agent_evals.diff import Side
+
     grouped: dict[str, list[CaseResult]] = defaultdict(list)
     for result in record.cases:
         grouped[result.case_id].append(result)
@@ -212,6 +209,8 @@ def sides(record: RunRecord) -> list[tuple[str, Side]]:
 
 def case_diffs(pair: PairReport) -> Sequence[CaseDiff]:
     """The pair's cases as diffs; a pair with no baseline gets `new` diffs of its candidate."""
+    from agent_evals.diff import CaseDiff
+
     if pair.diff is not None:
         return pair.diff.cases
     if pair.cand is None:
@@ -657,6 +656,8 @@ def truncated_note(result: CaseResult | None) -> str | None:
     """`output truncated at max_tokens=300` when `result`'s output was cut off, else None."""
     if result is None or not result.truncated:
         return None
+    from agent_evals.diff import max_tokens
+
     limit = max_tokens(result)
     at = f"max_tokens={limit}" if limit is not None else "the provider's output limit"
     return f"output truncated at {at}"
@@ -668,6 +669,8 @@ def truncation_lines(pair: PairReport) -> list[str]:
     Every run of a case counts (repeats and confirmation runs too); an output cut off
     with no `max_tokens` in its request stopped at the provider's own limit.
     """
+    from agent_evals.diff import truncations
+
     runs = [("candidate", pair.cand or (pair.diff.cand if pair.diff else None))]
     if pair.diff is not None:
         runs.append(("baseline", pair.diff.base))
@@ -713,6 +716,8 @@ class Sentence:
 
 def trajectory(c: CaseDiff) -> TrajectoryChange | None:
     """How the case's trajectory changed, between the repeats the reports show (`shown`)."""
+    from agent_evals.diff import trajectory_change
+
     return trajectory_change(shown(c.base), shown(c.cand))
 
 

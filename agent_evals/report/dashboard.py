@@ -52,7 +52,7 @@ from agent_evals.report._page import (
     environment,
     script_json,
 )
-from agent_evals.rules import pct
+from agent_evals.summary import pct
 
 __all__ = ["DashboardView", "page", "render"]
 

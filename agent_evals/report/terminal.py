@@ -26,7 +26,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent_evals.gate import pct
 from agent_evals.report._common import (
     TRUNCATION_HINT,
     case_diffs,
@@ -51,7 +50,7 @@ from agent_evals.report._common import (
     truncation_lines,
 )
 from agent_evals.report._common import money as usd
-from agent_evals.summary import Summary, summarize
+from agent_evals.summary import Summary, pct, summarize
 
 if TYPE_CHECKING:
     from agent_evals.cache import CacheStats

@@ -255,10 +255,12 @@ def test_put_waits_while_the_writer_is_four_batches_behind(tmp_path: Path) -> No
     thread = threading.Thread(target=producer)
     thread.start()
     deadline = time.monotonic() + 60
-    while len(returned) < 7 and time.monotonic() < deadline:
+    while len(returned) < 9 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)
-    assert len(returned) == 7  # the eighth put (4 batches of 2 queued) waits for the writer
+    # The writer holds its first batch (2) while it opens the store; behind it four batches of 2
+    # may queue, and the put that fills the fourth (the tenth case) waits for the writer.
+    assert len(returned) == 9
     go.set()
     thread.join(60)
     assert feed.close(END).results == 12
@@ -312,3 +314,34 @@ def test_a_new_runs_rows_hold_exactly_the_values_sqlalchemy_stored(history_url: 
         ("caso-ü", 1, "g1", "exact_match", False, 0.0, True, None),
         ("caso-ü", 1, "g2", "rubric", None, None, False, "bad ?"),
     ]
+
+
+def test_the_store_is_opened_when_the_first_batch_is_due_not_when_the_run_starts(tmp_path: Path) -> None:
+    # A run's start-up is all on the way to its first request: the feed's thread opens the store
+    # (importing SQLAlchemy) only once it has something to write.
+    opened = threading.Event()
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+
+    def open_now() -> Store:
+        opened.set()
+        return opener(url)()
+
+    done = results(3)
+    feed = HistoryFeed(open_now, header("lazy"), source="r.jsonl", batch=3)
+    feed.put(done[0])
+    time.sleep(0.3)  # well before LINGER_S: one case is not a batch yet
+    assert not opened.is_set()
+    for result in done[1:]:
+        feed.put(result)
+    assert opened.wait(10)  # a full batch: written now, without waiting for close
+    assert feed.close(END).results == 3
+    # And a run abandoned before its first batch never opens the store at all.
+    never = threading.Event()
+
+    def open_idle() -> Store:
+        never.set()
+        return opener(url)()
+
+    idle = HistoryFeed(open_idle, header("idle"), source="r.jsonl")
+    idle.abandon()
+    assert not never.is_set()

@@ -369,3 +369,36 @@ def test_a_store_that_cannot_be_written_leaves_the_run_and_its_record_whole(
     record = load_record(tmp_path / "r.jsonl")
     assert record.status == "complete"
     assert len(record.cases) == 72
+
+
+def test_a_run_loads_neither_the_diff_nor_the_gate_nor_graders_it_does_not_use(tmp_path: Path) -> None:
+    # What a run imports is start-up on the way to its first request: the gate's modules and the
+    # trajectory graders are a tenth of it, and a run of an eval set with text graders needs neither.
+    for folder in ("prompts", "evalsets"):
+        source = REPO / folder / "ticket-triage.yaml"
+        write_tree(tmp_path, {f"{folder}/{source.name}": source.read_text()})
+    write_tree(tmp_path, {"agent-evals.yaml": "schema_version: 1\n"})
+    script = (
+        "import json, sys\n"
+        "from agent_evals.cli import main\n"
+        "code = main(['run', '--output', 'r.jsonl'])\n"
+        "open('loaded.json', 'w').write(json.dumps([code, sorted(sys.modules)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    code, modules = json.loads((tmp_path / "loaded.json").read_text())
+    assert code == 0, done.stderr
+    loaded = {m.removeprefix("agent_evals.") for m in modules if m.startswith("agent_evals.")}
+    for module in (
+        "gate",
+        "diff",
+        "rules",
+        "calibrate",
+        "graders.tool_args",
+        "graders.tool_sequence",
+        "graders.budget",
+    ):
+        assert module not in loaded, module
+    # The eval set's own graders, loaded when its jobs were built.
+    assert {"graders.exact_match", "graders.rubric"} <= loaded

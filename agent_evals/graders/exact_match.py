@@ -93,8 +93,9 @@ def _same(actual: Any, expected: Any, steps: tuple[str, ...]) -> bool:
                 expected = json.loads(expected)
         except ValueError:
             return False
-    if isinstance(actual, str):
+    if isinstance(actual, str) and isinstance(expected, str):
         return normalize_text(actual, steps) == normalize_text(expected, steps)
+    # (A text that parsed to a JSON string, against a list or an object: told apart below.)
     dump = json.dumps  # canonical JSON: sorted keys; ints and bools kept apart by JSON itself
     return dump(_canonical(actual, steps), sort_keys=True, default=str) == dump(
         _canonical(expected, steps), sort_keys=True, default=str

@@ -3,7 +3,9 @@
 `agent-evals run` hands each finished case to `HistoryFeed.put` (a cheap append); a thread of
 the feed's own opens the store (SQLAlchemy loads there, not before the first request), writes
 the cases in batches while the run waits on the network, and writes the run's end at `close`.
-What it holds is bounded: `put` waits when the writer is `batch * 4` cases behind.
+What it holds is bounded: when the writer is `batch * 4` cases behind (a slow or locked store),
+it stops queueing and, at `close`, completes the run from its record; `put` never waits, so the
+run's event loop never stops for the store.
 
 It is `ingest.add_run` spread over several transactions (`ingest.RunWrite`: the same rows, the
 same inserts): each batch is one transaction, so another process can write the store between
@@ -27,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_evals.errors import ConfigError
@@ -41,7 +44,7 @@ __all__ = ["LINGER_S", "HistoryFeed"]
 LINGER_S = 1.0
 """How long a case waits for its batch to fill before the batch is written as it is."""
 _BEHIND = 4
-"""Batches the writer may be behind before `put` waits for it."""
+"""Batches the writer may be behind before the feed stops queueing (the record completes the run)."""
 _ABANDON_S = 1.0
 """How long `abandon` waits for a transaction under way to end."""
 
@@ -57,24 +60,31 @@ class HistoryFeed:
         header: the run's header.
         source: the run's record path, stored and shown.
         batch: case results per transaction.
+        behind: batches queued before the feed stops queueing and leaves the rest to the record.
     """
 
     def __init__(
-        self, open_store: Callable[[], Store], header: RunHeader, *, source: str, batch: int = 1000
+        self,
+        open_store: Callable[[], Store],
+        header: RunHeader,
+        *,
+        source: str,
+        batch: int = 1000,
+        behind: int = _BEHIND,
     ) -> None:
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
+        if batch < 1 or behind < 1:
+            raise ValueError("batch and behind must be at least 1")
         self._open_store = open_store
         self._header = header
         self._source = source
         self._batch = batch
-        self._limit = batch * _BEHIND
+        self._limit = batch * behind
         self._pending: deque[CaseResult] = deque()
         self._ready = threading.Event()
         """Set when the writer has something to do: a first or a full batch, close, abandon."""
-        self._room = threading.Event()
-        """Set when the writer took cases (or stopped): a waiting `put` checks again."""
         self._dropping = False
+        self._overflowed = False
+        """The writer fell `_BEHIND` batches behind: the rest of the run comes from its record."""
         self._closing = False
         self._abandoned = False
         self._end: RunEnd | None = None
@@ -84,29 +94,26 @@ class HistoryFeed:
         self._thread.start()
 
     def put(self, result: CaseResult) -> None:
-        """Queue a finished case for the store; waits only while the writer is far behind.
+        """Queue a finished case for the store; never waits.
 
+        It is called from the run's event loop, which must not stop for the store (a slow or
+        locked store would stall every call in flight). When the writer is `_BEHIND` batches
+        behind, the feed stops queueing: it writes what it holds, and at `close` completes the
+        run from its record (`ingest.import_record_file`, which adds what the store lacks).
         After the store failed, or after `close` or `abandon`, the case is dropped.
         """
         if self._dropping:
             return
         pending = self._pending
+        if len(pending) >= self._limit:
+            self._overflowed = self._dropping = True
+            self._ready.set()
+            return
         pending.append(result)
         n = len(pending)
         # Wake the writer for a batch's first case (its LINGER_S starts) and once a batch is full.
         if n == 1 or n >= self._batch:
             self._ready.set()
-        if n >= self._limit:
-            self._wait_for_room()
-
-    def _wait_for_room(self) -> None:
-        while not self._dropping and len(self._pending) >= self._limit:
-            self._room.clear()
-            # Checked again after clearing: the writer may have taken cases in between.
-            if self._dropping or len(self._pending) < self._limit:
-                return
-            if not self._room.wait(LINGER_S) and not self._thread.is_alive():
-                self._dropping = True
 
     def close(self, end: RunEnd | None) -> Imported:
         """Write the cases still queued and the run's end (None: the run has none), and wait for it.
@@ -142,7 +149,6 @@ class HistoryFeed:
         self._abandoned = True
         self._dropping = True
         self._ready.set()
-        self._room.set()
         self._thread.join(_ABANDON_S)
 
     # --- the feed's thread ---------------------------------------------------------------------
@@ -157,7 +163,6 @@ class HistoryFeed:
         finally:
             self._dropping = True
             self._pending.clear()
-            self._room.set()
 
     def _write(self) -> None:
         # The store is opened (and SQLAlchemy imported) when the first batch is due, not when the
@@ -181,6 +186,17 @@ class HistoryFeed:
                 cases = self._take()
             if self._abandoned:
                 return
+            if skipped is None and self._overflowed:
+                # The record is whole now (`close` comes after the record's end line): what the
+                # feed did not queue goes in from it, each case once, with the end.
+                from agent_evals.history.ingest import Imported, import_record_file
+
+                rest = import_record_file(store, Path(self._source))
+                self._imported = Imported(
+                    "run", rest.id, "added" if run.created else rest.outcome, self._source,
+                    run.written + rest.results,
+                )  # fmt: skip
+                return
             if skipped is None:
                 with store.write() as conn:
                     skipped = run.open(conn)
@@ -201,9 +217,7 @@ class HistoryFeed:
             n = len(pending)
             due = deadline is not None and time.monotonic() >= deadline
             if n and (n >= self._batch or closing or due):
-                taken = [pending.popleft() for _ in range(min(n, self._batch))]
-                self._room.set()
-                return taken
+                return [pending.popleft() for _ in range(min(n, self._batch))]
             if closing:
                 return None
             if n and deadline is None:

@@ -238,7 +238,7 @@ def test_a_store_of_a_newer_schema_raises_at_close(
 
 def test_put_never_waits_and_a_writer_far_behind_completes_the_run_from_its_record(tmp_path: Path) -> None:
     # The store is stuck (a lock held elsewhere, a slow network): the run's event loop must not stop
-    # for it. Past four batches queued the feed stops queueing; at close, once the record is whole,
+    # for it. Past `behind` batches queued the feed stops queueing; at close, once the record is whole,
     # what it did not queue comes from the record: every case once, and the end.
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     go = threading.Event()
@@ -249,7 +249,7 @@ def test_put_never_waits_and_a_writer_far_behind_completes_the_run_from_its_reco
 
     path = tmp_path / "r.jsonl"
     done = results(12)
-    feed = HistoryFeed(stuck_store, header("r"), source=str(path), batch=2)
+    feed = HistoryFeed(stuck_store, header("r"), source=str(path), batch=2, behind=4)
     started = time.monotonic()
     for result in done:
         feed.put(result)

@@ -3,7 +3,7 @@
 `agent-evals run` hands each finished case to `HistoryFeed.put` (a cheap append); a thread of
 the feed's own opens the store (SQLAlchemy loads there, not before the first request), writes
 the cases in batches while the run waits on the network, and writes the run's end at `close`.
-What it holds is bounded: when the writer is `batch * 4` cases behind (a slow or locked store),
+What it holds is bounded: when the writer is `batch * 16` cases behind (a slow or locked store),
 it stops queueing and, at `close`, completes the run from its record; `put` never waits, so the
 run's event loop never stops for the store.
 
@@ -43,7 +43,7 @@ __all__ = ["LINGER_S", "HistoryFeed"]
 
 LINGER_S = 1.0
 """How long a case waits for its batch to fill before the batch is written as it is."""
-_BEHIND = 4
+_BEHIND = 16
 """Batches the writer may be behind before the feed stops queueing (the record completes the run)."""
 _ABANDON_S = 1.0
 """How long `abandon` waits for a transaction under way to end."""

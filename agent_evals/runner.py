@@ -9,6 +9,7 @@ output and appends every finished case to its run record at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import fnmatch
 import hashlib
@@ -936,39 +937,51 @@ async def _run_job(
 
     remaining = sum(1 for _ in todo())
     items = _items(job, calls, todo(), options.concurrency)
+    workers = min(options.concurrency, remaining)
+    finished = asyncio.Event()
 
     async def worker() -> None:
         # Workers pull from one shared iterator (rendering a chunk when it runs dry); the limiter
         # in `calls` bounds what is in flight.
-        for item in items:
-            result = await _run_case(job, item, calls)
-            writer.add(result)
-            outcome.tally.add(result)
-            if on_result is not None:
-                on_result(job, result)
+        nonlocal workers
+        try:
+            for item in items:
+                result = await _run_case(job, item, calls)
+                writer.add(result)
+                outcome.tally.add(result)
+                if on_result is not None:
+                    on_result(job, result)
+        finally:
+            workers -= 1
+            if not workers:
+                finished.set()
 
     async def flush() -> None:
         # The record and the trace are written in batches; what finished reaches the disk within
-        # FLUSH_S even when nothing else finishes (a signal or an error flushes at once).
-        while True:
-            await asyncio.sleep(FLUSH_S)
-            writer.flush()
-            if calls.tracer is not None:
-                calls.tracer.flush()
+        # FLUSH_S even when nothing else finishes (a signal or an error flushes at once, below).
+        # In the group: a write that fails (a full disk) stops the workers and is the run's error.
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), FLUSH_S)
+            _flush(writer, calls)
 
-    flusher = asyncio.create_task(flush())
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(options.concurrency, remaining)):
+            for _ in range(workers):
                 group.create_task(worker())
+            if workers:
+                group.create_task(flush())
     except BaseExceptionGroup as group_error:
         # A worker's own error (a config problem found on first call) is the story; not the group.
         raise group_error.exceptions[0] from None
     finally:
-        flusher.cancel()
-        writer.flush()
-        if calls.tracer is not None:
-            calls.tracer.flush()
+        _flush(writer, calls)
+
+
+def _flush(writer: RecordWriter, calls: Calls) -> None:
+    writer.flush()
+    if calls.tracer is not None:
+        calls.tracer.flush()
 
 
 def _end(

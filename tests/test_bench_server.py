@@ -145,7 +145,6 @@ def test_a_chunked_body_is_refused(base_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def both() -> Iterator[tuple[str, str]]:
-    pytest.importorskip("uvicorn")  # the `bench` extra
     asyncio_server = _start("asyncio", latency_ms=0)
     uvicorn_server = _start("uvicorn", latency_ms=0)
     yield next(asyncio_server), next(uvicorn_server)

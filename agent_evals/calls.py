@@ -237,7 +237,7 @@ class Calls:
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
-            client = self._http_client() if spec(self.settings(name)).http else None
+            client = self._http_client() if self.http(name) else None
             self._providers[name] = make_provider(name, self.config, root=self.root, client=client)
         return self._providers[name]
 

@@ -224,8 +224,8 @@ class RecordWriter:
     """Appends a run record line by line, in batches, so nothing finished is lost.
 
     Lines are buffered and written together: when `_FLUSH_LINES` wait, on `flush` (the runner
-    calls it every `FLUSH_S`, and when a run stops, however it stops) and on `close`. A write
-    per case made a system call per case, a tenth of a cached run's time.
+    calls it every `FLUSH_S`, and when a run stops, however it stops) and on `close`, rather
+    than a system call per case.
     """
 
     def __init__(

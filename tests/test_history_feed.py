@@ -236,10 +236,42 @@ def test_a_store_of_a_newer_schema_raises_at_close(
     assert capfd.readouterr() == ("", "")
 
 
-def test_put_never_waits_and_a_writer_far_behind_completes_the_run_from_its_record(tmp_path: Path) -> None:
-    # The store is stuck (a lock held elsewhere, a slow network): the run's event loop must not stop
-    # for it. Past `behind` batches queued the feed stops queueing; at close, once the record is whole,
-    # what it did not queue comes from the record: every case once, and the end.
+def test_put_waits_while_the_writer_is_four_batches_behind_and_taking_them(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    go = threading.Event()
+
+    def slow_store() -> Store:
+        go.wait()
+        return opener(url)()
+
+    feed = HistoryFeed(slow_store, header("r"), source="r.jsonl", batch=2)
+    returned: list[int] = []
+    done = results(12)
+
+    def producer() -> None:
+        for result in done:
+            feed.put(result)
+            returned.append(result.index)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(returned) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    # The writer holds its first batch (2) while it opens the store; behind it four batches of 2
+    # queue, and the eleventh put waits for the writer to take one.
+    assert len(returned) == 10
+    go.set()
+    thread.join(60)
+    assert feed.close(END).results == 12
+    assert not feed._overflowed
+
+
+def test_a_stuck_store_never_stalls_the_run_and_the_record_completes_it(tmp_path: Path) -> None:
+    # A store stuck on a lock held elsewhere, or a slow link: the writer takes no batch for
+    # `stall_s`, so the waiting put gives up and the feed stops queueing; at close, once the record
+    # is whole, what it did not queue comes from the record: every case once, and the end.
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     go = threading.Event()
 
@@ -249,11 +281,11 @@ def test_put_never_waits_and_a_writer_far_behind_completes_the_run_from_its_reco
 
     path = tmp_path / "r.jsonl"
     done = results(12)
-    feed = HistoryFeed(stuck_store, header("r"), source=str(path), batch=2, behind=4)
+    feed = HistoryFeed(stuck_store, header("r"), source=str(path), batch=2, stall_s=0.2)
     started = time.monotonic()
     for result in done:
         feed.put(result)
-    assert time.monotonic() - started < 1.0  # no put waited for the stuck store
+    assert time.monotonic() - started < 5.0  # one wait of stall_s, then no put waited
     assert feed._overflowed
     record.write(path, header("r"), sorted(done, key=lambda r: r.index), END)
     go.set()

@@ -3,9 +3,10 @@
 `agent-evals run` hands each finished case to `HistoryFeed.put` (a cheap append); a thread of
 the feed's own opens the store (SQLAlchemy loads there, not before the first request), writes
 the cases in batches while the run waits on the network, and writes the run's end at `close`.
-What it holds is bounded: when the writer is `batch * 16` cases behind (a slow or locked store),
-it stops queueing and, at `close`, completes the run from its record; `put` never waits, so the
-run's event loop never stops for the store.
+What it holds is bounded: `put` waits while the writer is `batch * 4` cases behind, as long as
+the writer keeps taking batches; one that takes none for `_STALL_S` (a stuck store) makes the feed
+stop queueing and, at `close`, complete the run from its record, so the run's event loop never
+stops for long.
 
 It is `ingest.add_run` spread over several transactions (`ingest.RunWrite`: the same rows, the
 same inserts): each batch is one transaction, so another process can write the store between
@@ -43,8 +44,11 @@ __all__ = ["LINGER_S", "HistoryFeed"]
 
 LINGER_S = 1.0
 """How long a case waits for its batch to fill before the batch is written as it is."""
-_BEHIND = 16
-"""Batches the writer may be behind before the feed stops queueing (the record completes the run)."""
+_BEHIND = 4
+"""Batches the writer may be behind before `put` waits for it."""
+_STALL_S = 5.0
+"""How long `put` waits for a writer that takes no batch before the feed stops queueing (the
+record then completes the run at `close`)."""
 _ABANDON_S = 1.0
 """How long `abandon` waits for a transaction under way to end."""
 
@@ -60,7 +64,9 @@ class HistoryFeed:
         header: the run's header.
         source: the run's record path, stored and shown.
         batch: case results per transaction.
-        behind: batches queued before the feed stops queueing and leaves the rest to the record.
+        behind: batches queued before `put` waits for the writer.
+        stall_s: how long `put` waits for a writer that takes no batch before the feed stops
+            queueing and leaves the rest of the run to its record.
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class HistoryFeed:
         source: str,
         batch: int = 1000,
         behind: int = _BEHIND,
+        stall_s: float = _STALL_S,
     ) -> None:
         if batch < 1 or behind < 1:
             raise ValueError("batch and behind must be at least 1")
@@ -79,12 +86,16 @@ class HistoryFeed:
         self._source = source
         self._batch = batch
         self._limit = batch * behind
+        self._stall_s = stall_s
         self._pending: deque[CaseResult] = deque()
         self._ready = threading.Event()
         """Set when the writer has something to do: a first or a full batch, close, abandon."""
+        self._room = threading.Event()
+        """Set when the writer took a batch (or stopped): a waiting `put` checks again."""
         self._dropping = False
         self._overflowed = False
-        """The writer fell `_BEHIND` batches behind: the rest of the run comes from its record."""
+        """The writer took no batch for `stall_s` while `behind` batches waited: the rest of the run
+        comes from its record."""
         self._closing = False
         self._abandoned = False
         self._end: RunEnd | None = None
@@ -94,18 +105,20 @@ class HistoryFeed:
         self._thread.start()
 
     def put(self, result: CaseResult) -> None:
-        """Queue a finished case for the store; never waits.
+        """Queue a finished case for the store; waits only while the writer is far behind.
 
-        It is called from the run's event loop, which must not stop for the store (a slow or
-        locked store would stall every call in flight). When the writer is `_BEHIND` batches
-        behind, the feed stops queueing: it writes what it holds, and at `close` completes the
-        run from its record (`ingest.import_record_file`, which adds what the store lacks).
+        It is called from the run's event loop. When the writer is `_BEHIND` batches behind, it
+        waits for room, as long as the writer keeps taking batches: a CPU-bound run yields the
+        interpreter to it. A writer that takes none for `_STALL_S` (a store stuck on a lock or a
+        slow link) must not stall every call in flight: the feed stops queueing, writes what it
+        holds, and at `close` completes the run from its record (`ingest.import_record_file`,
+        which adds what the store lacks).
         After the store failed, or after `close` or `abandon`, the case is dropped.
         """
         if self._dropping:
             return
         pending = self._pending
-        if len(pending) >= self._limit:
+        if len(pending) >= self._limit and not self._wait_for_room():
             self._overflowed = self._dropping = True
             self._ready.set()
             return
@@ -114,6 +127,19 @@ class HistoryFeed:
         # Wake the writer for a batch's first case (its LINGER_S starts) and once a batch is full.
         if n == 1 or n >= self._batch:
             self._ready.set()
+
+    def _wait_for_room(self) -> bool:
+        """Wait while the writer makes room, as long as it takes a batch at least every `_STALL_S`
+        (a run busier than its store slows down a little, and the store keeps up); False when it
+        took none for that long (a store stuck on a lock or a slow link) or has stopped."""
+        while len(self._pending) >= self._limit:
+            self._room.clear()
+            # Checked again after clearing: the writer may have taken a batch in between.
+            if len(self._pending) < self._limit:
+                break
+            if self._dropping or not self._thread.is_alive() or not self._room.wait(self._stall_s):
+                return False
+        return True
 
     def close(self, end: RunEnd | None) -> Imported:
         """Write the cases still queued and the run's end (None: the run has none), and wait for it.
@@ -149,6 +175,7 @@ class HistoryFeed:
         self._abandoned = True
         self._dropping = True
         self._ready.set()
+        self._room.set()
         self._thread.join(_ABANDON_S)
 
     # --- the feed's thread ---------------------------------------------------------------------
@@ -163,6 +190,7 @@ class HistoryFeed:
         finally:
             self._dropping = True
             self._pending.clear()
+            self._room.set()
 
     def _write(self) -> None:
         # The store is opened (and SQLAlchemy imported) when the first batch is due, not when the
@@ -217,7 +245,9 @@ class HistoryFeed:
             n = len(pending)
             due = deadline is not None and time.monotonic() >= deadline
             if n and (n >= self._batch or closing or due):
-                return [pending.popleft() for _ in range(min(n, self._batch))]
+                taken = [pending.popleft() for _ in range(min(n, self._batch))]
+                self._room.set()
+                return taken
             if closing:
                 return None
             if n and deadline is None:

@@ -1197,8 +1197,8 @@ def _open_history(root: Path, config: ProjectConfig) -> Store:
 
 
 def _report_history(written: Sequence[Imported | ConfigError | None]) -> bool:
-    """What the history feeds of a run did: each store error once on stderr, and True when there was
-    one (`_record_history`'s rule); with --verbose, a line per run written."""
+    """What writing the history did (a command's writes, or a run's feeds): each store error once
+    on stderr, and True when there was one; with --verbose, a line per run or verdict written."""
     failed = False
     shown: set[str] = set()
     for item in written:
@@ -1221,13 +1221,10 @@ def _record_history(root: Path, config: ProjectConfig, write: Callable[[Store], 
     """
     try:
         with _open_history(root, config) as store:
-            for item in write(store):
-                if _output.verbose:
-                    note.print(f"history: {item.line()}", markup=False, soft_wrap=True)
+            written: list[Imported | ConfigError] = list(write(store))
     except ConfigError as exc:
-        err.print(exc.render(), markup=False, soft_wrap=True)
-        return True
-    return False
+        written = [exc]
+    return _report_history(written)
 
 
 def _with_freshness(report: GateReport) -> GateReport:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import hashlib
 import json
 import tempfile
@@ -166,19 +165,6 @@ def test_every_invalid_case_is_reported_with_its_line() -> None:
             f"{CASES}:4: 'tags[0]': Input should be a valid string (got 1) "
             "(change the value to the expected type)",
         ]
-
-
-def test_garbage_collection_is_left_as_it_was_after_an_error() -> None:
-    data = (row("a") + "\n{oops\n").encode()
-    with project(data):
-        assert outcome(None)[0].startswith(f"{CASES}:2: not valid JSON")
-        assert gc.isenabled()
-        gc.disable()
-        try:
-            outcome(None)
-            assert not gc.isenabled()  # left as the caller had it
-        finally:
-            gc.enable()
 
 
 def test_loaded_cases_share_what_repeats() -> None:

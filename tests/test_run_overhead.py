@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from agent_evals.record import Usage as RecordUsage
 from agent_evals.summary import GraderSummary, Summary, summarize
 from tests.http_server import Request, Response, ScriptedServer, openai_chat
 from tests.support import write_tree
+from tests.test_runtime import PROMPT, evalset
 
 # --- the summary, one result at a time -------------------------------------------------------------
 
@@ -137,28 +138,6 @@ def test_the_tally_counts_what_the_list_did_in_any_order(results: list[CaseResul
 
 # --- records in batches ----------------------------------------------------------------------------
 
-PROMPT = """\
-schema_version: 1
-id: echo
-version: 1
-description: Echo the question (synthetic test prompt).
-owner: {name: Test team, oncall: test-pager}
-model: {provider: openai, name: test-model, temperature: 0, max_tokens: 20}
-messages:
-  - role: user
-    content: "{{ q }}"
-"""
-
-
-def _evalset(n: int) -> str:
-    cases = "".join(
-        f"  - id: q{i}\n    vars: {{q: question {i}}}\n    expected: 'question {i}'\n" for i in range(n)
-    )
-    return (
-        "schema_version: 1\nid: echo\nprompt: echo\ngraders:\n  - {type: contains, name: echoed}\ncases:\n"
-        + cases
-    )
-
 
 @pytest.fixture
 def slow_last() -> Iterator[ScriptedServer]:
@@ -178,7 +157,7 @@ def _start(root: Path, server: ScriptedServer) -> subprocess.Popen[str]:
         root,
         {
             "prompts/echo.yaml": PROMPT,
-            "evalsets/echo.yaml": _evalset(5),
+            "evalsets/echo.yaml": evalset(5),
             "agent-evals.yaml": "schema_version: 1\n",
         },
     )
@@ -222,7 +201,7 @@ def test_a_signal_writes_what_finished_and_ends_the_record(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signum, err
     record = load_record(tmp_path / "r.jsonl")
-    assert [c.case_id for c in record.cases] == ["q0", "q1", "q2", "q3"]
+    assert [c.case_id for c in record.cases] == ["q0000", "q0001", "q0002", "q0003"]
     assert record.end is not None
     assert record.end.status == "interrupted"
 
@@ -275,12 +254,23 @@ def test_a_prefetched_entry_is_read_once_and_a_later_put_wins(tmp_path: Path) ->
 
 
 def test_a_cached_run_reads_the_cache_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A spy on the cache's one chunked read (it still reads): the run asks for a first chunk of 64
+    # cases, so sending starts at once, then for the rest in chunks of 512.
+    chunks: list[int] = []
+    prefetch = ResponseCache.prefetch
+
+    def spy(self: ResponseCache, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        chunks.append(len(keys))
+        prefetch(self, keys)
+
+    monkeypatch.setattr(ResponseCache, "prefetch", spy)
     with ScriptedServer(default=openai_chat()) as server:
         write_tree(
             tmp_path,
             {
                 "prompts/echo.yaml": PROMPT,
-                "evalsets/echo.yaml": _evalset(300),
+                "evalsets/echo.yaml": evalset(300),
                 "agent-evals.yaml": "schema_version: 1\n",
             },
         )
@@ -289,8 +279,10 @@ def test_a_cached_run_reads_the_cache_in_chunks(tmp_path: Path, monkeypatch: pyt
         monkeypatch.chdir(tmp_path)
         assert main(["run", "--output", "first.jsonl"]) == 0
         sent = server.request_count
+        chunks.clear()
         assert main(["run", "--output", "again.jsonl"]) == 0
         assert server.request_count == sent == 300
+    assert chunks == [64, 236]
     again = load_record(tmp_path / "again.jsonl")
     assert all(c.cached for c in again.cases)
     assert len(again.cases) == 300

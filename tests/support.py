@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -246,3 +248,15 @@ def copy_ticket_triage_example(
             EXAMPLE_ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("refund-agent*", "logs")
         )
     return dest
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script of the repository (an example's generator, a benchmark's) imported as a module, by
+    its file name; registered in `sys.modules` first, as dataclasses look their module up there."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -8,12 +8,9 @@ back through `agent-evals history --format json`, as the dashboard reads it.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import git
@@ -21,23 +18,14 @@ import pytest
 
 from agent_evals.cli import main
 from tests.chromium import browser
+from tests.support import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "first-contact resolution rate"
 __all__ = ["browser"]
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_history", ROOT / "examples/history/make_history.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-make_history = _script()
+make_history = load_script(ROOT / "examples/history/make_history.py")
 
 
 @pytest.fixture(scope="module")

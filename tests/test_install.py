@@ -3,7 +3,6 @@ Parquet log read without pyarrow says which extra to install (exit 2, one line).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -17,6 +16,8 @@ from types import ModuleType
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.support import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -136,12 +137,7 @@ def test_the_blocker_blocks() -> None:
 
 
 def _gen_log() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_log", ROOT / "bench" / "gen_log.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "bench" / "gen_log.py")
 
 
 def test_a_parquet_log_without_pyarrow_names_the_extra(tmp_path: Path) -> None:

@@ -8,36 +8,23 @@ everything it printed is searched for the secrets set for it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
-import sys
 from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.support import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTING_KEY = "TESTROUTINGKEY7c1d0e5f9a2b4c6d8e"
 WEBHOOK_TOKEN = "testwebhooktoken93f1a7c2e4"
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_monitor_demo", ROOT / "examples/monitor/make_monitor_demo.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _script()
+demo = load_script(ROOT / "examples/monitor/make_monitor_demo.py")
 
 
 def _checks(store: Path) -> list[dict[str, Any]]:

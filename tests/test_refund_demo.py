@@ -9,7 +9,6 @@ into the work tree.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import shutil
@@ -26,7 +25,7 @@ from agent_evals.cli import main
 from agent_evals.load import load_project, load_prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
 from agent_evals.redact import Redactor
-from tests.support import feature_branch
+from tests.support import feature_branch, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "prompts/refund-agent.yaml"
@@ -53,14 +52,7 @@ def copy_example(dest: Path, *extra: str) -> Path:
 
 
 def log_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_refund_log", ROOT / "examples/logs/make_refund_log.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "examples/logs/make_refund_log.py")
 
 
 def by_id(record: RunRecord) -> dict[str, CaseResult]:

@@ -6,7 +6,6 @@ The logs here are generated: invented tickets with planted, random personal data
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
 import shutil
@@ -17,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,20 +26,12 @@ from agent_evals.sampling import SampleOptions, SampleReport, load_spec, parse_m
 from agent_evals.sampling._fields import MISSING, FieldMap, get_field
 from agent_evals.sampling._select import Candidate, Pool, allocate
 from agent_evals.validate import validate
+from tests.support import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load_gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_log", REPO / "bench" / "gen_log.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_gen()
+gen = load_script(REPO / "bench" / "gen_log.py")
 MAPPING: dict[str, str] = gen.MAPPING
 
 

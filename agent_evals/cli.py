@@ -388,7 +388,10 @@ def run(
         ran = sum(s.cases - s.skipped for _, _, s, _ in rows)
         err.print(
             f"stopped at the cost ceiling (${options.max_cost_usd:g}): {ran} of {ran + skipped} case runs done, "
-            f"${spent:.4f} spent, {skipped} skipped; finish with --resume {again} --max-cost N"
+            f"${spent:.4f} spent, {skipped} skipped; finish with --resume {again} --max-cost N",
+            # One line, never wrapped: the command in it is copied as it stands.
+            markup=False,
+            soft_wrap=True,
         )
         raise typer.Exit(EXIT_CANNOT_EVALUATE)
     if errors:

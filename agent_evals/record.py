@@ -382,22 +382,24 @@ def load_record(path: Path) -> RunRecord:
         ConfigError: the file is missing, unreadable or not a run record (naming the line).
     """
     header: RunHeader | None = None
-    cases: list[CaseResult] = []
+    # By (case, repeat): a resumed run appends the cases it redid (those skipped or in error), and
+    # the later line is the case's result.
+    cases: dict[tuple[int, int], CaseResult] = {}
     end: RunEnd | None = None
     with open_regular(path) as fh:
         for _, line in iter_lines(fh, path):
             if isinstance(line, RunHeader):
                 header = line
             elif isinstance(line, CaseResult):
-                cases.append(line)
+                cases[(line.index, line.repeat)] = line
             else:
                 end = line
     if header is None:
         raise ConfigError(
             "no header line", path=path, line=1, hint="pass a file written by 'agent-evals run'"
         )
-    cases.sort(key=lambda c: (c.index, c.repeat))
-    return RunRecord(path=str(path), header=header, cases=tuple(cases), end=end)
+    ordered = sorted(cases.values(), key=lambda c: (c.index, c.repeat))
+    return RunRecord(path=str(path), header=header, cases=tuple(ordered), end=end)
 
 
 def merge(records: Sequence[RunRecord]) -> tuple[RunHeader, list[CaseResult], RunEnd]:

@@ -154,6 +154,10 @@ def test_the_cost_ceiling_stops_before_crossing(
     assert all(c.error and c.error.startswith("skipped (budget)") for c in skipped)
     assert "stopped at the cost ceiling ($0.3)" in err
     assert f"{server.request_count} of 50 case runs done" in err
+    # The command it names finishes the run: `--resume` takes the record it was given with --output.
+    assert "finish with --resume b.jsonl --max-cost N" in err
+    assert main(["run", "--no-cache", "--resume", "b.jsonl", "--max-cost", "100"]) == 0
+    assert statuses(env / "b.jsonl") == Counter({"pass": 50})
 
 
 def test_dry_run_sends_nothing(env: Path, server: ScriptedServer, capsys: pytest.CaptureFixture[str]) -> None:

@@ -382,16 +382,16 @@ def load_record(path: Path) -> RunRecord:
         ConfigError: the file is missing, unreadable or not a run record (naming the line).
     """
     header: RunHeader | None = None
-    # By (case, repeat): a resumed run appends the cases it redid (those skipped or in error), and
-    # the later line is the case's result.
-    cases: dict[tuple[int, int], CaseResult] = {}
+    # By (case id, repeat), as the history keys them: a resumed run appends the cases it redid
+    # (those skipped or in error), and the later line is the case's result.
+    cases: dict[tuple[str, int], CaseResult] = {}
     end: RunEnd | None = None
     with open_regular(path) as fh:
         for _, line in iter_lines(fh, path):
             if isinstance(line, RunHeader):
                 header = line
             elif isinstance(line, CaseResult):
-                cases[(line.index, line.repeat)] = line
+                cases[(line.case_id, line.repeat)] = line
             else:
                 end = line
     if header is None:

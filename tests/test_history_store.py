@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -353,3 +354,39 @@ def test_a_reader_after_a_write_never_holds_the_write_lock(
                 conn.execute(runs.insert().values({**row, "run_id": "r2"}))
         with store.connect() as conn:
             assert conn.execute(select(runs.c.run_id).order_by(runs.c.run_id)).scalars().all() == ["r1", "r2"]
+
+
+def test_processes_opening_a_new_sqlite_store_at_the_same_moment_all_get_it(tmp_path: Path) -> None:
+    """The first connections to a new SQLite file all switch it to WAL, and two doing that at once
+    deadlock: SQLite answers one "database is locked" at once, without its busy timeout (CI saw two
+    `history import` processes fail so). Each opener must wait its turn instead. Threads with
+    their own engines stand in for processes; 100 new files, 8 openers released together on each."""
+    openers = 8
+    for trial in range(100):
+        target = _target(f"sqlite:///{tmp_path / f'h{trial}.sqlite3'}")
+        start = threading.Barrier(openers)
+        failures: list[BaseException] = []
+
+        def open_it(
+            target: history_store.Target = target,
+            start: threading.Barrier = start,
+            failures: list[BaseException] = failures,
+        ) -> None:
+            engine = history_store._engine(target)
+            try:
+                start.wait()
+                with engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            except BaseException as exc:  # collected and asserted below
+                failures.append(exc)
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=open_it) for _ in range(openers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == [], f"file {trial}: {failures[0]!r}"
+    with open_store(_target(f"sqlite:///{tmp_path / 'h0.sqlite3'}")) as store, store.connect() as conn:
+        assert history_store.current_revision(conn) == HEAD

@@ -47,6 +47,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Self
 from urllib.parse import urlsplit, urlunsplit
 
+from agent_evals._sqlite import set_wal
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError, EvaluationError
 from agent_evals.providers.base import Completion, ToolCall, Usage, message_json, tools_json
@@ -90,8 +91,6 @@ BATCH_SIZE: Final = 200
 
 _CORRUPT_MESSAGE: Final = "cache is corrupt; run agent-evals cache clear"
 # SQLite's primary result codes for a file that is not (or no longer) a database.
-_SQLITE_BUSY: Final = 5
-_SQLITE_LOCKED: Final = 6
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
 _SQLITE_CANTOPEN: Final = 14
@@ -385,7 +384,7 @@ class ResponseCache:
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Set the pragmas, then create the schema or check its version."""
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        _set_wal(conn)
+        set_wal(conn, BUSY_TIMEOUT_S)
         # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last
         # commits, which for a cache costs only a repeated call.
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -666,28 +665,6 @@ class ResponseCache:
                 hint="check the path is a writable file, not a directory",
             ) from None
         raise EvaluationError(f"response cache {self.path}: {exc}") from exc
-
-
-def _set_wal(conn: sqlite3.Connection) -> None:
-    """Put the file in WAL mode, waiting out other processes doing the same.
-
-    WAL is a property of the file: set once, every later connection gets it.
-    Switching needs an exclusive lock, and SQLite reports "database is locked"
-    at once rather than calling the busy handler when two processes race to
-    create the file, so this retries up to BUSY_TIMEOUT_S itself.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    delay = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-            if not busy or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:

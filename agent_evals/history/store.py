@@ -37,7 +37,6 @@ What `history` and `dashboard` read (indexes named below):
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ from sqlalchemy import (
     text,
 )
 
+from agent_evals._sqlite import set_wal
 from agent_evals.credentials import register_url, safe_url
 from agent_evals.errors import ConfigError
 
@@ -461,35 +461,9 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     # The driver's own transaction handling would begin lazily (deferred): two writers could both
     # read and then fail to upgrade their locks. We begin ourselves (`_sqlite_begin`).
     dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        _wal(cursor)
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
-def _wal(cursor: Any, wait_s: float = _SQLITE_BUSY_S) -> None:
-    """Put the database in WAL mode, so readers (`history`, `dashboard`) never wait for a writer.
-
-    WAL belongs to the file and stays once set; setting it upgrades a shared lock to an exclusive
-    one. Two connections doing that at once on a new database (two processes' first use of it)
-    deadlock, and SQLite answers one of them "database is locked" at once, without the busy
-    timeout; that one tries again, as the timeout would have, until `wait_s` has passed.
-    """
-    import sqlite3
-
-    deadline = time.monotonic() + wait_s
-    pause = 0.002
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
+    # WAL: readers (`history`, `dashboard`) never wait for a writer.
+    set_wal(dbapi_connection, _SQLITE_BUSY_S)
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _sqlite_begin(conn: Connection) -> None:

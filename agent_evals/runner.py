@@ -820,9 +820,10 @@ async def execute(
     feeds: list[HistoryFeed] = []
     try:
         # The HTTP client made (and aiohttp imported) before any worker starts, rather than by the
-        # first call while the others wait on the loop.
+        # first call while the others wait on the loop; except for a provider whose answers come
+        # from the cache, whose first miss makes it: a run answered from the cache never imports it.
         for name in dict.fromkeys(name for job in jobs for name in job_providers(job)):
-            if calls.http(name):
+            if calls.http(name) and not calls.cacheable(name):
                 calls.provider(name)
         for job in jobs:
             previous = (resume or {}).get(job.evalset.id)

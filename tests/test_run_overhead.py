@@ -394,3 +394,35 @@ def test_a_run_loads_neither_the_diff_nor_the_gate_nor_graders_it_does_not_use(t
         assert module not in loaded, module
     # The eval set's own graders, loaded when its jobs were built.
     assert {"graders.exact_match", "graders.rubric"} <= loaded
+
+
+def test_a_run_answered_from_the_cache_never_imports_the_http_client(tmp_path: Path) -> None:
+    # Importing aiohttp is a tenth of a second of start-up; a re-run answered from the cache sends
+    # nothing, so it has no use for it. The first run (every case a miss) does, and its answers are
+    # what the second one reads.
+    write_tree(
+        tmp_path,
+        {
+            "prompts/echo.yaml": PROMPT,
+            "evalsets/echo.yaml": evalset(20),
+            "agent-evals.yaml": "schema_version: 1\n",
+        },
+    )
+    script = (
+        "import json, sys\n"
+        "from agent_evals.cli import main\n"
+        "code = main(['run', '--output', sys.argv[1]])\n"
+        "open(sys.argv[1] + '.loaded', 'w').write(json.dumps([code, 'aiohttp' in sys.modules]))\n"
+    )
+    with ScriptedServer(default=openai_chat()) as server:
+        env = {**os.environ, "OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-test"}
+        loaded = []
+        for record in ("first.jsonl", "again.jsonl"):
+            done = subprocess.run(
+                [sys.executable, "-c", script, record], cwd=tmp_path, env=env, capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+            loaded.append(json.loads((tmp_path / f"{record}.loaded").read_text()))
+        assert server.request_count == 20
+    assert loaded == [[0, True], [0, False]]
+    assert all(c.cached for c in load_record(tmp_path / "again.jsonl").cases)

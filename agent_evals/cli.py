@@ -32,7 +32,6 @@ import traceback
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
@@ -42,6 +41,7 @@ from rich.console import Console
 
 from agent_evals import __version__
 from agent_evals.credentials import ScrubbedStream, register_url, scrub
+from agent_evals.history.follow import ProjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -341,11 +341,7 @@ def run(
         return
     # A shard is part of a run: the merged record is what goes into the history (`ci --records`).
     # A fresh run's cases go into the history as they finish; a resumed run's record after it.
-    feed = (
-        None
-        if selection["shard"] or previous is not None
-        else partial(_open_history, project.root, project.config)
-    )
+    feed = None if selection["shard"] or previous is not None else ProjectStore(project.root, project.config)
     # What `--resume` takes to finish this run: the run it resumed, its --output, or its id.
     again = resume if resume is not None else str(output) if output is not None else options.run_id
     try:
@@ -1194,9 +1190,7 @@ def _history_project() -> tuple[Path, ProjectConfig]:
 
 
 def _open_history(root: Path, config: ProjectConfig) -> Store:
-    from agent_evals.history.store import open_store, resolve_url
-
-    return open_store(resolve_url(root, config))
+    return ProjectStore(root, config)()
 
 
 def _report_history(written: Sequence[Imported | ConfigError | None]) -> bool:

@@ -244,7 +244,8 @@ class RecordWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lines: list[str] = []
-        self._on_flush = on_flush
+        self.on_flush = on_flush
+        """Gets the results each flush wrote, once they are on disk; may be set after the header is written."""
         self._written: list[CaseResult] = []
         if append and path.is_file():
             _drop_partial_last_line(path)
@@ -260,7 +261,7 @@ class RecordWriter:
 
     def add(self, result: CaseResult) -> None:
         self._add(result)
-        if self._on_flush is not None:
+        if self.on_flush is not None:
             self._written.append(result)
         if len(self._lines) >= _FLUSH_LINES:
             self.flush()
@@ -272,9 +273,9 @@ class RecordWriter:
             self._fh.write("\n".join(self._lines))
             self._lines.clear()
             self._fh.flush()
-        if self._written and self._on_flush is not None:
+        if self._written and self.on_flush is not None:
             written, self._written = self._written, []
-            self._on_flush(written)
+            self.on_flush(written)
 
     def close(self, end: RunEnd) -> None:
         if self._fh.closed:
@@ -343,7 +344,15 @@ def iter_lines(
             this tool's (naming the line); unreadable (naming the file).
     """
     # A line at a time, each read with a cap: a binary file may have no line break at all.
-    lines = iter(partial(fh.readline, MAX_LINE_BYTES + 1), b"")
+    yield from parse_lines(
+        iter(partial(fh.readline, MAX_LINE_BYTES + 1), b""), path, hint, header_first=header_first
+    )
+
+
+def parse_lines(
+    lines: Iterator[bytes], path: Path, hint: str = _HINT, *, header_first: bool = False
+) -> Iterator[tuple[int, Line]]:
+    """`iter_lines` of raw lines from anywhere (a file read as it is written: `history.follow`)."""
     try:
         for lineno, data in iter_jsonl(lines, path, hint=hint, max_depth=_MAX_DEPTH, partial_last_line=True):
             kind = data.get("kind") if isinstance(data, dict) else None

@@ -69,7 +69,8 @@ if TYPE_CHECKING:
 
     from agent_evals.cache import ResponseCache
     from agent_evals.history.feed import HistoryFeed
-    from agent_evals.history.ingest import Imported
+    from agent_evals.history.follow import FollowedRun
+    from agent_evals.history.imported import Imported
     from agent_evals.history.store import Store
 
 T = TypeVar("T")
@@ -801,9 +802,11 @@ async def execute(
         resume: per eval set id, an interrupted run's record to finish instead of starting anew.
         budget: shared with other runs (ci's baseline and candidate); default: one for `options.max_cost_usd`.
         history: opens the history store: each new run's cases go into it as they are written
-            (`history.feed.HistoryFeed`, a thread of its own), its end when it ends; what that
-            did (or the store's error) is `JobResult.history`. A resumed run is not fed (the store
-            may lack its first part; the caller imports its record afterwards).
+            (`history.feed.HistoryFeed`, a thread of its own; for the project's store,
+            `history.follow.ProjectStore`, a run of `FOLLOW_MIN` results or more is followed by a
+            child process instead), its end when it ends; what that did (or the store's error)
+            is `JobResult.history`. A resumed run is not fed (the store may lack its first part;
+            the caller imports its record afterwards).
     """
     # Before anything is opened or sent: a missing key would fail every case the same way.
     check_keys(project.config, project.root, [name for job in jobs for name in job_providers(job)])
@@ -817,7 +820,7 @@ async def execute(
     )  # fmt: skip
     outcomes: list[JobResult] = []
     writers: list[RecordWriter] = []
-    feeds: list[HistoryFeed] = []
+    feeds: list[HistoryFeed | FollowedRun] = []
     try:
         # The HTTP client made (and aiohttp imported) before any worker starts, rather than by the
         # first call while the others wait on the loop; except for a provider whose answers come
@@ -839,12 +842,11 @@ async def execute(
                 path = record_path(
                     project.root, project.config, run_id, job.evalset.id, options.output, len(jobs)
                 )
+                writer = RecordWriter(path, header)
                 if history is not None:
-                    from agent_evals.history.feed import HistoryFeed
-
-                    feed = HistoryFeed(history, header, source=str(path))
+                    feed = _feed(history, job, options, header, path)
                     feeds.append(feed)
-                writer = RecordWriter(path, header, on_flush=_feeder(feed))
+                    writer.on_flush = feed.flushed
             writers.append(writer)
             outcome = JobResult(job=job, path=path, header=header)
             for result in previous.done if previous else ():
@@ -877,19 +879,25 @@ async def execute(
     return outcomes
 
 
-def _feeder(feed: HistoryFeed | None) -> Callable[[Sequence[CaseResult]], None] | None:
-    """What a record writer hands the history feed once a batch of cases is on disk."""
-    if feed is None:
-        return None
+def _feed(
+    history: Callable[[], Store], job: Job, options: RunOptions, header: RunHeader, path: Path
+) -> HistoryFeed | FollowedRun:
+    """What writes a new run's cases into the history as its record is flushed: for a run of the
+    project's store of at least `FOLLOW_MIN` results, a child process following the record (off
+    this process's interpreter lock); else a thread of this process."""
+    from agent_evals.history.follow import FOLLOW_MIN, FollowedRun, ProjectStore
 
-    def put(results: Sequence[CaseResult]) -> None:
-        for result in results:
-            feed.put(result)
+    if isinstance(history, ProjectStore) and len(job.indexes) * options.repeat >= FOLLOW_MIN:
+        try:
+            return FollowedRun(path, history.root, str(path))
+        except OSError:
+            pass  # no process to be had: the thread does the same work here
+    from agent_evals.history.feed import HistoryFeed
 
-    return put
+    return HistoryFeed(history, header, source=str(path))
 
 
-def _close_feed(feed: HistoryFeed, end: RunEnd) -> Imported | ConfigError:
+def _close_feed(feed: HistoryFeed | FollowedRun, end: RunEnd) -> Imported | ConfigError:
     try:
         return feed.close(end)
     except ConfigError as exc:

@@ -5,6 +5,8 @@
     ingest.py   run records and gate reports into rows: idempotent by run id and verdict id,
                 streamed in batches, one transaction per file (`import_paths`, `add_gate_report`)
     feed.py     a run's cases into the store while it runs, from a thread (`HistoryFeed`)
+    follow.py   a large run's record followed into the store by a child process (`FollowedRun`)
+    imported.py what a write did (`Imported`), without loading the store
 
 Nothing here is imported by `--help` or `validate`: SQLAlchemy loads when a command writes history.
 """
@@ -15,7 +17,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent_evals.history.ingest import Imported, add_gate_report, add_record, import_paths
+    from agent_evals.history.imported import Imported
+    from agent_evals.history.ingest import add_gate_report, add_record, import_paths
     from agent_evals.history.store import Store, Target, open_store, resolve_url
 
 __all__ = [
@@ -30,7 +33,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Imported": "ingest",
+    "Imported": "imported",
     "add_gate_report": "ingest",
     "add_record": "ingest",
     "import_paths": "ingest",

@@ -29,18 +29,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_evals.errors import ConfigError
 
 if TYPE_CHECKING:
-    from agent_evals.history.ingest import Imported
+    from agent_evals.history.imported import Imported
     from agent_evals.history.store import Store
     from agent_evals.record import CaseResult, RunEnd, RunHeader
 
-__all__ = ["LINGER_S", "HistoryFeed"]
+__all__ = ["LINGER_S", "HistoryFeed", "StreamedRun"]
 
 LINGER_S = 1.0
 """How long a case waits for its batch to fill before the batch is written as it is."""
@@ -128,6 +128,11 @@ class HistoryFeed:
         if n == 1 or n >= self._batch:
             self._ready.set()
 
+    def flushed(self, results: Sequence[CaseResult]) -> None:
+        """`put` each of the results a flush of the run's record wrote (`record.RecordWriter`'s `on_flush`)."""
+        for result in results:
+            self.put(result)
+
     def _wait_for_room(self) -> bool:
         """Wait while the writer makes room, as long as it takes a batch at least every `_STALL_S`
         (a run busier than its store slows down a little, and the store keeps up); False when it
@@ -198,41 +203,13 @@ class HistoryFeed:
         cases = self._take()
         if self._abandoned:
             return
-        from agent_evals.history.ingest import RunWrite
-
-        store = self._open_store()
-        try:
-            run = RunWrite(self._header, self._source)
-            skipped: Imported | None = None
+        with StreamedRun(self._open_store(), self._header, self._source) as run:
             while cases is not None:
-                if skipped is None:
-                    with store.write() as conn:
-                        skipped = run.open(conn)
-                        if skipped is None:
-                            run.cases(conn, ((None, case) for case in cases))
-                            run.finish(conn, None)
+                run.write(cases)
                 cases = self._take()
             if self._abandoned:
                 return
-            if skipped is None and self._overflowed:
-                # The record is whole now (`close` comes after the record's end line): what the
-                # feed did not queue goes in from it, each case once, with the end.
-                from agent_evals.history.ingest import Imported, import_record_file
-
-                rest = import_record_file(store, Path(self._source))
-                self._imported = Imported(
-                    "run", rest.id, "added" if run.created else rest.outcome, self._source,
-                    run.written + rest.results,
-                )  # fmt: skip
-                return
-            if skipped is None:
-                with store.write() as conn:
-                    skipped = run.open(conn)
-                    if skipped is None:
-                        run.finish(conn, self._end)
-            self._imported = skipped or run.imported()
-        finally:
-            store.close()
+            self._imported = run.complete() if self._overflowed else run.end(self._end)
 
     def _take(self) -> list[CaseResult] | None:
         """The next batch to write: when full, `LINGER_S` after its first case, or at close;
@@ -255,3 +232,65 @@ class HistoryFeed:
             self._ready.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
             self._ready.clear()
         return None
+
+
+class StreamedRun:
+    """One run written in batches, a transaction each, its end last: `ingest.add_run` spread over
+    several transactions (`ingest.RunWrite`). What a `HistoryFeed`'s thread and a followed record's
+    process (`history.follow`) both write with. Closing it closes the store.
+
+    Args:
+        store: the open store (this object closes it).
+        header: the run's header.
+        source: the run's record path, stored and shown.
+    """
+
+    def __init__(self, store: Store, header: RunHeader, source: str) -> None:
+        from agent_evals.history.ingest import RunWrite
+
+        self._store = store
+        self._source = source
+        self._run = RunWrite(header, source)
+        self._skipped: Imported | None = None
+        """Set when the store holds the run already (from another process): nothing more is written."""
+
+    def write(self, cases: Sequence[CaseResult]) -> None:
+        """Write a batch of cases in one transaction (the run's row first, when it is new)."""
+        if self._skipped is None:
+            with self._store.write() as conn:
+                self._skipped = self._run.open(conn)
+                if self._skipped is None:
+                    self._run.cases(conn, ((None, case) for case in cases))
+                    self._run.finish(conn, None)
+
+    def end(self, end: RunEnd | None) -> Imported:
+        """Write the run's end (None: the run has none); what was written of the run."""
+        if self._skipped is None:
+            with self._store.write() as conn:
+                self._skipped = self._run.open(conn)
+                if self._skipped is None:
+                    self._run.finish(conn, end)
+        return self._skipped or self._run.imported()
+
+    def complete(self) -> Imported:
+        """Complete the run from its record, which is whole now (its end line written): what was
+        not written in batches goes in from it, each case once, with the end."""
+        from agent_evals.history.imported import Imported
+        from agent_evals.history.ingest import import_record_file
+
+        if self._skipped is not None:
+            return self._skipped
+        rest = import_record_file(self._store, Path(self._source))
+        return Imported(
+            "run", rest.id, "added" if self._run.created else rest.outcome, self._source,
+            self._run.written + rest.results,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> StreamedRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, select, text, update
 
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
+from agent_evals.history.imported import Imported
 from agent_evals.history.store import Store, cases, grades, insert, runs, shards, verdicts
 from agent_evals.record import CaseResult, RunEnd, RunHeader, open_regular
 
@@ -58,29 +59,6 @@ _RECORD_HINT = "is this a run record?"
 _REPORT_HINT = "pass a file written by 'agent-evals diff --json' or 'agent-evals ci --json'"
 REPORT_KIND = "agent-evals-gate"
 REPORT_SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Imported:
-    """What one write did: a run or a verdict `added`, `updated` (a run gained cases or its end), or `skipped`."""
-
-    kind: Literal["run", "verdict"]
-    id: str
-    outcome: Literal["added", "updated", "skipped"]
-    source: str | None = None
-    results: int = 0
-    """Case results written (runs)."""
-    why: str = "already in the store"
-    """Why it was skipped."""
-
-    def line(self) -> str:
-        what = f"{self.kind} {self.id}"
-        if self.kind == "run" and self.outcome != "skipped":
-            what += f": {self.results} case result(s)"
-        where = f" ({self.source})" if self.source else ""
-        if self.outcome == "skipped":
-            return f"skipped {what}: {self.why}{where}"
-        return f"{self.outcome} {what}{where}"
 
 
 # --- values ---------------------------------------------------------------------------------------

@@ -41,7 +41,6 @@ from rich.console import Console
 
 from agent_evals import __version__
 from agent_evals.credentials import ScrubbedStream, register_url, scrub
-from agent_evals.history.follow import ProjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -341,6 +340,8 @@ def run(
         return
     # A shard is part of a run: the merged record is what goes into the history (`ci --records`).
     # A fresh run's cases go into the history as they finish; a resumed run's record after it.
+    from agent_evals.history.follow import ProjectStore
+
     feed = None if selection["shard"] or previous is not None else ProjectStore(project.root, project.config)
     # What `--resume` takes to finish this run: the run it resumed, its --output, or its id.
     again = resume if resume is not None else str(output) if output is not None else options.run_id
@@ -1190,6 +1191,8 @@ def _history_project() -> tuple[Path, ProjectConfig]:
 
 
 def _open_history(root: Path, config: ProjectConfig) -> Store:
+    from agent_evals.history.follow import ProjectStore
+
     return ProjectStore(root, config)()
 
 

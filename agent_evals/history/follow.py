@@ -266,8 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     else:
         said = {"imported": asdict(imported)} if imported is not None else {"abandoned": True}
-    sys.stdout.write(json.dumps(said) + "\n")
-    sys.stdout.flush()
+    # A run that died reads nothing: its end of the pipe is gone, and so is the answer.
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.write(json.dumps(said) + "\n")
+        sys.stdout.flush()
     return 0
 
 

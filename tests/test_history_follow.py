@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from agent_evals.errors import ConfigError
-from agent_evals.history.follow import FOLLOW_MIN, FollowedRun
+from agent_evals.history.follow import FOLLOW_MIN, FollowedRun, child_env
 from agent_evals.history.ingest import add_run, import_record_file
 from agent_evals.history.store import ENV_VAR, cases, grades, runs
 from agent_evals.record import RecordWriter, RunEnd, load_record
@@ -281,3 +281,19 @@ def test_the_child_answers_in_one_json_line(project: Path, history_url: str) -> 
             "why": "already in the store",
         }
     }  # fmt: skip
+
+
+def test_the_child_imports_the_agent_evals_the_run_imported(tmp_path: Path) -> None:
+    # A run that found agent_evals through a relative PYTHONPATH (or its working directory) must
+    # not leave its child, which starts in the project's root, with another copy or none.
+    import agent_evals
+
+    home = Path(agent_evals.__file__).resolve().parent.parent
+    env = child_env({"PYTHONPATH": "relative:/elsewhere", "OTHER": "kept"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(home), "relative", "/elsewhere"]
+    assert env["OTHER"] == "kept"
+    found = subprocess.run(
+        [sys.executable, "-c", "import agent_evals; print(agent_evals.__file__)"],
+        cwd=tmp_path, env={**child_env(os.environ)}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert Path(found.stdout.strip()).resolve() == Path(agent_evals.__file__).resolve()

@@ -1,4 +1,6 @@
-"""A run's case results into the history store while the run runs, from a background thread.
+"""A run's case results into the history store while the run runs, from a background thread (a run
+of `follow.FOLLOW_MIN` results or more is followed by a child process instead, `history.follow`,
+which writes with this module's `StreamedRun`).
 
 `agent-evals run` hands each finished case to `HistoryFeed.put` (a cheap append); a thread of
 the feed's own opens the store (SQLAlchemy loads there, not before the first request), writes

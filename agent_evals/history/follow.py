@@ -29,7 +29,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from agent_evals.models import ProjectConfig
     from agent_evals.record import CaseResult, RunEnd
 
-__all__ = ["FOLLOW_MIN", "FollowedRun", "ProjectStore"]
+__all__ = ["FOLLOW_MIN", "FollowedRun", "ProjectStore", "child_env"]
 
 FOLLOW_MIN = 1000
 """Results a run must expect (cases x repeats) to have its record followed by a child process."""
@@ -84,6 +84,7 @@ class FollowedRun:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "agent_evals.history.follow", str(record.absolute()), source],
             cwd=root,
+            env=child_env(os.environ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -146,6 +147,15 @@ class FollowedRun:
         # A full pipe holds wake-ups enough; a child that died is reported by `close`.
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(self._stdin.fileno(), data)
+
+
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: the run's, with the folder this `agent_evals` was imported from
+    first on its path, so it runs the same code even when the run found it through a relative
+    `PYTHONPATH` or its own working directory (the child starts in the project's root)."""
+    home = str(Path(__file__).resolve().parents[2])
+    path = [home, *(p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return {**environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def _said(out: bytes) -> dict[str, Any]:

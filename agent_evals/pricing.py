@@ -20,6 +20,8 @@ are priced at their own rates (the input rate when a price names none).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -138,14 +140,51 @@ def _database_rate(model: str, provider_type: str) -> Rate | None:
 
 
 def _database_cost(model: str, vendor: str | None, usage: Usage) -> float:
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
+    # genai-prices' own arithmetic (a unit registry, Decimals) takes 70 us a call, more than the
+    # HTTP client's; a flat price is linear in the four counts, so it is worked out once a minute
+    # (a price may depend on the time of day) and applied by multiplying.
+    linear = _linear(model, vendor, int(time.time() // 60))
+    if linear is None:
+        return _exact_cost(model, vendor, counts)
+    fixed, *per_token = linear
+    return fixed + math.fsum(n * price for n, price in zip(counts, per_token, strict=True))
+
+
+_BASIS = 1_000_000
+"""Tokens of each kind the linear form is measured at (exact in genai-prices' Decimals)."""
+
+
+@lru_cache(maxsize=256)
+def _linear(model: str, vendor: str | None, minute: int) -> tuple[float, float, float, float, float] | None:
+    """(cost of a call with no tokens, then per input, output, cache read and cache write token), or
+    None when the price is tiered (a rate that changes past a number of tokens is not linear)."""
+    from genai_prices import Usage as DatabaseUsage
+    from genai_prices import calc_price
+    from genai_prices.types import TieredPrices
+
+    prices = calc_price(DatabaseUsage(), model, provider_id=vendor).model_price
+    if any(isinstance(value, TieredPrices) for value in vars(prices).values()):
+        return None
+    fixed = _exact_cost(model, vendor, (0, 0, 0, 0))
+    per_token = [
+        (_exact_cost(model, vendor, tuple(_BASIS if i == k else 0 for i in range(4))) - fixed) / _BASIS
+        for k in range(4)
+    ]
+    per_input, per_output, per_read, per_write = per_token
+    return fixed, per_input, per_output, per_read, per_write
+
+
+def _exact_cost(model: str, vendor: str | None, counts: tuple[int, ...]) -> float:
     from genai_prices import Usage as DatabaseUsage
     from genai_prices import calc_price
 
+    input_tokens, output_tokens, cache_read, cache_write = counts
     # genai-prices counts cache reads and writes inside input_tokens; ours are apart.
     counted = DatabaseUsage(
-        input_tokens=usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
+        input_tokens=input_tokens + cache_read + cache_write,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
     return float(calc_price(counted, model, provider_id=vendor).total_price)

@@ -258,3 +258,38 @@ def test_an_unpriced_model_is_recorded_as_unpriced(
     assert [c.cost_usd for c in record.cases] == [None, None]
     assert record.end is not None
     assert record.end.cost_usd is None
+
+
+def test_every_listed_price_costs_what_genai_prices_computes() -> None:
+    # A flat price is applied by multiplying (`pricing._linear`, worked out from genai-prices once a
+    # minute); it must equal genai-prices' own arithmetic for every model it lists, and a tiered
+    # price (not linear) must still go through it.
+    import random
+
+    from genai_prices.data_snapshot import get_snapshot
+
+    from agent_evals.pricing import _database_cost, _exact_cost, _linear
+
+    rng = random.Random(17)
+    tiered = flat = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            try:
+                linear = _linear(model.id, provider.id, 0)
+            except LookupError:  # listed under a name its own lookup does not find
+                continue
+            if linear is None:
+                tiered += 1
+            else:
+                flat += 1
+            for counts in [(0, 0, 0, 0), (1, 0, 0, 0), (0, 0, 0, 1)] + [
+                (rng.randrange(300_000), rng.randrange(40_000), rng.randrange(300_000), rng.randrange(20_000))
+                for _ in range(3)
+            ]:
+                usage = Usage(*counts)
+                exact = _exact_cost(model.id, provider.id, counts)
+                assert _database_cost(model.id, provider.id, usage) == pytest.approx(exact, rel=1e-9, abs=1e-15), (
+                    provider.id, model.id, counts,
+                )  # fmt: skip
+    assert flat > 1000
+    assert tiered > 10  # the tiered path is exercised too

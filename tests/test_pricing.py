@@ -293,3 +293,10 @@ def test_every_listed_price_costs_what_genai_prices_computes() -> None:
                 )  # fmt: skip
     assert flat > 1000
     assert tiered > 10  # the tiered path is exercised too
+    # And a flat price's cost is multiplied out, not worked out again by genai-prices per call.
+    _linear.cache_clear()
+    usage = Usage(input_tokens=1234, output_tokens=56)
+    for _ in range(5):
+        _database_cost("gpt-4o", "openai", usage)
+    assert _linear.cache_info().misses <= 2  # once (twice if a minute turned meanwhile)
+    assert _linear.cache_info().hits >= 3

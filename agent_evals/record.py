@@ -234,18 +234,15 @@ class RecordWriter:
         header: RunHeader,
         *,
         append: bool = False,
-        on_flush: Callable[[Sequence[CaseResult]], None] | None = None,
     ) -> None:
-        """Start a record at `path`, or with `append`, continue one (a resumed run) without a new header.
-
-        `on_flush` gets the results each flush wrote, once they are on disk (the history feed:
-        a case reaches the store only after its record line).
-        """
+        """Start a record at `path`, or with `append`, continue one (a resumed run) without a new header."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lines: list[str] = []
-        self.on_flush = on_flush
-        """Gets the results each flush wrote, once they are on disk; may be set after the header is written."""
+        self.on_flush: Callable[[Sequence[CaseResult]], None] | None = None
+        """Gets the results each flush wrote, once they are on disk (the history: a case reaches the
+        store only after its record line). Set once the header is written: a process following the
+        record (`history.follow`) starts reading at it."""
         self._written: list[CaseResult] = []
         if append and path.is_file():
             _drop_partial_last_line(path)

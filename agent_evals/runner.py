@@ -889,7 +889,7 @@ def _feed(
 
     if isinstance(history, ProjectStore) and len(job.indexes) * options.repeat >= FOLLOW_MIN:
         try:
-            return FollowedRun(path, history.root, str(path))
+            return FollowedRun(path, history.root)
         except OSError:
             pass  # no process to be had: the thread does the same work here
     from agent_evals.history.feed import HistoryFeed

@@ -7,19 +7,23 @@ run of `FOLLOW_MIN` cases never loads SQLAlchemy in its own process, and a Ctrl-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from agent_evals.cli import main
 from agent_evals.errors import ConfigError
-from agent_evals.history.follow import FOLLOW_MIN, FollowedRun, child_env
+from agent_evals.history.follow import FOLLOW_MIN, FollowedRun, _complete_lines, child_env
 from agent_evals.history.ingest import add_run, import_record_file
 from agent_evals.history.store import ENV_VAR, cases, grades, runs
 from agent_evals.record import RecordWriter, RunEnd, load_record
@@ -38,13 +42,14 @@ def project(history_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     """A project whose store is `history_url` (the child finds it from the environment it inherits)."""
     write_tree(tmp_path, {"agent-evals.yaml": "schema_version: 1\n"})
     monkeypatch.setenv(ENV_VAR, history_url)
+    monkeypatch.chdir(tmp_path)  # a run's record path is as given, here relative to the project
     return tmp_path
 
 
 def start(project: Path, run_id: str) -> tuple[RecordWriter, FollowedRun, Path]:
-    path = project / "records" / f"{run_id}.jsonl"
+    path = Path("records") / f"{run_id}.jsonl"
     writer = RecordWriter(path, header(run_id))
-    followed = FollowedRun(path, project, "records/run.jsonl")
+    followed = FollowedRun(path, project)
     writer.on_flush = followed.flushed
     return writer, followed, path
 
@@ -57,7 +62,7 @@ def count(url: str, run_id: str) -> int:
 def test_a_followed_run_equals_the_same_run_added_at_once(history_url: str, project: Path) -> None:
     done = results(2500)  # two full batches and a partial one
     with opener(history_url)() as store:
-        add_run(store, header("added"), ((None, r) for r in done), END, source="records/run.jsonl")
+        add_run(store, header("added"), ((None, r) for r in done), END, source="records/followed.jsonl")
     writer, followed, _ = start(project, "followed")
     for i, result in enumerate(done):
         writer.add(result)
@@ -146,31 +151,78 @@ def test_a_child_that_was_killed_is_said_in_one_line(project: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         followed.close(END)
     assert "was killed (signal 9)" in raised.value.render()
-    assert "agent-evals history import records/run.jsonl" in raised.value.render()
+    assert "agent-evals history import records/killed.jsonl" in raised.value.render()
 
 
 def test_a_record_that_is_not_a_run_record_is_refused_naming_its_line(project: Path) -> None:
     path = project / "other.jsonl"
     path.write_text('{"kind": "trace"}\n')
-    followed = FollowedRun(path, project, "other.jsonl")
+    followed = FollowedRun(path, project)
     with pytest.raises(ConfigError) as raised:
         followed.close()
     assert raised.value.render().startswith(f"{path}:1: the first line is not a run header")
 
 
-def test_a_line_the_child_sees_half_written_is_read_whole(project: Path, history_url: str) -> None:
-    # A flush may reach the disk in pieces: the child reads a line once its newline is there.
-    path = project / "records" / "halves.jsonl"
-    writer = RecordWriter(path, header("halves"))
-    writer.close(END)
-    whole = path.read_bytes()
-    path.write_bytes(whole[: len(whole) // 2])
-    followed = FollowedRun(path, project, "halves.jsonl")
-    followed.flushed()
-    time.sleep(0.2)  # the child has read the half (a head start, not a condition of the test)
-    with path.open("ab") as fh:
-        fh.write(whole[len(whole) // 2 :])
-    assert followed.close(END).id == "halves"
+def test_a_line_seen_half_written_is_passed_on_whole(tmp_path: Path) -> None:
+    # A flush may reach the disk in pieces: the child passes a line on once its newline is there.
+    # The reader is driven from a thread: it waits for the run's wake-up on a real pipe.
+    record = tmp_path / "halves.jsonl"
+    whole = b'{"kind": "end", "status": "complete"}\n'
+    record.write_bytes(whole[:20])
+    wake_r, wake_w = os.pipe()
+    got: list[bytes] = []
+
+    def read(lines: Iterator[bytes]) -> None:
+        with contextlib.suppress(Exception):  # an abandoned reader (a failed assert below) just ends
+            got.extend(lines)
+
+    with record.open("rb") as fh:
+        reader = threading.Thread(target=read, args=(_complete_lines(fh, wake_r, []),), daemon=True)
+        reader.start()
+        try:
+            os.write(wake_w, b"f")  # the half is there: nothing may come of it
+            time.sleep(0.2)
+            assert got == []
+            with record.open("ab") as out:
+                out.write(whole[20:])
+            os.write(wake_w, b"c")  # the rest, and the record closed
+            reader.join(30)
+        finally:
+            os.close(wake_w)  # an abandoned reader sees the end of input
+            reader.join(30)
+            os.close(wake_r)
+    assert got == [whole]
+
+
+def test_a_run_that_cannot_start_a_process_keeps_the_thread(
+    project: Path, history_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No process to be had (here: no interpreter where the run says it is): the run's own
+    # thread writes the history, as it does for a smaller run.
+    write_tree(project, {"prompts/echo.yaml": PROMPT, "evalsets/echo.yaml": evalset(FOLLOW_MIN)})
+    monkeypatch.setattr(sys, "executable", str(project / "no-python-here"))
+    with ScriptedServer(default=openai_chat()) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        assert main(["run", "-j", "50", "--output", "r.jsonl"]) == 0
+    run_id = load_record(project / "r.jsonl").header.run_id
+    assert count(history_url, run_id) == FOLLOW_MIN
+
+
+def test_the_child_runs_with_the_run_s_agent_evals_first_on_its_path(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent_evals
+
+    monkeypatch.setenv("PYTHONPATH", "relative")
+    writer, followed, _ = start(project, "pathed")
+    try:
+        environ = Path(f"/proc/{followed._proc.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        writer.close(END)
+        followed.close(END)
+    path = next(v for v in environ if v.startswith(b"PYTHONPATH=")).decode().removeprefix("PYTHONPATH=")
+    assert path.split(os.pathsep) == [str(Path(agent_evals.__file__).resolve().parents[1]), "relative"]
 
 
 # --- end to end --------------------------------------------------------------------------------------

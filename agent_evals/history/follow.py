@@ -71,18 +71,17 @@ class FollowedRun:
     """The run's side of a child following its record into the store (see the module docstring).
 
     Args:
-        record: the run's record; its header is on disk already.
+        record: the run's record (the store names it as given); its header is on disk already.
         root: the project's root, from which the child finds the store (`ProjectStore`).
-        source: how the store names the record (the path as the run was given it).
 
     Raises:
         OSError: the child could not be started.
     """
 
-    def __init__(self, record: Path, root: Path, source: str) -> None:
-        self._source = source
+    def __init__(self, record: Path, root: Path) -> None:
+        self._source = str(record)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "agent_evals.history.follow", str(record.absolute()), source],
+            [sys.executable, "-m", "agent_evals.history.follow", str(record.absolute()), self._source],
             cwd=root,
             env=child_env(os.environ),
             stdin=subprocess.PIPE,

@@ -7,6 +7,12 @@ wall) and this process's CPU time per request. Nothing of agent-evals runs:
 this is the ceiling the runner works under.
 
     .venv/bin/python bench/clients.py [--cases 10000] [--concurrency 100] [--latency-ms 20]
+
+With `--url` it sends to a server that is already running (bench/run_bench.py
+runs it so, as a whole process timed like `agent-evals run`: the floor a
+Python runner on this HTTP client starts from). It imports the client it
+measures only when it measures it, so a timed process pays that import as
+`agent-evals run` does.
 """
 
 from __future__ import annotations
@@ -17,12 +23,9 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from run_bench import server
 
 BODY = {
     "model": "bench-model",
@@ -96,6 +99,19 @@ CLIENTS: dict[str, Callable[[str, int, int], Awaitable[None]]] = {
 }
 
 
+@contextmanager
+def running(url: str | None, latency_ms: float, impl: str) -> Iterator[str]:
+    """The chat completions URL to send to: `url` as given, else a bench/server.py started for it."""
+    if url is not None:
+        yield url
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_bench import server
+
+    with server(latency_ms, impl) as base_url:
+        yield base_url + "/chat/completions"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,14 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--server", choices=("uvicorn", "asyncio", "aiohttp"), default="uvicorn")
     parser.add_argument("--client", action="append", choices=list(CLIENTS), help="default: all")
+    parser.add_argument(
+        "--url", help="send to this chat completions URL (a running bench/server.py) instead of starting one"
+    )
     args = parser.parse_args(argv)
     ideal = args.cases * args.latency_ms / 1000 / args.concurrency
     print(
         f"{args.cases:,} requests, concurrency {args.concurrency}, {args.latency_ms:g} ms: ideal {ideal:.2f} s"
     )
     for name in args.client or list(CLIENTS):
-        with server(args.latency_ms, args.server) as base_url:
-            url = base_url + "/chat/completions"
+        with running(args.url, args.latency_ms, args.server) as url:
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
             if name.endswith("+uvloop"):

@@ -12,6 +12,12 @@ as a subprocess:
 3. the same command again, every answer from the cache (the server checks
    that it received no request).
 
+Then, against the same server, the floor: bench/clients.py sending the same
+requests with aiohttp on uvloop (the providers' client and loop) and nothing
+of agent-evals, a whole process timed the same way. What a run takes beyond
+it is agent-evals' own; what the floor takes beyond the ideal is the
+interpreter's, the HTTP client's and the machine's.
+
 The huge workload runs only the first by default (`--huge-cache` adds the
 other two). Two servers by default: the plain asyncio server (a user's local
 model server) and uvicorn (a fast one). `--repeat N`
@@ -102,16 +108,16 @@ class Result:
     """CPU time the server process used during the first run."""
     first_request_at: float
     last_answer_at: float
+    floor: Timing | None = None
+    """The same requests sent by bench/clients.py alone (aiohttp on uvloop): the floor."""
+    floor_first_request_at: float = 0.0
+    floor_last_answer_at: float = 0.0
     problems: list[str] = field(default_factory=list)
 
     @property
     def phases(self) -> tuple[float, float, float]:
         """The first run's wall time split: start-up to the first request, requests, after the last answer."""
-        return (
-            self.first_request_at - self.first.started_at,
-            self.last_answer_at - self.first_request_at,
-            self.first.ended_at - self.last_answer_at,
-        )
+        return split(self.first, self.first_request_at, self.last_answer_at)
 
     @property
     def efficiency(self) -> float:
@@ -136,6 +142,17 @@ class Result:
             "requests_efficiency": self.workload.ideal_s / during if during > 0 else 0.0,
             "after_last_answer_s": after,
         }
+        if self.floor is not None:
+            before, during, after = split(self.floor, self.floor_first_request_at, self.floor_last_answer_at)
+            figures |= {
+                "floor_wall_s": self.floor.wall_s,
+                "floor_efficiency": self.workload.ideal_s / self.floor.wall_s,
+                "floor_startup_to_first_request_s": before,
+                "floor_requests_s": during,
+                "floor_requests_efficiency": self.workload.ideal_s / during if during > 0 else 0.0,
+                "floor_after_last_answer_s": after,
+                "over_floor_s": self.first.wall_s - self.floor.wall_s,
+            }
         if self.cold_cache is not None and self.cached is not None:
             figures |= {
                 "cold_cache_wall_s": self.cold_cache.wall_s,
@@ -145,6 +162,16 @@ class Result:
                 "peak_mb_cached": self.cached.peak_mb,
             }
         return figures
+
+
+def split(timing: Timing, first_request_at: float, last_answer_at: float) -> tuple[float, float, float]:
+    """A process's wall time split by the server's clock: start-up to its first request, the
+    requests, after the last answer."""
+    return (
+        first_request_at - timing.started_at,
+        last_answer_at - first_request_at,
+        timing.ended_at - last_answer_at,
+    )
 
 
 @dataclass
@@ -302,10 +329,27 @@ def check_record(path: Path, cases: int, *, cached: bool) -> list[str]:
     return problems
 
 
+def floor_command(workload: Workload, base_url: str) -> list[str]:
+    """bench/clients.py sending `workload`'s requests to the running server with aiohttp on uvloop."""
+    return [
+        sys.executable, str(HERE / "clients.py"), "--client", "aiohttp+uvloop",
+        "--url", base_url + "/chat/completions", "--cases", str(workload.cases),
+        "--concurrency", str(workload.concurrency), "--latency-ms", f"{workload.latency_ms:g}",
+    ]  # fmt: skip
+
+
 def run_workload(
-    workload: Workload, *, impl: str, root: Path, logs: Path, cache_runs: bool, extra_env: dict[str, str]
+    workload: Workload,
+    *,
+    impl: str,
+    root: Path,
+    logs: Path,
+    cache_runs: bool,
+    extra_env: dict[str, str],
+    with_floor: bool = True,
 ) -> Result:
-    """One measurement of `workload` on server `impl`, in the project at `root` (made by make_project)."""
+    """One measurement of `workload` on server `impl`, in the project at `root` (made by make_project),
+    and, `with_floor`, of the floor (`floor_command`) on the same server."""
     # A fresh start: no cache, no records of an earlier measurement. The history store exists, as
     # in any project after its first run: creating it (its migrations) is once per project.
     shutil.rmtree(root / ".agent-evals", ignore_errors=True)
@@ -342,6 +386,15 @@ def run_workload(
             before = server_stats(base_url)["served"]
             cached = go("cached")
             served_cached = server_stats(base_url)["served"] - before
+        floor, floor_stats, served_floor = None, None, 0
+        if with_floor:
+            # (Reading the stats resets the server's first and last request times.)
+            before = server_stats(base_url)["served"]
+            floor = timed(
+                floor_command(workload, base_url), cwd=root, env=dict(os.environ), log=logs / "floor.log"
+            )
+            floor_stats = server_stats(base_url)
+            served_floor = floor_stats["served"] - before
     result = Result(
         workload,
         impl,
@@ -354,6 +407,17 @@ def run_workload(
         first_request_at=stats["first_at"] or first.started_at,
         last_answer_at=stats["last_at"] or first.ended_at,
     )
+    if floor is not None and floor_stats is not None:
+        result.floor = floor
+        result.floor_first_request_at = floor_stats["first_at"] or floor.started_at
+        result.floor_last_answer_at = floor_stats["last_at"] or floor.ended_at
+        if floor.exit_code != 0:
+            log = (logs / "floor.log").read_text()[-2000:]
+            result.problems.append(f"{workload.name} on {impl}: the floor exited {floor.exit_code}:\n{log}")
+        elif served_floor != workload.cases:
+            result.problems.append(
+                f"{workload.name} on {impl}: the floor sent {served_floor} requests for {workload.cases} cases"
+            )
     for tag, timing in (("first", first), ("cold-cache", cold), ("cached", cached)):
         if timing is None:
             continue
@@ -412,14 +476,23 @@ def cell(summary: Summary, name: str, fmt: str) -> str:
 Check = Callable[[Summary], tuple[str, bool]]
 
 
+def _floor(s: Summary) -> str:
+    """The floor's efficiency, said beside a run's: how far the HTTP client alone gets."""
+    floor = s.median("floor_efficiency")
+    return "" if floor is None else f" (the HTTP client alone: {floor:.2f})"
+
+
 def _small_efficiency(s: Summary) -> tuple[str, bool]:
     efficiency = s.median("efficiency") or 0.0
-    return f"efficiency {efficiency:.2f}", efficiency >= 0.8
+    return f"efficiency {efficiency:.2f}{_floor(s)}", efficiency >= 0.8
 
 
 def _large_efficiency_memory(s: Summary) -> tuple[str, bool]:
     efficiency, peak = s.median("efficiency") or 0.0, s.median("peak_mb") or 0.0
-    return f"efficiency {efficiency:.2f}, peak RSS {peak:.0f} MB", efficiency >= 0.7 and peak <= 150
+    return (
+        f"efficiency {efficiency:.2f}{_floor(s)}, peak RSS {peak:.0f} MB",
+        efficiency >= 0.7 and peak <= 150,
+    )
 
 
 def _large_cached(s: Summary) -> tuple[str, bool]:
@@ -499,6 +572,29 @@ def report(summaries: Sequence[Summary], help_s: float, repeat: int) -> str:
             )
         )
     lines += table(phases)
+    floors = [s for s in summaries if s.values("floor_wall_s")]
+    if floors:
+        lines.append("")
+        lines.append(
+            "the floor: the same requests from bench/clients.py alone (aiohttp on uvloop, nothing of "
+            "agent-evals), a whole process timed the same way:"
+        )
+        rows = [("workload", "server", "wall s", "efficiency", "start-up to 1st request", "requests",
+                 "their efficiency", "agent-evals' run beyond it s")]  # fmt: skip
+        for s in floors:
+            rows.append(
+                (
+                    s.workload.name,
+                    s.server,
+                    cell(s, "floor_wall_s", ".2f"),
+                    cell(s, "floor_efficiency", ".2f"),
+                    cell(s, "floor_startup_to_first_request_s", ".2f"),
+                    cell(s, "floor_requests_s", ".2f"),
+                    cell(s, "floor_requests_efficiency", ".2f"),
+                    cell(s, "over_floor_s", ".2f"),
+                )
+            )
+        lines += table(rows)
     lines.append("")
     lines.append("issue 17's acceptance (medians; printed, not asserted):")
     verdicts = {True: "met", False: "NOT MET", None: "-"}
@@ -570,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--help-runs", type=int, default=7, help="starts of --help to take the median of")
     parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the projects and logs (path printed)")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the floor (bench/clients.py alone on each workload)"
+    )
     args = parser.parse_args(argv)
     if not AGENT_EVALS.exists():
         raise SystemExit(f"{AGENT_EVALS} not found: install agent-evals into this Python first (make bench)")
@@ -596,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
                     logs=work / "logs" / f"{w.name}-{s.server}-{repetition}",
                     cache_runs=w.name != "huge" or args.huge_cache,
                     extra_env={},
+                    with_floor=not args.no_floor,
                 )
                 s.results.append(result)
         help_s = help_startup(args.help_runs)

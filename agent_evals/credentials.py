@@ -11,6 +11,7 @@ URLs are shown with `safe_url`, which drops user-info and sensitive query values
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Mapping
@@ -18,13 +19,25 @@ from functools import lru_cache
 from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["MASK", "ScrubbedStream", "register", "register_headers", "register_url", "safe_url", "scrub"]
+__all__ = [
+    "MASK",
+    "ScrubbedStream",
+    "basic_auth",
+    "register",
+    "register_headers",
+    "register_url",
+    "safe_url",
+    "scrub",
+]
 
 MASK = "***"
 _MIN_LENGTH = 6
 """Shorter values are not treated as secrets: masking "a" or "dev" everywhere would garble output."""
-_SENSITIVE = re.compile(r"(?i)key|token|secret|sig|password|passwd|auth|credential|cookie|session")
-"""Names of query parameters and headers whose values are credentials (`api_key`, `Authorization`...)."""
+_SENSITIVE = re.compile(
+    r"(?i)key|token|secret|sig|password|passwd|auth|credential|cookie|session|(?:^|[?&;])code(?:$|=)"
+)
+"""Names of query parameters and headers whose values are credentials (`api_key`, `Authorization`,
+Azure Functions' `code`...); matched in a name, or in a whole query string (`a=1&code=...`)."""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _known: set[str] = set()
@@ -35,6 +48,8 @@ _lock = threading.Lock()
 def register(*values: str | None) -> None:
     """Remember secret values so `scrub` removes them from everything written from now on."""
     global _pattern
+    # A key read from a file often ends in a newline, which the provider strips before sending.
+    values = (*values, *(v.strip() for v in values if v))
     fresh = {v for v in values if v and len(v) >= _MIN_LENGTH and v not in _known}
     fresh |= {unquote(v) for v in fresh if unquote(v) != v and len(unquote(v)) >= _MIN_LENGTH}
     if not fresh:
@@ -62,15 +77,33 @@ def register_headers(headers: Mapping[str, str]) -> None:
 
 
 def register_url(url: str | None) -> None:
-    """Register the credentials a URL carries: its user, password and sensitive query values."""
+    """Register the credentials a URL carries: its user, password (and the Basic authorization
+    they are sent as) and sensitive query values."""
     if not url:
         return
     try:
         parts = urlsplit(url)
+        user, password = parts.username, parts.password
     except ValueError:
         return
-    register(parts.username, parts.password)
+    register(user, password)
+    auth = basic_auth(user, password)
+    if auth is not None:
+        register(auth.split(" ", 1)[1])
     register(*(value for name, value in parse_qsl(parts.query) if _SENSITIVE.search(name)))
+
+
+def basic_auth(user: str | None, password: str | None) -> str | None:
+    """The `Authorization` value a URL's user-info is sent as (`Basic base64(user:password)`), if any.
+
+    Args:
+        user: the URL's user name as it stands in the URL (percent-encoded).
+        password: likewise its password.
+    """
+    if user is None and password is None:
+        return None
+    userinfo = f"{unquote(user or '')}:{unquote(password or '')}".encode()
+    return "Basic " + base64.b64encode(userinfo).decode("ascii")
 
 
 def scrub(text: str) -> str:

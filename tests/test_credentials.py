@@ -9,6 +9,7 @@ scrubbed from all of them.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -161,6 +162,15 @@ def test_no_planted_key_is_written_or_printed(
         ("https://api.example.com:443/v1", "https://api.example.com/v1"),
         ("git@github.com:acme/agents.git", "git@github.com:acme/agents.git"),
         ("http://[::1]:99999/", "<invalid URL>"),
+        # Azure Functions' key parameter; a name that merely contains "code" is not one.
+        (
+            "https://fn.example.net/api/chat?code=AzFn-key-123456&x=1",
+            "https://fn.example.net/api/chat?code=***&x=1",
+        ),
+        (
+            "https://h.example.com/v1?zipcode=12345&encode=utf8x",
+            "https://h.example.com/v1?zipcode=12345&encode=utf8x",
+        ),
     ],
 )
 def test_safe_url_drops_user_info_and_masks_sensitive_query_values(url: str, shown: str) -> None:
@@ -185,3 +195,70 @@ def test_only_credential_headers_are_secrets() -> None:
     assert (
         credentials.scrub("2023-06-01 keep-me-please tok-hdr-scrub-0004") == "2023-06-01 keep-me-please ***"
     )
+
+
+def test_a_key_is_scrubbed_as_sent_without_the_whitespace_around_it() -> None:
+    # A key copied from a file ends in a newline; the provider strips it and sends the rest.
+    credentials.register("  sk-padded-scrub-0005\n")
+    assert credentials.scrub("sent Bearer sk-padded-scrub-0005.") == "sent Bearer ***."
+
+
+def test_a_url_password_is_scrubbed_in_the_basic_authorization_it_is_sent_as() -> None:
+    credentials.register_url("http://alice:pw-basic%21scrub-0006@h.example.com/v1")
+    token = base64.b64encode(b"alice:pw-basic!scrub-0006").decode()
+    assert credentials.basic_auth("alice", "pw-basic%21scrub-0006") == f"Basic {token}"
+    assert credentials.scrub(f"bad auth=Basic {token}") == "bad auth=Basic ***"
+
+
+def test_an_azure_code_parameter_is_a_secret() -> None:
+    credentials.register_url("https://fn.example.net/api?code=AzFn-scrub-0007&zipcode=1234567")
+    assert credentials.scrub("AzFn-scrub-0007 1234567") == "*** 1234567"
+
+
+PADDED_KEY = "sk-padded-planted-3e9d1a"
+BASIC_PASSWORD = "pw-basic-planted-8c2f4e"
+
+
+def _echo_authorization(request: Request) -> Response:
+    """A server that quotes the Authorization it got, in an answer or in an error (every other call)."""
+    sent = f"bad auth={request.headers.get('authorization')}"
+    if request.index % 2:
+        return Response(400, {"error": {"message": sent}})
+    return Response(
+        200,
+        {
+            "id": "x", "object": "chat.completion", "created": 0, "model": "test-model",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": sent}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+        },
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["padded env key", "url password"])
+def test_a_credential_sent_in_another_form_is_written_nowhere(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The key as sent (stripped of whitespace) and a URL's user-info as sent (`Basic base64(...)`)
+    are scrubbed like the values they come from."""
+    with ScriptedServer(default=_echo_authorization) as server:
+        host = server.url.split("://", 1)[1]
+        if how == "padded env key":
+            monkeypatch.setenv("PADDED_KEY", f"  {PADDED_KEY}\n")
+            provider = f"    base_url: {server.url}/v1\n    api_key_env: PADDED_KEY\n"
+            sent = PADDED_KEY
+        else:
+            provider = f"    base_url: http://alice:{BASIC_PASSWORD}@{host}/v1\n    api_key_env: null\n"
+            sent = base64.b64encode(f"alice:{BASIC_PASSWORD}".encode()).decode()
+        config = f"schema_version: 1\nproviders:\n  leaky:\n    type: openai\n{provider}"
+        write_tree(
+            project, {"agent-evals.yaml": config, "prompts/echo.yaml": PROMPT, "evalsets/echo.yaml": EVALSET}
+        )
+        # Half the calls failed: could not evaluate.
+        assert main(["run", "--output", "run.jsonl", "--trace", "trace.jsonl"]) == 3
+        assert sent in json.dumps(server.requests[0].headers)  # the server did get it
+    printed = capsys.readouterr()
+    assert sent not in printed.out + printed.err
+    assert "bad auth=" in printed.err  # the server's message is shown, scrubbed
+    written = [p for p in project.rglob("*") if p.is_file() and ".git" not in p.relative_to(project).parts]
+    assert {"run.jsonl", "trace.jsonl"} <= {p.name for p in written}
+    assert [p.name for p in written if sent.encode() in p.read_bytes()] == []

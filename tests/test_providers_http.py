@@ -12,8 +12,10 @@ import socket
 import ssl
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -581,6 +583,122 @@ def test_key_with_a_trailing_newline_is_stripped(
     run(kind.provider(server))
 
     assert kind.sent_key(server.last) == KEY
+
+
+# --- hostile answers: sizes and counts no real provider sends ----------------------------------
+
+
+def _usage_handler(kind: Kind, count: int) -> Callable[[Request], Response]:
+    """A normal answer whose input token count is `count`."""
+    if kind is OPENAI:
+        return openai_chat("4", prompt_tokens=count)
+    return anthropic_messages("4", input_tokens=count)
+
+
+@pytest.mark.parametrize("count", [-1, _http.MAX_TOKENS + 1, 10**29], ids=["negative", "over-max", "1e29"])
+def test_a_token_count_out_of_range_is_a_malformed_answer(
+    kind: Kind, server: ScriptedServer, count: int
+) -> None:
+    # A negative count credited the cost ceiling; 1e29 overflowed the cache's and the history's integers.
+    server.default = _usage_handler(kind, count)
+    error = run_error(kind.provider(server))
+
+    assert not error.retryable
+    assert server.request_count == 1
+    name = "prompt_tokens" if kind is OPENAI else "input_tokens"
+    assert str(error).startswith(
+        f"malformed response from {kind.url(server)}: usage '{name}' is out of range "
+        f"(0 to 1,000,000,000,000 tokens); body: "
+    )
+
+
+def test_the_largest_token_count_is_accepted(kind: Kind, server: ScriptedServer) -> None:
+    server.default = _usage_handler(kind, _http.MAX_TOKENS)
+    completion = complete(kind.provider(server))
+
+    assert completion.usage is not None
+    assert completion.usage.input_tokens == _http.MAX_TOKENS
+
+
+def test_an_openai_cached_token_count_out_of_range_is_malformed(openai_server: ScriptedServer) -> None:
+    openai_server.default = openai_chat("4", cached_tokens=-5)
+    error = run_error(OPENAI.provider(openai_server))
+
+    assert "usage 'cached_tokens' is out of range" in str(error)
+
+
+def test_a_body_over_the_size_limit_is_refused_without_reading_it(kind: Kind, server: ScriptedServer) -> None:
+    server.enqueue(Response(200, body=b" " * (_http.MAX_RESPONSE_BYTES + 1)))
+    error = run_error(kind.provider(server))
+
+    assert not error.retryable
+    assert server.request_count == 1
+    assert str(error) == (
+        f"the response from {kind.url(server)} is larger than 32 MB (HTTP 200); "
+        "a chat completion is far smaller (check the base URL)"
+    )
+
+
+def test_a_body_at_the_size_limit_is_read(kind: Kind, server: ScriptedServer) -> None:
+    # Exactly the limit: read, and (all spaces) not JSON.
+    server.enqueue(Response(200, body=b" " * _http.MAX_RESPONSE_BYTES))
+    error = run_error(kind.provider(server))
+
+    assert "malformed response" in str(error)
+
+
+@contextmanager
+def endless_server() -> Iterator[str]:
+    """A server on 127.0.0.1 answering 200 with no Content-Length, then bytes until the client leaves."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent: list[int] = [0]
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+            )
+            chunk = b"[" * 65536
+            try:
+                while sent[0] < 4 * _http.MAX_RESPONSE_BYTES:
+                    connection.sendall(chunk)
+                    sent[0] += len(chunk)
+            except OSError:
+                pass  # the client closed the connection: what the test wants
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        thread.join(timeout=30)
+        listener.close()
+        assert not thread.is_alive()
+        # The client stopped reading soon after the limit rather than taking all 128 MB.
+        assert sent[0] < 2 * _http.MAX_RESPONSE_BYTES
+
+
+def test_an_endless_body_without_a_length_is_cut_at_the_limit(kind: Kind) -> None:
+    with endless_server() as url:
+        settings = ProviderSettings(
+            name=kind.name, type=kind.name, base_url=url + kind.base_suffix, api_key_env=kind.key_env
+        )
+        error = run_error(kind.provider_class(settings))
+
+    assert not error.retryable
+    assert "is larger than 32 MB (HTTP 200)" in str(error)
+
+
+def test_a_base_url_query_stays_after_the_path(kind: Kind, server: ScriptedServer) -> None:
+    # Azure-style `?api-version=`: the endpoint's path goes before the query, not inside it.
+    base_url = server.url + kind.base_suffix + "?api-version=2024-10-21"
+    provider = kind.provider_class(kind.settings(server, base_url=base_url))
+    complete(provider)
+
+    assert server.last.path == kind.path
+    assert server.last.query == {"api-version": ["2024-10-21"]}
 
 
 # --- 8. retries exhausted, other statuses -------------------------------------------------------

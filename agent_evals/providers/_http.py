@@ -26,7 +26,6 @@ message built here; request headers never go into an error.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import errno
 import http
@@ -40,9 +39,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from agent_evals.credentials import safe_url
+from agent_evals.credentials import basic_auth, safe_url
 from agent_evals.errors import AuthError, FailureKind, ProviderError
 
 if TYPE_CHECKING:
@@ -74,6 +73,10 @@ DEFAULT_CONNECT_TIMEOUT_S = 30.0
 DEFAULT_CONNECTIONS = 100
 
 _EXCERPT_CHARS = 300
+MAX_RESPONSE_BYTES = 32 * 2**20
+"""The largest response body read. A chat completion, even 100,000 tokens with their logprobs, is a few
+MB; a bigger body is a misdirected URL or a hostile server, and with 100 calls in flight reading each
+whole would take gigabytes of memory."""
 _MALFORMED_EXCERPT_CHARS = 200
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 # Also ratelimit.THROTTLE_STATUSES; not imported, so a provider used alone stays light.
@@ -112,8 +115,10 @@ def new_client(
 
 
 def join_url(base_url: str, path: str) -> str:
-    """`base_url` + `path`, with or without a trailing slash on the base."""
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
+    """`base_url` + `path`, with or without a trailing slash on the base; a query the base carries
+    (`?api-version=...`) stays at the end."""
+    base, mark, query = base_url.partition("?")
+    return base.rstrip("/") + "/" + path.lstrip("/") + mark + query
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -372,9 +377,31 @@ def tool_call_text(calls: Sequence[ToolCall]) -> str:
     )
 
 
-def token_count(value: Any) -> int:
-    """A token count from a usage object, 0 when absent or not an integer."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+MAX_TOKENS = 10**12
+"""More tokens than any one call is billed for. A count outside 0..MAX_TOKENS is a broken or hostile
+server's: it would credit a negative cost to the run's ceiling, or overflow the integers of the cache
+and the history."""
+
+
+def token_count(usage: Mapping[str, Any], name: str, *, url: str, payload: Any, secret: str | None) -> int:
+    """`usage[name]` as a token count: 0 when absent or not an integer.
+
+    Args:
+        usage: the response's usage object.
+        name: the count's key in it.
+        url, payload, secret: the response, for the error (see `malformed`).
+
+    Raises:
+        ProviderError: the count is negative or over `MAX_TOKENS` (not retried).
+    """
+    value = usage.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return 0
+    if not 0 <= value <= MAX_TOKENS:
+        raise malformed(
+            url, f"usage '{name}' is out of range (0 to {MAX_TOKENS:,} tokens)", payload, secret=secret
+        )
+    return value
 
 
 def malformed(url: str, problem: str, payload: Any, *, secret: str | None) -> ProviderError:
@@ -427,13 +454,11 @@ def _target(url: str) -> _Target:
         user, password = parts.username, parts.password
     except ValueError:
         return _Target(url, safe_url(url), None, None)
-    basic_auth = None
-    if user is not None or password is not None:
+    auth = basic_auth(user, password)
+    if auth is not None:
         url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        userinfo = f"{unquote(user or '')}:{unquote(password or '')}".encode()
-        basic_auth = "Basic " + base64.b64encode(userinfo).decode("ascii")
     tls = tls_context() if parts.scheme.lower() == "https" else True
-    return _Target(url, safe_url(url), basic_auth, env_proxy(url), tls)
+    return _Target(url, safe_url(url), auth, env_proxy(url), tls)
 
 
 @lru_cache(maxsize=1)
@@ -446,6 +471,21 @@ def tls_context() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
+
+
+async def _read_body(response: aiohttp.ClientResponse) -> bytes | None:
+    """The response's body, or None when it is larger than `MAX_RESPONSE_BYTES` (then not read whole)."""
+    length = response.content_length
+    if length is not None:
+        # aiohttp reads exactly Content-Length bytes, never more, whatever the server sends.
+        return await response.read() if length <= MAX_RESPONSE_BYTES else None
+    chunks, size = [], 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class HTTPProvider:
@@ -554,9 +594,15 @@ class HTTPProvider:
                 ssl=target.tls,
                 allow_redirects=False,
             ) as response:
-                reply = Reply(
-                    response.status, response.reason, shown, response.headers, await response.read()
-                )
+                received = await _read_body(response)
+                if received is None:
+                    # Leaving the block unread closes the connection: the rest is never read.
+                    failure = ProviderError(
+                        f"the response from {shown} is larger than {MAX_RESPONSE_BYTES // 2**20} MB "
+                        f"(HTTP {response.status}); a chat completion is far smaller (check the base URL)"
+                    )
+                else:
+                    reply = Reply(response.status, response.reason, shown, response.headers, received)
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = _client_error(exc, shown, secret=secret)
         if failure is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.providers._http import HTTPProvider, join_url, malformed, token_count, tool_call_text
@@ -222,11 +223,12 @@ def parse_message(data: dict[str, Any], *, url: str, secret: str | None = None) 
     usage_data = data.get("usage")
     usage = None
     if isinstance(usage_data, dict):
+        tokens = partial(token_count, usage_data, url=url, payload=data, secret=secret)
         usage = Usage(
-            input_tokens=token_count(usage_data.get("input_tokens")),
-            output_tokens=token_count(usage_data.get("output_tokens")),
-            cache_read_tokens=token_count(usage_data.get("cache_read_input_tokens")),
-            cache_write_tokens=token_count(usage_data.get("cache_creation_input_tokens")),
+            input_tokens=tokens("input_tokens"),
+            output_tokens=tokens("output_tokens"),
+            cache_read_tokens=tokens("cache_read_input_tokens"),
+            cache_write_tokens=tokens("cache_creation_input_tokens"),
         )
     stop_reason = data.get("stop_reason")
     model = data.get("model")

@@ -13,6 +13,7 @@ a model refuses is decided before sending (`agent_evals.providers.capabilities`)
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.credentials import safe_url
@@ -248,11 +249,12 @@ def parse_completion(data: dict[str, Any], *, url: str, secret: str | None = Non
     usage = None
     if isinstance(usage_data, dict):
         details = usage_data.get("prompt_tokens_details")
-        prompt = token_count(usage_data.get("prompt_tokens"))
-        cached = min(prompt, token_count(details.get("cached_tokens"))) if isinstance(details, dict) else 0
+        tokens = partial(token_count, url=url, payload=data, secret=secret)
+        prompt = tokens(usage_data, "prompt_tokens")
+        cached = min(prompt, tokens(details, "cached_tokens")) if isinstance(details, dict) else 0
         usage = Usage(
             input_tokens=prompt - cached,
-            output_tokens=token_count(usage_data.get("completion_tokens")),
+            output_tokens=tokens(usage_data, "completion_tokens"),
             cache_read_tokens=cached,
         )
     finish_reason = choice.get("finish_reason")

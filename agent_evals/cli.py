@@ -996,8 +996,10 @@ def verify(
 
         _print_json({**as_json(result), "alert": sent})
     else:
-        from agent_evals.report.checks import print_verification
+        from agent_evals.report.checks import headline, print_verification
 
+        # The verdict line goes where `-q` still prints it, as monitor's does.
+        always.print(headline(result), soft_wrap=True)
         print_verification(out, result, sent)
     raise typer.Exit(EXIT_GATE_FAILED if result.check.status == "drop" else EXIT_OK)
 

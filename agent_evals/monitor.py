@@ -1181,6 +1181,6 @@ def print_summary(console: Console, result: MonitorResult) -> None:
     if result.freshness is not None:
         console.print(f"freshness: {result.freshness.headline}", markup=False, soft_wrap=True)
     if result.alert is not None:
-        console.print(
-            f"alert: {json.dumps(dict(result.alert), default=str)[:200]}", markup=False, soft_wrap=True
-        )
+        from agent_evals.report.checks import alert_line
+
+        console.print(alert_line(result.alert), markup=False, soft_wrap=True)

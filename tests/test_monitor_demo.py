@@ -9,6 +9,7 @@ everything it printed is searched for the secrets set for it.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from agent_evals.cli import main
 from tests.support import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,3 +213,23 @@ def test_the_log_is_synthetic_and_deterministic(built: tuple[Path, str], tmp_pat
         (2, True),
     }
     assert (out / "metric.csv").read_text(encoding="utf-8").startswith("# SYNTHETIC")
+
+
+def test_quiet_verify_still_prints_its_verdict_line(
+    built: tuple[Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`-q` prints only errors and the verdict line: for verify, as for monitor, that line is the headline."""
+    out, _ = built
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)  # this check is stored in the copy's history, not the module's
+    monkeypatch.setenv("AGENT_EVALS_HISTORY_URL", f"sqlite:///{copy / 'history.sqlite3'}")
+    assert main(["-q", "-C", str(copy / "project"), "verify", "ticket-triage"]) == 1
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [
+        "DROP: verify ticket-triage 2 (live 2026-10-26); production pass rate -8.4 pts [-11.5 pts, -5.3 pts]; "
+        "first-contact resolution rate -0.02857 [-0.03419, -0.02295]; gate #52 pass predicted +0.0 pts on the eval set"
+    ]
+    assert printed.err == ""

@@ -420,3 +420,11 @@ def test_live_from_the_merges_and_only_this_prompts_production_windows(
     assert (five.name, five.before_n, five.after_n) == ("five", 5, 5)
     assert five.interval == pytest.approx(expected.interval)
     assert five.pvalue == pytest.approx(expected.p_lower)
+
+
+def test_the_alert_line_is_its_summary_or_the_answer_as_json() -> None:
+    # verify printed a dict's Python repr where monitor printed JSON: both print this line now.
+    from agent_evals.report.checks import alert_line
+
+    assert alert_line({"action": "trigger", "summary": "paged oncall"}) == "alert: paged oncall"
+    assert alert_line({"action": "repeat", "dedup_key": "k"}) == 'alert: {"action": "repeat", "dedup_key": "k"}'

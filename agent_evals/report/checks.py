@@ -5,6 +5,7 @@ Prompt ids, versions and metric names come from files and records: printed as `T
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from agent_evals.verify import Verification
 
-__all__ = ["print_verification"]
+__all__ = ["alert_line", "headline", "print_verification"]
 
 _STYLE = {"drop": "bold red", "ok": "green", "cannot_tell": "yellow", "stale": "yellow"}
 
@@ -32,9 +33,21 @@ def _p(p: float | None) -> str:
     return "-" if p is None else f"{p:.3g}"
 
 
+def headline(v: Verification) -> Text:
+    """The verdict line, styled by status: what `-q` still prints."""
+    return Text(v.check.headline, style=_STYLE.get(v.check.status, ""))
+
+
+def alert_line(alert: Mapping[str, Any]) -> str:
+    """What a check's page did, in one line: its summary, else the receiver's answer as JSON."""
+    summary = alert.get("summary")
+    if isinstance(summary, str) and summary:
+        return f"alert: {summary}"
+    return f"alert: {json.dumps(dict(alert), default=str)[:200]}"
+
+
 def print_verification(console: Console, v: Verification, alert: Mapping[str, Any] | None) -> None:
-    """The headline, then one row per figure: before, after, the change with its interval, p."""
-    console.print(Text(v.check.headline, style=_STYLE.get(v.check.status, "")))
+    """One row per figure: before, after, the change with its interval, p (the headline is `headline`)."""
     table = Table(title_justify="left", show_edge=False)
     for name, justify in (
         ("", "left"),
@@ -89,4 +102,4 @@ def print_verification(console: Console, v: Verification, alert: Mapping[str, An
             )
         )
     if alert:
-        console.print(Text(f"alert: {alert.get('summary') or alert}"))
+        console.print(Text(alert_line(alert)))

@@ -427,4 +427,6 @@ def test_the_alert_line_is_its_summary_or_the_answer_as_json() -> None:
     from agent_evals.report.checks import alert_line
 
     assert alert_line({"action": "trigger", "summary": "paged oncall"}) == "alert: paged oncall"
-    assert alert_line({"action": "repeat", "dedup_key": "k"}) == 'alert: {"action": "repeat", "dedup_key": "k"}'
+    assert (
+        alert_line({"action": "repeat", "dedup_key": "k"}) == 'alert: {"action": "repeat", "dedup_key": "k"}'
+    )

@@ -26,6 +26,7 @@ import atexit
 import gc
 import io
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -344,7 +345,12 @@ def run(
 
     feed = None if selection["shard"] or previous is not None else ProjectStore(project.root, project.config)
     # What `--resume` takes to finish this run: the run it resumed, its --output, or its id.
-    again = resume if resume is not None else str(output) if output is not None else options.run_id
+    again = shlex.quote(
+        resume if resume is not None else str(output) if output is not None else options.run_id
+    )
+    if prompt_file is not None:
+        # The run ran this file in place of the project's prompt; resumed without it, it would not match.
+        again += f" --prompt-file {shlex.quote(str(prompt_file))}"
     try:
         with _progress(jobs, repeat=options.repeat) as tick:
             outcomes = runner.run_sync(
@@ -354,7 +360,9 @@ def run(
         # Every finished case is on disk: say how to finish the run instead of starting again.
         err.print(
             f"the finished cases are saved; finish the run with: agent-evals run --resume {again}",
+            # One line, never wrapped: the command in it is copied as it stands.
             markup=False,
+            soft_wrap=True,
         )
         raise
     rows = [(o.job.prompt.id, o.job.evalset.id, o.tally.summary(), str(o.path)) for o in outcomes]

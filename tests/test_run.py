@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -162,6 +163,41 @@ def test_killed_run_keeps_every_finished_case(project: Path, signum: int) -> Non
     # Every case line in the file is a finished case with its grade.
     assert record.end is not None
     assert record.end.counts["pass"] == len(record.cases)
+
+
+def test_the_command_to_finish_an_interrupted_run_of_a_prompt_file_finishes_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hint names the prompt file the run ran (quoted: its path has a space); resumed without
+    it, the run would not match the project's prompt."""
+    many = EVALSET.split("cases:")[0] + "cases:\n" + "".join(
+        f"  - id: k{i}\n    vars: {{subject: s{i}, body: I want my money back}}\n    expected: {{disposition: refund}}\n"
+        for i in range(100)
+    )  # fmt: skip
+    (project / "evalsets/triage.yaml").write_text(many)
+    edited = (project / "prompts/triage.yaml").read_text().replace("\nversion: 1\n", "\nversion: 2\n")
+    assert "version: 2" in edited
+    (project / "my edit").mkdir()
+    (project / "my edit/triage.yaml").write_text(edited)
+    env = {**os.environ, "TEST_AGENT_DELAY": "0.05"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent_evals.cli", "run", "-j", "2", "--output", "out.jsonl",
+         "--prompt-file", "my edit/triage.yaml"],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    out = project / "out.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count('"kind":"case"') >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    [hint] = [line for line in err.splitlines() if "finish the run with: " in line]
+    command = hint.split("finish the run with: ", 1)[1]
+    assert command == "agent-evals run --resume out.jsonl --prompt-file 'my edit/triage.yaml'"
+    assert main(shlex.split(command)[1:]) == 0, capsys.readouterr().err
+    record = load_record(out)
+    assert (record.status, len(record.cases), record.header.prompt["version"]) == ("complete", 100, "2")
 
 
 def test_record_cut_mid_line_is_still_readable(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import subprocess
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,6 +86,15 @@ class HumanVerdict(BaseModel):
     note: str | None = None
     reviewer: str = Field(min_length=1)
     at: str = Field(description="When, in UTC ISO 8601 (2026-01-01T12:00:00Z).")
+
+    @field_validator("note", "reviewer", mode="before")
+    @classmethod
+    def _printable(cls, value: object) -> object:
+        # Typed at a terminal (an arrow key is ESC [ A) or written into the file by hand: a control
+        # character would reach records, reports and, through them, another person's terminal.
+        if not isinstance(value, str):
+            return value  # the field's type check says what is wrong
+        return "".join(ch for ch in " ".join(value.split()) if unicodedata.category(ch) != "Cc")
 
     @field_validator("at")
     @classmethod

@@ -573,6 +573,27 @@ def test_review_session_writes_exactly_the_verdicts_given(evalset: Path) -> None
     assert again.lookup("c3", "tone", "output of c3") is None
 
 
+def test_control_characters_typed_or_written_into_a_verdict_are_not_kept(evalset: Path) -> None:
+    # An arrow key at the note prompt is ESC [ A; a hand-edited file can hold anything.
+    path = reviews_path(evalset)
+    ask, _ = scripted("f", "too \x1b[31mcurt\x1b[0m\x1b]0;pwned\x07\tok\x1b[A")
+    [given] = review_session(
+        items_for("c1"), path=path, console=quiet(), ask=ask, reviewer="Ada\x1b[2J", clock=lambda: AT
+    )
+    assert (given.note, given.reviewer) == ("too [31mcurt[0m]0;pwned ok[A", "Ada[2J")
+    raw = path.read_text(encoding="utf-8")
+    assert "\\u001b" not in raw
+    assert "\\u0007" not in raw
+    by_hand = json.loads(raw) | {"case_id": "c2", "note": "x\u001b[1mbold\u0000", "reviewer": "\u001b\u0007"}
+    path.write_text(raw + json.dumps(by_hand) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="reviewer"):
+        load_reviews(evalset)  # a reviewer of control characters only is no reviewer
+    path.write_text(raw + json.dumps(by_hand | {"reviewer": "Bo"}) + "\n", encoding="utf-8")
+    loaded = load_reviews(evalset).lookup("c2", "tone", "output of c1")
+    assert loaded is not None
+    assert loaded.note == "x[1mbold"
+
+
 def test_end_of_input_quits_and_keeps_what_was_given(evalset: Path) -> None:
     path = reviews_path(evalset)
     ask, _ = scripted("f")  # then the note question meets end of input, then the next verdict

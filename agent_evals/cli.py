@@ -309,6 +309,7 @@ def run(
     )
     if previous is not None:
         runner.check_resume(jobs, previous, project.root, project.config)
+    run_id = runner.new_run_id()
     options = runner.RunOptions(
         concurrency=concurrency or project.config.defaults.concurrency,
         retry=_retry_policy(project.config),
@@ -318,7 +319,7 @@ def run(
         cache=project.config.defaults.cache and not no_cache,
         trace=trace,
         selection=selection,
-        run_id=runner.new_run_id(),
+        run_id=run_id,
     )
     if dry_run:
         out.print(dry_run_table(runner.dry_run(project, jobs, options)))
@@ -346,7 +347,7 @@ def run(
     feed = None if selection["shard"] or previous is not None else ProjectStore(project.root, project.config)
     # What `--resume` takes to finish this run: the run it resumed, its --output, or its id.
     again = shlex.quote(
-        resume if resume is not None else str(output) if output is not None else options.run_id
+        resume if resume is not None else str(output) if output is not None else run_id
     )
     if prompt_file is not None:
         # The run ran this file in place of the project's prompt; resumed without it, it would not match.

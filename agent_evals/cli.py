@@ -346,9 +346,7 @@ def run(
 
     feed = None if selection["shard"] or previous is not None else ProjectStore(project.root, project.config)
     # What `--resume` takes to finish this run: the run it resumed, its --output, or its id.
-    again = shlex.quote(
-        resume if resume is not None else str(output) if output is not None else run_id
-    )
+    again = shlex.quote(resume if resume is not None else str(output) if output is not None else run_id)
     if prompt_file is not None:
         # The run ran this file in place of the project's prompt; resumed without it, it would not match.
         again += f" --prompt-file {shlex.quote(str(prompt_file))}"

@@ -436,8 +436,9 @@ def print_calibration(console: Console, calibrations: Sequence[Calibration]) -> 
         console: where to print.
         calibrations: from `calibrate`.
     """
-    from rich.table import Table
     from rich.text import Text
+
+    from agent_evals.report.table import Table
 
     if not calibrations:
         console.print(Text("nothing to calibrate: the records hold no LLM-judge grade"))

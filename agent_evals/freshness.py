@@ -691,7 +691,7 @@ def as_json(check: Check) -> dict[str, Any]:
 
 def print_check(console: Console, check: Check) -> None:
     """The strata table (traffic share vs cases), uncovered text clusters with examples, the fix."""
-    from rich.table import Table
+    from agent_evals.report.table import Table
 
     figures = check.figures
     strata = figures.get("strata")

@@ -1146,7 +1146,7 @@ def as_json(result: MonitorResult) -> dict[str, Any]:
 
 def print_summary(console: Console, result: MonitorResult) -> None:
     """The window, each comparison overall and per stratum (rates, intervals, p-values), and the verdict."""
-    from rich.table import Table
+    from agent_evals.report.table import Table
 
     window, tally = result.window, result.tally
     console.print(

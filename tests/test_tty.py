@@ -168,3 +168,28 @@ def test_base_auto_says_which_ref_it_chose(
     assert main(["ci", "--base", "auto"]) == 0
     merge_base = clone.git.git.merge_base("HEAD", "origin/main")[:8]
     assert f"--base auto: gating against origin/main (merge-base {merge_base})\n" in capsys.readouterr().err
+
+
+def column_cells(text: str, title: str) -> list[str]:
+    """The first body row of the box table under `title`, each cell's lines joined, spaces dropped."""
+    lines = text.split(title, 1)[1].splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("┡")) + 1 :]
+    cells: list[str] = []
+    for line in body:
+        if not line.startswith("│"):
+            break
+        parts = [part.replace(" ", "") for part in line.strip("│").split("│")]
+        cells = parts if not cells else [a + b for a, b in zip(cells, parts, strict=True)]
+    return cells
+
+
+def test_a_narrow_terminal_shows_every_figure_whole(tmp_path: Path) -> None:
+    """At 40 columns rich cut the summary's cells to `6…` (a pass rate read as another number);
+    the tables fold them instead (agent_evals/report/table.py)."""
+    basic_project(tmp_path)
+    done = run_pty([*CLI, "run", "--output", "r.jsonl"], tmp_path, columns=40)
+    assert done.code == 0, done.text
+    summary = column_cells(done.text, "agent-evals run")
+    assert summary[:6] == ["triage", "3", "66.7%(2/3)", "0.667", "0", "unknown"]
+    assert column_cells(done.text, "per grader") == ["triage", "disposition", "66.7%(2/3)", "0.667", "0"]
+    assert "…" not in done.text.split("agent-evals run", 1)[1]

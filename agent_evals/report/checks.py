@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
+
+from agent_evals.report.table import Table
 
 if TYPE_CHECKING:
     from agent_evals.verify import Verification

@@ -10,11 +10,11 @@ import datetime as dt
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from agent_evals.gate import pct
 from agent_evals.history.query import PromptHistory, Version
+from agent_evals.report.table import Table
 
 __all__ = ["print_history"]
 

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from agent_evals.report._common import (
@@ -50,6 +49,7 @@ from agent_evals.report._common import (
     truncation_lines,
 )
 from agent_evals.report._common import money as usd
+from agent_evals.report.table import Table
 from agent_evals.summary import Summary, pct, summarize
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ Stratum names come from the log: they are printed as `Text`, never as rich marku
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from agent_evals.report.table import Table
 from agent_evals.sampling._options import SampleReport, StratumReport
 
 

@@ -29,6 +29,7 @@ from agent_evals.errors import ConfigError
 from agent_evals.graders import build_grader
 from agent_evals.load import YAML_SUFFIXES, load_project
 from agent_evals.models import EvalSet, ProjectConfig, Prompt
+from agent_evals.report._common import one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -133,7 +134,7 @@ def _runtime(raw: dict[str, Any]) -> Check:
         "runtime_policy",
         "pass",
         f"timeout {policy['timeout_s']}s, {policy['max_attempts']} attempts, ceiling ${policy['max_cost_usd']}, "
-        f"escape hatch: {str(policy['escape_hatch'])[:60]}",
+        f"escape hatch: {one_line(str(policy['escape_hatch']), 60)}",
     )
 
 
@@ -362,7 +363,7 @@ def as_json(cards: Sequence[Scorecard]) -> dict[str, Any]:
 
 def print_scorecards(console: Console, cards: Sequence[Scorecard]) -> None:
     """One table per prompt: each check, its status, and the fix when it fails."""
-    from rich.table import Table
+    from agent_evals.report.table import Table
 
     for card in cards:
         table = Table(

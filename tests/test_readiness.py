@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -118,3 +119,18 @@ def test_strict_exits_1_and_markdown_has_the_scorecard(example: Path) -> None:
 def test_an_unknown_prompt_names_the_known_ones(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["readiness", "nope"]) == 2
     assert capsys.readouterr().err.strip() == "no prompt 'nope' (known: ticket-triage)"
+
+
+def test_a_long_escape_hatch_is_shown_on_one_line_and_says_it_was_cut(example: Path) -> None:
+    hatch = "hand the ticket to the tier-2 queue\n  with the model's draft attached " + "x" * 80
+    edit(
+        example / "prompts/ticket-triage.yaml",
+        r"^  escape_hatch: >-\n(    .*\n)+",
+        f"  escape_hatch: {json.dumps(hatch)}\n",
+    )
+    (card,) = scorecards(example)
+    (runtime,) = [c for c in card.checks if c.name == "runtime_policy"]
+    assert runtime.status == "pass"
+    shown = runtime.detail.split("escape hatch: ", 1)[1]
+    # Its whitespace collapsed to one line, cut to 60 characters, and the cut shown.
+    assert shown == "hand the ticket to the tier-2 queue with the model's draft …"

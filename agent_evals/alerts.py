@@ -35,7 +35,7 @@ import asyncio
 import datetime as dt
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from agent_evals.checks import Check, incident_key, store_check
 from agent_evals.credentials import register, register_url, safe_url, scrub
 from agent_evals.errors import ConfigError, EvaluationError, FailureKind, ProviderError
-from agent_evals.retry import RetryPolicy, call_with_retry
+from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
     import aiohttp
@@ -311,6 +311,7 @@ def page(
     environ: Mapping[str, str] | None = None,
     retry: RetryPolicy | None = None,
     now: dt.datetime | None = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Store `check`, and page or un-page the prompt's on-call as its status and the open incident say.
 
@@ -327,6 +328,8 @@ def page(
         retry: the retry policy for each request (default `RetryPolicy()`; the CLI passes the
             project's).
         now: the time incidents record (default: now, naive UTC).
+        on_retry: called with a line before each retry's wait (which channel, what failed,
+            how long), so a command waiting on a receiver says why.
 
     Returns:
         The alert record stored with the check: `action` (trigger, repeat, resolve or none),
@@ -369,7 +372,7 @@ def page(
         check,
         _summary(prompt, check, plan.action),
     )
-    deliveries = _deliver(config, plan.send, event, env, retry or RetryPolicy())
+    deliveries = _deliver(config, plan.send, event, env, retry or RetryPolicy(), on_retry)
     failed = [d.channel for d in deliveries if not d.ok]
     if failed:
         _release(store, key, plan.action, failed, deliveries, _now())
@@ -557,11 +560,13 @@ def send_test(
     *,
     environ: Mapping[str, str] | None = None,
     retry: RetryPolicy | None = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> list[Delivery]:
     """Send a test event to `prompt`'s channels (default: every configured channel).
 
     PagerDuty gets a trigger (severity info) and at once its resolve, so the on-call sees the
-    alert arrive and close; a webhook gets one message. Nothing is stored.
+    alert arrive and close; a webhook gets one message. Nothing is stored. `on_retry` is
+    called before each retry's wait, as `page`'s is.
 
     Returns:
         One Delivery per request, in channel order; a failure is a Delivery with `ok` False
@@ -586,10 +591,11 @@ def send_test(
     key = f"agent-evals/{prompt.id if prompt else '_'}/test"
     summary = _cut(scrub(f"agent-evals test event for {about}: no action needed"), SUMMARY_LIMIT)
     policy = retry or RetryPolicy()
-    deliveries = _deliver(config, names, Event("test", key, prompt, None, summary), env, policy)
+    deliveries = _deliver(config, names, Event("test", key, prompt, None, summary), env, policy, on_retry)
     resolves = [d.channel for d in deliveries if d.ok and config.channels[d.channel].type == "pagerduty"]
     if resolves:
-        deliveries += _deliver(config, resolves, Event("resolve", key, prompt, None, summary), env, policy)
+        resolve = Event("resolve", key, prompt, None, summary)
+        deliveries += _deliver(config, resolves, resolve, env, policy, on_retry)
     return deliveries
 
 
@@ -615,7 +621,12 @@ def raise_for(deliveries: Sequence[Delivery], *, stored: str | None = None) -> N
 
 
 def _deliver(
-    config: AlertsConfig, names: Sequence[str], event: Event, environ: Mapping[str, str], policy: RetryPolicy
+    config: AlertsConfig,
+    names: Sequence[str],
+    event: Event,
+    environ: Mapping[str, str],
+    policy: RetryPolicy,
+    on_retry: Callable[[str], None] | None,
 ) -> list[Delivery]:
     """Send `event` to each channel named, at once; a Delivery per channel, in order."""
     ready: list[Endpoint | Delivery] = []
@@ -626,22 +637,28 @@ def _deliver(
         except ConfigError as exc:
             ready.append(Delivery(name, kind, event.action, ok=False, error=scrub(exc.render()), config=True))
     targets = [e for e in ready if isinstance(e, Endpoint)]
-    sent = asyncio.run(_send_all(targets, event, policy)) if targets else []
+    sent = asyncio.run(_send_all(targets, event, policy, on_retry)) if targets else []
     by_name = {d.channel: d for d in sent}
     return [by_name[e.name] if isinstance(e, Endpoint) else e for e in ready]
 
 
-async def _send_all(targets: Sequence[Endpoint], event: Event, policy: RetryPolicy) -> list[Delivery]:
+async def _send_all(
+    targets: Sequence[Endpoint], event: Event, policy: RetryPolicy, on_retry: Callable[[str], None] | None
+) -> list[Delivery]:
     from agent_evals.providers._http import new_client
 
     async with new_client(
         connections=max(1, len(targets)), read_timeout_s=_READ_TIMEOUT_S, connect_timeout_s=_CONNECT_TIMEOUT_S
     ) as session:
-        return list(await asyncio.gather(*(_send(session, t, event, policy) for t in targets)))
+        return list(await asyncio.gather(*(_send(session, t, event, policy, on_retry) for t in targets)))
 
 
 async def _send(
-    session: aiohttp.ClientSession, target: Endpoint, event: Event, policy: RetryPolicy
+    session: aiohttp.ClientSession,
+    target: Endpoint,
+    event: Event,
+    policy: RetryPolicy,
+    on_retry: Callable[[str], None] | None,
 ) -> Delivery:
     body = CHANNELS[target.type].body(event, target)
     data = json.dumps(body, ensure_ascii=False).encode()
@@ -652,8 +669,16 @@ async def _send(
         answered.append(status)
         return status
 
+    def retrying(retry: RetryEvent) -> None:
+        if on_retry is not None:
+            problem = scrub(str(retry.error).replace(target.secret, "***"))
+            on_retry(
+                f"{event.action} to {target.name} ({target.type}), attempt {retry.attempt}: {problem}; "
+                f"retrying in {retry.delay_s:.1f}s"
+            )
+
     try:
-        status, attempts = await call_with_retry(attempt, policy)
+        status, attempts = await call_with_retry(attempt, policy, on_retry=retrying)
     except ProviderError as exc:
         message = scrub(str(exc).replace(target.secret, "***"))
         config = exc.status is not None and 400 <= exc.status < 500 and not exc.retryable

@@ -418,8 +418,8 @@ def review(
     from agent_evals.review import run_review
 
     # Its questions are asked even with --quiet: an interactive command that prints nothing would hang.
-    reviewed = run_review(Path("."), record, evalset, console=always)
-    note.print(f"{reviewed} verdict(s) stored")
+    # It says what it saved, and where (or that there was nothing to review).
+    run_review(Path("."), record, evalset, console=always)
 
 
 cache_app = typer.Typer(help="The response cache (.agent-evals/cache.sqlite3).", no_args_is_help=True)
@@ -678,8 +678,19 @@ def ci(
         shard=Shard.parse(shard) if shard else None,
         records=records,
     )
-    with _progress(repeat=repeat) as tick:
-        report = run_ci(Path("."), options, on_result=tick, runner=run_sync)
+    try:
+        with _progress(repeat=repeat) as tick:
+            report = run_ci(Path("."), options, on_result=tick, runner=run_sync)
+    except Interrupted:
+        # ci has no --resume: its records are rewritten each time, but no answer is bought twice.
+        if options.run.cache:
+            err.print(
+                "the model answers received are in the response cache: the same command again does not "
+                "send them again",
+                markup=False,
+                soft_wrap=True,
+            )
+        raise
     if (base == "auto" or _output.verbose) and report.base_ref:
         # A hook on a developer's machine chose the base itself: say which, so a surprise is visible.
         merge_base = f" (merge-base {report.merge_base[:8]})" if report.merge_base else ""
@@ -1025,7 +1036,7 @@ def _page(store: Store, config: ProjectConfig, prompt: Prompt | None, check: Che
         return None
     from agent_evals.alerts import page
 
-    return page(store, config.alerts, prompt, check, retry=_retry_policy(config))
+    return page(store, config.alerts, prompt, check, retry=_retry_policy(config), on_retry=_remark)
 
 
 alert_app = typer.Typer(
@@ -1055,7 +1066,7 @@ def alert_test(
             project.raise_errors()
             known = ", ".join(sorted(project.prompts)) or "none"
             raise ConfigError(f"--prompt {prompt}: no such prompt", hint=f"prompts: {known}")
-    deliveries = alerts.send_test(config.alerts, found, retry=_retry_policy(config))
+    deliveries = alerts.send_test(config.alerts, found, retry=_retry_policy(config), on_retry=_remark)
     for delivery in deliveries:
         if delivery.ok:
             out.print(delivery.line(), markup=False, soft_wrap=True)
@@ -1315,6 +1326,13 @@ def init(
     _plain("next: git add -A && git commit -m 'agent-evals init'; agent-evals run; pre-commit install")
 
 
+def _remark(text: str) -> None:
+    """A note on stderr as it happens, muted by --quiet: a retry's wait (up to a minute when
+    rate-limited) is said, not silent. Plain print: what a server answered is not rich markup."""
+    if not _output.quiet:
+        print(f"note: {text}", file=sys.stderr, flush=True)
+
+
 def _plain(line: str) -> None:
     """A result line printed as it is (a path, a URL, YAML: no markup, no wrapping); muted by --quiet."""
     if not _output.quiet:
@@ -1336,12 +1354,9 @@ def comment_cmd(
     """Post the report as one PR comment, updated in place on later runs."""
     from agent_evals.github import comment
 
-    result = comment(report, os.environ, pr=pr, repo=repo)
+    result = comment(report, os.environ, pr=pr, repo=repo, on_note=_remark)
     # Plain print: a URL or a note must not be read as rich markup.
     _plain(f"{result.action} comment {result.id}: {result.url}")
-    if not _output.quiet:
-        for remark in result.notes:
-            print(f"note: {remark}", file=sys.stderr)
 
 
 @app.command()

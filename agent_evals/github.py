@@ -363,6 +363,7 @@ class _Api:
         sleep: Sleep,
         max_attempts: int,
         max_wait_s: float,
+        on_note: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.token = token
@@ -372,6 +373,13 @@ class _Api:
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.notes: list[str] = []
+        self.on_note = on_note
+
+    def note(self, text: str) -> None:
+        """Keep `text` for the result, and say it now: a retry's wait is not silence."""
+        self.notes.append(text)
+        if self.on_note is not None:
+            self.on_note(text)
 
     def __repr__(self) -> str:  # never the token
         return f"_Api(api_url={safe_url(self.api_url)!r}, pr={self.pr!s})"
@@ -436,7 +444,7 @@ class _Api:
                 raise _MaybeApplied(problem)
             if attempt >= self.max_attempts:
                 raise EvaluationError(f"GitHub API: {problem} (gave up after {attempt} attempts)")
-            self.notes.append(f"{problem}; retried after {wait:g}s")
+            self.note(f"{problem}; retrying in {wait:g}s")
             await self.sleep(wait)
 
     def _rate_limit_wait(self, response: httpx.Response, problem: str) -> float | None:
@@ -609,6 +617,7 @@ async def upsert_comment(
     max_attempts: int = 5,
     sleep: Sleep = asyncio.sleep,
     max_wait_s: float = MAX_WAIT_S,
+    on_note: Callable[[str], None] | None = None,
 ) -> CommentResult:
     """Create the PR's report comment, or update it in place.
 
@@ -623,6 +632,8 @@ async def upsert_comment(
         max_attempts: tries per request, counting the first.
         sleep: how to wait between tries (tests record instead of sleeping).
         max_wait_s: the longest wait a rate limit may impose before we give up.
+        on_note: called with each note as it is made (a retry before its wait), so a
+            command waiting on GitHub says why; the notes are also in the result.
 
     Returns:
         What was done, to which comment, and any notes for the log.
@@ -644,9 +655,10 @@ async def upsert_comment(
         sleep=sleep,
         max_attempts=max_attempts,
         max_wait_s=max_wait_s,
+        on_note=on_note,
     )
     if len(text) < len(body.replace("\r\n", "\n")):
-        api.notes.append(f"the report was cut to fit GitHub's {COMMENT_LIMIT:,}-character limit")
+        api.note(f"the report was cut to fit GitHub's {COMMENT_LIMIT:,}-character limit")
     try:
         return await _upsert(api, text, marker)
     finally:
@@ -662,7 +674,7 @@ async def _upsert(api: _Api, text: str, marker: str) -> CommentResult:
         target, others = _pick(await api.list_comments(), marker)
         if others:
             ids = ", ".join(str(i) for i in others)
-            api.notes.append(
+            api.note(
                 f"{len(others) + 1} comments carry the report marker; used the newest "
                 f"({target['id'] if target else '?'}) and left {ids} alone"
             )
@@ -694,7 +706,7 @@ async def _upsert(api: _Api, text: str, marker: str) -> CommentResult:
                 return _result("created", api.json(response, dict), api.notes)
         if round_ < api.max_attempts:
             wait = _backoff(round_)
-            api.notes.append(f"{problem}; looked again after {wait:g}s")
+            api.note(f"{problem}; looking again in {wait:g}s")
             await api.sleep(wait)
     raise EvaluationError(
         f"GitHub API: could not post the report on {api.pr}: {problem} (gave up after {api.max_attempts} attempts)"
@@ -709,6 +721,7 @@ def comment(
     repo: str | None = None,
     client: httpx.AsyncClient | None = None,
     sleep: Sleep = asyncio.sleep,
+    on_note: Callable[[str], None] | None = None,
 ) -> CommentResult:
     """Post or update the report comment on this build's PR: what `agent-evals comment` runs.
 
@@ -719,6 +732,7 @@ def comment(
         repo: `--repo owner/name`, overriding the environment.
         client: an httpx client to use (tests); by default one is made.
         sleep: how to wait between tries (tests).
+        on_note: called with each note as it is made (see `upsert_comment`).
 
     Raises:
         ConfigError: the report cannot be read, this is not a PR build, the
@@ -740,4 +754,8 @@ def comment(
     target = find_pull_request(environ, pr=pr, repo=repo)
     token = read_token(environ)
     api_url = api_url_from(environ)
-    return asyncio.run(upsert_comment(target, body, token=token, api_url=api_url, client=client, sleep=sleep))
+    return asyncio.run(
+        upsert_comment(
+            target, body, token=token, api_url=api_url, client=client, sleep=sleep, on_note=on_note
+        )
+    )

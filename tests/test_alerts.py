@@ -706,10 +706,16 @@ def test_alert_test_exit_codes(
     receiver.enqueue(*[Response(503, body="down")] * 2)
     assert main(["alert", "test", "--prompt", "triage"]) == 3
     url = receiver.url_for("/v2/enqueue")
+    # The retry is said as it happens (a wait of a minute is not silence), then the failure.
     assert capsys.readouterr().err == (
+        f"note: test to oncall (pagerduty), attempt 1: pagerduty channel 'oncall' ({url}) answered 503 down; "
+        "retrying in 0.0s\n"
         f"could not send test to oncall (pagerduty): pagerduty channel 'oncall' ({url}) answered 503 down "
         "(after 2 attempts)\n"
     )
+    receiver.enqueue(*[Response(503, body="down")] * 2)
+    assert main(["-q", "alert", "test", "--prompt", "triage"]) == 3
+    assert capsys.readouterr().err.startswith("could not send test")  # -q: the error only
 
 
 def test_no_key_or_webhook_url_in_any_output_record_or_file(

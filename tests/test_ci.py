@@ -8,13 +8,18 @@ dropping a line from the prompt breaks exactly the cases that need it.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import junitparser
 import pytest
 
 from agent_evals.cli import main
-from tests.http_server import Response, ScriptedServer
+from tests.http_server import Request, Response, ScriptedServer, openai_chat
 from tests.support import GitRepo, feature_branch
 
 PROMPT = """\
@@ -287,3 +292,47 @@ def test_deleting_an_evalset_moves_the_bar(repo: GitRepo) -> None:
     ]
     assert ci("--accept-policy-change") == 0
     assert not (repo.root / "calls.log").exists()
+
+
+def test_an_interrupted_ci_says_the_same_command_again_does_not_buy_an_answer_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ci has no --resume; what it was answered before Ctrl-C is in the response cache, and the
+    hint says so. Measured: the second ci sends only what the first did not get answered."""
+    answer = openai_chat('{"disposition": "refund"}')
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.05)
+        return answer(request)
+
+    openai_prompt = PROMPT.replace('provider: "python:agent:answer"', "provider: openai")
+    # Every case a request of its own: identical requests share one cache entry.
+    cases = "".join(case(f"refund-{i}", f"I want my money back for order {i}", "refund") for i in range(30))
+    files = {"prompts/triage.yaml": openai_prompt, "evalsets/triage.yaml": evalset(cases)}
+    repo = feature_branch(tmp_path / "repo", monkeypatch, {**files, ".gitignore": ".agent-evals/\n"})
+    repo.commit({"prompts/triage.yaml": openai_prompt.replace("      billing <- invoice\n", "")})
+    every = 2 * 30  # both sides, every case
+    with ScriptedServer(default=slow) as server:
+        env = {**os.environ, "OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "sk-test"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent_evals.cli", "ci", "--base", "main", "-j", "2"],
+            cwd=repo.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.request_count < 12:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert (
+            "the model answers received are in the response cache: the same command again does not send "
+            "them again" in err
+        )
+        first = server.request_count
+        assert 12 <= first < every
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert main(["ci", "--base", "main", "-j", "2"]) in (0, 1)
+        again = server.request_count - first
+    # At most the two requests in flight at Ctrl-C were cut off unanswered and are sent again.
+    assert every - first <= again <= every - first + 2

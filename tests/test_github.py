@@ -291,8 +291,29 @@ def test_502_and_503_are_retried_with_backoff(http_server: ScriptedServer, githu
     assert [r.method for r in http_server.requests] == ["GET", "GET", "GET", "POST"]
     assert (
         result.notes[0]
-        == f"502 Bad Gateway from GET {http_server.url}{LIST_PATH}?per_page=100; retried after 1s"
+        == f"502 Bad Gateway from GET {http_server.url}{LIST_PATH}?per_page=100; retrying in 1s"
     )
+
+
+def test_each_retry_is_said_before_its_wait(http_server: ScriptedServer, github: FakeGitHub) -> None:
+    said: list[str] = []
+    heard_before_waiting: list[list[str]] = []
+
+    async def sleep(seconds: float) -> None:
+        heard_before_waiting.append(list(said))
+
+    http_server.enqueue(Response(502, body="<html>Bad Gateway</html>"), Response(503, {"message": "busy"}))
+
+    result = upsert(http_server, report("x"), sleep=sleep, on_note=said.append)  # type: ignore[arg-type]
+
+    assert result.action == "created"
+    assert said == list(result.notes)
+    assert len(said) == 2
+    assert heard_before_waiting == [said[:1], said[:2]]
+    assert said[0].startswith("502 ")
+    assert said[0].endswith("; retrying in 1s")
+    assert said[1].startswith("503 ")
+    assert said[1].endswith("; retrying in 2s")
 
 
 def test_persistent_5xx_gives_up_with_exit_3(http_server: ScriptedServer, github: FakeGitHub) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,8 @@ def test_a_human_rubric_waits_for_a_person_and_the_verdict_is_used_next_run(
         input=answers, text=True, capture_output=True, cwd=project, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    said = re.findall(r"\d+ verdict\(s\) [a-z ]+", done.stdout + done.stderr)
+    assert said == ["2 verdict(s) saved to evalsets"]  # once, not also "2 verdict(s) stored"
     lines = [
         json.loads(line) for line in (project / "evalsets/triage.reviews.jsonl").read_text().splitlines()
     ]

@@ -1135,6 +1135,7 @@ def monitor(
         map_file=map_file,
         log_format=log_format,
         retry=_retry_policy(config),
+        on_retry=_remark,
     )
     if fmt == "json":
         _print_json(mon.as_json(result))

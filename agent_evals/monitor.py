@@ -859,6 +859,7 @@ def monitor(
     chunksize: int = 20_000,
     now: dt.datetime | None = None,
     retry: RetryPolicy | None = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> MonitorResult:
     """Grade a window of production traffic for a prompt, compare, store, and page when it dropped.
 
@@ -873,6 +874,7 @@ def monitor(
         log_format: jsonl, csv, parquet or otel.
         now: when the check is made (naive UTC; default now).
         retry: the alert receivers' retry policy (default `RetryPolicy()`).
+        on_retry: called with a line before each retry's wait (`alerts.page`).
 
     Returns:
         The check (stored), the window, the tallies and the comparisons.
@@ -966,7 +968,7 @@ def monitor(
         result = MonitorResult(check, current, tally, comparisons, chosen, baselines, notes, run_id)
         result.freshness = _freshness(store, evalset, current, policy, at)
         try:
-            result.alert = _page(store, project.config, prompt, check, retry)
+            result.alert = _page(store, project.config, prompt, check, retry, on_retry)
         except EvaluationError as exc:
             result.alert_error = exc  # stored; said after the summary, and the exit code is 3
     return result
@@ -1050,7 +1052,12 @@ def _store_run(
 
 
 def _page(
-    store: Store, config: ProjectConfig, prompt: Prompt, check: Check, retry: RetryPolicy | None
+    store: Store,
+    config: ProjectConfig,
+    prompt: Prompt,
+    check: Check,
+    retry: RetryPolicy | None,
+    on_retry: Callable[[str], None] | None,
 ) -> Mapping[str, Any]:
     """Hand the stored check to `alerts.page`: it pages on a drop, resolves a recovered incident,
     never pages on cannot_tell, and stores what it sent with the check.
@@ -1060,7 +1067,7 @@ def _page(
     """
     from agent_evals.alerts import page
 
-    return page(store, config.alerts, prompt, check, retry=retry)
+    return page(store, config.alerts, prompt, check, retry=retry, on_retry=on_retry)
 
 
 def _freshness(

@@ -353,9 +353,13 @@ def test_receiver_down_keeps_the_check_and_exits_3(tmp_path: Path, sqlite_store:
     log = write_log(tmp_path / "prod.jsonl", windows([{"chat": 0.95}, {"chat": 0.6}], per_day=60))
     with pytest.MonkeyPatch.context() as env:
         env.setenv(HOOK_ENV, url)
-        result = mon.monitor(root, log, "triage", retry=FAST)
+        said: list[str] = []
+        result = mon.monitor(root, log, "triage", retry=FAST, on_retry=said.append)
     assert result.check.status == "drop"
     assert result.exit_code == 3
+    # FAST allows two attempts: the one retry is said before its wait.
+    [retry] = said
+    assert retry.startswith("trigger to team (webhook), attempt 1: could not connect")
     assert result.alert_error is not None
     assert str(result.alert_error).startswith("could not send trigger to team (webhook): could not connect")
     assert str(result.alert_error).endswith(f"(the check is stored: {result.check.check_id})")

@@ -29,6 +29,7 @@ from agent_evals.github import (
     COMMENT_LIMIT,
     CommentResult,
     PullRequest,
+    Sleep,
     comment,
     find_pull_request,
     fit_body,
@@ -123,9 +124,7 @@ def github(http_server: ScriptedServer) -> FakeGitHub:
     return FakeGitHub(http_server)
 
 
-def upsert(
-    server: ScriptedServer, body: str, *, sleep: Sleeps | None = None, **options: Any
-) -> CommentResult:
+def upsert(server: ScriptedServer, body: str, *, sleep: Sleep | None = None, **options: Any) -> CommentResult:
     return asyncio.run(
         upsert_comment(PR, body, token=TOKEN, api_url=server.url, sleep=sleep or Sleeps(), **options)
     )
@@ -304,7 +303,7 @@ def test_each_retry_is_said_before_its_wait(http_server: ScriptedServer, github:
 
     http_server.enqueue(Response(502, body="<html>Bad Gateway</html>"), Response(503, {"message": "busy"}))
 
-    result = upsert(http_server, report("x"), sleep=sleep, on_note=said.append)  # type: ignore[arg-type]
+    result = upsert(http_server, report("x"), sleep=sleep, on_note=said.append)
 
     assert result.action == "created"
     assert said == list(result.notes)

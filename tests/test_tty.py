@@ -9,6 +9,7 @@ pseudo-terminal and fail on any internal error or traceback (`tests/pty_run.py`)
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -193,3 +194,14 @@ def test_a_narrow_terminal_shows_every_figure_whole(tmp_path: Path) -> None:
     assert summary[:6] == ["triage", "3", "66.7%(2/3)", "0.667", "0", "unknown"]
     assert column_cells(done.text, "per grader") == ["triage", "disposition", "66.7%(2/3)", "0.667", "0"]
     assert "…" not in done.text.split("agent-evals run", 1)[1]
+
+
+def test_a_narrow_terminal_shows_the_progress_figures_whole(tmp_path: Path) -> None:
+    """At 40 columns rich's default progress columns cut the elapsed time to `0:00:…`; the
+    job's name and the bar give way instead, and the count and time stay whole."""
+    basic_project(tmp_path)
+    done = run_pty([*CLI, "run", "--output", "r.jsonl"], tmp_path, columns=40)
+    assert done.code == 0, done.text
+    frames = [line for line in done.text.splitlines() if "3/3" in line]
+    assert frames, done.text  # the bar's last frame, drawn as it stops
+    assert all(re.search(r"3/3 0 errors \d:\d\d:\d\d$", line.rstrip()) for line in frames), frames

@@ -87,15 +87,20 @@ def progress(console: Console, jobs: Sequence[Job] = (), *, repeat: int = 1) -> 
         yield lambda job, result: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.table import Column
 
+    # The figures never wrap and never shrink; on a narrow terminal the job's name and the
+    # bar give way (rich's defaults cut the elapsed time to `0:00:…` at 40 columns).
+    whole = Column(no_wrap=True)
     with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("[red]{task.fields[errors]} errors"),
-        TimeElapsedColumn(),
+        TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)),
+        MofNCompleteColumn(table_column=whole),
+        TextColumn("[red]{task.fields[errors]} errors", table_column=whole),
+        TimeElapsedColumn(table_column=whole),
         console=console,
         transient=True,
+        expand=True,
     ) as bar:
         tasks: dict[int, TaskID] = {}
         errors: dict[int, int] = {}

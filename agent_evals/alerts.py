@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from agent_evals.checks import Check, incident_key, store_check
 from agent_evals.credentials import register, register_url, safe_url, scrub
 from agent_evals.errors import ConfigError, EvaluationError, FailureKind, ProviderError
-from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
+from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry, wait_text
 
 if TYPE_CHECKING:
     import aiohttp
@@ -674,7 +674,7 @@ async def _send(
             problem = scrub(str(retry.error).replace(target.secret, "***"))
             on_retry(
                 f"{event.action} to {target.name} ({target.type}), attempt {retry.attempt}: {problem}; "
-                f"retrying in {retry.delay_s:.1f}s"
+                f"retrying in {wait_text(retry.delay_s)}"
             )
 
     try:

@@ -56,6 +56,7 @@ from agent_evals.providers._http import (
     transport_error,
 )
 from agent_evals.report.markdown import MARKER
+from agent_evals.retry import wait_text
 
 __all__ = [
     "COMMENT_LIMIT",
@@ -444,7 +445,7 @@ class _Api:
                 raise _MaybeApplied(problem)
             if attempt >= self.max_attempts:
                 raise EvaluationError(f"GitHub API: {problem} (gave up after {attempt} attempts)")
-            self.note(f"{problem}; retrying in {wait:g}s")
+            self.note(f"{problem}; retrying in {wait_text(wait)}")
             await self.sleep(wait)
 
     def _rate_limit_wait(self, response: httpx.Response, problem: str) -> float | None:
@@ -706,7 +707,7 @@ async def _upsert(api: _Api, text: str, marker: str) -> CommentResult:
                 return _result("created", api.json(response, dict), api.notes)
         if round_ < api.max_attempts:
             wait = _backoff(round_)
-            api.note(f"{problem}; looking again in {wait:g}s")
+            api.note(f"{problem}; looking again in {wait_text(wait)}")
             await api.sleep(wait)
     raise EvaluationError(
         f"GitHub API: could not post the report on {api.pr}: {problem} (gave up after {api.max_attempts} attempts)"

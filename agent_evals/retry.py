@@ -58,6 +58,11 @@ class RetryPolicy:
         return rng.uniform(0, ceiling)
 
 
+def wait_text(seconds: float) -> str:
+    """A wait as every retry note says it: tenths of a second, no trailing zeros (`0.4s`, `2s`)."""
+    return f"{round(seconds, 1):g}s"
+
+
 @dataclass(frozen=True, slots=True)
 class RetryEvent:
     attempt: int

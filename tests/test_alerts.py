@@ -709,7 +709,7 @@ def test_alert_test_exit_codes(
     # The retry is said as it happens (a wait of a minute is not silence), then the failure.
     assert capsys.readouterr().err == (
         f"note: test to oncall (pagerduty), attempt 1: pagerduty channel 'oncall' ({url}) answered 503 down; "
-        "retrying in 0.0s\n"
+        "retrying in 0s\n"
         f"could not send test to oncall (pagerduty): pagerduty channel 'oncall' ({url}) answered 503 down "
         "(after 2 attempts)\n"
     )

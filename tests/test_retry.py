@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from agent_evals.errors import AuthError, ProviderError
-from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry
+from agent_evals.retry import RetryEvent, RetryPolicy, call_with_retry, wait_text
 
 FAST = RetryPolicy(max_attempts=3, timeout_s=1.0, initial_backoff_s=0.001, max_backoff_s=0.002)
 
@@ -236,3 +236,11 @@ def test_a_stopped_provider_ends_the_retries_as_it_is() -> None:
     assert info.value.attempts == 1  # the attempt it made; the stopped one was not sent
     assert str(info.value) == "connection refused"
     assert info.value.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(0.0, "0s"), (0.04, "0s"), (0.44, "0.4s"), (1.0, "1s"), (2.5, "2.5s"), (119.96, "120s")]
+)
+def test_every_retry_note_says_its_wait_the_same_way(seconds: float, said: str) -> None:
+    """GitHub's notes said `1s` and the alerts' `0.0s`; both now go through wait_text."""
+    assert wait_text(seconds) == said

@@ -239,7 +239,8 @@ def test_a_stopped_provider_ends_the_retries_as_it_is() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "said"), [(0.0, "0s"), (0.04, "0s"), (0.44, "0.4s"), (1.0, "1s"), (2.5, "2.5s"), (119.96, "120s")]
+    ("seconds", "said"),
+    [(0.0, "0s"), (0.04, "0s"), (0.44, "0.4s"), (1.0, "1s"), (2.5, "2.5s"), (119.96, "120s")],
 )
 def test_every_retry_note_says_its_wait_the_same_way(seconds: float, said: str) -> None:
     """GitHub's notes said `1s` and the alerts' `0.0s`; both now go through wait_text."""

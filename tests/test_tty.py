@@ -9,8 +9,8 @@ pseudo-terminal and fail on any internal error or traceback (`tests/pty_run.py`)
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator

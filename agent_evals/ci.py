@@ -267,15 +267,35 @@ def _prompt_at_base(project: Project, changes: ChangeSet, evalset_id: str) -> st
     return "unknown"
 
 
+_BASELINE_DIR_HINT = (
+    "pass the folder the base's records were written to ('agent-evals run --output DIR' on the base)"
+)
+
+
 def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
-    assert options.baseline_dir is not None
+    """A pair per eval set, its baseline the record `<eval set id>.jsonl` in `--baseline-dir`.
+
+    An eval set with no record there is new (gated on absolute thresholds). A folder that is not
+    there, or holds no record of any eval set, is refused: gating every pair as new would pass a
+    regression because the baseline was not found. So is a record that cannot be read (a FIFO, a
+    device, a symlink loop): it is not a missing one.
+
+    Raises:
+        ConfigError: the folder is missing, not a folder, or holds none of the records; a record
+            there does not load.
+    """
+    folder = options.baseline_dir
+    assert folder is not None
+    if not folder.is_dir():
+        problem = "is not a folder" if os.path.lexists(folder) else "not found"
+        raise ConfigError(f"--baseline-dir {problem}", path=folder, hint=_BASELINE_DIR_HINT)
     pending = []
     for evalset in project.evalsets.values():
         prompt = project.prompts.get(evalset.prompt)
         if prompt is None:
             continue
-        path = options.baseline_dir / f"{evalset.id}.jsonl"
-        base_record = load_record(path) if path.is_file() else None
+        path = folder / f"{evalset.id}.jsonl"
+        base_record = load_record(path) if os.path.lexists(path) else None
         pending.append(
             _Pending(
                 prompt=prompt,
@@ -287,6 +307,14 @@ def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
                 note=None if base_record else f"no baseline record {path}; gated on absolute thresholds",
             )
         )
+    if pending and all(p.base_record is None for p in pending):
+        names = ", ".join(f"{p.evalset.id}.jsonl" for p in pending[:3]) + (
+            ", ..." if len(pending) > 3 else ""
+        )
+        raise ConfigError(
+            f"no baseline record of any eval set in this folder (looked for {names})", path=folder,
+            hint=_BASELINE_DIR_HINT,
+        )  # fmt: skip
     return pending
 
 

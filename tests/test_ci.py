@@ -336,3 +336,35 @@ def test_an_interrupted_ci_says_the_same_command_again_does_not_buy_an_answer_tw
         again = server.request_count - first
     # At most the two requests in flight at Ctrl-C were cut off unanswered and are sent again.
     assert every - first <= again <= every - first + 2
+
+
+def test_a_baseline_dir_that_cannot_be_read_is_refused_not_gated_as_new(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each of these passed a regression (exit 0): no baseline was found, so every pair was new."""
+    assert main(["run", "--output", "baselines"]) == 0
+    repo.write({"prompts/triage.yaml": PROMPT.replace("      refund <- money back | want a refund\n", "")})
+    capsys.readouterr()
+    root = repo.root
+    (root / "a-file").write_text("x\n")
+    (root / "empty").mkdir()
+    (root / "fifo").mkdir()
+    os.mkfifo(root / "fifo" / "triage.jsonl")
+    (root / "loop").mkdir()
+    (root / "loop" / "triage.jsonl").symlink_to("triage.jsonl")
+    (root / "dangling").mkdir()
+    (root / "dangling" / "triage.jsonl").symlink_to(root / "nowhere.jsonl")
+    said = {
+        "no-such-dir": "no-such-dir: --baseline-dir not found (pass the folder",
+        "a-file": "a-file: --baseline-dir is not a folder (pass the folder",
+        "empty": "empty: no baseline record of any eval set in this folder (looked for triage.jsonl) (pass",
+        "fifo": "fifo/triage.jsonl: not a regular file (a FIFO; pass a file written by 'agent-evals run')",
+        "loop": "loop/triage.jsonl: cannot read file: Too many levels of symbolic links",
+        "dangling": "dangling/triage.jsonl: run record not found",
+    }
+    for folder, line in said.items():
+        assert main(["ci", "--baseline-dir", folder]) == 2, folder
+        err = capsys.readouterr().err
+        assert err.startswith(line), err
+        assert len(err.splitlines()) == 1, err
+    assert main(["ci", "--baseline-dir", "baselines"]) == 1  # the same change against a real baseline

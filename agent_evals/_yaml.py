@@ -192,12 +192,14 @@ def _check_shape(root: yaml.Node, path: str | Path) -> None:
     not expanded. About a third of the time construction then takes.
 
     Raises:
-        ConfigError: collections nested over MAX_DEPTH deep, or aliases repeating
-            over MAX_YAML_BYTES of text.
+        ConfigError: collections nested over MAX_DEPTH deep, aliases repeating over
+            MAX_YAML_BYTES of text, or an alias inside the collection it names (built, it would
+            never end; walked, it looped forever).
     """
     weight: dict[int, int] = {}  # characters a collection stands for, aliases expanded
     height: dict[int, int] = {}  # collections nested in it, itself included
     reached: set[int] = set()  # nodes an edge already led to: any further edge is an alias
+    entered: set[int] = set()  # collections whose children are being walked: the current path
     repeated = 0
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -205,7 +207,15 @@ def _check_shape(root: yaml.Node, path: str | Path) -> None:
         key = id(node)
         children = _children(node)
         if not children_done:
+            if key in entered and key not in weight:
+                raise ConfigError(
+                    "an alias refers to a collection that contains it (a structure with no end)",
+                    path=path,
+                    line=node.start_mark.line + 1,
+                    hint="an '*alias' may repeat a value, not the collection it sits in: write the data out",
+                )
             if key not in weight:
+                entered.add(key)
                 stack.append((node, True))
                 stack.extend((child, False) for child in children if not isinstance(child, yaml.ScalarNode))
             continue
@@ -214,11 +224,9 @@ def _check_shape(root: yaml.Node, path: str | Path) -> None:
             child_key = id(child)
             if isinstance(child, yaml.ScalarNode):
                 size = len(child.value) + 1
-            elif child_key in weight:
+            else:  # walked before this node (an alias of an ancestor is refused above)
                 size = weight[child_key]
                 tallest = max(tallest, height[child_key])
-            else:
-                continue  # an alias of its own ancestor: the constructor refuses it
             total += size
             if child_key in reached:
                 repeated += size

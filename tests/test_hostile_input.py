@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from agent_evals.cli import main
 from agent_evals.errors import ConfigError
 from agent_evals.load import load_evalset
 from agent_evals.record import load_record, write
+from tests.pty_run import CLI
 from tests.support import EVALSET, PROMPT, basic_project, make_record
 
 DIGITS = "9" * 5000
@@ -140,6 +142,26 @@ def test_yaml_billion_laughs_is_refused_before_it_expands(
     assert lines == [
         "evalsets/triage.yaml:23: aliases repeat more than 8 MB of data "
         "(each '*alias' copies its anchored value: write the data out, or alias less of it)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("file", "line_of"),
+    [("agent-evals.yaml", "x: &a [*a]"), ("prompts/triage.yaml", "x: &a {b: *a}"),
+     ("evalsets/triage.yaml", "x: &a {b: [c, {d: *a}]}")],
+)  # fmt: skip
+def test_yaml_alias_inside_the_collection_it_names_is_refused(project: Path, file: str, line_of: str) -> None:
+    """It walked forever, growing by 100 MB a second; a child process with a deadline, so that
+    losing the check fails this test instead of hanging the suite."""
+    path = project / file
+    text = path.read_text() if path.exists() else "schema_version: 1\n"
+    path.write_text(text + line_of + "\n")
+    line = len(path.read_text().splitlines())
+    done = subprocess.run([*CLI, "validate"], cwd=project, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{file}:{line}: an alias refers to a collection that contains it (a structure with no end) "
+        "(an '*alias' may repeat a value, not the collection it sits in: write the data out)"
     ]
 
 

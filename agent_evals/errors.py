@@ -38,6 +38,15 @@ EXIT_CONFIG = 2
 EXIT_CANNOT_EVALUATE = 3
 
 
+def one_line(text: str, width: int | None = None) -> str:
+    """Collapse whitespace (newlines included) and clip to `width` characters with an ellipsis:
+    how an exception's or a server's text is quoted inside one message line."""
+    flat = " ".join(text.split())
+    if width is not None and len(flat) > width:
+        return flat[: max(width - 1, 0)] + "…"
+    return flat
+
+
 class AgentEvalsError(Exception):
     """Root of every error agent-evals raises on purpose."""
 

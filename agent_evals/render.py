@@ -19,7 +19,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
 from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits, too_much_output
-from agent_evals.errors import TemplateError
+from agent_evals.errors import AgentEvalsError, TemplateError, one_line
 from agent_evals.models import Case, EvalSet, Message, Prompt
 from agent_evals.providers.base import ChatRequest
 
@@ -242,9 +242,11 @@ def _compile_error(prompt: Prompt, index: int, exc: BaseException) -> TemplateEr
     return TemplateError(message, path=prompt.source_path, line=_file_line(prompt, index, line), hint=hint)
 
 
-_RENDER_ERRORS = (
-    LimitExceeded, RecursionError, MemoryError, jinja2.TemplateError, TypeError, ValueError, ArithmeticError
-)  # fmt: skip
+# A template is untrusted code, and what a filter or a method of a value raises is its failure,
+# whatever the type: str.format's KeyError and IndexError, truncate's AssertionError, encode's
+# LookupError, wordwrap's AttributeError. Each of those ended in `internal error`. (Each `except`
+# lets an AgentEvalsError through first: Interrupted, raised by a signal handler mid-render.)
+_RENDER_ERRORS = (Exception,)
 
 
 def _render_error(
@@ -283,8 +285,8 @@ def _render_error(
         message, hint = f"template error {at} for case '{case.id}': {exc}", "fix the template expression"
     else:
         message, hint = (
-            f"template failed {at} for case '{case.id}': {exc}",
-            "check the types of the case's vars",
+            f"template failed {at} for case '{case.id}': {type(exc).__name__}: {one_line(str(exc), 300)}",
+            "check the template's expressions and the types of the case's vars",
         )
     return TemplateError(message, path=prompt.source_path, line=_file_line(prompt, index, line), hint=hint)
 
@@ -309,6 +311,8 @@ def render(prompt: Prompt, case: Case, *, case_where: Callable[[], str] | None =
             continue
         try:
             content = _render_compiled(template, case.vars)
+        except AgentEvalsError:
+            raise  # Interrupted: a signal handler raises it wherever the render is
         except _RENDER_ERRORS as exc:
             name = _template_name(prompt, index)
             raise _render_error(prompt, index, case, exc, name, case_where) from None
@@ -384,8 +388,12 @@ def render_turns(evalset: EvalSet, index: int) -> tuple[str, ...]:
         except SecurityError as exc:
             message = f"template refused by the sandbox {at} of case '{case.id}': {exc}"
             hint = "templates may only use the case's vars and Jinja filters"
+        except AgentEvalsError:
+            raise  # Interrupted: a signal handler raises it wherever the render is
         except (*_COMPILE_ERRORS, *_RENDER_ERRORS) as exc:
-            message = f"template failed {at} of case '{case.id}': {exc or type(exc).__name__}"
+            message = (
+                f"template failed {at} of case '{case.id}': {type(exc).__name__}: {one_line(str(exc), 300)}"
+            )
             hint, template_line = "fix the template expression", _template_line(exc, name)
         path, line = _turn_line(evalset, index, turn, template_line)
         raise TemplateError(message, path=path, line=line, hint=hint) from None

@@ -47,7 +47,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from agent_evals.errors import AgentEvalsError, ConfigError
+from agent_evals.errors import AgentEvalsError, ConfigError, one_line
 from agent_evals.models import Case, RecordedCall, ToolReplay
 from agent_evals.record import ReplayRecord
 
@@ -309,11 +309,6 @@ def _parse_json(text: str) -> Any:
         return text
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 # --- the replayer --------------------------------------------------------------------
 
 
@@ -446,9 +441,11 @@ class Replayer:
             ) from None
         except jinja2.TemplateSyntaxError as exc:
             raise Unanswered(f"{where} does not compile: {exc.message} (line {exc.lineno})") from None
-        except (jinja2.TemplateError, RecursionError, MemoryError, SyntaxError, TypeError, ValueError, ArithmeticError) as exc:  # fmt: skip
+        except AgentEvalsError:
+            raise
+        except Exception as exc:  # the template is untrusted: whatever it raises is its failure
             raise Unanswered(
-                f"{where} failed for {text}: {type(exc).__name__}: {_one_line(str(exc))}"
+                f"{where} failed for {text}: {type(exc).__name__}: {one_line(str(exc), 300)}"
             ) from None
         return _parse_json(rendered)
 
@@ -480,11 +477,11 @@ class Replayer:
         except TimeoutError as exc:
             if not deadline.expired():
                 message = f"TimeoutError: {exc}" if str(exc) else "TimeoutError"
-                raise Unanswered(f"{where} raised {_one_line(message)} for {text}") from None
+                raise Unanswered(f"{where} raised {one_line(message, 300)} for {text}") from None
             raise Unanswered(f"{where} did not answer {text} within {self.timeout_s:g} s") from None
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise Unanswered(f"{where} raised {_one_line(message)} for {text}") from None
+            raise Unanswered(f"{where} raised {one_line(message, 300)} for {text}") from None
         try:
             return ToolAnswer(_jsonable(result), None, "mock")
         except Exception:

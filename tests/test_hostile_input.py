@@ -165,6 +165,30 @@ def test_yaml_alias_inside_the_collection_it_names_is_refused(project: Path, fil
     ]
 
 
+@pytest.mark.parametrize(
+    ("expression", "raised"),
+    [
+        ("body | truncate(0)", "AssertionError: expected length >= 3, got 0"),
+        ("'{a}'.format()", "KeyError: 'a'"),
+        ("'{0}'.format()", "IndexError: tuple index out of range"),
+        ("'%(a)s' % {}", "KeyError: 'a'"),
+        ("'a'.encode('nope')", "LookupError: unknown encoding: nope"),
+        ("'x' | wordwrap(10, wrapstring=10)", "AttributeError: 'int' object has no attribute 'join'"),
+    ],
+)
+def test_whatever_a_template_raises_is_its_located_failure(
+    project: Path, capsys: pytest.CaptureFixture[str], expression: str, raised: str
+) -> None:
+    """Each ended `validate` and `run` in `internal error` (exit 3): only some types were caught."""
+    (project / "prompts/triage.yaml").write_text(PROMPT.replace("{{ body }}", "{{ " + expression + " }}"))
+    code, lines = validate(capsys)
+    assert code == 2
+    assert lines == [
+        f"prompts/triage.yaml:18: template failed in messages[1] for case 'c1': {raised} "
+        "(check the template's expressions and the types of the case's vars; 2 more case(s) fail the same way)"
+    ]
+
+
 def test_yaml_aliases_and_merge_keys_in_reason_still_load(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

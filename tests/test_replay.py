@@ -622,3 +622,16 @@ def test_a_call_matches_a_record_of_its_own_arguments_in_every_mode(
     r = replayer(case, {"t": rule})
     assert answer(r, "t", arguments) == ToolAnswer("recorded", None, "recorded")
     assert r.report() == ReplayRecord()
+
+
+@pytest.mark.parametrize(
+    ("template", "raised"),
+    [
+        ("{{ '{a}'.format() }}", "KeyError: 'a'"),
+        ("{{ 'x' | truncate(0) }}", "AssertionError: expected length"),
+    ],
+)
+def test_a_template_mock_whatever_it_raises_leaves_the_call_unanswered(template: str, raised: str) -> None:
+    """A KeyError or an AssertionError from a method or a filter ended the run in `internal error`."""
+    r = replayer(make_case(), rules(t={"mock": {"template": template}}))
+    assert unanswered(r, "t", {}).startswith(f"the mock template of tools.t failed for t({{}}): {raised}")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent_evals.errors import one_line
 from agent_evals.graders.base import review_reason
 from agent_evals.record import CaseResult, RunRecord
 from agent_evals.summary import Summary
@@ -111,14 +112,6 @@ def ms(x: float | None) -> str:
         return "n/a"
     # Local and cached providers answer in well under a millisecond; keep a digit so 0.4 is not "0 ms".
     return f"{x:.1f} ms" if x < 10 else f"{x:,.0f} ms"
-
-
-def one_line(text: str, width: int | None = None) -> str:
-    """Collapse whitespace (newlines included) and clip to `width` characters with an ellipsis."""
-    flat = " ".join(text.split())
-    if width is not None and len(flat) > width:
-        return flat[: max(width - 1, 0)] + "…"
-    return flat
 
 
 def clip(text: str, limit: int) -> tuple[str, int]:

@@ -112,7 +112,11 @@ def translate(
 ) -> list[ConfigError]:
     """Turn pydantic's errors into located, human ConfigErrors."""
     out: list[ConfigError] = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    failed_inside = {err["loc"][:depth] for err in errors for depth in range(len(err["loc"]))}
+    for err in errors:
+        if err["type"] == "too_short" and err["loc"] in failed_inside:
+            continue  # a list emptied by its own items' errors: those are the problem, said below
         loc = [*prefix, *err["loc"]]
         line = _yaml.line_of(marks, loc)
         where = _dotted(loc)

@@ -44,7 +44,9 @@ def canonical_hash(data: Any) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # No inf or NaN in any number of a file (`.inf`, `1e999`): an infinite weight passed `validate`
+    # and made every score NaN. The same in every model a YAML file is read into.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class _Sourced(_Model):
@@ -318,7 +320,7 @@ class GraderSpec(BaseModel):
     unknown option is an error that names its line.
     """
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
 
     type: str = Field(min_length=1)
     name: str | None = None

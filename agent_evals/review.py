@@ -75,7 +75,7 @@ _SHOWN_CHARS = 4_000
 class HumanVerdict(BaseModel):
     """One person's verdict on one grader's grade of one output (a line of the reviews file)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: int = REVIEWS_SCHEMA_VERSION
     case_id: str = Field(min_length=1)

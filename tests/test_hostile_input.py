@@ -189,6 +189,41 @@ def test_whatever_a_template_raises_is_its_located_failure(
     ]
 
 
+@pytest.mark.parametrize("number", [".inf", "-.inf", "1e999", ".nan"])
+@pytest.mark.parametrize(
+    "grader",
+    [
+        "    field: disposition\n    weight: {n}\n",
+        "    field: disposition\n  - type: rubric\n    criteria:\n      - {{max_words: 40, weight: {n}}}\n",
+    ],
+    ids=["grader", "criterion"],
+)
+def test_a_number_that_is_not_finite_is_refused_at_its_line(
+    project: Path, capsys: pytest.CaptureFixture[str], number: str, grader: str
+) -> None:
+    """An infinite weight passed `validate`, then made every score NaN: pass rate 0%, exit 0."""
+    text = EVALSET.replace("    field: disposition\n", grader.format(n=number))
+    (project / "evalsets/triage.yaml").write_text(text)
+    code, lines = validate(capsys)
+    assert code == 2
+    assert len(lines) == 1
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if number in row)
+    assert lines[0].startswith(f"evalsets/triage.yaml:{line}: 'graders["), lines
+    assert "Input should be a finite number" in lines[0]
+
+
+def test_an_empty_grader_list_is_still_said(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The length error is left out only when the list's own items failed (they say why)."""
+    text = EVALSET.replace("  - type: exact_match\n    name: disposition\n    field: disposition\n", "  []\n")
+    (project / "evalsets/triage.yaml").write_text(text)
+    code, lines = validate(capsys)
+    assert code == 2
+    assert lines == [
+        "evalsets/triage.yaml:8: 'graders': Tuple should have at least 1 item after validation, not 0 "
+        "(fix the value)"
+    ]
+
+
 def test_yaml_aliases_and_merge_keys_in_reason_still_load(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

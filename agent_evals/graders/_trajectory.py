@@ -367,7 +367,7 @@ class ArgsOptions(base.Options):
 class ToolPattern(BaseModel):
     """One entry of a tool list: `lookup_order`, or `{tool: issue_refund, args: {amount: 20}}`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     tool: ToolName
     args: dict[str, Any] | None = None

@@ -92,7 +92,7 @@ class Sample:
 class Options(BaseModel):
     """Base of every grader's options: strict, frozen."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class GraderBase:

@@ -72,7 +72,7 @@ Text = Annotated[str, Field(min_length=1)]
 class Criterion(BaseModel):
     """One deterministic check with a weight, e.g. `{max_words: 40, weight: 2}`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str | None = Field(default=None, min_length=1, description="Shown in reasons instead of the check.")
     weight: float = Field(default=1.0, ge=0)
@@ -115,7 +115,7 @@ class Criterion(BaseModel):
 class JudgeOptions(BaseModel):
     """The `judge:` block of a rubric grader: which model grades, on what scale."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     provider: str = Field(
         min_length=1, description="A provider type or a provider named in agent-evals.yaml."

@@ -32,6 +32,7 @@ built here is scrubbed of it, and request headers never go into an error.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import datetime as dt
 import json
 import re
@@ -55,6 +56,7 @@ from agent_evals.providers._http import (
     server_message,
     transport_error,
 )
+from agent_evals.record import open_regular
 from agent_evals.report.markdown import MARKER
 from agent_evals.retry import wait_text
 
@@ -714,6 +716,37 @@ async def _upsert(api: _Api, text: str, marker: str) -> CommentResult:
     )
 
 
+_REPORT_FIX = "write it with `agent-evals ci --report-md PATH`"
+_REPORT_READ_BYTES = 4 * COMMENT_LIMIT + 4
+"""The most of a report file read: more characters than a comment holds even at 4 bytes each,
+so a longer report is still seen to be too long (and cut, with a note), never read whole."""
+
+
+def _read_report(path: Path) -> str:
+    """The report's text, at most _REPORT_READ_BYTES of it, from a regular file only: a FIFO
+    would block the read, and a device such as /dev/zero would never end it.
+
+    Raises:
+        ConfigError: missing, not a regular file, unreadable, or not UTF-8 text.
+    """
+    with open_regular(path, _REPORT_FIX, "report") as fh:
+        try:
+            data = fh.read(_REPORT_READ_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read the report ({exc.strerror or exc})", path=path) from None
+    cut = len(data) > _REPORT_READ_BYTES
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        # A read cut short may end inside a character: that part is left undecoded, not refused.
+        return decoder.decode(data[:_REPORT_READ_BYTES], final=not cut)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the report is not UTF-8 text (byte 0x{data[exc.start : exc.start + 1].hex()} at offset {exc.start})",
+            path=path,
+            hint=f"{_REPORT_FIX}, which writes UTF-8",
+        ) from None
+
+
 def comment(
     report_path: Path,
     environ: Mapping[str, str],
@@ -740,16 +773,7 @@ def comment(
             token is missing or refused, or the PR is not found (exit 2).
         EvaluationError: GitHub kept failing or rate-limits us for too long (exit 3).
     """
-    try:
-        body = Path(report_path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "no such report", path=report_path, hint="write it with `agent-evals ci --report-md PATH`"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the report ({exc.strerror})", path=report_path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("the report is not UTF-8 text", path=report_path) from None
+    body = _read_report(Path(report_path))
     if not body.strip():
         raise ConfigError("the report is empty", path=report_path, hint="was `agent-evals ci` interrupted?")
     target = find_pull_request(environ, pr=pr, repo=repo)

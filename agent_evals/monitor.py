@@ -42,7 +42,7 @@ from agent_evals.sampling._fields import (
     load_spec,
     set_path,
 )
-from agent_evals.sampling._read import SKIP_HINT, LogReader, detect_format
+from agent_evals.sampling._read import SKIP_HINT, LogReader, detect_format, open_log
 from agent_evals.sampling._scan import NotFinite, label_text, parse_time, plain
 
 if TYPE_CHECKING:
@@ -285,10 +285,14 @@ def _naive(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+_LOG_FIX = "pass the path of a production log"
+
+
 def _reader(log: Path, log_format: str | None, chunksize: int) -> _NamingReader:
     fmt = detect_format(log, log_format)
-    if not log.is_file():
-        raise ConfigError("no such log file", path=log, hint="pass the path of a production log")
+    # Refused here, before any reading: missing, a folder, a FIFO (it would block), a device
+    # (/dev/zero never ends), a symlink loop.
+    open_log(log, fix=_LOG_FIX).close()
     return _NamingReader(log, fmt, chunksize=chunksize, skip_bad_lines=True)
 
 

@@ -719,7 +719,7 @@ def test_comment_without_a_report(tmp_path: Path) -> None:
 
     assert (
         str(caught.value)
-        == f"{tmp_path / 'nope.md'}: no such report (write it with `agent-evals ci --report-md PATH`)"
+        == f"{tmp_path / 'nope.md'}: report not found (write it with `agent-evals ci --report-md PATH`)"
     )
 
 

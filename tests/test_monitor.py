@@ -446,7 +446,7 @@ def test_cli_exit_codes_and_json(
     assert main(["monitor", str(same), "--prompt", "triage", "--since", "soon"]) == 2
     assert "--since 'soon' is not a date or time" in capsys.readouterr().err
     assert main(["monitor", str(tmp_path / "missing.jsonl"), "--prompt", "triage"]) == 2
-    assert "no such log file" in capsys.readouterr().err
+    assert "log file not found (pass the path of a production log)" in capsys.readouterr().err
 
 
 def test_cli_under_a_terminal(tmp_path: Path, sqlite_store: str) -> None:

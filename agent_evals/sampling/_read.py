@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from agent_evals.errors import ConfigError
+from agent_evals.record import open_regular
 
 Format = Literal["jsonl", "csv", "parquet", "otel"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "parquet", "otel")
@@ -67,6 +68,7 @@ _SUFFIXES: dict[str, Format] = {
     ".pq": "parquet",
 }
 SKIP_HINT = "fix the line, or pass --skip-bad-lines"
+LOG_FIX = "check the path"
 PARQUET_EXTRA = "agent-evals[parquet]"
 """The install that brings pyarrow, which reading a Parquet log needs (see pyproject.toml)."""
 MAX_ROW_BYTES = 4 << 20
@@ -105,6 +107,20 @@ def detect_format(path: Path, given: str | None = None) -> Format:
             hint="name it .jsonl, .csv or .parquet (optionally .gz), or pass --format",
         )
     return fmt
+
+
+def open_log(path: Path, shown: str | None = None, fix: str = LOG_FIX) -> IO[bytes]:
+    """The log opened for reading in binary, only if it is a regular file (`record.open_regular`):
+    a FIFO would block the read, and a device such as /dev/zero would never end it.
+
+    Raises:
+        ConfigError: missing, a folder, a FIFO, a device, a symlink loop or unreadable, naming
+            `shown` (else `path`); `fix` is the hint.
+    """
+    try:
+        return open_regular(path, fix, "log file")
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=shown or path, hint=exc.hint) from None
 
 
 @dataclass
@@ -181,8 +197,8 @@ class LogReader:
     def chunks(self) -> Iterator[Chunk]:
         """The log's rows, `chunksize` at a time."""
         ends = self._trace_ends() if self.fmt == "otel" and self.group_traces else None
-        try:
-            with self.path.open("rb") as raw:
+        with open_log(self.path, self.shown) as raw:
+            try:
                 if self.fmt == "parquet":
                     yield from self._parquet(raw)
                     return
@@ -206,12 +222,10 @@ class LogReader:
                 while hashing.read(_BLOCK):
                     pass
                 self.sha256 = "sha256:" + hashing.sha.hexdigest()
-        except FileNotFoundError:
-            raise ConfigError("log file not found", path=self.name, hint="check the path") from None
-        except IsADirectoryError:
-            raise ConfigError("is a directory, not a log file", path=self.name, hint="give a file") from None
-        except PermissionError:
-            raise ConfigError("cannot read the log (permission denied)", path=self.name) from None
+            except OSError as exc:  # a disk or network file system failing mid-read
+                raise ConfigError(
+                    f"cannot read the log ({exc.strerror or exc})", path=self.name, hint=LOG_FIX
+                ) from None
 
     # --- JSON Lines -------------------------------------------------------------
 
@@ -356,9 +370,9 @@ class LogReader:
                             self._csv_problem(exc)
                             continue
                         except csv.Error as exc:
-                            reopened = self._csv_error(lines, str(exc))
+                            reopened = self._csv_error(lines, str(exc), stack)
                             if reopened is not None:
-                                lines = _CsvLines(stack.enter_context(reopened[0]), self, reopened[1])
+                                lines = _CsvLines(reopened[0], self, reopened[1])
                                 parse = csv.reader(lines, strict=True)
                             continue
                         if len(fields) != width:
@@ -426,8 +440,11 @@ class LogReader:
         else:
             self.skip_or_raise(problem.line, problem.reason, problem.detail, problem.hint)
 
-    def _csv_error(self, lines: _CsvLines, detail: str) -> tuple[IO[bytes], int] | None:
-        """Handle an error the csv module raised mid-record; a file to read on from, after an unclosed quote."""
+    def _csv_error(
+        self, lines: _CsvLines, detail: str, stack: contextlib.ExitStack
+    ) -> tuple[IO[bytes], int] | None:
+        """Handle an error the csv module raised mid-record; a file to read on from (closed with
+        `stack`), after an unclosed quote."""
         start = lines.start
         if detail.startswith("field larger than field limit"):
             if lines.finish():
@@ -450,14 +467,17 @@ class LogReader:
             )
         self.bad["unclosed quote"] += 1
         # Everything after the quote was read as part of it: read the file again from the next line.
-        source = self._open_source()
+        source = self._open_source(stack)
         _skip_lines(source, opened)
         return source, opened
 
-    def _open_source(self) -> IO[bytes]:
+    def _open_source(self, stack: contextlib.ExitStack) -> IO[bytes]:
+        """The log opened again from its start (decompressed), closed with `stack`."""
+        raw = stack.enter_context(open_log(self.path, self.shown))
         if self.path.suffix.lower() == ".gz":
-            return gzip.open(self.path, "rb")  # type: ignore[return-value]
-        return self.path.open("rb")
+            unzipped: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            return stack.enter_context(unzipped)
+        return raw
 
     # --- Parquet -----------------------------------------------------------------
 

@@ -425,6 +425,8 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
 
         Raises:
             LimitExceeded: the template went over a limit.
+            ValueError: the text holds half a surrogate pair (from a string literal's
+                `"\\ud800"`), which no writer of it (cache, record, report) could encode.
         """
         limit = self.limits.output_chars
         budget = _Budget(self.limits)
@@ -438,7 +440,10 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
                     raise too_much_output(self.limits)
                 chunks.append(chunk)
             budget.check_time()
-            return "".join(chunks)
+            text = "".join(chunks)
+            if not text.isascii():
+                _refuse_surrogates(text)
+            return text
         finally:
             _BUDGET.reset(token)
 
@@ -831,3 +836,13 @@ def _sum(
     for item in iterable:
         total = environment.call_binop(None, "+", total, item)  # type: ignore[arg-type]
     return total
+
+
+def _refuse_surrogates(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"the text holds half a surrogate pair ({text[exc.start]!r} at character {exc.start}), "
+            "which no UTF-8 text can hold"
+        ) from None

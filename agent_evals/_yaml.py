@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from agent_evals._json import lone_surrogate
 from agent_evals.errors import ConfigError
 
 MAX_YAML_BYTES = 8 * 1024 * 1024
@@ -224,6 +225,13 @@ def _check_shape(root: yaml.Node, path: str | Path) -> None:
             child_key = id(child)
             if isinstance(child, yaml.ScalarNode):
                 size = len(child.value) + 1
+                if not child.value.isascii() and lone_surrogate(child.value):
+                    raise ConfigError(
+                        "a \\u escape of half a surrogate pair, which no UTF-8 text can hold",
+                        path=path,
+                        line=child.start_mark.line + 1,
+                        hint="write the character itself, or both halves of its \\u escape pair",
+                    )
             else:  # walked before this node (an alias of an ancestor is refused above)
                 size = weight[child_key]
                 tallest = max(tallest, height[child_key])

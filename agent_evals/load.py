@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agent_evals import _yaml
+from agent_evals._json import lone_surrogate
 from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.models import Case, CaseSources, EvalSet, ProjectConfig, Prompt
 
@@ -387,8 +388,8 @@ def iter_jsonl(
 
     Raises:
         ConfigError: a line is not UTF-8 or not JSON (naming the column), or is longer than
-            MAX_LINE_BYTES, holds NaN or Infinity, an integer too long to print, or
-            collections nested over `max_depth` deep.
+            MAX_LINE_BYTES, holds NaN or Infinity, an integer too long to print, collections
+            nested over `max_depth` deep, or half a surrogate pair (a lone `\\ud800` escape).
     """
     for lineno, line in enumerate(lines, start=1):
         if len(line) > MAX_LINE_BYTES:
@@ -442,6 +443,13 @@ def iter_jsonl(
                 path=shown,
                 line=lineno,
                 hint="flatten the data",
+            )
+        if "\\u" in line and lone_surrogate(value):  # only a \u escape can make one
+            raise ConfigError(
+                "not valid JSON: a \\u escape of half a surrogate pair",
+                path=shown,
+                line=lineno,
+                hint="write the character itself, or both halves of its \\u escape pair",
             )
         yield lineno, value
 

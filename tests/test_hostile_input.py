@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,47 @@ def test_an_empty_grader_list_is_still_said(project: Path, capsys: pytest.Captur
     ]
 
 
+def test_a_template_that_renders_half_a_surrogate_pair_is_refused(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate passed it and `run` crashed writing the cache: no UTF-8 text can hold it."""
+    (project / "prompts/triage.yaml").write_text(PROMPT.replace("{{ body }}", "{{ body ~ '\\ud800' }}"))
+    code, lines = validate(capsys)
+    assert code == 2
+    assert lines == [
+        "prompts/triage.yaml:17: template failed in messages[1] for case 'c1': ValueError: the text holds "
+        "half a surrogate pair ('\\ud800' at character 36), which no UTF-8 text can hold (check the "
+        "template's expressions and the types of the case's vars; 2 more case(s) fail the same way)"
+    ]
+
+
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure-python"])
+def test_a_yaml_escape_of_half_a_surrogate_pair_names_its_line(project: Path, libyaml: bool) -> None:
+    """libyaml refuses it; PyYAML's own parser (used where libyaml is not installed) reads it."""
+    text = EVALSET.replace(
+        "vars: {subject: Login, body: cannot log in}", 'vars: {subject: Login, body: "\\ud800"}'
+    )
+    (project / "evalsets/triage.yaml").write_text(text)
+    hide = "" if libyaml else "import sys; sys.modules['yaml._yaml'] = None; "
+    code = (
+        hide
+        + "import sys, yaml; from agent_evals.cli import main; print(yaml.__with_libyaml__); sys.exit(main(['validate']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    with_libyaml, line = done.stdout.splitlines()
+    assert with_libyaml == str(libyaml)
+    problem = (
+        "not valid YAML: found invalid Unicode character escape code (check indentation and quoting near this line)"
+        if libyaml
+        else "a \\u escape of half a surrogate pair, which no UTF-8 text can hold "
+        "(write the character itself, or both halves of its \\u escape pair)"
+    )
+    assert line == f"evalsets/triage.yaml:18: {problem}"
+
+
 def test_yaml_aliases_and_merge_keys_in_reason_still_load(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -337,6 +379,10 @@ def test_prompt_file_that_is_a_fifo_is_refused_unopened(
 # --- JSON Lines cases files -------------------------------------------------------------
 
 CASE = '{"id": "a", "vars": {"subject": "s", "body": "b"}, "expected": {"disposition": "x"}}\n'
+SURROGATE = (
+    "not valid JSON: a \\u escape of half a surrogate pair "
+    "(write the character itself, or both halves of its \\u escape pair)"
+)
 
 
 def with_cases_file(project: Path, second_line: str | bytes) -> None:
@@ -374,8 +420,18 @@ def with_cases_file(project: Path, second_line: str | bytes) -> None:
             '{"id": "b", "vars": {"body": "' + "x" * (16 * 1024 * 1024) + '"}}',
             "line is longer than 16 MB (a line holds one case: keep each under 16 MB)",
         ),
+        (CASE.replace('"x"', '"\\ud800"').strip(), SURROGATE),  # validate passed it, run crashed
     ],
-    ids=["huge-int", "nan", "infinity", "minus-infinity", "nested-150", "nested-100000", "over-16mb"],
+    ids=[
+        "huge-int",
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "nested-150",
+        "nested-100000",
+        "over-16mb",
+        "surrogate",
+    ],
 )
 def test_cases_file_hostile_line_names_its_line(
     project: Path, capsys: pytest.CaptureFixture[str], line: str, expected: str
@@ -471,6 +527,7 @@ def test_record_not_utf8_on_a_later_line(
             lambda good: good.replace("\n", "", 1),
             "bad.jsonl:1: not valid JSON: Extra data at column 251 (is this a run record?)",
         ),
+        (lambda good: corrupt(good, 3, "output of c2", "\\udc00"), f"bad.jsonl:3: {SURROGATE}"),
     ],
     ids=[
         "huge-int",
@@ -481,6 +538,7 @@ def test_record_not_utf8_on_a_later_line(
         "no-header",
         "wrong-types",
         "joined-lines",
+        "surrogate",
     ],
 )
 def test_record_that_is_not_a_record_names_its_line(

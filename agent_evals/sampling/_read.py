@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from agent_evals._json import lone_surrogate, strings
 from agent_evals.errors import ConfigError
 from agent_evals.record import open_regular
 
@@ -275,7 +276,7 @@ class LogReader:
             if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(row) > MAX_DEPTH:
                 self.skip_or_raise(lineno, "nested too deeply", f"more than {MAX_DEPTH} levels", _DEPTH_HINT)
                 continue
-            if b"\\u" in raw and _lone_surrogate(row):
+            if b"\\u" in raw and lone_surrogate(row):
                 self.skip_or_raise(
                     lineno, "not valid JSON", "a \\u escape of half a surrogate pair", SKIP_HINT
                 )
@@ -737,31 +738,8 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _strings(value: Any) -> Iterator[str]:
-    """Every string in a value, keys included (the value is at most MAX_DEPTH deep)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def _longest_string(value: Any) -> int:
-    return max((len(text) for text in _strings(value)), default=0)
-
-
-def _lone_surrogate(value: Any) -> bool:
-    """Whether a string holds half a surrogate pair (a `\\ud800` escape alone), which no file can hold."""
-    for text in _strings(value):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-    return False
+    return max((len(text) for text in strings(value)), default=0)
 
 
 def _decode_detail(exc: UnicodeDecodeError) -> str:

@@ -12,7 +12,9 @@ import difflib
 import errno
 import io
 import json
+import math
 import os
+import re
 import stat
 import sys
 import typing
@@ -425,6 +427,13 @@ def iter_jsonl(
                 line=lineno,
                 hint="write null, or the number as a string",
             ) from None
+        except _TooLarge as exc:
+            raise ConfigError(
+                f"number {exc} is too large (a number is at most 1.8e308)",
+                path=shown,
+                line=lineno,
+                hint="write the number as a string",
+            ) from None
         except ValueError:  # json.loads' only other one: an int over Python's digit limit
             raise ConfigError(
                 f"integer with more than {sys.get_int_max_str_digits()} digits",
@@ -462,14 +471,31 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJSON(name)
 
 
+class _TooLarge(Exception):
+    """A number json.loads reads as infinity: JSON has no limit, a float has (1.8e308)."""
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _TooLarge(text if len(text) <= 20 else text[:17] + "...")
+    return number
+
+
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_FINITE_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+# What a float past 1.8e308 needs: an exponent of three digits, or 309 digits in a row. Lines
+# without one (nearly all) skip the slower decoder that checks each float.
+_MAYBE_INFINITE = re.compile(r"[eE]\+?\d{3}|\d{309}")
 
 
 def _loads(text: str) -> Any:
-    """`json.loads(text, parse_constant=_refuse_constant)`, with one decoder for every line."""
+    """`json.loads(text)` refusing NaN, Infinity and numbers too large for a float, with one
+    decoder for every line."""
     if text.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    return _DECODER.decode(text)
+    decoder = _FINITE_DECODER if _MAYBE_INFINITE.search(text) else _DECODER
+    return decoder.decode(text)
 
 
 def _nested_deeper(value: Any, limit: int) -> bool:

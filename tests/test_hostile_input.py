@@ -421,6 +421,14 @@ def with_cases_file(project: Path, second_line: str | bytes) -> None:
             "line is longer than 16 MB (a line holds one case: keep each under 16 MB)",
         ),
         (CASE.replace('"x"', '"\\ud800"').strip(), SURROGATE),  # validate passed it, run crashed
+        (
+            CASE.replace('"x"', "1e999").strip(),
+            "number 1e999 is too large (a number is at most 1.8e308) (write the number as a string)",
+        ),
+        (
+            CASE.replace('"x"', "1" * 320 + ".5").strip(),
+            "number 11111111111111111... is too large (a number is at most 1.8e308) (write the number as a string)",
+        ),
     ],
     ids=[
         "huge-int",
@@ -431,6 +439,8 @@ def with_cases_file(project: Path, second_line: str | bytes) -> None:
         "nested-100000",
         "over-16mb",
         "surrogate",
+        "exponent",
+        "digits",
     ],
 )
 def test_cases_file_hostile_line_names_its_line(
@@ -528,6 +538,10 @@ def test_record_not_utf8_on_a_later_line(
             "bad.jsonl:1: not valid JSON: Extra data at column 251 (is this a run record?)",
         ),
         (lambda good: corrupt(good, 3, "output of c2", "\\udc00"), f"bad.jsonl:3: {SURROGATE}"),
+        (
+            lambda good: corrupt(good, 2, '"latency_ms":10.0', '"latency_ms":1e999'),
+            "bad.jsonl:2: number 1e999 is too large (a number is at most 1.8e308) (write the number as a string)",
+        ),
     ],
     ids=[
         "huge-int",
@@ -539,6 +553,7 @@ def test_record_not_utf8_on_a_later_line(
         "wrong-types",
         "joined-lines",
         "surrogate",
+        "infinite",
     ],
 )
 def test_record_that_is_not_a_record_names_its_line(

@@ -375,6 +375,7 @@ def iter_jsonl(
     hint: str = "each line must be one JSON object",
     max_depth: int = _yaml.MAX_DEPTH,
     partial_last_line: bool = False,
+    first_line: int = 1,
 ) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-blank line of a JSON Lines text.
 
@@ -386,13 +387,14 @@ def iter_jsonl(
         max_depth: refuse a value with collections nested deeper.
         partial_last_line: stop quietly at a last line with no line break that is not
             JSON or not UTF-8: what a writer killed mid-line leaves.
+        first_line: the number of the first of `lines` (a reader passing one line at a time).
 
     Raises:
         ConfigError: a line is not UTF-8 or not JSON (naming the column), or is longer than
             MAX_LINE_BYTES, holds NaN or Infinity, an integer too long to print, collections
             nested over `max_depth` deep, or half a surrogate pair (a lone `\\ud800` escape).
     """
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in enumerate(lines, start=first_line):
         if len(line) > MAX_LINE_BYTES:
             raise ConfigError(
                 f"line is longer than {MAX_LINE_BYTES // 2**20} MB",

@@ -30,6 +30,7 @@ import subprocess
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.graders.base import REVIEW_REASON, case_outcome, review_reason
-from agent_evals.record import CaseResult, GradeRecord, RunRecord
+from agent_evals.record import CaseResult, GradeRecord, RunRecord, open_regular
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -65,7 +66,7 @@ __all__ = [
 
 REVIEWS_SCHEMA_VERSION = 1
 REVIEWS_SUFFIX = ".reviews.jsonl"
-_CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>")
+_CONFLICT_MARKERS = (b"<<<<<<<", b"=======", b">>>>>>>")
 _SHOWN_CHARS = 4_000
 
 
@@ -157,57 +158,63 @@ def load_reviews(evalset_path: Path) -> Reviews:
         evalset_path: the eval set's YAML file (the reviews file is found beside it).
 
     Raises:
-        ConfigError: a line is not a valid verdict (every bad line, each as `path:line: ...`).
+        ConfigError: the path is there but not a regular file (a FIFO, a device, a folder, a
+            symlink loop), or a line is not a valid verdict: not UTF-8, not JSON, too long, too
+            deep (every bad line, each as `path:line: ...`).
     """
+    from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
+
     path = reviews_path(evalset_path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return Reviews(path=path)
     verdicts: dict[tuple[str, str, str], HumanVerdict] = {}
     errors: list[ConfigError] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
-            if not text.strip():
+    fix = "pass the reviews file 'agent-evals review' writes beside the eval set, or move this away"
+    # Only a regular file is read (a FIFO would block, /dev/zero never end), one bounded line at
+    # a time, each line through the same JSON reader as cases files and run records.
+    with open_regular(path, fix, "reviews file") as fh:
+        for lineno, raw in enumerate(iter(partial(fh.readline, MAX_LINE_BYTES + 1), b""), start=1):
+            if raw.startswith(_CONFLICT_MARKERS):
+                errors.append(
+                    ConfigError(
+                        "a git merge conflict marker",
+                        path=path,
+                        line=lineno,
+                        hint="keep both sides' lines and delete the markers; "
+                        "`*.reviews.jsonl merge=union` in .gitattributes avoids this",
+                    )
+                )
                 continue
             try:
-                verdict = _read_line(text, path, lineno)
+                for _, data in iter_jsonl([raw], path, hint=_ONE_OBJECT, first_line=lineno):
+                    verdict = _verdict(data, path, lineno)
+                    # Later lines supersede earlier ones: re-reviewing appends, never rewrites history.
+                    verdicts[verdict.key] = verdict
             except ConfigErrors as exc:
                 errors.extend(exc.errors)
             except ConfigError as exc:
                 errors.append(exc)
-            else:
-                # Later lines supersede earlier ones: re-reviewing appends, it never rewrites history.
-                verdicts[verdict.key] = verdict
+                if len(raw) > MAX_LINE_BYTES:
+                    break  # the rest of that line would be read as more lines
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return Reviews(path=path, verdicts=verdicts)
 
 
-def _read_line(text: str, path: Path, lineno: int) -> HumanVerdict:
-    """One line of a reviews file as a verdict.
+_ONE_OBJECT = "each line is one JSON object: one human verdict"
+
+
+def _verdict(data: Any, path: Path, lineno: int) -> HumanVerdict:
+    """One line of a reviews file, read as JSON, as a verdict.
 
     Raises:
-        ConfigError: not JSON, not an object, a newer schema, or not a valid verdict.
+        ConfigError: not an object, a newer schema, or not a valid verdict.
     """
     from agent_evals.load import translate
 
-    one_object = "each line is one JSON object: one human verdict"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if text.startswith(_CONFLICT_MARKERS):
-            raise ConfigError(
-                "a git merge conflict marker",
-                path=path,
-                line=lineno,
-                hint="keep both sides' lines and delete the markers; "
-                "`*.reviews.jsonl merge=union` in .gitattributes avoids this",
-            ) from None
-        raise ConfigError(
-            f"not valid JSON: {exc.msg} at column {exc.colno}", path=path, line=lineno, hint=one_object
-        ) from None
     if not isinstance(data, dict):
         raise ConfigError(
-            f"expected a JSON object, got {type(data).__name__}", path=path, line=lineno, hint=one_object
+            f"expected a JSON object, got {type(data).__name__}", path=path, line=lineno, hint=_ONE_OBJECT
         )
     version = data.get("schema_version", REVIEWS_SCHEMA_VERSION)
     if isinstance(version, int) and version > REVIEWS_SCHEMA_VERSION:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -700,3 +701,47 @@ def test_terminal_gate_and_run_summary_show_needs_review() -> None:
     console = quiet()
     print_run(console, [("triage", "triage", summarize(cand.cases[:1]), "runs/cand.jsonl")])
     assert "review" not in console.export_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe{\x00}\x00\n", "1: not UTF-8 text (each line is one JSON object: one human verdict)"),
+        (b"[" * 100_000 + b"\n", "1: collections nested more than 100 deep (flatten the data)"),
+        (b'{"score": ' + b"9" * 5000 + b"}\n", "1: integer with more than 4300 digits (quote it to keep it as text)"),
+        (GOOD.encode() + b'\n{"score": 1e999}\n', "2: number 1e999 is too large (a number is at most 1.8e308) "
+         "(write the number as a string)"),
+    ],
+    ids=["utf-16", "deep", "huge-int", "infinite"],
+)  # fmt: skip
+def test_a_hostile_line_is_a_config_error_naming_its_line(
+    evalset: Path, content: bytes, message: str
+) -> None:
+    """Each was an internal error (UnicodeDecodeError, RecursionError, ValueError) in diff, review
+    and calibrate: the reviews file is read by the same JSON Lines reader as every other."""
+    path = reviews_path(evalset)
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_reviews(evalset)
+    assert str(info.value) == f"{path}:{message}"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "loop", "device"])
+def test_a_reviews_path_that_is_not_a_regular_file_is_refused_not_ignored(evalset: Path, kind: str) -> None:
+    """Each was read as no verdicts at all (exit 0), or hung on the FIFO."""
+    path = reviews_path(evalset)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(ConfigError) as info:
+        load_reviews(evalset)
+    said = str(info.value)
+    assert said.startswith(f"{path}: ")
+    assert {"fifo": "(a FIFO;", "folder": "is a folder", "loop": "symbolic links", "device": "(a device"}[
+        kind
+    ] in said

@@ -368,8 +368,10 @@ def read_text(path: Path, *, max_bytes: int | None = None) -> str:
         ) from None
 
 
-def load_mapping(path: Path, text: str | None = None) -> MarkedDict:
-    """Load a YAML file whose top level must be a mapping.
+def load_mapping(
+    path: Path, text: str | None = None, *, empty_hint: str = "add a mapping with at least an 'id' key"
+) -> MarkedDict:
+    """Load a YAML file whose top level must be a mapping; `empty_hint` says what an empty one needs.
 
     Raises:
         ConfigError: the file cannot be read or parsed, or its top level is not a mapping.
@@ -378,7 +380,7 @@ def load_mapping(path: Path, text: str | None = None) -> MarkedDict:
         text = read_text(path, max_bytes=MAX_YAML_BYTES)
     data = loads(text, path)
     if data is None:
-        raise ConfigError("file is empty", path=path, line=1, hint="add a mapping with at least an 'id' key")
+        raise ConfigError("file is empty", path=path, line=1, hint=empty_hint)
     if not isinstance(data, MarkedDict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
         raise ConfigError(

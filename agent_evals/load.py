@@ -187,10 +187,12 @@ def _check_id_matches_file(data: _yaml.MarkedDict, path: Path, shown: Path | Non
         )
 
 
-def _mapping(path: Path, text: str | None, shown: str | None) -> tuple[_yaml.MarkedDict, Path]:
+def _mapping(
+    path: Path, text: str | None, shown: str | None, **options: str
+) -> tuple[_yaml.MarkedDict, Path]:
     """The file's top-level mapping, and the path its errors and `source_path` name."""
     where = path if shown is None else Path(shown)
-    return _yaml.load_mapping(path if text is None else where, text=text), where
+    return _yaml.load_mapping(path if text is None else where, text=text, **options), where
 
 
 def load_prompt(path: Path, text: str | None = None, *, shown: str | None = None) -> Prompt:
@@ -676,7 +678,8 @@ def load_config(root: Path, text: str | None = None, *, shown: str | None = None
         if refused is not None:
             raise refused
         path = _rel(path, root)
-    data, where = _mapping(path, text, shown)
+    # The config has no id; every key has a default.
+    data, where = _mapping(path, text, shown, empty_hint="write 'schema_version: 1', or remove the file")
     return _validate(ProjectConfig, data, where)
 
 

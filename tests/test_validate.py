@@ -58,6 +58,14 @@ def test_unparseable_files(
     assert lines[0] == expected
 
 
+def test_an_empty_config_says_what_a_config_needs(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It said to add an 'id' key, which a config does not have."""
+    (project / "agent-evals.yaml").write_text("# nothing yet\n")
+    code, lines, _ = problems(capsys)
+    assert code == 2
+    assert lines == ["agent-evals.yaml:1: file is empty (write 'schema_version: 1', or remove the file)"]
+
+
 def test_binary_file_is_one_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "prompts/triage.yaml").write_bytes(b"\xff\xfe\x00garbage")
     code, lines, _ = problems(capsys)

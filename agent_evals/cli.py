@@ -66,6 +66,7 @@ from agent_evals.errors import (
     ConfigError,
     Interrupted,
 )
+from agent_evals.outputs import write_output
 
 app = typer.Typer(
     name="agent-evals",
@@ -542,15 +543,14 @@ def _publish(
     from agent_evals.report.terminal import print_gate
 
     text = markdown.render(report) + ("\n" + extra_markdown if extra_markdown else "")
-    renderers: dict[Path | None, Callable[[GateReport], str]] = {
-        md: lambda _: text,
-        junit: junit_report.render,
-        json_path: json_report.render,
+    renderers: dict[Path | None, tuple[str, str, Callable[[GateReport], str]]] = {
+        md: ("the Markdown report", "--report-md", lambda _: text),
+        junit: ("the JUnit report", "--junit", junit_report.render),
+        json_path: ("the JSON report", "--json", json_report.render),
     }
-    for path, render in renderers.items():
+    for path, (what, option, render) in renderers.items():
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(scrub(render(report)), encoding="utf-8")
+            write_output(path, scrub(render(report)), what=what, fix=f"pass a writable {option} path")
     markdown.append_step_summary(scrub(text))
     if annotations:
         from agent_evals.report import annotations as github_annotations
@@ -965,13 +965,7 @@ def dashboard(
         histories = _histories(store, root, prompt, evalset, live_from, base)
         shown = store.target.shown
     page = scrub(render(document(histories, shown)))
-    try:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the dashboard: {exc.strerror}", path=html, hint="pass a writable --html path"
-        ) from None
+    write_output(html, page, what="the dashboard", fix="pass a writable --html path")
     note.print(f"dashboard: {html} ({len(histories)} prompt(s))", markup=False, soft_wrap=True)
 
 
@@ -1402,8 +1396,9 @@ def report_cmd(
         if baseline is not None
         else single_run_report(run, Path("."))
     )
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(scrub(html.render(report)), encoding="utf-8")
+    write_output(
+        html_path, scrub(html.render(report)), what="the HTML report", fix="pass a writable --html path"
+    )
     out.print(f"wrote {html_path}")
 
 
@@ -1548,7 +1543,9 @@ def readiness(
 
     cards = ready.scorecards(Path("."), prompts or ())
     if markdown_path is not None:
-        markdown_path.write_text(ready.markdown(cards), encoding="utf-8")
+        write_output(
+            markdown_path, ready.markdown(cards), what="the scorecard", fix="pass a writable --markdown path"
+        )
     if format_ == "json":
         _print_json(ready.as_json(cards))
     else:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
 from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
+from agent_evals.outputs import failure, open_output
 
 RECORD_SCHEMA_VERSION = 1
 
@@ -33,7 +34,9 @@ CaseStatus = Literal["pass", "fail", "error", "skipped"]
 
 
 class _Rec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No inf or NaN, even as the strings "NaN" and "inf" pydantic would read: the paired tests
+    # refuse them (diff, report and ci ended in internal error) and merge wrote them out as NaN.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class GradeRecord(_Rec):
@@ -235,8 +238,12 @@ class RecordWriter:
         *,
         append: bool = False,
     ) -> None:
-        """Start a record at `path`, or with `append`, continue one (a resumed run) without a new header."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Start a record at `path`, or with `append`, continue one (a resumed run) without a new header.
+
+        Raises:
+            ConfigError: `path` cannot be a record: a folder in its way is a file, it is not a
+                regular file, or it cannot be written (`outputs.open_output`).
+        """
         self.path = path
         self._lines: list[str] = []
         self.on_flush: Callable[[Sequence[CaseResult]], None] | None = None
@@ -246,9 +253,9 @@ class RecordWriter:
         self._written: list[CaseResult] = []
         if append and path.is_file():
             _drop_partial_last_line(path)
-            self._fh: IO[str] = path.open("a", encoding="utf-8")
+            self._fh: IO[str] = _open_record(path, append=True)
         else:
-            self._fh = path.open("w", encoding="utf-8")
+            self._fh = _open_record(path)
             self._add(header)
             self.flush()
 
@@ -264,12 +271,19 @@ class RecordWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered lines and hand them to the operating system."""
+        """Write the buffered lines and hand them to the operating system.
+
+        Raises:
+            ConfigError: the write failed (a full disk), naming the record.
+        """
         if self._lines and not self._fh.closed:
             self._lines.append("")
-            self._fh.write("\n".join(self._lines))
+            try:
+                self._fh.write("\n".join(self._lines))
+                self._fh.flush()
+            except OSError as exc:
+                raise failure(self.path, exc, what=_RECORD, fix=_RECORD_FIX) from None
             self._lines.clear()
-            self._fh.flush()
         if self._written and self.on_flush is not None:
             written, self._written = self._written, []
             self.on_flush(written)
@@ -279,8 +293,20 @@ class RecordWriter:
             return
         self._add(end)
         self.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        try:
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        except OSError as exc:
+            raise failure(self.path, exc, what=_RECORD, fix=_RECORD_FIX) from None
+
+
+_RECORD = "the run record"
+_RECORD_FIX = "pass --output a regular file in a writable folder, or set paths.runs in agent-evals.yaml to a writable folder"
+
+
+def _open_record(path: Path, *, append: bool = False) -> IO[str]:
+    # A record is read back (resume, the history) and synced: a regular file only, never a device.
+    return open_output(path, what=_RECORD, fix=_RECORD_FIX, append=append, devices=False)
 
 
 def _drop_partial_last_line(path: Path) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent_evals.credentials import scrub
+from agent_evals.errors import ConfigError
+from agent_evals.outputs import failure, open_output
 from agent_evals.providers.base import ChatRequest
 
 
@@ -54,16 +56,26 @@ def tool_attributes(name: str, call_id: str | None) -> dict[str, Any]:
 
 
 class Tracer:
-    """Appends trace events to a JSONL file; flushed per case so a crash keeps what happened."""
+    """Appends trace events to a JSONL file; flushed per case so a crash keeps what happened.
+
+    A write that fails (a full disk) stops the trace; the next `flush` (or `close`) raises it,
+    as a `ConfigError`, and the run stops there, as it does when its record cannot be written.
+    """
+
+    _WHAT = "the trace"
+    _FIX = "pass a writable --trace path"
 
     def __init__(self, path: Path, run_id: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.run_id = run_id
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[str] = open_output(path, what=self._WHAT, fix=self._FIX, append=True)
+        self._failed: ConfigError | None = None
+        self._reported = False
 
     def event(self, step: str, start: float, end: float | None = None, /, **fields: Any) -> None:
         """Write one step; `start`/`end` are epoch seconds (time.time())."""
+        if self._failed is not None:
+            return
         end = time.time() if end is None else end
         line = {
             "run_id": self.run_id,
@@ -73,11 +85,33 @@ class Tracer:
             "duration_ms": round((end - start) * 1000, 3),
             **{k: v for k, v in fields.items() if v is not None},
         }
-        self._fh.write(scrub(json.dumps(line, ensure_ascii=False, default=str)) + "\n")
+        try:
+            self._fh.write(scrub(json.dumps(line, ensure_ascii=False, default=str)) + "\n")
+        except OSError as exc:
+            self._fail(exc)
 
     def flush(self) -> None:
-        self._fh.flush()
+        if self._failed is None and not self._fh.closed:
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self._fail(exc)
+        self._raise()
 
     def close(self) -> None:
         if not self._fh.closed:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError as exc:
+                if self._failed is None:
+                    self._fail(exc)
+        self._raise()
+
+    def _fail(self, exc: OSError) -> None:
+        self._failed = failure(self.path, exc, what=self._WHAT, fix=self._FIX)
+
+    def _raise(self) -> None:
+        # Once: `close` (in the run's `finally`) does not raise what `flush` already raised.
+        if self._failed is not None and not self._reported:
+            self._reported = True
+            raise self._failed

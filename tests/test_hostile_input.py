@@ -539,6 +539,10 @@ def test_record_not_utf8_on_a_later_line(
         ),
         (lambda good: corrupt(good, 3, "output of c2", "\\udc00"), f"bad.jsonl:3: {SURROGATE}"),
         (
+            lambda good: corrupt(good, 2, '"latency_ms":10.0', '"latency_ms":"NaN"'),
+            "bad.jsonl:2: invalid case line: 'latency_ms': Input should be a finite number (is this a run record?)",
+        ),
+        (
             lambda good: corrupt(good, 2, '"latency_ms":10.0', '"latency_ms":1e999'),
             "bad.jsonl:2: number 1e999 is too large (a number is at most 1.8e308) (write the number as a string)",
         ),
@@ -553,6 +557,7 @@ def test_record_not_utf8_on_a_later_line(
         "wrong-types",
         "joined-lines",
         "surrogate",
+        "nan-string",
         "infinite",
     ],
 )

@@ -36,7 +36,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -362,6 +364,18 @@ class ResponseCache:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(self.path):
+            # SQLite would open a FIFO (and block), or fail on a device as "disk I/O error" (exit 3).
+            try:
+                regular = stat.S_ISREG(os.stat(self.path).st_mode)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot open the response cache: {exc.strerror}", path=self.path, hint=_NOT_A_FILE
+                ) from None
+            if not regular:
+                raise ConfigError(
+                    "the response cache is not a regular file", path=self.path, hint=_NOT_A_FILE
+                )
         try:
             # isolation_level=None: reads run in autocommit, and writes take the lock
             # up front with BEGIN IMMEDIATE (a read upgraded to a write can fail with
@@ -660,11 +674,12 @@ class ResponseCache:
             raise self._problem from None
         if getattr(exc, "sqlite_errorcode", None) == _SQLITE_CANTOPEN:
             raise ConfigError(
-                f"cannot open the response cache: {exc}",
-                path=self.path,
-                hint="check the path is a writable file, not a directory",
+                f"cannot open the response cache: {exc}", path=self.path, hint=_NOT_A_FILE
             ) from None
         raise EvaluationError(f"response cache {self.path}: {exc}") from exc
+
+
+_NOT_A_FILE = "check the path is a writable file, not a directory; remove it and the cache starts empty"
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:

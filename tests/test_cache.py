@@ -609,3 +609,24 @@ def test_a_cached_baseline_keeps_the_latency_of_the_calls_that_produced_it(
     assert d is not None
     assert (d.cand_totals.latency_p50_ms, d.cand_totals.latency_p95_ms) == (None, None)
     assert d.base_totals.latency_p95_ms is not None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "loop"])
+def test_a_cache_path_that_is_not_a_regular_file_is_a_config_error(tmp_path: Path, kind: str) -> None:
+    """A FIFO or /dev/zero in its place was exit 3 ("disk I/O error"): the eval did not fail to
+    run, the project is set up wrong."""
+    path = tmp_path / "cache.sqlite3"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.symlink_to(path.name)
+    with pytest.raises(ConfigError) as info:
+        ResponseCache(path)
+    said = str(info.value)
+    assert said.startswith(f"{path}: ")
+    expected = (
+        "Too many levels of symbolic links" if kind == "loop" else "the response cache is not a regular file"
+    )
+    assert expected in said

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +31,11 @@ from agent_evals.outputs import failure, open_output
 RECORD_SCHEMA_VERSION = 1
 
 CaseStatus = Literal["pass", "fail", "error", "skipped"]
+
+
+# A count as the history store keeps it (a 64-bit integer column): a record with a bigger one
+# passed `diff` and then was refused by the store, naming the wrong line.
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class _Rec(BaseModel):
@@ -53,10 +58,10 @@ class GradeRecord(_Rec):
 
 
 class Usage(_Rec):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_tokens: Count = 0
+    cache_write_tokens: Count = 0
 
 
 def total_usage(usages: Iterable[Usage | None]) -> Usage | None:
@@ -109,7 +114,7 @@ class StepRecord(_Rec):
     source: Literal["recorded", "mock", "agent"] | None = None
     error: str | None = None
     # a case with turns: which turn (from 1) the step belongs to
-    turn: int | None = Field(default=None, exclude_if=lambda value: value is None)
+    turn: Count | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class ReplayRecord(_Rec):
@@ -130,7 +135,7 @@ class TurnRecord(_Rec):
     the case's `turns`.
     """
 
-    turn: int
+    turn: Count
     user: str | None = None
     output: str | None = None
     finish_reason: str | None = None
@@ -140,9 +145,9 @@ class TurnRecord(_Rec):
 
 class CaseResult(_Rec):
     kind: Literal["case"] = "case"
-    index: int
+    index: Count
     case_id: str
-    repeat: int = 0
+    repeat: Count = 0
     status: CaseStatus
     score: float | None = None
     passed: bool | None = None
@@ -169,14 +174,14 @@ class CaseResult(_Rec):
     latency_ms: float | None = None
     usage: Usage | None = None
     cost_usd: float | None = None
-    attempts: int = 0
+    attempts: Count = 0
     cached: bool = False
     error: str | None = None
 
 
 class RunHeader(_Rec):
     kind: Literal["run"] = "run"
-    schema_version: int = RECORD_SCHEMA_VERSION
+    schema_version: Annotated[int, Field(ge=1, le=2**63 - 1)] = RECORD_SCHEMA_VERSION
     run_id: str
     started_at: str
     tool_version: str
@@ -197,7 +202,7 @@ class RunEnd(_Rec):
     status: Literal["complete", "interrupted", "aborted"]
     finished_at: str
     reason: str | None = None
-    counts: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, Count] = Field(default_factory=dict)
     cost_usd: float | None = None
 
 

@@ -539,6 +539,16 @@ def test_record_not_utf8_on_a_later_line(
         ),
         (lambda good: corrupt(good, 3, "output of c2", "\\udc00"), f"bad.jsonl:3: {SURROGATE}"),
         (
+            lambda good: corrupt(good, 3, '"index":1', '"index":' + str(10**30)),
+            "bad.jsonl:3: invalid case line: 'index': Input should be less than or equal to 9223372036854775807 "
+            "(is this a run record?)",
+        ),
+        (
+            lambda good: corrupt(good, 3, '"index":1', '"index":-1'),
+            "bad.jsonl:3: invalid case line: 'index': Input should be greater than or equal to 0 "
+            "(is this a run record?)",
+        ),
+        (
             lambda good: corrupt(good, 2, '"latency_ms":10.0', '"latency_ms":"NaN"'),
             "bad.jsonl:2: invalid case line: 'latency_ms': Input should be a finite number (is this a run record?)",
         ),
@@ -557,6 +567,8 @@ def test_record_not_utf8_on_a_later_line(
         "wrong-types",
         "joined-lines",
         "surrogate",
+        "past-int64",
+        "negative-index",
         "nan-string",
         "infinite",
     ],

@@ -21,8 +21,17 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent_evals._json import lone_surrogate
 from agent_evals.errors import ConfigError, ConfigErrors
-from agent_evals.load import CasesReader, _loads, _refuse_constant, iter_jsonl, load_evalset
+from agent_evals.load import (
+    CasesReader,
+    _finite_float,
+    _loads,
+    _refuse_constant,
+    _TooLarge,
+    iter_jsonl,
+    load_evalset,
+)
 from agent_evals.models import CaseSources, EvalSet, canonical_hash
 from tests.support import EVALSET, basic_project
 
@@ -228,7 +237,7 @@ def result_of(call: Any) -> Any:
 def test_one_decoder_reads_a_line_as_json_loads_did(text: str, prefix: str, suffix: str) -> None:
     line = prefix + text + suffix
     assert result_of(lambda: _loads(line)) == result_of(
-        lambda: json.loads(line, parse_constant=_refuse_constant)
+        lambda: json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
     )
 
 
@@ -250,12 +259,24 @@ def test_a_line_is_refused_exactly_when_it_nests_too_deep(text: str, noise: int)
     except ValueError:
         return
     try:
+        json.loads(line, parse_float=_finite_float)
+    except _TooLarge:
+        expected: str | None = "number 1e999 is too large (a number is at most 1.8e308)"  # read first
+    else:
+        expected = (
+            "collections nested more than 3 deep"
+            if depth(value) > 3
+            else "not valid JSON: a \\u escape of half a surrogate pair"
+            if lone_surrogate(value)
+            else None
+        )
+    try:
         list(iter_jsonl([line], "x.jsonl", max_depth=3))
     except ConfigError as exc:
         refusal: str | None = exc.message
     else:
         refusal = None
-    assert refusal == ("collections nested more than 3 deep" if depth(value) > 3 else None)
+    assert refusal == expected
 
 
 # --- the content hash --------------------------------------------------------------------------

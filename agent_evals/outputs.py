@@ -2,9 +2,10 @@
 
 `open_output` makes the file's folder, then opens it without ever blocking (a FIFO with no
 reader would hold `open` forever, deaf to SIGTERM) and keeps it only if it is a regular file,
-or, where the caller allows it, a character device: `/dev/null` discards a report, `/dev/stdout`
-on a terminal shows it, and `/dev/full` fails like a full disk. A folder, a FIFO, a socket or a
-block device is refused. Every failure, making the folder, opening or writing, is one
+or, where the caller allows it, a character device or a pipe someone reads: `/dev/null` discards
+a report, `/dev/stdout` shows it on a terminal or hands it to `| jq`, and `/dev/full` fails like a
+full disk. A FIFO nobody reads, a folder, a socket or a block device is refused, and a run record
+takes a regular file only. Every failure, making the folder, opening or writing, is one
 `ConfigError` naming the path: `path: cannot write <what>: <reason> (<fix>)`.
 
 Files are written in place, as they always were (not through a temporary file and a rename):
@@ -14,6 +15,7 @@ device such as `/dev/null` with a regular file.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -30,8 +32,9 @@ def open_output(path: Path, *, what: str, fix: str, append: bool = False, device
     Args:
         what: what is written, for the message ("the JSON report").
         fix: the hint of every error ("pass a writable --json path").
-        devices: whether a character device (`/dev/null`, a terminal) is a fit target; a run
-            record must be a regular file (it is read back and synced to disk).
+        devices: whether a character device (`/dev/null`, a terminal) or a pipe with a reader
+            (`/dev/stdout | jq`) is a fit target; a run record must be a regular file (it is read
+            back and synced to disk).
 
     Raises:
         ConfigError: the folder cannot be made, the target is not a file this accepts, or it
@@ -47,7 +50,7 @@ def open_output(path: Path, *, what: str, fix: str, append: bool = False, device
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as exc:
-        raise failure(path, exc, what=what, fix=fix) from None
+        raise failure(path, exc, what=what, fix=fix, devices=devices) from None
     try:
         wrong = _wrong_kind(os.fstat(fd).st_mode, devices)
         if wrong is not None:
@@ -77,20 +80,23 @@ def write_output(path: Path, text: str, *, what: str, fix: str) -> None:
         raise failure(path, exc, what=what, fix=fix) from None
 
 
-def failure(path: Path, exc: OSError, *, what: str, fix: str) -> ConfigError:
-    """The error for an `OSError` opening or writing the output `path`."""
+def failure(path: Path, exc: OSError, *, what: str, fix: str, devices: bool = True) -> ConfigError:
+    """The error for an `OSError` opening or writing the output `path` (`devices` as `open_output`)."""
     reason = exc.strerror or str(exc)
     try:
-        # Opening a FIFO without a reader fails with ENXIO ("No such device or address").
-        wrong = _wrong_kind(os.stat(path).st_mode, devices=True)
+        mode = os.stat(path).st_mode
     except OSError:
-        wrong = None
-    return ConfigError(f"cannot write {what}: {wrong or reason}", path=path, hint=fix)
+        mode = 0
+    if stat.S_ISFIFO(mode) and devices and exc.errno == errno.ENXIO:  # opened without blocking: no reader
+        reason = "it is a FIFO that no process reads"
+    elif stat.S_ISFIFO(mode) or stat.S_ISDIR(mode):
+        reason = _wrong_kind(mode, devices=False) or reason
+    return ConfigError(f"cannot write {what}: {reason}", path=path, hint=fix)
 
 
 def _wrong_kind(mode: int, devices: bool) -> str | None:
     """Why a file of this mode is not written to, or None when it is fine."""
-    if stat.S_ISREG(mode) or (devices and stat.S_ISCHR(mode)):
+    if stat.S_ISREG(mode) or (devices and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode))):
         return None
     if stat.S_ISDIR(mode):
         return "Is a directory"

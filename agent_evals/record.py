@@ -424,8 +424,15 @@ def load_record(path: Path) -> RunRecord:
     cases: dict[tuple[str, int], CaseResult] = {}
     end: RunEnd | None = None
     with open_regular(path) as fh:
-        for _, line in iter_lines(fh, path):
+        for lineno, line in iter_lines(fh, path):
             if isinstance(line, RunHeader):
+                if header is not None:  # a run writes one, and a resumed run appends none
+                    raise ConfigError(
+                        "a second header line: two records in one file",
+                        path=path,
+                        line=lineno,
+                        hint="keep each run's record in its own file ('agent-evals merge' joins shards of one run)",
+                    )
                 header = line
             elif isinstance(line, CaseResult):
                 cases[(line.case_id, line.repeat)] = line

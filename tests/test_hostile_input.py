@@ -539,6 +539,11 @@ def test_record_not_utf8_on_a_later_line(
         ),
         (lambda good: corrupt(good, 3, "output of c2", "\\udc00"), f"bad.jsonl:3: {SURROGATE}"),
         (
+            lambda good: good + good,
+            "bad.jsonl:6: a second header line: two records in one file (keep each run's record in its own "
+            "file ('agent-evals merge' joins shards of one run))",
+        ),
+        (
             lambda good: corrupt(good, 3, '"index":1', '"index":' + str(10**30)),
             "bad.jsonl:3: invalid case line: 'index': Input should be less than or equal to 9223372036854775807 "
             "(is this a run record?)",
@@ -567,6 +572,7 @@ def test_record_not_utf8_on_a_later_line(
         "wrong-types",
         "joined-lines",
         "surrogate",
+        "two-records",
         "past-int64",
         "negative-index",
         "nan-string",

@@ -227,11 +227,23 @@ def _verdict(data: Any, path: Path, lineno: int) -> HumanVerdict:
     try:
         return HumanVerdict.model_validate(data)
     except ValidationError as exc:
-        raise ConfigErrors(
-            [
-                ConfigError(err.message, path=path, line=lineno, hint=err.hint)
-                for err in translate(exc, path=path, marks=None, model=HumanVerdict)
+        errors = translate(exc, path=path, marks=None, model=HumanVerdict)
+        missing = [
+            err.message.removeprefix("missing required key ")
+            for err in errors
+            if err.message.startswith("missing required key ")
+        ]
+        if len(missing) > 1:  # a line that is not a verdict at all: one error, not one per key
+            others = [err for err in errors if not err.message.startswith("missing required key ")]
+            errors = [
+                ConfigError(
+                    f"missing required keys {', '.join(missing)}",
+                    hint="a verdict has them all; see 'agent-evals review'",
+                ),
+                *others,
             ]
+        raise ConfigErrors(
+            [ConfigError(err.message, path=path, line=lineno, hint=err.hint) for err in errors]
         ) from None
 
 

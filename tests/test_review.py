@@ -343,7 +343,11 @@ def test_every_bad_line_is_reported(evalset: Path) -> None:
         lines[0]
         == f"{path}:1: not valid JSON: Expecting value at column 1 (each line is one JSON object: one human verdict)"
     )
-    assert all(line.startswith(f"{path}:3: missing required key") for line in lines[1:])
+    # `{}` is not a verdict at all: one line for it, not one per missing key.
+    assert lines[1:] == [
+        f"{path}:3: missing required keys 'case_id', 'grader', 'output_sha256', 'verdict', 'reviewer', 'at' "
+        "(a verdict has them all; see 'agent-evals review')"
+    ]
     assert len(lines) == 1 + 6
 
 

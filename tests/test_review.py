@@ -348,7 +348,6 @@ def test_every_bad_line_is_reported(evalset: Path) -> None:
         f"{path}:3: missing required keys 'case_id', 'grader', 'output_sha256', 'verdict', 'reviewer', 'at' "
         "(a verdict has them all; see 'agent-evals review')"
     ]
-    assert len(lines) == 1 + 6
 
 
 # --- applying verdicts ------------------------------------------------------------------------

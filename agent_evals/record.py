@@ -412,6 +412,16 @@ def parse_lines(
         raise ConfigError(f"cannot read file: {exc.strerror}", path=path, hint=hint) from None
 
 
+def second_header(path: Path, lineno: int) -> ConfigError:
+    """A record's second header line: a run writes one, and a resumed run appends none."""
+    return ConfigError(
+        "a second header line: two records in one file",
+        path=path,
+        line=lineno,
+        hint="keep each run's record in its own file ('agent-evals merge' joins shards of one run)",
+    )
+
+
 def load_record(path: Path) -> RunRecord:
     """Read a run record, including one cut short by a crash.
 
@@ -426,13 +436,8 @@ def load_record(path: Path) -> RunRecord:
     with open_regular(path) as fh:
         for lineno, line in iter_lines(fh, path):
             if isinstance(line, RunHeader):
-                if header is not None:  # a run writes one, and a resumed run appends none
-                    raise ConfigError(
-                        "a second header line: two records in one file",
-                        path=path,
-                        line=lineno,
-                        hint="keep each run's record in its own file ('agent-evals merge' joins shards of one run)",
-                    )
+                if header is not None:
+                    raise second_header(path, lineno)
                 header = line
             elif isinstance(line, CaseResult):
                 cases[(line.case_id, line.repeat)] = line

@@ -666,3 +666,18 @@ def test_deep_but_writable_record_values_still_load(records: str, tmp_path: Path
     deep = "[" * 250 + "]" * 250
     (tmp_path / "ok.jsonl").write_text(corrupt(records, 2, '"expected":{"label":"x"}', '"expected":' + deep))
     assert load_record(tmp_path / "ok.jsonl").cases[0].expected is not None
+
+
+def test_two_records_in_one_file_are_refused_the_same_way_by_the_history(
+    records: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`history import` said "a second run header (is this a run record?)", diff said nothing:
+    one error (record.second_header) for both."""
+    monkeypatch.setenv("AGENT_EVALS_HISTORY_URL", f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    (tmp_path / "bad.jsonl").write_text(records + records)
+    said = (
+        "bad.jsonl:6: a second header line: two records in one file (keep each run's record in its own "
+        "file ('agent-evals merge' joins shards of one run))"
+    )
+    assert cli_error(capsys, "history", "import", "bad.jsonl") == (2, said)
+    assert cli_error(capsys, "diff", "good.jsonl", "bad.jsonl") == (2, said)

@@ -586,7 +586,7 @@ def import_record_file(store: Store, path: Path) -> Imported:
     Raises:
         ConfigError: the file is not a run record (naming the line); nothing of it is written.
     """
-    from agent_evals.record import iter_lines
+    from agent_evals.record import iter_lines, second_header
 
     with open_regular(path) as fh:
         lines = iter_lines(fh, path, _RECORD_HINT, header_first=True)
@@ -607,7 +607,7 @@ def import_record_file(store: Store, path: Path) -> Imported:
                 elif isinstance(line, RunEnd):
                     ends.append(line)  # a resumed run appends: the last end line wins
                 else:
-                    raise ConfigError("a second run header", path=path, line=lineno, hint=_RECORD_HINT)
+                    raise second_header(path, lineno)
 
         def last_end() -> RunEnd | None:
             return ends[-1] if ends else None

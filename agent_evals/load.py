@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agent_evals import _yaml
+from agent_evals import _files, _yaml
 from agent_evals._json import lone_surrogate
 from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.models import Case, CaseSources, EvalSet, ProjectConfig, Prompt
@@ -347,22 +347,10 @@ def unreadable(path: Path, root: Path, fix: str) -> ConfigError | None:
                 path=shown,
                 hint="no file outside the project root is read; move it into the project",
             )
-        kind = _kind(mode)
+        kind = _files.kind(mode)
         if link:
             kind = f"a symlink to {kind}"
     return ConfigError("not a regular file", path=shown, hint=f"{kind}; {fix}")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "a special file"
 
 
 MAX_LINE_BYTES = 16 * 1024 * 1024

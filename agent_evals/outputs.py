@@ -21,6 +21,7 @@ import stat
 from pathlib import Path
 from typing import IO
 
+from agent_evals import _files
 from agent_evals.errors import ConfigError
 
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -98,13 +99,7 @@ def _wrong_kind(mode: int, devices: bool) -> str | None:
     """Why a file of this mode is not written to, or None when it is fine."""
     if stat.S_ISREG(mode) or (devices and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode))):
         return None
-    if stat.S_ISDIR(mode):
-        return "Is a directory"
-    if stat.S_ISFIFO(mode):
-        return "it is a FIFO, not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "it is a socket, not a regular file"
-    return "it is a device, not a regular file"
+    return f"it is {_files.kind(mode)}, not a regular file"
 
 
 def _folder_reason(folder: Path, exc: OSError) -> str:

@@ -23,6 +23,7 @@ from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent_evals import _files
 from agent_evals.credentials import scrub
 from agent_evals.errors import ConfigError
 from agent_evals.load import MAX_LINE_BYTES, iter_jsonl
@@ -344,8 +345,7 @@ def open_regular(
     if stat.S_ISDIR(mode):
         raise ConfigError(f"is a folder, not a {what}", path=path, hint=fix)
     if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or a socket"
-        raise ConfigError("not a regular file", path=path, hint=f"{kind}; {fix}")
+        raise ConfigError("not a regular file", path=path, hint=f"{_files.kind(mode)}; {fix}")
     try:
         return path.open("rb")
     except OSError as exc:

@@ -440,7 +440,9 @@ def test_dashboard_writes_the_page_from_the_store_and_a_bad_path_is_one_line(
     assert password is None or password not in page
     Path("taken").mkdir()
     assert main(["dashboard", "--html", "taken"]) == 2
-    assert capsys.readouterr().err.startswith("taken: cannot write the dashboard: Is a directory")
+    assert capsys.readouterr().err.startswith(
+        "taken: cannot write the dashboard: it is a directory, not a regular file"
+    )
 
 
 def test_metric_and_dashboard_in_a_terminal(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def _folder(path: Path) -> None:
 
 HOSTILE: dict[str, tuple[Callable[[Path], None], str]] = {
     "fifo": (_fifo, "not a regular file (a FIFO; {fix})"),
-    "symlink to /dev/zero": (_zero, "not a regular file (a device or a socket; {fix})"),
+    "symlink to /dev/zero": (_zero, "not a regular file (a device; {fix})"),
     "symlink loop": (_loop, f"cannot read file: {LOOP} ({{fix}})"),
     "folder": (_folder, "is a folder, not a log file ({fix})"),
 }

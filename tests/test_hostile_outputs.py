@@ -115,7 +115,10 @@ def test_a_folder_as_an_output_is_one_line(
 ) -> None:
     (project / "taken").mkdir()
     code, err = cli_error(capsys, *argv, "taken")
-    assert (code, err) == (2, f"taken: cannot write {what}: Is a directory (pass a writable {option} path)")
+    assert (code, err) == (
+        2,
+        f"taken: cannot write {what}: it is a directory, not a regular file (pass a writable {option} path)",
+    )
 
 
 # --- a full disk, and the devices that are fine ---------------------------------------------

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import signal
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 
 import pytest
 
 from agent_evals.record import CaseResult, GradeRecord, RunEnd, RunHeader, RunRecord
+
+
+class Hung(BaseException):
+    """The alarm of `deadline` went off: something opened a FIFO or read a device. A BaseException,
+    so the CLI's error boundary (which turns an Exception into exit 3) lets it through to fail the test."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: int = 10) -> Iterator[None]:
+    """Fail an in-process test that blocks (an opened FIFO, /dev/zero read) instead of hanging the run."""
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise Hung(f"timed out after {seconds} s: a FIFO was opened or a device read")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 PROMPT = """\
 schema_version: 1

@@ -14,10 +14,8 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
@@ -26,7 +24,7 @@ from agent_evals.github import _REPORT_READ_BYTES, COMMENT_LIMIT, comment
 from agent_evals.history.store import ENV_VAR
 from agent_evals.report.markdown import MARKER
 from tests.http_server import ScriptedServer
-from tests.support import copy_ticket_triage_example
+from tests.support import copy_ticket_triage_example, deadline
 from tests.test_github import NUMBER, REPO, TOKEN, FakeGitHub
 from tests.test_monitor import project as monitor_project
 
@@ -35,24 +33,11 @@ LOOP = os.strerror(errno.ELOOP)  # "Too many levels of symbolic links"
 REPORT_FIX = "write it with `agent-evals ci --report-md PATH`"
 
 
-class Hung(BaseException):
-    """The alarm went off: something opened a FIFO or read a device. A BaseException, so the
-    CLI's error boundary (which turns an Exception into exit 3) lets it through to fail the test."""
-
-
 @pytest.fixture(autouse=True)
 def no_hang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise Hung("timed out: a FIFO was opened or a device read")
-
     monkeypatch.chdir(tmp_path)
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(10)
-    try:
+    with deadline():
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
 from agent_evals.cli import main
 from agent_evals.errors import ConfigError
 from agent_evals.load import find_root, load_project
-from tests.support import EVALSET, basic_project, write_tree
+from tests.support import EVALSET, basic_project, deadline, write_tree
 
 YAML_FIX = "replace it with a YAML file or remove it"
 JSONL_FIX = "replace it with a JSON Lines file or remove it"
@@ -35,11 +33,6 @@ CASES = (
     '{"id": "b", "vars": {"subject": "s", "body": "b"}, "expected": {"disposition": "billing"}}\n'
 )
 SECRET = "id: triage\npassword: hunter2\n"
-
-
-class Hung(BaseException):
-    """The alarm went off: something opened a FIFO. A BaseException, so the CLI's error
-    boundary (which turns an Exception into exit 3) lets it through to fail the test."""
 
 
 @pytest.fixture
@@ -53,16 +46,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_hang() -> Iterator[None]:
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise Hung("timed out: a FIFO was opened")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(10)
-    try:
+    with deadline():
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], list[str]]:

@@ -368,9 +368,10 @@ def read_text(path: Path, *, max_bytes: int | None = None) -> str:
         ) from None
 
 
-def load_mapping(
-    path: Path, text: str | None = None, *, empty_hint: str = "add a mapping with at least an 'id' key"
-) -> MarkedDict:
+EMPTY_HINT = "add a mapping with at least an 'id' key"
+
+
+def load_mapping(path: Path, text: str | None = None, *, empty_hint: str = EMPTY_HINT) -> MarkedDict:
     """Load a YAML file whose top level must be a mapping; `empty_hint` says what an empty one needs.
 
     Raises:

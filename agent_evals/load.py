@@ -188,11 +188,11 @@ def _check_id_matches_file(data: _yaml.MarkedDict, path: Path, shown: Path | Non
 
 
 def _mapping(
-    path: Path, text: str | None, shown: str | None, **options: str
+    path: Path, text: str | None, shown: str | None, empty_hint: str = _yaml.EMPTY_HINT
 ) -> tuple[_yaml.MarkedDict, Path]:
     """The file's top-level mapping, and the path its errors and `source_path` name."""
     where = path if shown is None else Path(shown)
-    return _yaml.load_mapping(path if text is None else where, text=text, **options), where
+    return _yaml.load_mapping(path if text is None else where, text=text, empty_hint=empty_hint), where
 
 
 def load_prompt(path: Path, text: str | None = None, *, shown: str | None = None) -> Prompt:

@@ -11,9 +11,8 @@ and raises `PatternTimeout`. Patterns keep Python's syntax (the package's `VERSI
 
 from __future__ import annotations
 
+import re
 from typing import Any
-
-import regex
 
 from agent_evals.errors import GraderError
 
@@ -22,7 +21,9 @@ __all__ = ["FLAGS", "TIMEOUT_S", "Pattern", "PatternError", "PatternTimeout", "c
 TIMEOUT_S = 1.0
 """The most one match of one pattern against one text may take."""
 
-FLAGS = {"ignorecase": regex.IGNORECASE, "multiline": regex.MULTILINE, "dotall": regex.DOTALL}
+# The `regex` package's flags have `re`'s values; it is imported with the first pattern compiled
+# (about 40 ms), so a run whose files hold no pattern never loads it.
+FLAGS = {"ignorecase": int(re.IGNORECASE), "multiline": int(re.MULTILINE), "dotall": int(re.DOTALL)}
 
 
 class PatternError(ValueError):
@@ -49,6 +50,8 @@ class Pattern:
     __slots__ = ("_compiled", "pattern")
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
+        import regex
+
         self.pattern = pattern
         try:
             self._compiled = regex.compile(pattern, flags | regex.VERSION0)

@@ -55,6 +55,21 @@ def test_ordinary_patterns_keep_pythons_syntax() -> None:
         compile_pattern("(unclosed")
 
 
+def test_the_flag_names_mean_the_regex_packages_flags() -> None:
+    # _regex writes them with re's values, so the package loads only with the first pattern.
+    import regex
+
+    assert _regex.FLAGS == {
+        "ignorecase": regex.IGNORECASE,
+        "multiline": regex.MULTILINE,
+        "dotall": regex.DOTALL,
+    }
+    assert (
+        compile_pattern("^b.c$", _regex.FLAGS["multiline"] | _regex.FLAGS["dotall"]).search("a\nb\nc")
+        is not None
+    )
+
+
 @pytest.mark.parametrize(
     ("spec", "sample"),
     [

@@ -9,9 +9,10 @@ and its nesting, so a template cannot exhaust memory, hang, or crash us.
 
 from __future__ import annotations
 
+import time
 import traceback
-from collections.abc import Callable, Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache, partial
 from typing import Any
 
 import jinja2
@@ -46,6 +47,16 @@ LIMITS = Limits(
     value_depth=100,
 )
 """What one render of one message may use; README 'Template limits' says why each."""
+
+JOB_SECONDS = 60.0
+"""The most one prompt may take to render for the cases of one eval set, their turns included.
+
+Each render is bounded by `LIMITS`, but a template just under them on every case would keep a
+10,000-case run rendering for hours before its first request. Real prompts render in well under
+a millisecond a case: this is 6 ms a case at 10,000 cases, 0.6 ms at 100,000."""
+_FORECAST_AFTER_S = 5.0
+"""After this long rendering a job, one on course for twice `JOB_SECONDS` stops at once (it would
+stop anyway, later): a slow template is reported in seconds, not after the full minute."""
 
 
 @lru_cache(maxsize=1)
@@ -398,3 +409,96 @@ def render_turns(evalset: EvalSet, index: int) -> tuple[str, ...]:
         path, line = _turn_line(evalset, index, turn, template_line)
         raise TemplateError(message, path=path, line=line, hint=hint) from None
     return tuple(texts)
+
+
+def render_all(
+    prompt: Prompt,
+    evalset: EvalSet,
+    indexes: Sequence[int],
+    *,
+    case_where: Callable[[int], str] | None = None,
+) -> None:
+    """Render `prompt` and the turns of each case at `indexes` once, and drop what they give:
+    a template that fails for one case, or that renders so slowly the cases together would
+    take more than `JOB_SECONDS`, stops the run before anything is sent.
+
+    Args:
+        prompt: the prompt to render.
+        evalset: whose cases to render it for.
+        indexes: the positions of the cases in `evalset.cases`.
+        case_where: gives `path:line` of the case at an index, for a missing variable's hint.
+
+    Raises:
+        TemplateError: a template does not render for a case, or renders too slowly.
+    """
+    started = time.monotonic()
+    for done, index in enumerate(indexes, 1):
+        case = evalset.cases[index]
+        render(prompt, case, case_where=partial(case_where, index) if case_where is not None else None)
+        if case.turns:
+            render_turns(evalset, index)
+        elapsed = time.monotonic() - started
+        if elapsed > JOB_SECONDS or (
+            elapsed > _FORECAST_AFTER_S and elapsed / done * len(indexes) > 2 * JOB_SECONDS
+        ):
+            raise _too_slow(prompt, evalset, index, done, len(indexes), elapsed)
+
+
+def _time_text(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:,.3g} h"
+
+
+def _too_slow(
+    prompt: Prompt, evalset: EvalSet, index: int, done: int, total: int, elapsed: float
+) -> TemplateError:
+    """The error of a job that renders too slowly, at the template slowest for case `index`."""
+    path, line, what = _slowest(prompt, evalset, index)
+    rate = elapsed / done
+    return TemplateError(
+        f"{what} renders too slowly: {done:,} of {total:,} cases of eval set '{evalset.id}' took "
+        f"{_time_text(elapsed)} ({_time_text(rate)} a case); all {total:,} would take about "
+        f"{_time_text(rate * total)}, over the limit of {JOB_SECONDS:g} s for a prompt on an eval set",
+        path=path,
+        line=line,
+        hint="make the template do less work: loop over fewer items and avoid repeated filters on "
+        "long strings; a prompt renders in well under a millisecond a case",
+    )
+
+
+def _slowest(prompt: Prompt, evalset: EvalSet, index: int) -> tuple[str | None, int | None, str]:
+    """The file, line and name of the template that takes longest to render for case `index`."""
+    case = evalset.cases[index]
+    timings: list[tuple[float, str | None, int | None, str]] = []
+
+    def timed(template: jinja2.Template | _Plain) -> float:
+        start = time.monotonic()
+        try:
+            _render_compiled(template, case.vars)
+        except AgentEvalsError:
+            raise  # Interrupted
+        except Exception:
+            pass  # it rendered a moment ago; a limit it hits now still took the time measured
+        return time.monotonic() - start
+
+    for i, template in enumerate(_templates(prompt)):
+        if not isinstance(template, _Literal):
+            where = _file_line(prompt, i, None)
+            timings.append((timed(template), prompt.source_path, where, f"the template in messages[{i}]"))
+    name = f"{evalset.source_path or evalset.id}#turns"
+    for turn, spec in enumerate(case.turns):
+        template = _compile(spec.user, name)
+        if not isinstance(template, _Literal):
+            path, line = _turn_line(evalset, index, turn, None)
+            timings.append(
+                (timed(template), path, line, f"the template in turns[{turn}] of case '{case.id}'")
+            )
+    if not timings:  # unreachable: literal text renders in no time
+        return prompt.source_path, None, "the prompt"
+    _, path, line, what = max(timings, key=lambda t: t[0])
+    return path, line, what

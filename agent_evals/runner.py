@@ -57,7 +57,7 @@ from agent_evals.record import (
     load_record,
     total_usage,
 )
-from agent_evals.render import render, render_turns
+from agent_evals.render import render, render_all, render_turns
 from agent_evals.replay import Replayer
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
@@ -362,11 +362,9 @@ def make_job(
         # Loaded now so a bad reviews file stops the run before anything is sent.
         reviews=load_reviews(Path(evalset.source_path)) if evalset.source_path else Reviews(),
     )
-    # Every case rendered once, its turns too: a template that does not render for one case stops
-    # the run before anything is sent. The requests are dropped; the run renders each as it sends it.
-    for position in range(len(indexes)):
-        job.request(position)
-        job.turns(position)
+    # Every case rendered once, its turns too: a template that does not render for one case, or
+    # renders too slowly, stops the run before anything is sent. The run renders each as it sends it.
+    render_all(prompt, evalset, indexes, case_where=partial(case_where, evalset))
     return job
 
 

@@ -6,6 +6,7 @@ its errors name prompts/triage.yaml:18 (17 when the error is about the whole mes
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -16,8 +17,10 @@ import pytest
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from agent_evals import render as render_module
 from agent_evals.cli import main
 from agent_evals.models import Case, Prompt
+from agent_evals.record import load_record
 from agent_evals.render import LIMITS, render
 from tests.support import AGENT, PROMPT, basic_project, write_tree
 
@@ -338,7 +341,15 @@ def test_sigterm_ends_a_process_rendering_a_slow_template(tmp_path: Path) -> Non
     )
     evalset = (tmp_path / "evalsets/triage.yaml").read_text()
     (tmp_path / "evalsets/triage.yaml").write_text(evalset.split("cases:\n")[0] + "cases:\n" + cases)
-    proc = _cli("run", cwd=tmp_path)
+    # Lifted: the job's render limit would end this run by itself after 5 s (see the tests below).
+    lifted = "from agent_evals import render\nrender.JOB_SECONDS = render._FORECAST_AFTER_S = float('inf')\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", lifted + "from agent_evals.cli import entry\nentry()\n", "run"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(5)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGTERM)
@@ -428,3 +439,105 @@ def test_limits_are_one_frozen_table() -> None:
     )
     with pytest.raises(AttributeError):
         LIMITS.seconds = 10  # type: ignore[misc]
+
+
+# A template within every per-render limit (100,000 steps of 1,000,000) but slow: about 10 ms a case.
+SLOW = "{% for i in range(100000) %}{% endfor %}"
+_RATE = re.compile(
+    r"(?P<done>\d+) of (?P<total>[\d,]+) cases of eval set 'triage' took (?P<took>[\d.]+) (?P<unit>ms|s) "
+)
+
+
+def _many_cases(root: Path, count: int, turn: str | None = None) -> None:
+    turns = f"    turns:\n      - {{user: '{turn}'}}\n" if turn else ""
+    cases = "".join(
+        f"  - id: s{i}\n    vars: {{subject: s, body: b{i}}}\n    expected: {{disposition: refund}}\n{turns}"
+        for i in range(count)
+    )
+    evalset = (root / "evalsets/triage.yaml").read_text()
+    (root / "evalsets/triage.yaml").write_text(evalset.split("cases:\n")[0] + "cases:\n" + cases)
+
+
+def _too_slow(err: str, *, line: str, what: str, total: int, limit: str) -> float:
+    """The seconds the one error line says the stopped job took; checks the rest of the line."""
+    (only,) = err.splitlines()
+    assert only.startswith(f"{line}: {what} renders too slowly: "), only
+    assert only.endswith(
+        f", over the limit of {limit} s for a prompt on an eval set (make the template do less work: loop "
+        "over fewer items and avoid repeated filters on long strings; a prompt renders in well under a "
+        "millisecond a case)"
+    ), only
+    found = _RATE.search(only)
+    assert found is not None, only
+    assert int(found["done"]) < total == int(found["total"].replace(",", ""))
+    return float(found["took"]) / (1000 if found["unit"] == "ms" else 1)
+
+
+def test_a_template_slow_on_every_case_stops_the_run_before_it_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each render is within the limits; all the cases together are not (JOB_SECONDS, lowered here).
+    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
+    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
+    monkeypatch.chdir(_project(tmp_path, SLOW))
+    _many_cases(tmp_path, 100)
+    assert main(["run"]) == 2
+    _, err = capsys.readouterr()
+    took = _too_slow(
+        err, line="prompts/triage.yaml:17", what="the template in messages[1]", total=100, limit="0.3"
+    )
+    assert took > 0.3
+    assert not (tmp_path / "called").exists()
+
+
+def test_a_job_on_course_for_twice_the_limit_stops_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 400 slow cases would take seconds: the forecast stops them long before the limit itself.
+    monkeypatch.setattr(render_module, "JOB_SECONDS", 1.0)
+    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", 0.2)
+    monkeypatch.chdir(_project(tmp_path, SLOW))
+    _many_cases(tmp_path, 400)
+    assert main(["run"]) == 2
+    _, err = capsys.readouterr()
+    took = _too_slow(
+        err, line="prompts/triage.yaml:17", what="the template in messages[1]", total=400, limit="1"
+    )
+    assert 0.2 < took < 1.0
+    assert "; all 400 would take about " in err
+    assert not (tmp_path / "called").exists()
+
+
+def test_a_slow_turn_is_named_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
+    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
+    monkeypatch.chdir(_project(tmp_path, "{{ body }}"))
+    _many_cases(tmp_path, 100, turn=SLOW)
+    assert main(["run"]) == 2
+    _, err = capsys.readouterr()
+    stopped = int(_RATE.search(err)["done"])  # type: ignore[index]
+    # Each case is three lines, then its turn: the turn of the case it stopped at.
+    _too_slow(
+        err,
+        line=f"evalsets/triage.yaml:{12 + 5 * (stopped - 1) + 5}",
+        what=f"the template in turns[0] of case 's{stopped - 1}'",
+        total=100,
+        limit="0.3",
+    )
+    assert not (tmp_path / "called").exists()
+
+
+def test_quick_templates_stay_far_under_the_job_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same lowered limit, a real prompt's template: 2,000 cases render in a few milliseconds.
+    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
+    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", 0.05)
+    monkeypatch.chdir(_project(tmp_path, "{{ body | upper }} ({{ subject }})"))
+    _many_cases(tmp_path, 2000)
+    assert main(["run", "--output", "r.jsonl"]) == 0
+    _, err = capsys.readouterr()
+    assert "renders too slowly" not in err
+    assert len(load_record(tmp_path / "r.jsonl").cases) == 2000

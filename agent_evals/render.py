@@ -411,6 +411,43 @@ def render_turns(evalset: EvalSet, index: int) -> tuple[str, ...]:
     return tuple(texts)
 
 
+class RenderClock:
+    """How long the renders of one prompt on one eval set have taken, against `JOB_SECONDS`."""
+
+    __slots__ = ("started", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        """The eval set's cases to render."""
+        self.started = time.monotonic()
+
+    def over(self, done: int) -> float | None:
+        """The seconds taken, when `done` cases have rendered and that is over `JOB_SECONDS` or on
+        course for twice it; else None."""
+        elapsed = time.monotonic() - self.started
+        if elapsed > JOB_SECONDS or (
+            elapsed > _FORECAST_AFTER_S and elapsed / done * self.total > 2 * JOB_SECONDS
+        ):
+            return elapsed
+        return None
+
+    def error(
+        self, prompt: Prompt | None, evalset: EvalSet, index: int, done: int, elapsed: float
+    ) -> TemplateError:
+        """The error of a job stopped at case `index`, at the template slowest for that case."""
+        path, line, what = _slowest(prompt, evalset, index)
+        rate = elapsed / done
+        return TemplateError(
+            f"{what} renders too slowly: {done:,} of {self.total:,} cases of eval set '{evalset.id}' took "
+            f"{_time_text(elapsed)} ({_time_text(rate)} a case); all {self.total:,} would take about "
+            f"{_time_text(rate * self.total)}, over the limit of {JOB_SECONDS:g} s for a prompt on an eval set",
+            path=path,
+            line=line,
+            hint="make the template do less work: loop over fewer items and avoid repeated filters on "
+            "long strings; a prompt renders in well under a millisecond a case",
+        )
+
+
 def render_all(
     prompt: Prompt,
     evalset: EvalSet,
@@ -431,17 +468,15 @@ def render_all(
     Raises:
         TemplateError: a template does not render for a case, or renders too slowly.
     """
-    started = time.monotonic()
+    clock = RenderClock(len(indexes))
     for done, index in enumerate(indexes, 1):
         case = evalset.cases[index]
         render(prompt, case, case_where=partial(case_where, index) if case_where is not None else None)
         if case.turns:
             render_turns(evalset, index)
-        elapsed = time.monotonic() - started
-        if elapsed > JOB_SECONDS or (
-            elapsed > _FORECAST_AFTER_S and elapsed / done * len(indexes) > 2 * JOB_SECONDS
-        ):
-            raise _too_slow(prompt, evalset, index, done, len(indexes), elapsed)
+        elapsed = clock.over(done)
+        if elapsed is not None:
+            raise clock.error(prompt, evalset, index, done, elapsed)
 
 
 def _time_text(seconds: float) -> str:
@@ -454,25 +489,9 @@ def _time_text(seconds: float) -> str:
     return f"{seconds / 3600:,.3g} h"
 
 
-def _too_slow(
-    prompt: Prompt, evalset: EvalSet, index: int, done: int, total: int, elapsed: float
-) -> TemplateError:
-    """The error of a job that renders too slowly, at the template slowest for case `index`."""
-    path, line, what = _slowest(prompt, evalset, index)
-    rate = elapsed / done
-    return TemplateError(
-        f"{what} renders too slowly: {done:,} of {total:,} cases of eval set '{evalset.id}' took "
-        f"{_time_text(elapsed)} ({_time_text(rate)} a case); all {total:,} would take about "
-        f"{_time_text(rate * total)}, over the limit of {JOB_SECONDS:g} s for a prompt on an eval set",
-        path=path,
-        line=line,
-        hint="make the template do less work: loop over fewer items and avoid repeated filters on "
-        "long strings; a prompt renders in well under a millisecond a case",
-    )
-
-
-def _slowest(prompt: Prompt, evalset: EvalSet, index: int) -> tuple[str | None, int | None, str]:
-    """The file, line and name of the template that takes longest to render for case `index`."""
+def _slowest(prompt: Prompt | None, evalset: EvalSet, index: int) -> tuple[str | None, int | None, str]:
+    """The file, line and name of the template that takes longest to render for case `index`
+    (its turns', and `prompt`'s messages' when given)."""
     case = evalset.cases[index]
     timings: list[tuple[float, str | None, int | None, str]] = []
 
@@ -486,8 +505,8 @@ def _slowest(prompt: Prompt, evalset: EvalSet, index: int) -> tuple[str | None, 
             pass  # it rendered a moment ago; a limit it hits now still took the time measured
         return time.monotonic() - start
 
-    for i, template in enumerate(_templates(prompt)):
-        if not isinstance(template, _Literal):
+    for i, template in enumerate(_templates(prompt) if prompt is not None else ()):
+        if prompt is not None and not isinstance(template, _Literal):
             where = _file_line(prompt, i, None)
             timings.append((timed(template), prompt.source_path, where, f"the template in messages[{i}]"))
     name = f"{evalset.source_path or evalset.id}#turns"
@@ -499,6 +518,6 @@ def _slowest(prompt: Prompt, evalset: EvalSet, index: int) -> tuple[str | None, 
                 (timed(template), path, line, f"the template in turns[{turn}] of case '{case.id}'")
             )
     if not timings:  # unreachable: literal text renders in no time
-        return prompt.source_path, None, "the prompt"
+        return evalset.source_path, None, f"case '{case.id}'"
     _, path, line, what = max(timings, key=lambda t: t[0])
     return path, line, what

@@ -37,7 +37,7 @@ from agent_evals.load import (
 )
 from agent_evals.models import EvalSet, Prompt, ToolSpec
 from agent_evals.providers import capabilities, resolve
-from agent_evals.render import compile_prompt, render, render_turns
+from agent_evals.render import RenderClock, compile_prompt, render, render_turns
 from agent_evals.runner import build_graders, case_where, has_expected, judge_provider
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ def _check_expected(evalset: EvalSet, graders: Sequence[GraderBase]) -> list[Con
 def _check_turns(evalset: EvalSet) -> list[ConfigError]:
     """Every case's scripted turns render with its vars (`run` renders them before sending)."""
     errors: dict[tuple[str | None, int | None, str], ConfigError] = {}
+    clock = RenderClock(len(evalset.cases))
     for index, case in enumerate(evalset.cases):
         if not case.turns:
             continue
@@ -158,6 +159,9 @@ def _check_turns(evalset: EvalSet) -> list[ConfigError]:
             render_turns(evalset, index)
         except ConfigError as exc:
             errors.setdefault((exc.path, exc.line, exc.message), exc)
+        elapsed = clock.over(index + 1)
+        if elapsed is not None:  # the rest would take as long: one error says so
+            return [*errors.values(), clock.error(None, evalset, index, index + 1, elapsed)]
     return list(errors.values())
 
 
@@ -177,6 +181,7 @@ def _check_renders(evalset: EvalSet, prompt: Prompt) -> list[ConfigError]:
     # Cases whose vars have the same key structure meet the same undefined variables: render
     # one case of each shape and count the rest with it (`run` renders every case before sending).
     outcome_of_shape: dict[object, Key | None] = {}
+    clock = RenderClock(len(evalset.cases))
     for index, case in enumerate(evalset.cases):
         shape = _shape(case.vars)
         if shape not in outcome_of_shape:
@@ -187,6 +192,9 @@ def _check_renders(evalset: EvalSet, prompt: Prompt) -> list[ConfigError]:
                 key = (exc.path, exc.line, exc.message.replace(f"'{case.id}'", "<case>"))
                 first.setdefault(key, exc)
                 outcome_of_shape[shape] = key
+            elapsed = clock.over(index + 1)
+            if elapsed is not None:  # `run` would stop here too
+                return [*first.values(), clock.error(prompt, evalset, index, index + 1, elapsed)]
         failed = outcome_of_shape[shape]
         if failed is not None:
             counts[failed] += 1

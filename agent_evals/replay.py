@@ -41,6 +41,7 @@ import copy
 import inspect
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -318,6 +319,21 @@ class _Record:
     used: bool = False
 
 
+class MockClock:
+    """The time the mock templates of one job (a prompt on an eval set) have taken, all its cases together.
+
+    Each render is bounded by `render.LIMITS`, but a template just under them, rendered at every
+    tool call of 10,000 cases, would keep a run going for hours. Past `render.JOB_SECONDS`, the
+    job's mock templates are no longer rendered: their calls go unanswered, so the cases left end
+    as errors at once and the run ends, "cases not evaluated".
+    """
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+
 class Replayer:
     """Answers one case's tool calls, and remembers which records were used.
 
@@ -326,15 +342,23 @@ class Replayer:
         rules: the eval set's `tools:`, per tool name: how records match, and the mock.
         root: the project root, where `python:` mock targets live.
         timeout_s: how long a `python:` mock may take per call.
+        clock: the job's mock template time, shared by its cases' replayers (default: this case's own).
     """
 
     def __init__(
-        self, case: Case, rules: Mapping[str, ToolReplay], *, root: Path, timeout_s: float = MOCK_TIMEOUT_S
+        self,
+        case: Case,
+        rules: Mapping[str, ToolReplay],
+        *,
+        root: Path,
+        timeout_s: float = MOCK_TIMEOUT_S,
+        clock: MockClock | None = None,
     ) -> None:
         self.case = case
         self.rules = rules
         self.root = root
         self.timeout_s = timeout_s
+        self.clock = clock if clock is not None else MockClock()
         self._records = [_Record(call) for call in case.tools]
         self._unmatched: list[str] = []
 
@@ -420,13 +444,21 @@ class Replayer:
         import jinja2
         from jinja2.exceptions import SecurityError
 
+        from agent_evals import render
         from agent_evals._sandbox import LimitExceeded
-        from agent_evals.render import environment
 
         where = f"the mock template of tools.{call.name}"
+        clock = self.clock
+        if clock.seconds > render.JOB_SECONDS:
+            raise Unanswered(
+                f"{where} was not rendered for {text}: the eval set's mock templates have taken "
+                f"{clock.seconds:.3g} s in this run, over the limit of {render.JOB_SECONDS:g} s "
+                "(make them do less work: a mock renders in well under a millisecond)"
+            )
+        started = time.monotonic()
         try:
             template = compile_mock_template(source, call.name)
-            rendered = environment().render(template, {"args": call.arguments, "vars": self.case.vars})
+            rendered = render.environment().render(template, {"args": call.arguments, "vars": self.case.vars})
         except LimitExceeded as exc:
             raise Unanswered(f"{where} {exc.what} for {text} ({exc.hint})") from None
         except jinja2.UndefinedError as exc:
@@ -447,6 +479,8 @@ class Replayer:
             raise Unanswered(
                 f"{where} failed for {text}: {type(exc).__name__}: {one_line(str(exc), 300)}"
             ) from None
+        finally:
+            clock.seconds += time.monotonic() - started
         return _parse_json(rendered)
 
     async def _call_python(self, call: ToolCall, target: str, text: str) -> ToolAnswer:

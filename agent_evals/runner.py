@@ -58,7 +58,7 @@ from agent_evals.record import (
     total_usage,
 )
 from agent_evals.render import render, render_all, render_turns
-from agent_evals.replay import Replayer
+from agent_evals.replay import MockClock, Replayer
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
 from agent_evals.summary import Tally
@@ -92,6 +92,8 @@ class Job:
     provider: str
     reviews: Reviews = field(default_factory=Reviews)
     """Human verdicts stored beside the eval set; they replace machine grades that need review."""
+    mock_clock: MockClock = field(default_factory=MockClock, compare=False)
+    """The time its mock templates have taken, every case's together (bounded: see `MockClock`)."""
 
     @property
     def cases(self) -> list[Case]:
@@ -468,7 +470,7 @@ async def _run_case(job: Job, item: _Item, calls: Calls) -> CaseResult:
         job.provider,
         request,
         ctx,
-        replayer=Replayer(case, job.evalset.tools, root=calls.root) if agent else None,
+        replayer=Replayer(case, job.evalset.tools, root=calls.root, clock=job.mock_clock) if agent else None,
         max_steps=job.prompt.steps_limit,
         turns=turns,
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from agent_evals import render
 from agent_evals.cli import main
 from agent_evals.record import CaseResult, RunRecord, load_record
 from tests.http_server import Handler, Request, Response, ScriptedServer, anthropic_messages, openai_chat
@@ -469,6 +470,46 @@ def test_an_unrecorded_call_ends_the_case_as_an_error(
         'lookup_order({"order_id": "A-17"})',
         'lookup_policy({"topic": "duplicate"})',
         'issue_refund({"amount": 20, "order_id": "A-17"})',
+    )
+
+
+def test_the_mock_templates_of_a_job_share_one_time_limit(
+    tmp_path: Path,
+    kind: Kind,
+    server: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Each render is within the limits (100,000 steps, about 10 ms); the job's together are not
+    # (render.JOB_SECONDS, lowered here): the cases past it end at once as errors, not in hours.
+    monkeypatch.setattr(render, "JOB_SECONDS", 0.2)
+    server.default = scripted_model(kind, [[("lookup_order", {"order_id": "A-17"})], FINAL])
+    slow = '{% for i in range(100000) %}{% endfor %}{"status": "paid"}'
+    project(
+        tmp_path, kind, server, evalset_extra=f"tools:\n  lookup_order: {{mock: {{template: '{slow}'}}}}\n"
+    )
+    evalset = tmp_path / "evalsets/refund.yaml"
+    more = "".join(
+        f"  - id: c{i}\n    vars: {{ticket: order A-17, case {i}}}\n    expected: R-1\n" for i in range(60)
+    )
+    evalset.write_text(evalset.read_text() + more)
+    record = run(tmp_path, "--no-cache", "-j", "1")
+
+    answered = [c for c in record.cases if c.status == "pass"]
+    refused = [c for c in record.cases if c.status == "error"]
+    assert answered
+    assert refused
+    assert len(answered) + len(refused) == 61
+    assert record.cases[: len(answered)] == tuple(answered)  # in order, with -j 1: the limit came, then held
+    reason = refused[0].error
+    assert reason is not None
+    assert reason.startswith(
+        'the mock template of tools.lookup_order was not rendered for lookup_order({"order_id": "A-17"}): '
+        "the eval set's mock templates have taken "
+    )
+    assert reason.endswith(
+        " s in this run, over the limit of 0.2 s (make them do less work: a mock renders in well under a "
+        "millisecond)"
     )
 
 

@@ -536,6 +536,7 @@ def test_quick_templates_stay_far_under_the_job_limit(
     monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
     monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", 0.05)
     monkeypatch.chdir(_project(tmp_path, "{{ body | upper }} ({{ subject }})"))
+    monkeypatch.delitem(sys.modules, "agent", raising=False)  # this project's agent, not an earlier test's
     _many_cases(tmp_path, 2000)
     assert main(["run", "--output", "r.jsonl"]) == 0
     _, err = capsys.readouterr()

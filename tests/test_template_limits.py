@@ -508,19 +508,22 @@ def test_a_job_on_course_for_twice_the_limit_stops_early(
     assert not (tmp_path / "called").exists()
 
 
+@pytest.mark.parametrize("command", ["run", "validate"])
 def test_a_slow_turn_is_named_at_its_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # validate renders every case's turns too (pre-commit runs it): the same limit, the same one line.
     monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
     monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
     monkeypatch.chdir(_project(tmp_path, "{{ body }}"))
     _many_cases(tmp_path, 100, turn=SLOW)
-    assert main(["run"]) == 2
-    _, err = capsys.readouterr()
-    stopped = int(_RATE.search(err)["done"])  # type: ignore[index]
+    assert main([command]) == 2
+    out, err = capsys.readouterr()
+    said = err if command == "run" else out
+    stopped = int(_RATE.search(said)["done"])  # type: ignore[index]
     # Each case is three lines, then its turn: the turn of the case it stopped at.
     _too_slow(
-        err,
+        said,
         line=f"evalsets/triage.yaml:{12 + 5 * (stopped - 1) + 5}",
         what=f"the template in turns[0] of case 's{stopped - 1}'",
         total=100,
@@ -542,26 +545,6 @@ def test_quick_templates_stay_far_under_the_job_limit(
     _, err = capsys.readouterr()
     assert "renders too slowly" not in err
     assert len(load_record(tmp_path / "r.jsonl").cases) == 2000
-
-
-def test_validate_bounds_a_slow_turn_the_same_way(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # validate renders every case's turns (pre-commit runs it): the same limit, the same one line.
-    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
-    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
-    monkeypatch.chdir(_project(tmp_path, "{{ body }}"))
-    _many_cases(tmp_path, 100, turn=SLOW)
-    assert main(["validate"]) == 2
-    out, _ = capsys.readouterr()
-    stopped = int(_RATE.search(out)["done"])  # type: ignore[index]
-    _too_slow(
-        out,
-        line=f"evalsets/triage.yaml:{17 + 5 * (stopped - 1)}",
-        what=f"the template in turns[0] of case 's{stopped - 1}'",
-        total=100,
-        limit="0.3",
-    )
 
 
 def test_validate_bounds_a_slow_prompt_over_cases_of_many_shapes(

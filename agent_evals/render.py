@@ -517,7 +517,8 @@ def _slowest(prompt: Prompt | None, evalset: EvalSet, index: int) -> tuple[str |
             timings.append(
                 (timed(template), path, line, f"the template in turns[{turn}] of case '{case.id}'")
             )
-    if not timings:  # unreachable: literal text renders in no time
-        return evalset.source_path, None, f"case '{case.id}'"
+    if not timings:  # this case's templates are literal text: the time went to the cases before it
+        path, line = evalset.case_source(index)
+        return path, line, f"case '{case.id}'"
     _, path, line, what = max(timings, key=lambda t: t[0])
     return path, line, what

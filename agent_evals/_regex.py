@@ -21,6 +21,10 @@ __all__ = ["FLAGS", "TIMEOUT_S", "Pattern", "PatternError", "PatternTimeout", "c
 TIMEOUT_S = 1.0
 """The most one match of one pattern against one text may take."""
 
+STRIKES = 5
+"""Matches past `TIMEOUT_S` after which a pattern is not run again in this process: one that
+backtracks without end on five texts would on the next 10,000 too, a second each (hours of a run)."""
+
 # The `regex` package's flags have `re`'s values; it is imported with the first pattern compiled
 # (about 40 ms), so a run whose files hold no pattern never loads it.
 FLAGS = {"ignorecase": int(re.IGNORECASE), "multiline": int(re.MULTILINE), "dotall": int(re.DOTALL)}
@@ -36,10 +40,15 @@ class PatternTimeout(GraderError):
     A grader's match that times out cannot judge the case: the case is an error, never a pass.
     """
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, *, strikes: int = 0) -> None:
         shown = pattern if len(pattern) <= 60 else pattern[:59] + "…"
+        what = (
+            f"took more than {TIMEOUT_S:g} s on {strikes} texts already, so it is not run again"
+            if strikes
+            else f"took more than {TIMEOUT_S:g} s on this text"
+        )
         super().__init__(
-            f"the pattern /{shown}/ took more than {TIMEOUT_S:g} s on this text "
+            f"the pattern /{shown}/ {what} "
             "(repetition of overlapping alternatives, such as (a|aa)+, backtracks without end; simplify it)"
         )
 
@@ -47,29 +56,33 @@ class PatternTimeout(GraderError):
 class Pattern:
     """A compiled pattern whose every match is time-limited."""
 
-    __slots__ = ("_compiled", "pattern")
+    __slots__ = ("_compiled", "pattern", "timeouts")
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         import regex
 
         self.pattern = pattern
+        self.timeouts = 0
         try:
             self._compiled = regex.compile(pattern, flags | regex.VERSION0)
         except (regex.error, OverflowError, RecursionError) as exc:
             raise PatternError(f"invalid regular expression: {exc}") from None
 
     def search(self, text: str) -> Any:
-        """`regex.Match` or None. Raises PatternTimeout past `TIMEOUT_S`."""
+        """`regex.Match` or None. Raises PatternTimeout past `TIMEOUT_S`, or at once after `STRIKES` of them."""
         return self._run(self._compiled.search, text)
 
     def fullmatch(self, text: str) -> Any:
-        """`regex.Match` or None. Raises PatternTimeout past `TIMEOUT_S`."""
+        """`regex.Match` or None. Raises PatternTimeout past `TIMEOUT_S`, or at once after `STRIKES` of them."""
         return self._run(self._compiled.fullmatch, text)
 
     def _run(self, method: Any, text: str) -> Any:
+        if self.timeouts >= STRIKES:
+            raise PatternTimeout(self.pattern, strikes=self.timeouts)
         try:
             return method(text, timeout=TIMEOUT_S)
         except TimeoutError:
+            self.timeouts += 1
             raise PatternTimeout(self.pattern) from None
 
 

@@ -30,6 +30,8 @@ VICTIM = "a" * 60 + "b"
 @pytest.fixture(autouse=True)
 def short_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_regex, "TIMEOUT_S", 0.2)
+    # Compiled patterns count their timeouts (STRIKES) for the process: each test starts with none.
+    monkeypatch.setattr(_regex, "_CACHE", {})
 
 
 def grade(spec: dict[str, Any], sample: Sample) -> Grade:
@@ -46,6 +48,23 @@ def test_a_catastrophic_pattern_stops_at_the_limit_with_a_clear_error() -> None:
         "(repetition of overlapping alternatives, such as (a|aa)+, backtracks without end; simplify it)"
     )
     assert isinstance(caught.value, GraderError)  # a grader's case is an error, never a pass
+
+
+def test_a_pattern_that_timed_out_on_strikes_texts_is_not_run_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_regex, "STRIKES", 2)
+    pattern = compile_pattern(EVIL)
+    for _ in range(2):
+        with pytest.raises(PatternTimeout, match=r"took more than 0\.2 s on this text"):
+            pattern.search(VICTIM)
+    for method in (pattern.search, pattern.fullmatch):
+        with pytest.raises(PatternTimeout) as caught:
+            method("a")  # even on a text it would match at once
+        assert str(caught.value) == (
+            "the pattern /(a|aa)+$/ took more than 0.2 s on 2 texts already, so it is not run again "
+            "(repetition of overlapping alternatives, such as (a|aa)+, backtracks without end; simplify it)"
+        )
+    assert compile_pattern(EVIL) is pattern  # the same compiled pattern wherever the files name it
+    assert compile_pattern(r"(a|aa)+b").search("a" * 60 + "b") is not None  # other patterns run on
 
 
 def test_ordinary_patterns_keep_pythons_syntax() -> None:
@@ -140,6 +159,34 @@ def test_a_run_makes_the_case_an_error_and_finishes(tmp_path: Path, monkeypatch:
     assert case.status == "error"
     assert case.grades[0].error is not None
     assert "took more than 0.2 s" in case.grades[0].error
+
+
+def test_a_run_stops_matching_a_pattern_after_strikes_timeouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each of 30 cases would take the full limit; after STRIKES of them the rest are errors at once.
+    cases = "".join(f"  - id: c{i}\n    vars: {{text: {VICTIM}}}\n" for i in range(30))
+    write_tree(
+        tmp_path,
+        {
+            "prompts/p.yaml": (
+                "schema_version: 1\nid: p\nversion: 1\n"
+                "owner: {name: Support AI team, oncall: pagerduty:support-ai}\n"
+                "model: {provider: local, name: echo}\n"
+                "messages:\n  - role: user\n    content: '{{ text }}'\n"
+            ),
+            "evalsets/e.yaml": (
+                "schema_version: 1\nid: e\nprompt: p\n"
+                "provenance: {source: synthetic test cases, synthetic: true}\n"
+                f"graders:\n  - type: regex\n    pattern: '{EVIL}'\ncases:\n{cases}"
+            ),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--output", "out.jsonl", "-j", "1"]) == 3
+    errors = [c.grades[0].error or "" for c in load_record(tmp_path / "out.jsonl").cases]
+    assert sum("took more than 0.2 s on this text" in e for e in errors) == _regex.STRIKES
+    assert sum("took more than 0.2 s on 5 texts already, so it is not run again" in e for e in errors) == 25
 
 
 def test_the_local_models_parameter_pattern_gives_up_instead_of_hanging() -> None:

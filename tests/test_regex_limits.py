@@ -132,9 +132,10 @@ def test_every_grader_pattern_is_time_limited(spec: dict[str, Any], sample: Samp
     assert time.monotonic() - started < 5
 
 
-def test_a_run_makes_the_case_an_error_and_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _echo_project(root: Path, cases: int) -> None:
+    """An echo model graded by the catastrophic pattern, on `cases` cases that each trip it (synthetic)."""
     write_tree(
-        tmp_path,
+        root,
         {
             "prompts/p.yaml": (
                 "schema_version: 1\nid: p\nversion: 1\n"
@@ -145,11 +146,15 @@ def test_a_run_makes_the_case_an_error_and_finishes(tmp_path: Path, monkeypatch:
             "evalsets/e.yaml": (
                 "schema_version: 1\nid: e\nprompt: p\n"
                 "provenance: {source: synthetic test cases, synthetic: true}\n"
-                f"graders:\n  - type: regex\n    pattern: '{EVIL}'\n"
-                f"cases:\n  - id: c1\n    vars: {{text: {VICTIM}}}\n"
+                f"graders:\n  - type: regex\n    pattern: '{EVIL}'\ncases:\n"
+                + "".join(f"  - id: c{i}\n    vars: {{text: {VICTIM}}}\n" for i in range(1, cases + 1))
             ),
         },
     )
+
+
+def test_a_run_makes_the_case_an_error_and_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _echo_project(tmp_path, 1)
     monkeypatch.chdir(tmp_path)
     started = time.monotonic()
     code = main(["run", "--output", "out.jsonl"])
@@ -165,23 +170,7 @@ def test_a_run_stops_matching_a_pattern_after_strikes_timeouts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each of 30 cases would take the full limit; after STRIKES of them the rest are errors at once.
-    cases = "".join(f"  - id: c{i}\n    vars: {{text: {VICTIM}}}\n" for i in range(30))
-    write_tree(
-        tmp_path,
-        {
-            "prompts/p.yaml": (
-                "schema_version: 1\nid: p\nversion: 1\n"
-                "owner: {name: Support AI team, oncall: pagerduty:support-ai}\n"
-                "model: {provider: local, name: echo}\n"
-                "messages:\n  - role: user\n    content: '{{ text }}'\n"
-            ),
-            "evalsets/e.yaml": (
-                "schema_version: 1\nid: e\nprompt: p\n"
-                "provenance: {source: synthetic test cases, synthetic: true}\n"
-                f"graders:\n  - type: regex\n    pattern: '{EVIL}'\ncases:\n{cases}"
-            ),
-        },
-    )
+    _echo_project(tmp_path, 30)
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--output", "out.jsonl", "-j", "1"]) == 3
     errors = [c.grades[0].error or "" for c in load_record(tmp_path / "out.jsonl").cases]

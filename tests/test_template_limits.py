@@ -448,6 +448,13 @@ _RATE = re.compile(
 )
 
 
+@pytest.fixture
+def lowered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job render limit at 0.3 s and no forecast: a job stops when it has taken that long."""
+    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
+    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
+
+
 def _many_cases(root: Path, count: int, turn: str | None = None) -> None:
     turns = f"    turns:\n      - {{user: '{turn}'}}\n" if turn else ""
     cases = "".join(
@@ -473,12 +480,11 @@ def _too_slow(err: str, *, line: str, what: str, total: int, limit: str) -> floa
     return float(found["took"]) / (1000 if found["unit"] == "ms" else 1)
 
 
+@pytest.mark.usefixtures("lowered")
 def test_a_template_slow_on_every_case_stops_the_run_before_it_sends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Each render is within the limits; all the cases together are not (JOB_SECONDS, lowered here).
-    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
-    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
     monkeypatch.chdir(_project(tmp_path, SLOW))
     _many_cases(tmp_path, 100)
     assert main(["run"]) == 2
@@ -508,13 +514,12 @@ def test_a_job_on_course_for_twice_the_limit_stops_early(
     assert not (tmp_path / "called").exists()
 
 
+@pytest.mark.usefixtures("lowered")
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_a_slow_turn_is_named_at_its_line(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # validate renders every case's turns too (pre-commit runs it): the same limit, the same one line.
-    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
-    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
     monkeypatch.chdir(_project(tmp_path, "{{ body }}"))
     _many_cases(tmp_path, 100, turn=SLOW)
     assert main([command]) == 2
@@ -547,12 +552,11 @@ def test_quick_templates_stay_far_under_the_job_limit(
     assert len(load_record(tmp_path / "r.jsonl").cases) == 2000
 
 
+@pytest.mark.usefixtures("lowered")
 def test_validate_bounds_a_slow_prompt_over_cases_of_many_shapes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # validate renders one case of each shape of vars; 100 shapes are 100 renders.
-    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
-    monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
     monkeypatch.chdir(_project(tmp_path, SLOW))
     _many_cases(tmp_path, 100)
     evalset = tmp_path / "evalsets/triage.yaml"

@@ -41,7 +41,7 @@ from agent_evals.render import RenderClock, compile_prompt, render, render_turns
 from agent_evals.runner import build_graders, case_where, has_expected, judge_provider
 
 if TYPE_CHECKING:
-    from jsonschema.protocols import Validator
+    from agent_evals.graders.json_schema import BoundedSchema
 
 
 def _errors(exc: ConfigError) -> list[ConfigError]:
@@ -309,7 +309,7 @@ def _check_recorded_calls(
     # One line per distinct problem: a misspelt tool in 500 sampled cases is one mistake.
     first: dict[str, ConfigError] = {}
     counts: Counter[str] = Counter()
-    validators: dict[str, Validator | None] = {}
+    validators: dict[str, BoundedSchema | None] = {}
     for index, case in enumerate(evalset.cases):
         for position, call in enumerate(case.tools):
             tool = declared.get(call.name)
@@ -344,28 +344,25 @@ def _check_recorded_calls(
 
 
 def _argument_errors(
-    tool: ToolSpec, arguments: dict[str, Any], validators: dict[str, Validator | None]
+    tool: ToolSpec, arguments: dict[str, Any], validators: dict[str, BoundedSchema | None]
 ) -> str | None:
     """Why `arguments` do not fit the tool's parameters (the first violation, in schema order), or None."""
-    from jsonschema.exceptions import SchemaError
-
     # The json_schema grader's validator: the same draft and format checks for outputs and arguments.
     from agent_evals._regex import PatternTimeout
-    from agent_evals.graders.json_schema import schema_validator
+    from agent_evals.graders.json_schema import BoundedSchema, SchemaTooCostly, check_schema
 
     if tool.name not in validators:
         try:
-            built = schema_validator(tool.parameters)
-            built.check_schema(tool.parameters)
-            validators[tool.name] = built
-        except SchemaError:  # reported once, against the prompt
+            check_schema(tool.parameters)
+            validators[tool.name] = BoundedSchema(tool.parameters)
+        except ValueError:  # reported once, against the prompt
             validators[tool.name] = None
     validator = validators[tool.name]
     if validator is None:
         return None
     try:
-        found = list(validator.iter_errors(arguments))
-    except PatternTimeout as exc:
+        found = validator.errors(arguments)
+    except (PatternTimeout, SchemaTooCostly) as exc:
         return str(exc)
     if not found:
         return None

@@ -8,6 +8,9 @@ is checked or used, so `agent-evals --help` and `validate` stay fast.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field
@@ -19,6 +22,7 @@ from agent_evals.graders._common import cannot_read
 from agent_evals.graders.base import Grade, GraderBase, Sample
 
 if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
 _SHOWN_ERRORS = 3
@@ -59,16 +63,106 @@ class JsonSchemaOptions(base.Options):
     )
 
 
-def schema_validator(schema: dict[str, Any]) -> Validator:
-    from jsonschema.validators import extend, validator_for
+SCHEMA_STEPS = 200_000
+"""Keywords one check of one value against a schema may evaluate. Schemas come from prompt and eval
+set files: `anyOf`, `oneOf`, `allOf` and `$ref`s that branch on the same value multiply, and thirty
+small `$defs` that each refer twice to the next take 2^30 steps, hours for one case."""
+SCHEMA_SECONDS = 2.0
+"""The backstop for slow steps, as for a template render."""
+STRIKES = 5
+"""Checks over the limits after which a schema is not used again: one that runs away on five values
+would on the next 10,000, seconds each."""
 
-    base_cls = validator_for(schema)
-    # `pattern` and `patternProperties` come from the (untrusted) schema and meet the model's
-    # output: matched within agent_evals._regex's time limit, not with `re`, which has none.
-    cls = extend(base_cls, {"pattern": _pattern, "patternProperties": _pattern_properties})  # type: ignore[no-untyped-call]
-    # Check `format` too: a schema author who writes `format: date` means it.
-    built: Validator = cls(schema, format_checker=base_cls.FORMAT_CHECKER)
-    return built
+
+class SchemaTooCostly(GraderError):
+    """A check of a value against a schema that went over `SCHEMA_STEPS` or `SCHEMA_SECONDS`, or
+    recursed without end (a `$ref` to itself), or one not run after `STRIKES` of those."""
+
+    def __init__(self, what: str, *, strikes: int = 0) -> None:
+        self.what = what
+        said = (
+            f"{what} on {strikes} values already, so it is not used again"
+            if strikes
+            else f"{what} on this value"
+        )
+        super().__init__(
+            f"the JSON Schema {said} (anyOf, oneOf, allOf and $ref that branch on the same value multiply, "
+            "and a $ref to itself never ends; flatten the schema)"
+        )
+
+
+class _Steps:
+    """The steps and deadline of one check (in a ContextVar while `BoundedSchema.errors` runs)."""
+
+    __slots__ = ("deadline", "left")
+
+    def __init__(self) -> None:
+        self.left = SCHEMA_STEPS
+        self.deadline = time.monotonic() + SCHEMA_SECONDS
+
+    def tick(self) -> None:
+        self.left -= 1
+        # The clock is read every 1,024 steps: a step is one keyword on one value.
+        if not self.left & 1023:
+            if self.left <= 0:
+                raise SchemaTooCostly(f"takes more than {SCHEMA_STEPS:,} steps")
+            if time.monotonic() > self.deadline:
+                raise SchemaTooCostly(f"takes more than {SCHEMA_SECONDS:g} s")
+
+
+_STEPS: ContextVar[_Steps | None] = ContextVar("agent_evals_schema_steps", default=None)
+
+
+def _counted(keyword: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        steps = _STEPS.get()
+        if steps is not None:
+            steps.tick()
+        return keyword(validator, value, instance, schema)
+
+    return counted
+
+
+class BoundedSchema:
+    """A JSON Schema from a file, ready to check values within `SCHEMA_STEPS` and `SCHEMA_SECONDS`
+    each; after `STRIKES` checks over them it is not used again. The one way values are checked
+    against file-supplied schemas (outputs, tool arguments, recorded calls)."""
+
+    __slots__ = ("_validator", "overruns")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        from jsonschema.validators import extend, validator_for
+
+        base_cls = validator_for(schema)
+        keywords = {name: _counted(keyword) for name, keyword in base_cls.VALIDATORS.items()}
+        # `pattern` and `patternProperties` come from the (untrusted) schema and meet the model's
+        # output: matched within agent_evals._regex's time limit, not with `re`, which has none.
+        keywords.update(pattern=_counted(_pattern), patternProperties=_counted(_pattern_properties))
+        cls = extend(base_cls, keywords)  # type: ignore[no-untyped-call]
+        # Check `format` too: a schema author who writes `format: date` means it.
+        self._validator: Validator = cls(schema, format_checker=base_cls.FORMAT_CHECKER)
+        self.overruns = 0
+
+    def errors(self, value: Any) -> list[ValidationError]:
+        """Every way `value` breaks the schema, in the schema's keyword order (stable run to run).
+
+        Raises:
+            SchemaTooCostly: the check went over the limits, or the schema did before `STRIKES` times.
+            agent_evals._regex.PatternTimeout: a `pattern` ran past its time limit.
+        """
+        if self.overruns >= STRIKES:
+            raise SchemaTooCostly("went over its limits", strikes=self.overruns)
+        token = _STEPS.set(_Steps())
+        try:
+            return list(self._validator.iter_errors(value))
+        except SchemaTooCostly:
+            self.overruns += 1
+            raise
+        except RecursionError:
+            self.overruns += 1
+            raise SchemaTooCostly("refers to itself without end") from None
+        finally:
+            _STEPS.reset(token)
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
@@ -109,9 +203,9 @@ class JsonSchema(GraderBase):
     def __init__(self, spec: Any, options: Any) -> None:
         super().__init__(spec, options)
         # Validators are cached per schema text: building one resolves $refs and checks formats.
-        self._validators: dict[str, Validator] = {}
+        self._validators: dict[str, BoundedSchema] = {}
 
-    def _validator_for(self, schema: dict[str, Any], inline: bool) -> Validator:
+    def _validator_for(self, schema: dict[str, Any], inline: bool) -> BoundedSchema:
         key = json.dumps(schema, sort_keys=True, default=str)
         found = self._validators.get(key)
         if found is None:
@@ -121,7 +215,7 @@ class JsonSchema(GraderBase):
                     check_schema(schema)
                 except ValueError as exc:
                     raise GraderError(f"the prompt's output schema is not usable: {exc}") from None
-            found = self._validators[key] = schema_validator(schema)
+            found = self._validators[key] = BoundedSchema(schema)
         return found
 
     async def grade(self, sample: Sample) -> Grade:
@@ -140,8 +234,7 @@ class JsonSchema(GraderBase):
         instance, why_not = _parsed(sample)
         if why_not is not None:
             return cannot_read(why_not)
-        # iter_errors follows the schema's keyword order: stable from run to run, so diffs stay quiet.
-        errors = list(self._validator_for(schema, inline).iter_errors(instance))
+        errors = self._validator_for(schema, inline).errors(instance)
         if not errors:
             return Grade(score=1.0, passed=True, reason="output matches the schema", details={"errors": []})
         found = [{"path": e.json_path, "message": _shorten(e.message)} for e in errors[:_KEPT_ERRORS]]

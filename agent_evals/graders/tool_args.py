@@ -24,7 +24,7 @@ of the error ("step 4: issue_refund arguments: $.amount: 900 is greater than the
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -40,11 +40,8 @@ from agent_evals.graders._trajectory import (
     steps_text,
 )
 from agent_evals.graders.base import Grade, GraderBase, Sample
-from agent_evals.graders.json_schema import SchemaOption, schema_validator
+from agent_evals.graders.json_schema import BoundedSchema, SchemaOption
 from agent_evals.models import GraderSpec
-
-if TYPE_CHECKING:
-    from jsonschema.protocols import Validator
 
 _MESSAGE_LIMIT = 120
 
@@ -70,7 +67,7 @@ class ToolArgs(GraderBase):
     def __init__(self, spec: GraderSpec, options: Any) -> None:
         super().__init__(spec, options)
         self.needs_expected = self.options.args_from_expected is not None
-        self._schema_validator: Validator | None = None
+        self._schema_validator: BoundedSchema | None = None
         self._validated: dict[str, Any] | None = None
 
     def expected_path(self) -> str | None:
@@ -97,9 +94,9 @@ class ToolArgs(GraderBase):
             if not isinstance(arguments, dict):
                 return f"arguments are not a JSON object: {args_text(arguments, 60)}"
             if self._schema_validator is None or self._validated is not schema:
-                self._schema_validator, self._validated = schema_validator(schema), schema
-            # iter_errors follows the schema's keyword order: the first error is the same every run.
-            error = next(iter(self._schema_validator.iter_errors(arguments)), None)
+                self._schema_validator, self._validated = BoundedSchema(schema), schema
+            # In the schema's keyword order: the first error is the same every run.
+            error = next(iter(self._schema_validator.errors(arguments)), None)
             if error is not None:
                 return f"{error.json_path}: {one_line(' '.join(error.message.split()), _MESSAGE_LIMIT)}"
         if wanted is not None:

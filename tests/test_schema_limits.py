@@ -1,0 +1,141 @@
+"""JSON Schemas from prompt and eval set files check values within limits: a schema that recurses
+or multiplies is an error on the case (or the recorded call), not a crash or a hung run.
+
+`{"$ref": "#"}` made every check a RecursionError (an internal error of `run`), and thirty small
+`$defs` that each refer twice to the next take 2^30 steps: hours for one value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_evals.cli import main
+from agent_evals.graders import build_grader, json_schema
+from agent_evals.graders.base import Sample
+from agent_evals.graders.json_schema import BoundedSchema, SchemaTooCostly
+from agent_evals.models import Case, GraderSpec
+from agent_evals.record import ToolCallRecord, load_record
+from tests.support import write_tree
+
+SELF = {"$ref": "#"}
+FIX = (
+    "(anyOf, oneOf, allOf and $ref that branch on the same value multiply, and a $ref to itself never "
+    "ends; flatten the schema)"
+)
+
+
+def doubling(levels: int) -> dict[str, Any]:
+    """`levels` definitions, each `anyOf` two references to the next: 2^levels steps for a non-string."""
+    defs: dict[str, Any] = {
+        f"d{i}": {"anyOf": [{"$ref": f"#/$defs/d{i + 1}"}, {"$ref": f"#/$defs/d{i + 1}"}]}
+        for i in range(levels)
+    }
+    defs[f"d{levels}"] = {"type": "string"}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": defs, "$ref": "#/$defs/d0"}
+
+
+def test_a_schema_that_refers_to_itself_is_an_error_not_a_crash() -> None:
+    with pytest.raises(SchemaTooCostly) as caught:
+        BoundedSchema(SELF).errors({"a": 1})
+    assert str(caught.value) == f"the JSON Schema refers to itself without end on this value {FIX}"
+
+
+def test_a_schema_that_multiplies_stops_at_the_step_limit_then_is_not_used_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(json_schema, "SCHEMA_STEPS", 4096)
+    monkeypatch.setattr(json_schema, "STRIKES", 2)
+    schema = BoundedSchema(doubling(30))
+    for _ in range(2):
+        with pytest.raises(SchemaTooCostly) as caught:
+            schema.errors(5)
+        assert str(caught.value) == f"the JSON Schema takes more than 4,096 steps on this value {FIX}"
+    with pytest.raises(SchemaTooCostly) as caught:
+        schema.errors("a string")  # which it would pass at once
+    assert str(caught.value) == (
+        f"the JSON Schema went over its limits on 2 values already, so it is not used again {FIX}"
+    )
+
+
+def test_the_same_schema_within_the_limits_checks_as_jsonschema_does() -> None:
+    # Ten levels are 1,024 paths: within the limits, and the value fails them all the same way.
+    schema = BoundedSchema(doubling(10))
+    assert schema.errors("a string") == []
+    (error,) = schema.errors(5)
+    assert error.message == "5 is not valid under any of the given schemas"
+    assert schema.overruns == 0
+
+
+def test_a_run_whose_output_schema_refers_to_itself_ends_with_the_case_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "agent-evals.yaml": "schema_version: 1\n",
+            "prompts/p.yaml": (
+                "schema_version: 1\nid: p\nversion: 1\nowner: {name: synthetic, oncall: synthetic}\n"
+                "model: {provider: local, name: echo}\n"
+                "messages:\n  - role: user\n    content: '{{ text }}'\n"
+                "output:\n  format: json\n  schema: {$ref: '#'}\n"
+            ),
+            "evalsets/e.yaml": (
+                "schema_version: 1\nid: e\nprompt: p\nprovenance: {source: synthetic, synthetic: true}\n"
+                "graders:\n  - type: json_schema\n"
+                "cases:\n  - id: c1\n    vars: {text: '{\"a\": 1}'}\n"
+            ),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--output", "out.jsonl"]) == 3  # could not evaluate, not an internal error
+    _, err = capsys.readouterr()
+    assert "internal error" not in err
+    (case,) = load_record(tmp_path / "out.jsonl").cases
+    assert case.status == "error"
+    assert case.grades[0].error == f"the JSON Schema refers to itself without end on this value {FIX}"
+
+
+def test_tool_args_with_a_schema_that_refers_to_itself_cannot_grade() -> None:
+    grader = build_grader(GraderSpec(type="tool_args", tool="lookup", schema=SELF))
+    sample = Sample(
+        case=Case(id="c"), output="done", tool_calls=(ToolCallRecord(name="lookup", arguments={"id": 1}),)
+    )
+    with pytest.raises(SchemaTooCostly, match="refers to itself without end"):
+        asyncio.run(grader.grade(sample))
+
+
+def test_validate_names_the_recorded_call_a_recursive_parameter_schema_cannot_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "agent-evals.yaml": "schema_version: 1\n",
+            "prompts/p.yaml": (
+                "schema_version: 1\nid: p\nversion: 1\nowner: {name: synthetic, oncall: synthetic}\n"
+                "model: {provider: local, name: echo}\n"
+                "messages:\n  - role: user\n    content: '{{ text }}'\n"
+                "tools:\n  - name: lookup\n    description: Look it up (synthetic).\n"
+                "    parameters: {$ref: '#'}\n"
+            ),
+            "evalsets/e.yaml": (
+                "schema_version: 1\nid: e\nprompt: p\nprovenance: {source: synthetic, synthetic: true}\n"
+                "graders:\n  - type: contains\n    value: x\n"
+                "cases:\n  - id: c1\n    vars: {text: hi}\n"
+                "    tools:\n      - {name: lookup, arguments: {id: 1}, result: ok}\n"
+            ),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 2
+    out, err = capsys.readouterr()
+    assert "internal error" not in out + err
+    assert out.splitlines() == [
+        "evalsets/e.yaml:12: case 'c1' records lookup arguments that do not fit its parameters: "
+        f"the JSON Schema refers to itself without end on this value {FIX} (fix the recorded arguments, "
+        "or the parameters of 'lookup' in prompts/p.yaml)"
+    ]

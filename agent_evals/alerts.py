@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from agent_evals import _json
 from agent_evals.checks import Check, incident_key, store_check
 from agent_evals.credentials import register, register_url, safe_url, scrub
 from agent_evals.errors import ConfigError, EvaluationError, FailureKind, ProviderError
@@ -765,7 +766,7 @@ def _said(text: str) -> str:
     from agent_evals.providers._http import message_of
 
     try:
-        data = json.loads(text)
+        data = _json.loads(text)
     except ValueError:
         data = None
     errors = data.get("errors") if isinstance(data, dict) else None

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agent_evals import _files, _yaml
-from agent_evals._json import lone_surrogate
+from agent_evals._json import lone_surrogate, nested_deeper
 from agent_evals.errors import ConfigError, ConfigErrors
 from agent_evals.models import Case, CaseSources, EvalSet, ProjectConfig, Prompt
 
@@ -436,7 +436,7 @@ def iter_jsonl(
             too_deep = True  # as deep as the stack goes: deeper than any max_depth
         else:
             # Collections nest no deeper than the line has brackets: most lines need no walk.
-            too_deep = line.count("{") + line.count("[") > max_depth and _nested_deeper(value, max_depth)
+            too_deep = line.count("{") + line.count("[") > max_depth and nested_deeper(value, max_depth)
         if too_deep:
             raise ConfigError(
                 f"collections nested more than {max_depth} deep",
@@ -484,21 +484,6 @@ def _loads(text: str) -> Any:
     if text.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     return _DECODER.decode(text)
-
-
-def _nested_deeper(value: Any, limit: int) -> bool:
-    # Level by level, without recursion: the point is to refuse what recursion cannot walk.
-    level = [value]
-    for _ in range(limit):
-        level = [
-            child
-            for item in level
-            if isinstance(item, dict | list)
-            for child in (item.values() if isinstance(item, dict) else item)
-        ]
-        if not level:
-            return False
-    return any(isinstance(item, dict | list) for item in level)
 
 
 def _read_cases_file(

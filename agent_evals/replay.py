@@ -48,6 +48,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent_evals import _json
 from agent_evals.errors import AgentEvalsError, ConfigError, one_line
 from agent_evals.models import Case, RecordedCall, ToolReplay
 from agent_evals.record import ReplayRecord
@@ -305,7 +306,7 @@ def _parse_json(text: str) -> Any:
         raise ValueError(constant)
 
     try:
-        return json.loads(text, parse_constant=refuse)
+        return _json.loads(text, parse_constant=refuse)
     except (ValueError, RecursionError):
         return text
 

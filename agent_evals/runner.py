@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from agent_evals import __version__
+from agent_evals import __version__, _json
 from agent_evals.agent_loop import Trajectory, run_agent
 from agent_evals.budget import Budget, BudgetExceeded
 from agent_evals.calls import Calls, TraceContext, check_keys
@@ -395,7 +395,7 @@ def parse_output(text: str, request: ChatRequest) -> tuple[Any, str | None]:
     if fenced:
         body = fenced.group(1)
     try:
-        return json.loads(body), None
+        return _json.loads(body), None
     except json.JSONDecodeError as exc:
         return None, f"output is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
 

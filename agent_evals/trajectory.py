@@ -65,6 +65,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from agent_evals import _json
 from agent_evals.errors import ConfigError
 from agent_evals.record import StepRecord, ToolCallRecord, Usage
 
@@ -236,7 +237,7 @@ def _parse_json(text: str) -> Any:
     def refuse(constant: str) -> Any:
         raise ValueError(constant)
 
-    return json.loads(text, parse_constant=refuse)
+    return _json.loads(text, parse_constant=refuse)
 
 
 def _arguments(raw: Any) -> tuple[dict[str, Any] | str, str | None]:

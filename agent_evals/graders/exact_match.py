@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from agent_evals import _json
 from agent_evals.graders import base
 from agent_evals.graders._common import (
     FieldPath,
@@ -88,9 +89,9 @@ def _same(actual: Any, expected: Any, steps: tuple[str, ...]) -> bool:
     if isinstance(actual, str) != isinstance(expected, str):
         try:
             if isinstance(actual, str):
-                actual = json.loads(actual)
+                actual = _json.loads(actual)
             else:
-                expected = json.loads(expected)
+                expected = _json.loads(expected)
         except ValueError:
             return False
     if isinstance(actual, str) and isinstance(expected, str):

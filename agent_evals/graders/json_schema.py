@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field
 
+from agent_evals import _json
 from agent_evals._regex import PatternError, compile_pattern
 from agent_evals.errors import GraderError
 from agent_evals.graders import base
@@ -257,6 +258,6 @@ def _parsed(sample: Sample) -> tuple[Any, str | None]:
         return sample.parsed, None
     # A text prompt's output is not parsed by the runner; a literal `null` also lands here.
     try:
-        return json.loads(sample.output), None
+        return _json.loads(sample.output), None
     except ValueError as exc:
         return None, f"output is not JSON: {exc}"

@@ -31,6 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent_evals import _json
 from agent_evals._regex import compile_pattern
 from agent_evals.errors import GraderError
 from agent_evals.graders import base
@@ -340,7 +341,7 @@ def _json_object(text: str) -> dict[str, Any]:
     if fence is not None:
         body = fence.group(1).strip()
     try:
-        whole = json.loads(body)
+        whole = _json.loads(body)
     except ValueError:
         pass
     else:

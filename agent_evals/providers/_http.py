@@ -41,6 +41,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from agent_evals import _json
 from agent_evals.credentials import basic_auth, safe_url
 from agent_evals.errors import AuthError, FailureKind, ProviderError
 
@@ -172,7 +173,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
 def message_of(text: str) -> str:
     """The error text in a response body, from the common JSON shapes, or the body itself."""
     try:
-        data = json.loads(text)
+        data = _json.loads(text)
     except ValueError:
         return text
     if isinstance(data, dict):
@@ -276,7 +277,7 @@ _UNKNOWN_MODEL = re.compile(
 def _names_unknown_model(text: str) -> bool:
     """Whether a 400's body says the model itself is wrong (not this request's input or parameters)."""
     try:
-        data = json.loads(text)
+        data = _json.loads(text)
     except ValueError:
         data = None
     error = data.get("error") if isinstance(data, dict) else None
@@ -612,7 +613,7 @@ class HTTPProvider:
         if not 200 <= reply.status <= 299:
             raise status_error(reply, key_env=self.settings.api_key_env, secret=secret)
         try:
-            data = json.loads(reply.body)
+            data = _json.loads(reply.body)
         except (ValueError, UnicodeDecodeError):
             raise malformed(shown, "not JSON", reply.text, secret=secret) from None
         if not isinstance(data, dict):

@@ -10,11 +10,11 @@ module sends what the prompt sets.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from agent_evals import _json
 from agent_evals.providers._http import HTTPProvider, join_url, malformed, token_count, tool_call_text
 from agent_evals.providers.base import Completion, ToolCall, Usage
 
@@ -163,7 +163,7 @@ def _input(arguments: dict[str, Any] | str) -> dict[str, Any]:
     if isinstance(arguments, dict):
         return arguments
     try:
-        parsed = json.loads(arguments)
+        parsed = _json.loads(arguments)
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}

@@ -100,6 +100,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_evals import _json
 from agent_evals._regex import PatternError, PatternTimeout, compile_pattern
 from agent_evals.providers.base import Completion, ToolCall, Usage
 
@@ -259,8 +260,8 @@ def _new_vectorizer() -> Any:
 
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = _json.loads(text)
+    except ValueError:
         return None
     return value if isinstance(value, dict) else None
 
@@ -489,8 +490,8 @@ def _json_word(word: str) -> Any:
     if len(word) >= 2 and word[0] == word[-1] and word[0] in "`\"'":
         return word[1:-1]
     try:
-        return json.loads(word)
-    except json.JSONDecodeError:
+        return _json.loads(word)
+    except ValueError:
         return word
 
 
@@ -596,8 +597,8 @@ def _read_turn(messages: Sequence[Message]) -> _Turn:
             result: Any = _MISSING
             if not is_error:
                 try:
-                    result = json.loads(content)
-                except json.JSONDecodeError:
+                    result = _json.loads(content)
+                except ValueError:
                     result = content
             called.append(_Called(name=call.name, arguments=call.arguments, result=result))
     user_texts = tuple(m.content for m in reversed(messages) if m.role == "user")

@@ -16,6 +16,7 @@ import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from agent_evals import _json
 from agent_evals.credentials import safe_url
 from agent_evals.errors import ProviderError
 from agent_evals.providers._http import (
@@ -180,7 +181,7 @@ def _arguments(raw: Any) -> dict[str, Any] | str:
     if not isinstance(raw, str):
         return "" if raw is None else json.dumps(raw)
     try:
-        parsed = json.loads(raw)
+        parsed = _json.loads(raw)
     except ValueError:
         return raw
     return parsed if isinstance(parsed, dict) else raw

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from agent_evals._json import lone_surrogate, strings
+from agent_evals._json import lone_surrogate, nested_deeper, strings
 from agent_evals.errors import ConfigError
 from agent_evals.record import open_regular
 
@@ -273,7 +273,7 @@ class LogReader:
                 self.skip_or_raise(lineno, "not a JSON object", f"got {_json_kind(row)}")
                 continue
             # Cheap byte counts rule out almost every line; the walks below run only on the rest.
-            if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(row) > MAX_DEPTH:
+            if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nested_deeper(row, MAX_DEPTH):
                 self.skip_or_raise(lineno, "nested too deeply", f"more than {MAX_DEPTH} levels", _DEPTH_HINT)
                 continue
             if b"\\u" in raw and lone_surrogate(row):
@@ -721,21 +721,6 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 def _digits_detail() -> str:
     limit = sys.get_int_max_str_digits() or sys.int_info.default_max_str_digits
     return f"an integer of more than {limit} digits"
-
-
-def _depth(value: Any) -> int:
-    """How deep lists and objects nest in a value (without recursion: the value may be deep)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            node = list(node.values())
-        if isinstance(node, list):
-            deepest = max(deepest, level)
-            if level <= MAX_DEPTH:
-                stack.extend((item, level + 1) for item in node)
-    return deepest
 
 
 def _longest_string(value: Any) -> int:

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent_evals import _json
 from agent_evals.cli import main
@@ -40,6 +42,23 @@ def test_nesting_up_to_the_limit_reads_as_json_loads_does() -> None:
     assert _json.loads(wide) == [[]] * 500
     with pytest.raises(ValueError, match="NaN"):
         _json.loads("[NaN]", parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet='[]{}":,1a ', max_size=3_000),
+        st.integers(0, 20_000).map(nested),
+        st.integers(0, 20_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    )
+)
+def test_any_text_is_a_value_within_the_limit_or_a_value_error(text: str) -> None:
+    try:
+        value = _json.loads(text)
+    except ValueError:  # JSONDecodeError included
+        return
+    assert not _json.nested_deeper(value, _json.MAX_DEPTH)
+    json.dumps(value)  # what every writer does with it next
 
 
 @pytest.fixture

@@ -38,6 +38,25 @@ def doubling(levels: int) -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": defs, "$ref": "#/$defs/d0"}
 
 
+def echo_project(root: Path, *, prompt: str, evalset: str) -> None:
+    """A prompt on the local echo model and its eval set, each with `prompt` or `evalset` added (synthetic)."""
+    write_tree(
+        root,
+        {
+            "agent-evals.yaml": "schema_version: 1\n",
+            "prompts/p.yaml": (
+                "schema_version: 1\nid: p\nversion: 1\nowner: {name: synthetic, oncall: synthetic}\n"
+                "model: {provider: local, name: echo}\n"
+                "messages:\n  - role: user\n    content: '{{ text }}'\n" + prompt
+            ),
+            "evalsets/e.yaml": (
+                "schema_version: 1\nid: e\nprompt: p\nprovenance: {source: synthetic, synthetic: true}\n"
+                + evalset
+            ),
+        },
+    )
+
+
 def test_a_schema_that_refers_to_itself_is_an_error_not_a_crash() -> None:
     with pytest.raises(SchemaTooCostly) as caught:
         BoundedSchema(SELF).errors({"a": 1})
@@ -73,22 +92,10 @@ def test_the_same_schema_within_the_limits_checks_as_jsonschema_does() -> None:
 def test_a_run_whose_output_schema_refers_to_itself_ends_with_the_case_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_tree(
+    echo_project(
         tmp_path,
-        {
-            "agent-evals.yaml": "schema_version: 1\n",
-            "prompts/p.yaml": (
-                "schema_version: 1\nid: p\nversion: 1\nowner: {name: synthetic, oncall: synthetic}\n"
-                "model: {provider: local, name: echo}\n"
-                "messages:\n  - role: user\n    content: '{{ text }}'\n"
-                "output:\n  format: json\n  schema: {$ref: '#'}\n"
-            ),
-            "evalsets/e.yaml": (
-                "schema_version: 1\nid: e\nprompt: p\nprovenance: {source: synthetic, synthetic: true}\n"
-                "graders:\n  - type: json_schema\n"
-                "cases:\n  - id: c1\n    vars: {text: '{\"a\": 1}'}\n"
-            ),
-        },
+        prompt="output:\n  format: json\n  schema: {$ref: '#'}\n",
+        evalset="graders:\n  - type: json_schema\ncases:\n  - id: c1\n    vars: {text: '{\"a\": 1}'}\n",
     )
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--output", "out.jsonl"]) == 3  # could not evaluate, not an internal error
@@ -111,24 +118,13 @@ def test_tool_args_with_a_schema_that_refers_to_itself_cannot_grade() -> None:
 def test_validate_names_the_recorded_call_a_recursive_parameter_schema_cannot_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_tree(
+    echo_project(
         tmp_path,
-        {
-            "agent-evals.yaml": "schema_version: 1\n",
-            "prompts/p.yaml": (
-                "schema_version: 1\nid: p\nversion: 1\nowner: {name: synthetic, oncall: synthetic}\n"
-                "model: {provider: local, name: echo}\n"
-                "messages:\n  - role: user\n    content: '{{ text }}'\n"
-                "tools:\n  - name: lookup\n    description: Look it up (synthetic).\n"
-                "    parameters: {$ref: '#'}\n"
-            ),
-            "evalsets/e.yaml": (
-                "schema_version: 1\nid: e\nprompt: p\nprovenance: {source: synthetic, synthetic: true}\n"
-                "graders:\n  - type: contains\n    value: x\n"
-                "cases:\n  - id: c1\n    vars: {text: hi}\n"
-                "    tools:\n      - {name: lookup, arguments: {id: 1}, result: ok}\n"
-            ),
-        },
+        prompt="tools:\n  - name: lookup\n    description: Look it up (synthetic).\n    parameters: {$ref: '#'}\n",
+        evalset=(
+            "graders:\n  - type: contains\n    value: x\ncases:\n  - id: c1\n    vars: {text: hi}\n"
+            "    tools:\n      - {name: lookup, arguments: {id: 1}, result: ok}\n"
+        ),
     )
     monkeypatch.chdir(tmp_path)
     assert main(["validate"]) == 2

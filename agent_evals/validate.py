@@ -72,6 +72,8 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
     if schema is not None:
         import jsonschema
 
+        from agent_evals.graders.json_schema import FLATTEN, unusable
+
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
@@ -83,6 +85,17 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
                     hint="see https://json-schema.org/understanding-json-schema/",
                 )
             )
+        else:
+            problem = unusable(schema)
+            if problem is not None:
+                errors.append(
+                    ConfigError(
+                        f"output schema is an unusable JSON Schema: it {problem}",
+                        path=prompt.source_path,
+                        line=prompt.line_of("output", "schema"),
+                        hint=FLATTEN,
+                    )
+                )
     return errors
 
 
@@ -91,8 +104,11 @@ def _check_tool_schemas(prompt: Prompt) -> list[ConfigError]:
         return []
     import jsonschema
 
+    from agent_evals.graders.json_schema import FLATTEN, unusable
+
     errors = []
     for index, tool in enumerate(prompt.tools):
+        line = prompt.line_of("tools", index, "parameters")
         try:
             jsonschema.validators.validator_for(tool.parameters).check_schema(tool.parameters)
         except jsonschema.SchemaError as exc:
@@ -100,8 +116,19 @@ def _check_tool_schemas(prompt: Prompt) -> list[ConfigError]:
                 ConfigError(
                     f"the parameters of tool '{tool.name}' are not a valid JSON Schema: {exc.message}",
                     path=prompt.source_path,
-                    line=prompt.line_of("tools", index, "parameters"),
+                    line=line,
                     hint="see https://json-schema.org/understanding-json-schema/",
+                )
+            )
+            continue
+        problem = unusable(tool.parameters)
+        if problem is not None:
+            errors.append(
+                ConfigError(
+                    f"the parameters of tool '{tool.name}' are an unusable JSON Schema: it {problem}",
+                    path=prompt.source_path,
+                    line=line,
+                    hint=FLATTEN,
                 )
             )
     return errors

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from agent_evals.cli import main
 from agent_evals.graders import build_grader, json_schema
@@ -103,24 +104,60 @@ def test_a_run_whose_output_schema_refers_to_itself_ends_with_the_case_an_error(
     assert "internal error" not in err
     (case,) = load_record(tmp_path / "out.jsonl").cases
     assert case.status == "error"
-    assert case.grades[0].error == f"the JSON Schema refers to itself without end on this value {FIX}"
+    assert case.grades[0].error == (
+        "the prompt's output schema is not usable: unusable JSON Schema: it refers to itself without end "
+        f"on the value null {FIX}"
+    )
+
+
+# A property that refers to itself: the probes (one value of each type) never reach it, a value does.
+DEEP_SELF = {"type": "object", "properties": {"id": {"$ref": "#/properties/id"}}}
+
+
+def test_a_schema_no_value_can_be_checked_against_is_refused_when_it_loads() -> None:
+    with pytest.raises(ValidationError) as caught:
+        build_grader(GraderSpec(type="tool_args", tool="lookup", schema=SELF))
+    assert f"unusable JSON Schema: it refers to itself without end on the value null {FIX}" in str(
+        caught.value
+    )
 
 
 def test_tool_args_with_a_schema_that_refers_to_itself_cannot_grade() -> None:
-    grader = build_grader(GraderSpec(type="tool_args", tool="lookup", schema=SELF))
+    grader = build_grader(GraderSpec(type="tool_args", tool="lookup", schema=DEEP_SELF))
     sample = Sample(
         case=Case(id="c"), output="done", tool_calls=(ToolCallRecord(name="lookup", arguments={"id": 1}),)
     )
-    with pytest.raises(SchemaTooCostly, match="refers to itself without end"):
+    with pytest.raises(SchemaTooCostly, match="refers to itself without end on this value"):
         asyncio.run(grader.grade(sample))
 
 
-def test_validate_names_the_recorded_call_a_recursive_parameter_schema_cannot_check(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        (
+            "{$ref: '#'}",
+            "prompts/p.yaml:12: the parameters of tool 'lookup' are an unusable JSON Schema: it refers to "
+            f"itself without end on the value null {FIX}",
+        ),
+        (
+            "{type: object, properties: {id: {$ref: '#/properties/id'}}}",
+            "evalsets/e.yaml:12: case 'c1' records lookup arguments that do not fit its parameters: "
+            f"the JSON Schema refers to itself without end on this value {FIX} (fix the recorded arguments, "
+            "or the parameters of 'lookup' in prompts/p.yaml)",
+        ),
+    ],
+    ids=["at-the-prompt", "at-the-recorded-call"],
+)
+def test_validate_names_a_recursive_parameter_schema_in_one_line(
+    parameters: str,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     echo_project(
         tmp_path,
-        prompt="tools:\n  - name: lookup\n    description: Look it up (synthetic).\n    parameters: {$ref: '#'}\n",
+        prompt=f"tools:\n  - name: lookup\n    description: Look it up (synthetic).\n    parameters: {parameters}\n",
         evalset=(
             "graders:\n  - type: contains\n    value: x\ncases:\n  - id: c1\n    vars: {text: hi}\n"
             "    tools:\n      - {name: lookup, arguments: {id: 1}, result: ok}\n"
@@ -130,8 +167,4 @@ def test_validate_names_the_recorded_call_a_recursive_parameter_schema_cannot_ch
     assert main(["validate"]) == 2
     out, err = capsys.readouterr()
     assert "internal error" not in out + err
-    assert out.splitlines() == [
-        "evalsets/e.yaml:12: case 'c1' records lookup arguments that do not fit its parameters: "
-        f"the JSON Schema refers to itself without end on this value {FIX} (fix the recorded arguments, "
-        "or the parameters of 'lookup' in prompts/p.yaml)"
-    ]
+    assert out.splitlines() == [expected]

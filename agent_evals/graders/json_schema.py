@@ -41,6 +41,31 @@ def check_schema(schema: dict[str, Any]) -> None:
     except SchemaError as exc:
         where = exc.json_path if exc.path else "the schema root"
         raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
+    problem = unusable(schema)
+    if problem is not None:
+        raise ValueError(f"unusable JSON Schema: it {problem} ({FLATTEN})")
+
+
+_PROBES: tuple[Any, ...] = (None, True, 0, "", [], {})
+"""One value of each JSON type: a schema that recurses or multiplies does so on at least one."""
+
+
+def unusable(schema: dict[str, Any]) -> str | None:
+    """Why no value could be checked against `schema` (valid as a JSON Schema) within the limits, found
+    by checking one value of each JSON type: "refers to itself without end on the value null"; else None.
+    A `$ref` to itself, or branches that multiply, stop the load (or `validate`) at the schema's line,
+    not every case of a run."""
+    from agent_evals._regex import PatternTimeout
+
+    bounded = BoundedSchema(schema)
+    for probe in _PROBES:
+        try:
+            bounded.errors(probe)
+        except SchemaTooCostly as exc:
+            return f"{exc.what} on the value {json.dumps(probe)}"
+        except PatternTimeout:
+            continue  # a pattern's own limit, reported where it meets a real value
+    return None
 
 
 def _schema_or_none(schema: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -75,6 +100,12 @@ STRIKES = 5
 would on the next 10,000, seconds each."""
 
 
+FLATTEN = (
+    "anyOf, oneOf, allOf and $ref that branch on the same value multiply, and a $ref to itself never ends; "
+    "flatten the schema"
+)
+
+
 class SchemaTooCostly(GraderError):
     """A check of a value against a schema that went over `SCHEMA_STEPS` or `SCHEMA_SECONDS`, or
     recursed without end (a `$ref` to itself), or one not run after `STRIKES` of those."""
@@ -86,10 +117,7 @@ class SchemaTooCostly(GraderError):
             if strikes
             else f"{what} on this value"
         )
-        super().__init__(
-            f"the JSON Schema {said} (anyOf, oneOf, allOf and $ref that branch on the same value multiply, "
-            "and a $ref to itself never ends; flatten the schema)"
-        )
+        super().__init__(f"the JSON Schema {said} ({FLATTEN})")
 
 
 class _Steps:

@@ -72,7 +72,7 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
     if schema is not None:
         import jsonschema
 
-        from agent_evals.graders.json_schema import FLATTEN, unusable
+        from agent_evals.graders.json_schema import FLATTEN, BoundedSchema, unusable
 
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
@@ -86,7 +86,7 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
                 )
             )
         else:
-            problem = unusable(schema)
+            problem = unusable(BoundedSchema(schema))
             if problem is not None:
                 errors.append(
                     ConfigError(
@@ -104,7 +104,7 @@ def _check_tool_schemas(prompt: Prompt) -> list[ConfigError]:
         return []
     import jsonschema
 
-    from agent_evals.graders.json_schema import FLATTEN, unusable
+    from agent_evals.graders.json_schema import FLATTEN, BoundedSchema, unusable
 
     errors = []
     for index, tool in enumerate(prompt.tools):
@@ -121,7 +121,7 @@ def _check_tool_schemas(prompt: Prompt) -> list[ConfigError]:
                 )
             )
             continue
-        problem = unusable(tool.parameters)
+        problem = unusable(BoundedSchema(tool.parameters))
         if problem is not None:
             errors.append(
                 ConfigError(
@@ -376,12 +376,11 @@ def _argument_errors(
     """Why `arguments` do not fit the tool's parameters (the first violation, in schema order), or None."""
     # The json_schema grader's validator: the same draft and format checks for outputs and arguments.
     from agent_evals._regex import PatternTimeout
-    from agent_evals.graders.json_schema import BoundedSchema, SchemaTooCostly, check_schema
+    from agent_evals.graders.json_schema import SchemaTooCostly, check_schema
 
     if tool.name not in validators:
         try:
-            check_schema(tool.parameters)
-            validators[tool.name] = BoundedSchema(tool.parameters)
+            validators[tool.name] = check_schema(tool.parameters)
         except ValueError:  # reported once, against the prompt
             validators[tool.name] = None
     validator = validators[tool.name]

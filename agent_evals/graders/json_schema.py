@@ -31,8 +31,13 @@ _KEPT_ERRORS = 20
 _MESSAGE_LIMIT = 120
 
 
-def check_schema(schema: dict[str, Any]) -> None:
-    """Raise ValueError if `schema` is not a valid JSON Schema (under its own `$schema` draft)."""
+def check_schema(schema: dict[str, Any]) -> BoundedSchema:
+    """`schema` ready to check values, once it is a valid JSON Schema (under its own `$schema` draft)
+    that no value of a JSON type runs away on (`unusable`).
+
+    Raises:
+        ValueError: it is not, saying why.
+    """
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
 
@@ -41,23 +46,24 @@ def check_schema(schema: dict[str, Any]) -> None:
     except SchemaError as exc:
         where = exc.json_path if exc.path else "the schema root"
         raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
-    problem = unusable(schema)
+    bounded = BoundedSchema(schema)
+    problem = unusable(bounded)
     if problem is not None:
         raise ValueError(f"unusable JSON Schema: it {problem} ({FLATTEN})")
+    return bounded
 
 
 _PROBES: tuple[Any, ...] = (None, True, 0, "", [], {})
 """One value of each JSON type: a schema that recurses or multiplies does so on at least one."""
 
 
-def unusable(schema: dict[str, Any]) -> str | None:
-    """Why no value could be checked against `schema` (valid as a JSON Schema) within the limits, found
+def unusable(bounded: BoundedSchema) -> str | None:
+    """Why no value could be checked against a schema (valid as a JSON Schema) within the limits, found
     by checking one value of each JSON type: "refers to itself without end on the value null"; else None.
     A `$ref` to itself, or branches that multiply, stop the load (or `validate`) at the schema's line,
     not every case of a run."""
     from agent_evals._regex import PatternTimeout
 
-    bounded = BoundedSchema(schema)
     for probe in _PROBES:
         try:
             bounded.errors(probe)
@@ -238,13 +244,14 @@ class JsonSchema(GraderBase):
         key = json.dumps(schema, sort_keys=True, default=str)
         found = self._validators.get(key)
         if found is None:
-            if not inline:
-                # The inline schema was checked at load time; the prompt's is checked here.
+            if inline:  # checked when the options loaded
+                found = BoundedSchema(schema)
+            else:  # the prompt's, checked here
                 try:
-                    check_schema(schema)
+                    found = check_schema(schema)
                 except ValueError as exc:
                     raise GraderError(f"the prompt's output schema is not usable: {exc}") from None
-            found = self._validators[key] = BoundedSchema(schema)
+            self._validators[key] = found
         return found
 
     async def grade(self, sample: Sample) -> Grade:

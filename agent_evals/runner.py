@@ -350,7 +350,8 @@ def make_job(
         shard: only this shard's cases.
 
     Raises:
-        ConfigError: a template does not render, or a grader is misconfigured.
+        ConfigError: a template does not render, a grader is misconfigured, or a JSON Schema the
+            prompt declares is invalid or unusable.
     """
     indexes = select(evalset, filters, shard)
     if only is not None:
@@ -364,6 +365,12 @@ def make_job(
         # Loaded now so a bad reviews file stops the run before anything is sent.
         reviews=load_reviews(Path(evalset.source_path)) if evalset.source_path else Reviews(),
     )
+    if prompt.output.json_schema is not None or prompt.tools:
+        # A schema the graders or the provider could not use is the prompt file's error, at its line.
+        from agent_evals.graders.json_schema import prompt_schema_errors
+
+        if errors := prompt_schema_errors(prompt):
+            raise ConfigErrors(errors)
     # Every case rendered once, its turns too: a template that does not render for one case, or
     # renders too slowly, stops the run before anything is sent. The run renders each as it sends it.
     render_all(prompt, evalset, indexes, case_where=partial(case_where, evalset))

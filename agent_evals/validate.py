@@ -64,73 +64,13 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
         )
     else:
         errors.extend(capabilities.check_prompt(prompt, settings))
-    errors.extend(_check_tool_schemas(prompt))
+    if prompt.output.json_schema is not None or prompt.tools:
+        from agent_evals.graders.json_schema import prompt_schema_errors
+
+        errors.extend(prompt_schema_errors(prompt))
     from agent_evals.sources import check_watch
 
     errors.extend(check_watch(prompt, project.root))
-    schema = prompt.output.json_schema
-    if schema is not None:
-        import jsonschema
-
-        from agent_evals.graders.json_schema import FLATTEN, BoundedSchema, unusable
-
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            errors.append(
-                ConfigError(
-                    f"output schema is not a valid JSON Schema: {exc.message}",
-                    path=prompt.source_path,
-                    line=prompt.line_of("output", "schema"),
-                    hint="see https://json-schema.org/understanding-json-schema/",
-                )
-            )
-        else:
-            problem = unusable(BoundedSchema(schema))
-            if problem is not None:
-                errors.append(
-                    ConfigError(
-                        f"output schema is an unusable JSON Schema: it {problem}",
-                        path=prompt.source_path,
-                        line=prompt.line_of("output", "schema"),
-                        hint=FLATTEN,
-                    )
-                )
-    return errors
-
-
-def _check_tool_schemas(prompt: Prompt) -> list[ConfigError]:
-    if not prompt.tools:
-        return []
-    import jsonschema
-
-    from agent_evals.graders.json_schema import FLATTEN, BoundedSchema, unusable
-
-    errors = []
-    for index, tool in enumerate(prompt.tools):
-        line = prompt.line_of("tools", index, "parameters")
-        try:
-            jsonschema.validators.validator_for(tool.parameters).check_schema(tool.parameters)
-        except jsonschema.SchemaError as exc:
-            errors.append(
-                ConfigError(
-                    f"the parameters of tool '{tool.name}' are not a valid JSON Schema: {exc.message}",
-                    path=prompt.source_path,
-                    line=line,
-                    hint="see https://json-schema.org/understanding-json-schema/",
-                )
-            )
-            continue
-        problem = unusable(BoundedSchema(tool.parameters))
-        if problem is not None:
-            errors.append(
-                ConfigError(
-                    f"the parameters of tool '{tool.name}' are an unusable JSON Schema: it {problem}",
-                    path=prompt.source_path,
-                    line=line,
-                    hint=FLATTEN,
-                )
-            )
     return errors
 
 

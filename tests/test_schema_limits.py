@@ -90,13 +90,60 @@ def test_the_same_schema_within_the_limits_checks_as_jsonschema_does() -> None:
     assert schema.overruns == 0
 
 
-def test_a_run_whose_output_schema_refers_to_itself_ends_with_the_case_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+# A property that refers to itself: the probes (one value of each type) never reach it, a value does.
+DEEP_SELF = {"type": "object", "properties": {"id": {"$ref": "#/properties/id"}}}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        (
+            "output:\n  format: json\n  schema: {$ref: '#'}\n",
+            "prompts/p.yaml:11: output schema is an unusable JSON Schema: it refers to itself without end "
+            f"on the value null {FIX}",
+        ),
+        (
+            "output:\n  format: json\n  schema: {type: 12}\n",
+            "prompts/p.yaml:11: output schema is not a valid JSON Schema: 12 is not valid under any of the "
+            "given schemas (see https://json-schema.org/understanding-json-schema/)",
+        ),
+        (
+            "tools:\n  - name: lookup\n    description: Look it up (synthetic).\n    parameters: {$ref: '#'}\n",
+            "prompts/p.yaml:12: the parameters of tool 'lookup' are an unusable JSON Schema: it refers to "
+            f"itself without end on the value null {FIX}",
+        ),
+    ],
+    ids=["output-recursive", "output-invalid", "tool-parameters"],
+)
+def test_run_refuses_a_prompt_whose_schema_cannot_be_used_before_anything_is_sent(
+    prompt: str,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # The prompt file's error, at its line, exit 2: not a case error of every case (exit 3).
     echo_project(
         tmp_path,
-        prompt="output:\n  format: json\n  schema: {$ref: '#'}\n",
+        prompt=prompt,
         evalset="graders:\n  - type: json_schema\ncases:\n  - id: c1\n    vars: {text: '{\"a\": 1}'}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--output", "out.jsonl"]) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [expected]
+    assert "internal error" not in out
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_run_whose_output_schema_refers_to_itself_below_the_probes_ends_with_the_case_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The probes (one value of each type) never reach the property's self-reference; the output does.
+    echo_project(
+        tmp_path,
+        prompt="output:\n  format: json\n  schema: {type: object, properties: {id: {$ref: '#/properties/id'}}}\n",
+        evalset="graders:\n  - type: json_schema\ncases:\n  - id: c1\n    vars: {text: '{\"id\": 1}'}\n",
     )
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--output", "out.jsonl"]) == 3  # could not evaluate, not an internal error
@@ -104,14 +151,7 @@ def test_a_run_whose_output_schema_refers_to_itself_ends_with_the_case_an_error(
     assert "internal error" not in err
     (case,) = load_record(tmp_path / "out.jsonl").cases
     assert case.status == "error"
-    assert case.grades[0].error == (
-        "the prompt's output schema is not usable: unusable JSON Schema: it refers to itself without end "
-        f"on the value null {FIX}"
-    )
-
-
-# A property that refers to itself: the probes (one value of each type) never reach it, a value does.
-DEEP_SELF = {"type": "object", "properties": {"id": {"$ref": "#/properties/id"}}}
+    assert case.grades[0].error == f"the JSON Schema refers to itself without end on this value {FIX}"
 
 
 def test_a_schema_no_value_can_be_checked_against_is_refused_when_it_loads() -> None:

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field
 
 from agent_evals import _json
 from agent_evals._regex import PatternError, compile_pattern
-from agent_evals.errors import GraderError
+from agent_evals.errors import ConfigError, GraderError
 from agent_evals.graders import base
 from agent_evals.graders._common import cannot_read
 from agent_evals.graders.base import Grade, GraderBase, Sample
@@ -25,6 +25,8 @@ from agent_evals.graders.base import Grade, GraderBase, Sample
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
+
+    from agent_evals.models import Prompt
 
 _SHOWN_ERRORS = 3
 _KEPT_ERRORS = 20
@@ -51,6 +53,50 @@ def check_schema(schema: dict[str, Any]) -> BoundedSchema:
     if problem is not None:
         raise ValueError(f"unusable JSON Schema: it {problem} ({FLATTEN})")
     return bounded
+
+
+def prompt_schema_errors(prompt: Prompt) -> list[ConfigError]:
+    """What is wrong with the JSON Schemas a prompt file declares (its `output.schema` and each
+    tool's `parameters`): not valid under their draft, or unusable (`unusable`); one located error
+    each. `validate` reports them; `run` refuses the prompt with them before anything is sent."""
+    declared: list[tuple[str, dict[str, Any] | None, tuple[str | int, ...]]] = [
+        ("output schema is", prompt.output.json_schema, ("output", "schema"))
+    ]
+    declared += [
+        (f"the parameters of tool '{tool.name}' are", tool.parameters, ("tools", index, "parameters"))
+        for index, tool in enumerate(prompt.tools)
+    ]
+    errors = []
+    for subject, schema, where in declared:
+        if schema is None:
+            continue
+        from jsonschema.exceptions import SchemaError
+        from jsonschema.validators import validator_for
+
+        line = prompt.line_of(*where)
+        try:
+            validator_for(schema).check_schema(schema)
+        except SchemaError as exc:
+            errors.append(
+                ConfigError(
+                    f"{subject} not a valid JSON Schema: {exc.message}",
+                    path=prompt.source_path,
+                    line=line,
+                    hint="see https://json-schema.org/understanding-json-schema/",
+                )
+            )
+            continue
+        problem = unusable(BoundedSchema(schema))
+        if problem is not None:
+            errors.append(
+                ConfigError(
+                    f"{subject} an unusable JSON Schema: it {problem}",
+                    path=prompt.source_path,
+                    line=line,
+                    hint=FLATTEN,
+                )
+            )
+    return errors
 
 
 _PROBES: tuple[Any, ...] = (None, True, 0, "", [], {})

@@ -12,8 +12,10 @@ and raises `PatternTimeout`. Patterns keep Python's syntax (the package's `VERSI
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
+from agent_evals import _jobclock
 from agent_evals.errors import GraderError
 
 __all__ = ["FLAGS", "TIMEOUT_S", "Pattern", "PatternError", "PatternTimeout", "compile_pattern"]
@@ -23,7 +25,9 @@ TIMEOUT_S = 1.0
 
 STRIKES = 5
 """Matches past `TIMEOUT_S` after which a pattern is not run again in this process: one that
-backtracks without end on five texts would on the next 10,000 too, a second each (hours of a run)."""
+backtracks without end on five texts would on the next 10,000 too, a second each (hours of a run).
+One just under `TIMEOUT_S` on every text is stopped by its job's clock instead: a pattern may take
+`_jobclock.JOB_SECONDS` in all in a job (a prompt on an eval set)."""
 
 # The `regex` package's flags have `re`'s values; it is imported with the first pattern compiled
 # (about 40 ms), so a run whose files hold no pattern never loads it.
@@ -40,13 +44,17 @@ class PatternTimeout(GraderError):
     A grader's match that times out cannot judge the case: the case is an error, never a pass.
     """
 
-    def __init__(self, pattern: str, *, strikes: int = 0) -> None:
+    def __init__(self, pattern: str, *, strikes: int = 0, spent: float | None = None) -> None:
         shown = pattern if len(pattern) <= 60 else pattern[:59] + "…"
-        what = (
-            f"took more than {TIMEOUT_S:g} s on {strikes} texts already, so it is not run again"
-            if strikes
-            else f"took more than {TIMEOUT_S:g} s on this text"
-        )
+        if spent is not None:
+            what = (
+                f"has taken {spent:.3g} s on this run's texts already, over the limit of "
+                f"{_jobclock.JOB_SECONDS:g} s for a prompt on an eval set, so it is not run again"
+            )
+        elif strikes:
+            what = f"took more than {TIMEOUT_S:g} s on {strikes} texts already, so it is not run again"
+        else:
+            what = f"took more than {TIMEOUT_S:g} s on this text"
         super().__init__(
             f"the pattern /{shown}/ {what} "
             "(repetition of overlapping alternatives, such as (a|aa)+, backtracks without end; simplify it)"
@@ -79,6 +87,19 @@ class Pattern:
     def _run(self, method: Any, text: str) -> Any:
         if self.timeouts >= STRIKES:
             raise PatternTimeout(self.pattern, strikes=self.timeouts)
+        clock = _jobclock.current()
+        if clock is None:
+            return self._match(method, text)
+        spent = clock.over(self)
+        if spent is not None:
+            raise PatternTimeout(self.pattern, spent=spent)
+        started = time.monotonic()
+        try:
+            return self._match(method, text)
+        finally:
+            clock.charge(self, time.monotonic() - started)
+
+    def _match(self, method: Any, text: str) -> Any:
         try:
             return method(text, timeout=TIMEOUT_S)
         except TimeoutError:

@@ -19,6 +19,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
+from agent_evals import _jobclock
 from agent_evals._sandbox import LimitedEnvironment, LimitExceeded, Limits, too_much_output
 from agent_evals.errors import AgentEvalsError, TemplateError, one_line
 from agent_evals.models import Case, EvalSet, Message, Prompt
@@ -48,8 +49,9 @@ LIMITS = Limits(
 )
 """What one render of one message may use; README 'Template limits' says why each."""
 
-JOB_SECONDS = 60.0
-"""The most one prompt may take to render for the cases of one eval set, their turns included.
+JOB_SECONDS = _jobclock.JOB_SECONDS
+"""The most one prompt may take to render for the cases of one eval set, their turns included
+(the job's limit for each piece of file-supplied work, `_jobclock`).
 
 Each render is bounded by `LIMITS`, but a template just under them on every case would keep a
 10,000-case run rendering for hours before its first request. Real prompts render in well under

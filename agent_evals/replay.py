@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agent_evals import _json
+from agent_evals._jobclock import JobClock
 from agent_evals.errors import AgentEvalsError, ConfigError, one_line
 from agent_evals.models import Case, RecordedCall, ToolReplay
 from agent_evals.record import ReplayRecord
@@ -320,19 +321,8 @@ class _Record:
     used: bool = False
 
 
-class MockClock:
-    """The time the mock templates of one job (a prompt on an eval set) have taken, all its cases together.
-
-    Each render is bounded by `render.LIMITS`, but a template just under them, rendered at every
-    tool call of 10,000 cases, would keep a run going for hours. Past `render.JOB_SECONDS`, the
-    job's mock templates are no longer rendered: their calls go unanswered, so the cases left end
-    as errors at once and the run ends, "cases not evaluated".
-    """
-
-    __slots__ = ("seconds",)
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
+_MOCKS = "mock templates"
+"""What a job's mock templates charge its clock under: all of them together, every case's."""
 
 
 class Replayer:
@@ -343,7 +333,9 @@ class Replayer:
         rules: the eval set's `tools:`, per tool name: how records match, and the mock.
         root: the project root, where `python:` mock targets live.
         timeout_s: how long a `python:` mock may take per call.
-        clock: the job's mock template time, shared by its cases' replayers (default: this case's own).
+        clock: the job's clock, shared by its cases' replayers (default: this case's own): past
+            `_jobclock.JOB_SECONDS` of mock template rendering, its mock templates are not
+            rendered again and their calls go unanswered, so the cases left end at once.
     """
 
     def __init__(
@@ -353,13 +345,13 @@ class Replayer:
         *,
         root: Path,
         timeout_s: float = MOCK_TIMEOUT_S,
-        clock: MockClock | None = None,
+        clock: JobClock | None = None,
     ) -> None:
         self.case = case
         self.rules = rules
         self.root = root
         self.timeout_s = timeout_s
-        self.clock = clock if clock is not None else MockClock()
+        self.clock = clock if clock is not None else JobClock()
         self._records = [_Record(call) for call in case.tools]
         self._unmatched: list[str] = []
 
@@ -445,15 +437,16 @@ class Replayer:
         import jinja2
         from jinja2.exceptions import SecurityError
 
-        from agent_evals import render
+        from agent_evals import _jobclock, render
         from agent_evals._sandbox import LimitExceeded
 
         where = f"the mock template of tools.{call.name}"
         clock = self.clock
-        if clock.seconds > render.JOB_SECONDS:
+        spent = clock.over(_MOCKS)
+        if spent is not None:
             raise Unanswered(
                 f"{where} was not rendered for {text}: the eval set's mock templates have taken "
-                f"{clock.seconds:.3g} s in this run, over the limit of {render.JOB_SECONDS:g} s "
+                f"{spent:.3g} s in this run, over the limit of {_jobclock.JOB_SECONDS:g} s "
                 "(make them do less work: a mock renders in well under a millisecond)"
             )
         started = time.monotonic()
@@ -481,7 +474,7 @@ class Replayer:
                 f"{where} failed for {text}: {type(exc).__name__}: {one_line(str(exc), 300)}"
             ) from None
         finally:
-            clock.seconds += time.monotonic() - started
+            clock.charge(_MOCKS, time.monotonic() - started)
         return _parse_json(rendered)
 
     async def _call_python(self, call: ToolCall, target: str, text: str) -> ToolAnswer:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from agent_evals import __version__, _json
+from agent_evals._jobclock import JobClock, running
 from agent_evals.agent_loop import Trajectory, run_agent
 from agent_evals.budget import Budget, BudgetExceeded
 from agent_evals.calls import Calls, TraceContext, check_keys
@@ -58,7 +59,7 @@ from agent_evals.record import (
     total_usage,
 )
 from agent_evals.render import render, render_all, render_turns
-from agent_evals.replay import MockClock, Replayer
+from agent_evals.replay import Replayer
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
 from agent_evals.summary import Tally
@@ -92,8 +93,9 @@ class Job:
     provider: str
     reviews: Reviews = field(default_factory=Reviews)
     """Human verdicts stored beside the eval set; they replace machine grades that need review."""
-    mock_clock: MockClock = field(default_factory=MockClock, compare=False)
-    """The time its mock templates have taken, every case's together (bounded: see `MockClock`)."""
+    clock: JobClock = field(default_factory=JobClock, compare=False)
+    """What its mock templates, its graders' patterns and their schemas have taken, every case's
+    together (each bounded: see `_jobclock`)."""
 
     @property
     def cases(self) -> list[Case]:
@@ -477,7 +479,7 @@ async def _run_case(job: Job, item: _Item, calls: Calls) -> CaseResult:
         job.provider,
         request,
         ctx,
-        replayer=Replayer(case, job.evalset.tools, root=calls.root, clock=job.mock_clock) if agent else None,
+        replayer=Replayer(case, job.evalset.tools, root=calls.root, clock=job.clock) if agent else None,
         max_steps=job.prompt.steps_limit,
         turns=turns,
     )
@@ -982,11 +984,13 @@ async def _run_job(
             _flush(writer, calls)
 
     try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker())
-            if workers:
-                group.create_task(flush())
+        # The workers' tasks copy the context: the graders' patterns and schemas charge the job's clock.
+        with running(job.clock):
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+                if workers:
+                    group.create_task(flush())
     except BaseExceptionGroup as group_error:
         # A worker's own error (a config problem found on first call) is the story; not the group.
         raise group_error.exceptions[0] from None

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent_evals import render
+from agent_evals import _jobclock
 from agent_evals.cli import main
 from agent_evals.record import CaseResult, RunRecord, load_record
 from tests.http_server import Handler, Request, Response, ScriptedServer, anthropic_messages, openai_chat
@@ -481,8 +481,8 @@ def test_the_mock_templates_of_a_job_share_one_time_limit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Each render is within the limits (100,000 steps, about 10 ms); the job's together are not
-    # (render.JOB_SECONDS, lowered here): the cases past it end at once as errors, not in hours.
-    monkeypatch.setattr(render, "JOB_SECONDS", 0.2)
+    # (_jobclock.JOB_SECONDS, lowered here): the cases past it end at once as errors, not in hours.
+    monkeypatch.setattr(_jobclock, "JOB_SECONDS", 0.2)
     server.default = scripted_model(kind, [[("lookup_order", {"order_id": "A-17"})], FINAL])
     slow = '{% for i in range(100000) %}{% endfor %}{"status": "paid"}'
     project(

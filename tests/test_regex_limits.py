@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent_evals import _regex
+from agent_evals import _jobclock, _regex
 from agent_evals._regex import PatternError, PatternTimeout, compile_pattern
 from agent_evals.cli import main
 from agent_evals.errors import GraderError
@@ -132,7 +132,7 @@ def test_every_grader_pattern_is_time_limited(spec: dict[str, Any], sample: Samp
     assert time.monotonic() - started < 5
 
 
-def _echo_project(root: Path, cases: int) -> None:
+def _echo_project(root: Path, cases: int, victim: str = VICTIM) -> None:
     """An echo model graded by the catastrophic pattern, on `cases` cases that each trip it (synthetic)."""
     write_tree(
         root,
@@ -147,7 +147,7 @@ def _echo_project(root: Path, cases: int) -> None:
                 "schema_version: 1\nid: e\nprompt: p\n"
                 "provenance: {source: synthetic test cases, synthetic: true}\n"
                 f"graders:\n  - type: regex\n    pattern: '{EVIL}'\ncases:\n"
-                + "".join(f"  - id: c{i}\n    vars: {{text: {VICTIM}}}\n" for i in range(1, cases + 1))
+                + "".join(f"  - id: c{i}\n    vars: {{text: {victim}}}\n" for i in range(1, cases + 1))
             ),
         },
     )
@@ -176,6 +176,33 @@ def test_a_run_stops_matching_a_pattern_after_strikes_timeouts(
     errors = [c.grades[0].error or "" for c in load_record(tmp_path / "out.jsonl").cases]
     assert sum("took more than 0.2 s on this text" in e for e in errors) == _regex.STRIKES
     assert sum("took more than 0.2 s on 5 texts already, so it is not run again" in e for e in errors) == 25
+
+
+def test_a_pattern_under_the_limit_on_every_text_stops_at_the_jobs_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Twenty-three a's and a b: each match backtracks for milliseconds, far under TIMEOUT_S, so no
+    # strike is counted; all the cases together are over the job's limit (lowered here).
+    monkeypatch.setattr(_jobclock, "JOB_SECONDS", 0.05)
+    _echo_project(tmp_path, 40, victim="a" * 23 + "b")
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # the limit is the job's: a second run in the same process starts afresh
+        assert main(["run", "--output", "out.jsonl", "-j", "1"]) == 3
+        cases = load_record(tmp_path / "out.jsonl").cases
+        matched = [c for c in cases if c.status == "fail"]
+        refused = [c for c in cases if c.status == "error"]
+        assert matched
+        assert refused
+        assert cases == (*matched, *refused)  # in order, with -j 1: the limit came, then held
+        for case in refused:
+            error = case.grades[0].error or ""
+            assert error.startswith(f"the pattern /{EVIL}/ has taken ")
+            assert error.endswith(
+                " s on this run's texts already, over the limit of 0.05 s for a prompt on an eval set, so "
+                "it is not run again (repetition of overlapping alternatives, such as (a|aa)+, backtracks "
+                "without end; simplify it)"
+            )
+    assert compile_pattern(EVIL).timeouts == 0
 
 
 def test_the_local_models_parameter_pattern_gives_up_instead_of_hanging() -> None:

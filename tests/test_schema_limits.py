@@ -8,12 +8,14 @@ or multiplies is an error on the case (or the recorded call), not a crash or a h
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from agent_evals import _jobclock
 from agent_evals.cli import main
 from agent_evals.graders import build_grader, json_schema
 from agent_evals.graders.base import Sample
@@ -92,6 +94,37 @@ def test_the_same_schema_within_the_limits_checks_as_jsonschema_does() -> None:
 
 # A property that refers to itself: the probes (one value of each type) never reach it, a value does.
 DEEP_SELF = {"type": "object", "properties": {"id": {"$ref": "#/properties/id"}}}
+
+
+def test_a_schema_under_the_limits_on_every_value_stops_at_the_jobs_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ten doubling levels: each check is 1,024 paths, tens of milliseconds and within the per-check
+    # limits, so no overrun is counted; all the cases together are over the job's limit (lowered here).
+    monkeypatch.setattr(_jobclock, "JOB_SECONDS", 0.05)
+    schema = json.dumps(doubling(10))
+    echo_project(
+        tmp_path,
+        prompt="",
+        evalset=f"graders:\n  - type: json_schema\n    schema: {schema}\ncases:\n"
+        + "".join(f"  - id: c{i}\n    vars: {{text: '5'}}\n" for i in range(40)),
+    )
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # the limit is the job's: a second run in the same process starts afresh
+        assert main(["run", "--output", "out.jsonl", "-j", "1"]) == 3
+        cases = load_record(tmp_path / "out.jsonl").cases
+        checked = [c for c in cases if c.status == "fail"]
+        refused = [c for c in cases if c.status == "error"]
+        assert checked
+        assert refused
+        assert cases == (*checked, *refused)  # in order, with -j 1: the limit came, then held
+        for case in refused:
+            error = case.grades[0].error or ""
+            assert error.startswith("the JSON Schema has taken ")
+            assert error.endswith(
+                " s on this run's values already, over the limit of 0.05 s for a prompt on an eval set, "
+                f"so it is not used again {FIX}"
+            )
 
 
 @pytest.mark.parametrize(

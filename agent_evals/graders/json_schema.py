@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field
 
-from agent_evals import _json
+from agent_evals import _jobclock, _json
 from agent_evals._regex import PatternError, compile_pattern
 from agent_evals.errors import ConfigError, GraderError
 from agent_evals.graders import base
@@ -162,13 +162,17 @@ class SchemaTooCostly(GraderError):
     """A check of a value against a schema that went over `SCHEMA_STEPS` or `SCHEMA_SECONDS`, or
     recursed without end (a `$ref` to itself), or one not run after `STRIKES` of those."""
 
-    def __init__(self, what: str, *, strikes: int = 0) -> None:
+    def __init__(self, what: str, *, strikes: int = 0, spent: float | None = None) -> None:
         self.what = what
-        said = (
-            f"{what} on {strikes} values already, so it is not used again"
-            if strikes
-            else f"{what} on this value"
-        )
+        if spent is not None:
+            said = (
+                f"{what} {spent:.3g} s on this run's values already, over the limit of "
+                f"{_jobclock.JOB_SECONDS:g} s for a prompt on an eval set, so it is not used again"
+            )
+        elif strikes:
+            said = f"{what} on {strikes} values already, so it is not used again"
+        else:
+            said = f"{what} on this value"
         super().__init__(f"the JSON Schema {said} ({FLATTEN})")
 
 
@@ -206,7 +210,8 @@ def _counted(keyword: Callable[..., Any]) -> Callable[..., Any]:
 
 class BoundedSchema:
     """A JSON Schema from a file, ready to check values within `SCHEMA_STEPS` and `SCHEMA_SECONDS`
-    each; after `STRIKES` checks over them it is not used again. The one way values are checked
+    each; after `STRIKES` checks over them, or `_jobclock.JOB_SECONDS` of checks in a job, it is not
+    used again. The one way values are checked
     against file-supplied schemas (outputs, tool arguments, recorded calls)."""
 
     __slots__ = ("_validator", "overruns")
@@ -228,12 +233,17 @@ class BoundedSchema:
         """Every way `value` breaks the schema, in the schema's keyword order (stable run to run).
 
         Raises:
-            SchemaTooCostly: the check went over the limits, or the schema did before `STRIKES` times.
+            SchemaTooCostly: the check went over the limits, or the schema did before `STRIKES` times,
+                or it has taken `_jobclock.JOB_SECONDS` in the current job.
             agent_evals._regex.PatternTimeout: a `pattern` ran past its time limit.
         """
         if self.overruns >= STRIKES:
             raise SchemaTooCostly("went over its limits", strikes=self.overruns)
+        clock = _jobclock.current()
+        if clock is not None and (spent := clock.over(self)) is not None:
+            raise SchemaTooCostly("has taken", spent=spent)
         token = _STEPS.set(_Steps())
+        started = time.monotonic()
         try:
             return list(self._validator.iter_errors(value))
         except SchemaTooCostly:
@@ -244,6 +254,8 @@ class BoundedSchema:
             raise SchemaTooCostly("refers to itself without end") from None
         finally:
             _STEPS.reset(token)
+            if clock is not None:
+                clock.charge(self, time.monotonic() - started)
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:

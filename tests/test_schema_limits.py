@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent_evals import _jobclock
@@ -167,6 +169,45 @@ def test_run_refuses_a_prompt_whose_schema_cannot_be_used_before_anything_is_sen
     assert err.splitlines() == [expected]
     assert "internal error" not in out
     assert not (tmp_path / "out.jsonl").exists()
+
+
+# Small pools, so that arrays often repeat an item (or one equal to it: 1 and 1.0, reordered keys).
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from([0.0, 1.0, 1.5]), st.sampled_from(["", "a"])
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["k", "l"]), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+
+
+@given(st.lists(_VALUES, max_size=6))
+@example([True, 1])
+@example([[False], [0.0]])
+@example([{"k": 1, "l": "a"}, {"l": "a", "k": 1.0}])
+@example([[1, 2], [2, 1]])
+def test_unique_items_agrees_with_jsonschema(items: list[Any]) -> None:
+    from jsonschema import Draft202012Validator
+
+    schema = {"uniqueItems": True}
+    expected = Draft202012Validator(schema).is_valid(items)
+    assert (BoundedSchema(schema).errors(items) == []) == expected
+    assert (BoundedSchema(schema).errors(list(reversed(items))) == []) == expected
+
+
+def test_unique_items_counts_a_step_per_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    # jsonschema compares objects pairwise, in one uncounted step: 2,000 distinct objects are two
+    # million comparisons (50,000 in a model's output, about 35 min). Each value is now a step.
+    monkeypatch.setattr(json_schema, "SCHEMA_STEPS", 1024)
+    schema = BoundedSchema({"type": "array", "uniqueItems": True})
+    with pytest.raises(SchemaTooCostly, match="takes more than 1,024 steps on this value"):
+        schema.errors([{"id": i} for i in range(2000)])
+    assert schema.errors([{"id": 1}, {"id": 2}]) == []
+    (error,) = schema.errors([{"id": 1, "n": 1}, {"n": 1.0, "id": 1}])
+    assert error.message.endswith("has non-unique elements")
 
 
 def test_a_run_whose_output_schema_refers_to_itself_below_the_probes_ends_with_the_case_an_error(

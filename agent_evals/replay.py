@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from agent_evals import _json
 from agent_evals._jobclock import JobClock
 from agent_evals.errors import AgentEvalsError, ConfigError, one_line
-from agent_evals.models import Case, RecordedCall, ToolReplay
+from agent_evals.models import Case, EvalSet, RecordedCall, ToolReplay
 from agent_evals.record import ReplayRecord
 
 if TYPE_CHECKING:
@@ -246,6 +246,70 @@ def compile_mock_template(source: str, tool: str) -> jinja2.Template:
     code = env.compile(source, name=name, filename=name)
     template: jinja2.Template = env.template_class.from_code(env, code, env.make_globals(None))
     return template
+
+
+def mock_errors(evalset: EvalSet, root: Path) -> list[ConfigError]:
+    """The eval set's mocks that could answer no call, one located error each: a template that does
+    not compile in the sandbox, a `python:` target that is malformed or outside the project (found
+    without importing it). `validate` reports them; `run` and `ci` refuse the eval set with them
+    before anything is sent, where each call to the tool would be unanswered (every case an error)."""
+    errors = []
+    for name, rule in evalset.tools.items():
+        mock = rule.mock
+        if mock is None:
+            continue
+        if mock.template is not None:
+            problem = _template_problem(mock.template, name)
+            if problem is not None:
+                message, hint, template_line = problem
+                start = evalset.line_of("tools", name, "mock", "template", value=True)
+                errors.append(
+                    ConfigError(
+                        f"tools.{name}.mock.template {message}",
+                        path=evalset.source_path,
+                        line=start + template_line - 1 if start and template_line else start,
+                        hint=hint,
+                    )
+                )
+        if mock.python is not None:
+            found = mock_target_problem(mock.python, root)
+            if found is not None:
+                errors.append(
+                    ConfigError(
+                        f"tools.{name}.mock.python: {found.message}",
+                        path=evalset.source_path,
+                        line=evalset.line_of("tools", name, "mock", "python", value=True),
+                        hint=found.hint,
+                    )
+                )
+    return errors
+
+
+def _template_problem(source: str, name: str) -> tuple[str, str, int | None] | None:
+    """Why a mock template does not compile in the sandbox: (what, how to fix, template line), or None."""
+    import jinja2
+
+    from agent_evals._sandbox import LimitExceeded
+
+    try:
+        compile_mock_template(source, name)
+    except jinja2.TemplateSyntaxError as exc:
+        return (
+            f"does not compile: {exc.message}",
+            "fix the Jinja syntax; use {% raw %}...{% endraw %} for literal braces",
+            exc.lineno,
+        )
+    except LimitExceeded as exc:
+        return exc.what, exc.hint, exc.lineno
+    except (RecursionError, MemoryError, SyntaxError) as exc:
+        return (
+            f"is nested too deeply to compile ({type(exc).__name__})",
+            "flatten the template: set intermediate values with {% set %}",
+            None,
+        )
+    except (ValueError, OverflowError) as exc:  # a number literal longer than Python converts
+        return f"does not compile: {exc}", "write shorter numbers", None
+    return None
 
 
 def mock_target_problem(target: str, root: Path) -> ConfigError | None:

@@ -59,7 +59,7 @@ from agent_evals.record import (
     total_usage,
 )
 from agent_evals.render import render, render_all, render_turns
-from agent_evals.replay import Replayer
+from agent_evals.replay import Replayer, mock_errors
 from agent_evals.retry import RetryPolicy
 from agent_evals.review import Reviews, apply_reviews, load_reviews, mark_disagreements
 from agent_evals.summary import Tally
@@ -820,6 +820,9 @@ async def execute(
     # Before anything is opened or sent: a missing key would fail every case the same way.
     check_keys(project.config, project.root, [name for job in jobs for name in job_providers(job)])
     capabilities.check_prompts([job.prompt for job in jobs], project.config, project.root)
+    # A mock that could answer no call would leave every call to its tool unanswered.
+    if errors := [error for job in jobs for error in mock_errors(job.evalset, project.root)]:
+        raise ConfigErrors(errors)
     run_id = options.run_id or new_run_id()
     cache = _open_cache(project, options)
     tracer = Tracer(options.trace, run_id) if options.trace is not None else None

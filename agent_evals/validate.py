@@ -252,7 +252,9 @@ def _runs_its_own_tools(prompt: Prompt, project: Project) -> bool:
 
 
 def _check_tools(evalset: EvalSet, prompt: Prompt | None, project: Project) -> list[ConfigError]:
-    errors = _check_mocks(evalset, project)
+    from agent_evals.replay import mock_errors
+
+    errors = mock_errors(evalset, project.root)
     if prompt is None or _runs_its_own_tools(prompt, project):
         return errors
     declared = {t.name: t for t in prompt.tools}
@@ -337,69 +339,6 @@ def _argument_errors(
     if len(message) > 200:
         message = message[:199] + "…"
     return f"{found[0].json_path}: {message}{more}"
-
-
-def _check_mocks(evalset: EvalSet, project: Project) -> list[ConfigError]:
-    from agent_evals.replay import mock_target_problem
-
-    errors = []
-    for name, rule in evalset.tools.items():
-        mock = rule.mock
-        if mock is None:
-            continue
-        if mock.template is not None:
-            problem = _template_problem(mock.template, name)
-            if problem is not None:
-                message, hint, template_line = problem
-                start = evalset.line_of("tools", name, "mock", "template", value=True)
-                errors.append(
-                    ConfigError(
-                        f"tools.{name}.mock.template {message}",
-                        path=evalset.source_path,
-                        line=start + template_line - 1 if start and template_line else start,
-                        hint=hint,
-                    )
-                )
-        if mock.python is not None:
-            found = mock_target_problem(mock.python, project.root)
-            if found is not None:
-                errors.append(
-                    ConfigError(
-                        f"tools.{name}.mock.python: {found.message}",
-                        path=evalset.source_path,
-                        line=evalset.line_of("tools", name, "mock", "python", value=True),
-                        hint=found.hint,
-                    )
-                )
-    return errors
-
-
-def _template_problem(source: str, name: str) -> tuple[str, str, int | None] | None:
-    """Why a mock template does not compile in the sandbox: (what, how to fix, template line), or None."""
-    import jinja2
-
-    from agent_evals._sandbox import LimitExceeded
-    from agent_evals.replay import compile_mock_template
-
-    try:
-        compile_mock_template(source, name)
-    except jinja2.TemplateSyntaxError as exc:
-        return (
-            f"does not compile: {exc.message}",
-            "fix the Jinja syntax; use {% raw %}...{% endraw %} for literal braces",
-            exc.lineno,
-        )
-    except LimitExceeded as exc:
-        return exc.what, exc.hint, exc.lineno
-    except (RecursionError, MemoryError, SyntaxError) as exc:
-        return (
-            f"is nested too deeply to compile ({type(exc).__name__})",
-            "flatten the template: set intermediate values with {% set %}",
-            None,
-        )
-    except (ValueError, OverflowError) as exc:  # a number literal longer than Python converts
-        return f"does not compile: {exc}", "write shorter numbers", None
-    return None
 
 
 @dataclass(frozen=True)

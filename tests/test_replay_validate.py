@@ -75,6 +75,18 @@ def validate(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     return code, captured.out.splitlines()
 
 
+def check(command: str, project: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    """`validate`, or `run`, which refuses what validate finds before anything is sent (exit 2) rather
+    than leaving every call to the tool unanswered (each case an error, exit 3): code and lines."""
+    if command == "validate":
+        return validate(capsys)
+    code = main(["run", "--output", "out.jsonl"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert not (project / "out.jsonl").exists()
+    return code, captured.err.splitlines()
+
+
 def write_evalset(project: Path, text: str) -> None:
     (project / "evalsets/refund.yaml").write_text(text)
 
@@ -243,16 +255,18 @@ def test_tool_parameters_that_are_not_a_json_schema(
     ],
     ids=["syntax-on-line-2", "unclosed", "nesting-bomb"],
 )
+@pytest.mark.parametrize("command", ["validate", "run"])
 def test_a_mock_template_that_does_not_compile_in_the_sandbox(
-    project: Path, capsys: pytest.CaptureFixture[str], template: str, expected: str
+    project: Path, capsys: pytest.CaptureFixture[str], template: str, expected: str, command: str
 ) -> None:
     rules = "tools:\n  lookup_order:\n    mock:\n" + template
     write_evalset(project, HEAD + rules + CASES)
-    assert validate(capsys) == (2, [expected])
+    assert check(command, project, capsys) == (2, [expected])
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
 def test_a_mock_python_target_malformed_or_outside_the_project(
-    project: Path, capsys: pytest.CaptureFixture[str]
+    project: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     rules = (
         "tools:\n"
@@ -261,7 +275,7 @@ def test_a_mock_python_target_malformed_or_outside_the_project(
     )
     write_evalset(project, HEAD + rules + CASES)
     hint = "use python:module:function with a module file inside the project, e.g. python:agent.main:answer"
-    assert validate(capsys) == (
+    assert check(command, project, capsys) == (
         2,
         [
             "evalsets/refund.yaml:10: tools.lookup_order.mock.python: refusing python:os:system: 'os' is in "
@@ -272,7 +286,7 @@ def test_a_mock_python_target_malformed_or_outside_the_project(
         ],
     )
     write_evalset(project, HEAD + "tools:\n  lookup_order:\n    mock: {python: 'mocks:lookup'}\n" + CASES)
-    assert validate(capsys) == (
+    assert check(command, project, capsys) == (
         2,
         [
             "evalsets/refund.yaml:10: tools.lookup_order.mock.python: refusing python:mocks:lookup: no module "

@@ -284,3 +284,25 @@ def load_script(path: Path) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def run_past_the_job_limit(root: Path) -> list[str]:
+    """`run -j 1` twice in this process on the project at `root` (the working directory), whose every
+    case does file-supplied work just under its per-call limit, with `_jobclock.JOB_SECONDS` lowered:
+    each run grades some cases (they fail), then the job's clock refuses the rest, in order; the
+    second run starts afresh (the limit is the job's, not the process's). The refused grades' errors.
+    """
+    from agent_evals.cli import main
+    from agent_evals.record import load_record
+
+    errors = []
+    for _ in range(2):
+        assert main(["run", "--output", "out.jsonl", "-j", "1"]) == 3
+        cases = load_record(root / "out.jsonl").cases
+        graded = [c for c in cases if c.status == "fail"]
+        refused = [c for c in cases if c.status == "error"]
+        assert graded
+        assert refused
+        assert cases == (*graded, *refused)  # in order, with -j 1: the limit came, then held
+        errors += [c.grades[0].error or "" for c in refused]
+    return errors

@@ -21,7 +21,7 @@ from agent_evals.errors import GraderError
 from agent_evals.graders import Grade, Sample, build_grader
 from agent_evals.models import Case, GraderSpec
 from agent_evals.record import ToolCallRecord, load_record
-from tests.support import write_tree
+from tests.support import run_past_the_job_limit, write_tree
 
 EVIL = r"(a|aa)+$"
 VICTIM = "a" * 60 + "b"
@@ -186,22 +186,13 @@ def test_a_pattern_under_the_limit_on_every_text_stops_at_the_jobs_limit(
     monkeypatch.setattr(_jobclock, "JOB_SECONDS", 0.05)
     _echo_project(tmp_path, 40, victim="a" * 23 + "b")
     monkeypatch.chdir(tmp_path)
-    for _ in range(2):  # the limit is the job's: a second run in the same process starts afresh
-        assert main(["run", "--output", "out.jsonl", "-j", "1"]) == 3
-        cases = load_record(tmp_path / "out.jsonl").cases
-        matched = [c for c in cases if c.status == "fail"]
-        refused = [c for c in cases if c.status == "error"]
-        assert matched
-        assert refused
-        assert cases == (*matched, *refused)  # in order, with -j 1: the limit came, then held
-        for case in refused:
-            error = case.grades[0].error or ""
-            assert error.startswith(f"the pattern /{EVIL}/ has taken ")
-            assert error.endswith(
-                " s on this run's texts already, over the limit of 0.05 s for a prompt on an eval set, so "
-                "it is not run again (repetition of overlapping alternatives, such as (a|aa)+, backtracks "
-                "without end; simplify it)"
-            )
+    for error in run_past_the_job_limit(tmp_path):
+        assert error.startswith(f"the pattern /{EVIL}/ has taken ")
+        assert error.endswith(
+            " s on this run's texts already, over the limit of 0.05 s for a prompt on an eval set, so "
+            "it is not run again (repetition of overlapping alternatives, such as (a|aa)+, backtracks "
+            "without end; simplify it)"
+        )
     assert compile_pattern(EVIL).timeouts == 0
 
 

@@ -24,7 +24,7 @@ from agent_evals.graders.base import Sample
 from agent_evals.graders.json_schema import BoundedSchema, SchemaTooCostly
 from agent_evals.models import Case, GraderSpec
 from agent_evals.record import ToolCallRecord, load_record
-from tests.support import write_tree
+from tests.support import run_past_the_job_limit, write_tree
 
 SELF = {"$ref": "#"}
 FIX = (
@@ -112,21 +112,12 @@ def test_a_schema_under_the_limits_on_every_value_stops_at_the_jobs_limit(
         + "".join(f"  - id: c{i}\n    vars: {{text: '5'}}\n" for i in range(40)),
     )
     monkeypatch.chdir(tmp_path)
-    for _ in range(2):  # the limit is the job's: a second run in the same process starts afresh
-        assert main(["run", "--output", "out.jsonl", "-j", "1"]) == 3
-        cases = load_record(tmp_path / "out.jsonl").cases
-        checked = [c for c in cases if c.status == "fail"]
-        refused = [c for c in cases if c.status == "error"]
-        assert checked
-        assert refused
-        assert cases == (*checked, *refused)  # in order, with -j 1: the limit came, then held
-        for case in refused:
-            error = case.grades[0].error or ""
-            assert error.startswith("the JSON Schema has taken ")
-            assert error.endswith(
-                " s on this run's values already, over the limit of 0.05 s for a prompt on an eval set, "
-                f"so it is not used again {FIX}"
-            )
+    for error in run_past_the_job_limit(tmp_path):
+        assert error.startswith("the JSON Schema has taken ")
+        assert error.endswith(
+            " s on this run's values already, over the limit of 0.05 s for a prompt on an eval set, "
+            f"so it is not used again {FIX}"
+        )
 
 
 @pytest.mark.parametrize(

@@ -66,13 +66,13 @@ def prompt_schema_errors(prompt: Prompt) -> list[ConfigError]:
         (f"the parameters of tool '{tool.name}' are", tool.parameters, ("tools", index, "parameters"))
         for index, tool in enumerate(prompt.tools)
     ]
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     errors = []
     for subject, schema, where in declared:
         if schema is None:
             continue
-        from jsonschema.exceptions import SchemaError
-        from jsonschema.validators import validator_for
-
         line = prompt.line_of(*where)
         try:
             validator_for(schema).check_schema(schema)
@@ -211,8 +211,8 @@ def _counted(keyword: Callable[..., Any]) -> Callable[..., Any]:
 class BoundedSchema:
     """A JSON Schema from a file, ready to check values within `SCHEMA_STEPS` and `SCHEMA_SECONDS`
     each; after `STRIKES` checks over them, or `_jobclock.JOB_SECONDS` of checks in a job, it is not
-    used again. The one way values are checked
-    against file-supplied schemas (outputs, tool arguments, recorded calls)."""
+    used again. The one way values are checked against file-supplied schemas (outputs, tool
+    arguments, recorded calls)."""
 
     __slots__ = ("_validator", "overruns")
 
@@ -224,8 +224,8 @@ class BoundedSchema:
         # `pattern` and `patternProperties` come from the (untrusted) schema and meet the model's
         # output: matched within agent_evals._regex's time limit, not with `re`, which has none.
         keywords.update(pattern=_counted(_pattern), patternProperties=_counted(_pattern_properties))
-        # jsonschema compares items it cannot sort (objects) pairwise: 3,000 take 7.6 s, 50,000 in a model's output
-        # about 35 min, in one uncounted step. Ours hashes each item once, a step per value.
+        # jsonschema compares items it cannot sort (objects) pairwise, in one uncounted step: 3,000
+        # take 7.6 s, 50,000 in a model's output about 35 min. Ours hashes each item once, a step a value.
         keywords.update(uniqueItems=_counted(_unique_items))
         cls = extend(base_cls, keywords)  # type: ignore[no-untyped-call]
         # Check `format` too: a schema author who writes `format: date` means it.

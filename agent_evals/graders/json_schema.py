@@ -11,7 +11,8 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -33,32 +34,79 @@ _KEPT_ERRORS = 20
 _MESSAGE_LIMIT = 120
 
 
+JSON_SCHEMA_HELP = "see https://json-schema.org/understanding-json-schema/"
+NO_FETCH = (
+    "point it inside the schema, such as '#/$defs/name': agent-evals never fetches a schema from a URL "
+    "or a file"
+)
+_DIALECT = "give a dialect URI, such as https://json-schema.org/draft/2020-12/schema, or leave it out"
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """Why a schema from a file cannot check values (`schema_problem`)."""
+
+    kind: Literal["metaschema", "invalid", "unusable"]
+    """`metaschema`: not valid under its draft's metaschema; `invalid`: a `$schema` that is not a
+    string, or a reference that does not resolve; `unusable`: it runs away on a value (`unusable`)."""
+    detail: str
+    hint: str
+    where: str | None = None
+    """For `metaschema`, the JSON path of the part at fault (None: the schema root)."""
+
+    def text(self) -> str:
+        """One line for `check_schema`'s ValueError (a grader's options, a recorded call)."""
+        if self.kind == "metaschema":
+            return f"invalid JSON Schema at {self.where or 'the schema root'}: {self.detail}"
+        if self.kind == "invalid":
+            return f"invalid JSON Schema: {self.detail} ({self.hint})"
+        return f"unusable JSON Schema: it {self.detail} ({self.hint})"
+
+
+def schema_problem(schema: dict[str, Any]) -> tuple[BoundedSchema | None, SchemaProblem | None]:
+    """A file's schema checked before it checks values: its `$schema` a string, valid under that
+    draft's metaschema, every reference resolving inside it (nothing is fetched), and no value of a
+    JSON type running away on it (`unusable`). The schema ready to use, or why it is not."""
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    dialect = schema.get("$schema")
+    if dialect is not None and not isinstance(dialect, str):
+        return None, SchemaProblem(
+            "invalid", f"$schema is {_shorten(json.dumps(dialect))}, not a string", _DIALECT
+        )
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = exc.json_path if exc.path else None
+        return None, SchemaProblem("metaschema", exc.message, JSON_SCHEMA_HELP, where)
+    bounded = BoundedSchema(schema)
+    unresolved = _unresolved(schema, bounded)
+    if unresolved is not None:
+        return None, SchemaProblem("invalid", unresolved, NO_FETCH)
+    problem = unusable(bounded)
+    if problem is not None:
+        return None, SchemaProblem("unusable", problem, FLATTEN)
+    return bounded, None
+
+
 def check_schema(schema: dict[str, Any]) -> BoundedSchema:
-    """`schema` ready to check values, once it is a valid JSON Schema (under its own `$schema` draft)
-    that no value of a JSON type runs away on (`unusable`).
+    """`schema` ready to check values, once `schema_problem` finds nothing wrong with it.
 
     Raises:
         ValueError: it is not, saying why.
     """
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
-
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        where = exc.json_path if exc.path else "the schema root"
-        raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
-    bounded = BoundedSchema(schema)
-    problem = unusable(bounded)
+    bounded, problem = schema_problem(schema)
     if problem is not None:
-        raise ValueError(f"unusable JSON Schema: it {problem} ({FLATTEN})")
+        raise ValueError(problem.text())
+    assert bounded is not None
     return bounded
 
 
 def prompt_schema_errors(prompt: Prompt) -> list[ConfigError]:
     """What is wrong with the JSON Schemas a prompt file declares (its `output.schema` and each
-    tool's `parameters`): not valid under their draft, or unusable (`unusable`); one located error
-    each. `validate` reports them; `run` refuses the prompt with them before anything is sent."""
+    tool's `parameters`), by `schema_problem`; one located error each. `validate` reports them;
+    `run` refuses the prompt with them before anything is sent."""
     declared: list[tuple[str, dict[str, Any] | None, tuple[str | int, ...]]] = [
         ("output schema is", prompt.output.json_schema, ("output", "schema"))
     ]
@@ -66,36 +114,21 @@ def prompt_schema_errors(prompt: Prompt) -> list[ConfigError]:
         (f"the parameters of tool '{tool.name}' are", tool.parameters, ("tools", index, "parameters"))
         for index, tool in enumerate(prompt.tools)
     ]
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
-
     errors = []
     for subject, schema, where in declared:
         if schema is None:
             continue
-        line = prompt.line_of(*where)
-        try:
-            validator_for(schema).check_schema(schema)
-        except SchemaError as exc:
-            errors.append(
-                ConfigError(
-                    f"{subject} not a valid JSON Schema: {exc.message}",
-                    path=prompt.source_path,
-                    line=line,
-                    hint="see https://json-schema.org/understanding-json-schema/",
-                )
-            )
+        _, problem = schema_problem(schema)
+        if problem is None:
             continue
-        problem = unusable(BoundedSchema(schema))
-        if problem is not None:
-            errors.append(
-                ConfigError(
-                    f"{subject} an unusable JSON Schema: it {problem}",
-                    path=prompt.source_path,
-                    line=line,
-                    hint=FLATTEN,
-                )
-            )
+        message = (
+            f"{subject} an unusable JSON Schema: it {problem.detail}"
+            if problem.kind == "unusable"
+            else f"{subject} not a valid JSON Schema: {problem.detail}"
+        )
+        errors.append(
+            ConfigError(message, path=prompt.source_path, line=prompt.line_of(*where), hint=problem.hint)
+        )
     return errors
 
 
@@ -118,6 +151,46 @@ def unusable(bounded: BoundedSchema) -> str | None:
         except PatternTimeout:
             continue  # a pattern's own limit, reported where it meets a real value
     return None
+
+
+_DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
+"""Keywords whose values are data, not subschemas: a `$ref` key in them is not a reference."""
+
+
+def _unresolved(schema: dict[str, Any], bounded: BoundedSchema) -> str | None:
+    """The first `$ref` (or `$dynamicRef`, `$recursiveRef`) of `schema` that does not resolve inside it,
+    as "$ref 'other.json' at $.properties.a does not resolve"; else None. Found by walking the schema,
+    so a reference no probe value reaches is found too."""
+    from referencing.exceptions import Unresolvable
+
+    resolver, specification = bounded.resolver()
+
+    def walk(node: Any, resolver: Any, path: str) -> str | None:
+        if isinstance(node, dict):
+            resolver = resolver.in_subresource(specification.create_resource(node))
+            for keyword in ("$ref", "$dynamicRef", "$recursiveRef"):
+                ref = node.get(keyword)
+                if isinstance(ref, str):
+                    try:
+                        resolver.lookup(ref)
+                    except Unresolvable:
+                        return f"{keyword} {_shorten(repr(ref))} at {path} does not resolve"
+            items = [(key, value) for key, value in node.items() if key not in _DATA_KEYWORDS]
+            return next((f for k, v in items if (f := walk(v, resolver, _child(path, k))) is not None), None)
+        if isinstance(node, list):
+            return next(
+                (f for i, v in enumerate(node) if (f := walk(v, resolver, f"{path}[{i}]")) is not None), None
+            )
+        return None
+
+    try:
+        return walk(schema, resolver, "$")
+    except RecursionError:
+        return None  # nested past Python's stack: the probes report it
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{json.dumps(key)}]"
 
 
 def _schema_or_none(schema: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -218,6 +291,7 @@ class BoundedSchema:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         from jsonschema.validators import extend, validator_for
+        from referencing import Registry
 
         base_cls = validator_for(schema)
         keywords = {name: _counted(keyword) for name, keyword in base_cls.VALIDATORS.items()}
@@ -228,9 +302,24 @@ class BoundedSchema:
         # take 7.6 s, 50,000 in a model's output about 35 min. Ours hashes each item once, a step a value.
         keywords.update(uniqueItems=_counted(_unique_items))
         cls = extend(base_cls, keywords)  # type: ignore[no-untyped-call]
-        # Check `format` too: a schema author who writes `format: date` means it.
-        self._validator: Validator = cls(schema, format_checker=base_cls.FORMAT_CHECKER)
+        # Check `format` too: a schema author who writes `format: date` means it. A registry of our
+        # own, without jsonschema's default retrieval (urlopen, no timeout): a `$ref` to a URL in a
+        # pull request's schema does not resolve, and is never fetched.
+        self._validator: Validator = cls(schema, format_checker=base_cls.FORMAT_CHECKER, registry=Registry())
         self.overruns = 0
+
+    def resolver(self) -> tuple[Any, Any]:
+        """(a `referencing` resolver at the schema's root, its draft's specification), as the validator
+        resolves references: the drafts' metaschemas and the schema itself, nothing fetched."""
+        from jsonschema_specifications import REGISTRY
+        from referencing import Specification
+        from referencing.jsonschema import specification_with
+
+        meta = type(self._validator).META_SCHEMA
+        dialect = meta.get("$id") or meta.get("id") or "urn:unknown-dialect"
+        specification = specification_with(dialect_id=dialect, default=Specification.OPAQUE)
+        root = specification.create_resource(self._validator.schema)
+        return REGISTRY.resolver_with_root(root), specification
 
     def errors(self, value: Any) -> list[ValidationError]:
         """Every way `value` breaks the schema, in the schema's keyword order (stable run to run).
@@ -255,6 +344,14 @@ class BoundedSchema:
         except RecursionError:
             self.overruns += 1
             raise SchemaTooCostly("refers to itself without end") from None
+        except Exception as exc:
+            from referencing.exceptions import Unresolvable
+
+            if isinstance(exc, Unresolvable):  # `schema_problem` finds these first; the backstop
+                raise GraderError(
+                    f"the JSON Schema has a reference that does not resolve: {exc} ({NO_FETCH})"
+                ) from None
+            raise
         finally:
             _STEPS.reset(token)
             if clock is not None:

@@ -1,0 +1,126 @@
+"""References in JSON Schemas from files resolve inside the schema, and nothing is ever fetched.
+
+jsonschema's default registry retrieves a `$ref` to a URL with `urlopen` (no timeout): a pull
+request's prompt schema could make `validate` or `run` fetch any address the CI machine reaches, or
+hang on one that never answers. A reference that does not resolve, or a `$schema` that is not a
+string, ended both in an internal error. Each is now one located line, exit 2 (all schemas here
+are synthetic).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_evals.cli import main
+from agent_evals.errors import GraderError
+from agent_evals.graders.json_schema import BoundedSchema, schema_problem
+from tests.http_server import Response, ScriptedServer
+from tests.test_schema_limits import echo_project
+
+NO_FETCH = "point it inside the schema, such as '#/$defs/name': agent-evals never fetches a schema from a URL or a file"
+DRAFT_04 = "http://json-schema.org/draft-04/schema#"
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$schema": DRAFT_04, "definitions": {"a": {"type": "string"}}, "$ref": "#/definitions/a"},
+        {"$defs": {"n": {"$dynamicAnchor": "meta", "type": "object"}}, "$dynamicRef": "#meta"},
+        {"$ref": "https://json-schema.org/draft/2020-12/schema"},  # a draft's metaschema, bundled
+        {
+            "$id": "https://example.com/root.json",
+            "$defs": {"a": {"$id": "a.json", "type": "string"}},
+            "properties": {"x": {"$ref": "a.json"}},
+        },
+        {"enum": [{"$ref": "nowhere"}]},  # data, not a reference
+        {"properties": {"$ref": {"type": "string"}}},  # a property named $ref
+    ],
+    ids=["draft-04", "dynamic-anchor", "metaschema", "relative-id", "in-enum", "property-name"],
+)
+def test_references_that_resolve_inside_the_schema(schema: dict[str, Any]) -> None:
+    bounded, problem = schema_problem(schema)
+    assert problem is None
+    assert bounded is not None
+
+
+@pytest.mark.parametrize(
+    ("schema", "text"),
+    [
+        (
+            {"type": "object", "properties": {"a": {"$ref": "other.json"}}},
+            f"invalid JSON Schema: $ref 'other.json' at $.properties.a does not resolve ({NO_FETCH})",
+        ),
+        (
+            {"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"$ref": "#/definitions/gone"}]},
+            f"invalid JSON Schema: $ref '#/definitions/gone' at $.items[0] does not resolve ({NO_FETCH})",
+        ),
+        (
+            {"$dynamicRef": "#meta"},
+            f"invalid JSON Schema: $dynamicRef '#meta' at $ does not resolve ({NO_FETCH})",
+        ),
+        (
+            {"$schema": 12},
+            "invalid JSON Schema: $schema is 12, not a string (give a dialect URI, such as "
+            "https://json-schema.org/draft/2020-12/schema, or leave it out)",
+        ),
+    ],
+    ids=["file", "missing-pointer", "dynamic", "schema-not-a-string"],
+)
+def test_what_cannot_resolve_is_named_where_it_is(schema: dict[str, Any], text: str) -> None:
+    bounded, problem = schema_problem(schema)
+    assert bounded is None
+    assert problem is not None
+    assert problem.text() == text
+
+
+def test_a_reference_to_a_url_is_never_fetched(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    http_server: ScriptedServer,
+) -> None:
+    http_server.route("GET", "/schema.json", Response(json={"type": "string"}))
+    url = http_server.url_for("/schema.json")
+    echo_project(
+        tmp_path,
+        prompt=f"output:\n  format: json\n  schema: {{$ref: '{url}'}}\n",
+        evalset="graders:\n  - type: json_schema\ncases:\n  - id: c1\n    vars: {text: '\"a\"'}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    expected = (
+        f"prompts/p.yaml:11: output schema is not a valid JSON Schema: $ref '{url}' at $ does not resolve "
+        f"({NO_FETCH})"
+    )
+    assert main(["validate"]) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [expected]
+    assert main(["run", "--output", "out.jsonl"]) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [expected]
+    # Where a schema reaches the checks unchecked, the reference is a grader error: not fetched either.
+    with pytest.raises(GraderError, match="the JSON Schema has a reference that does not resolve"):
+        BoundedSchema({"properties": {"a": {"$ref": url}}}).errors({"a": 1})
+    assert http_server.request_count == 0
+
+
+def test_a_graders_schema_that_does_not_resolve_is_a_load_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    echo_project(
+        tmp_path,
+        prompt="",
+        evalset=(
+            "graders:\n  - type: json_schema\n    schema: {properties: {a: {$ref: 'other.json'}}}\n"
+            "cases:\n  - id: c1\n    vars: {text: '{}'}\n"
+        ),
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 2
+    out, err = capsys.readouterr()
+    (line,) = out.splitlines()
+    assert line.startswith("evalsets/e.yaml:")
+    assert f"$ref 'other.json' at $.properties.a does not resolve ({NO_FETCH})" in line
+    assert "internal error" not in out + err

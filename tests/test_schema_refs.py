@@ -9,10 +9,13 @@ are synthetic).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent_evals.cli import main
 from agent_evals.errors import GraderError
@@ -66,8 +69,18 @@ def test_references_that_resolve_inside_the_schema(schema: dict[str, Any]) -> No
             "invalid JSON Schema: $schema is 12, not a string (give a dialect URI, such as "
             "https://json-schema.org/draft/2020-12/schema, or leave it out)",
         ),
+        (
+            {"$schema": None},
+            "invalid JSON Schema: $schema is null, not a string (give a dialect URI, such as "
+            "https://json-schema.org/draft/2020-12/schema, or leave it out)",
+        ),
+        (
+            {"$schema": "https://example.com/my-dialect"},
+            "invalid JSON Schema: $schema 'https://example.com/my-dialect' is not a draft of JSON Schema (give a "
+            "dialect URI, such as https://json-schema.org/draft/2020-12/schema, or leave it out)",
+        ),
     ],
-    ids=["file", "missing-pointer", "dynamic", "schema-not-a-string"],
+    ids=["file", "missing-pointer", "dynamic", "schema-not-a-string", "schema-null", "unknown-draft"],
 )
 def test_what_cannot_resolve_is_named_where_it_is(schema: dict[str, Any], text: str) -> None:
     bounded, problem = schema_problem(schema)
@@ -124,3 +137,51 @@ def test_a_graders_schema_that_does_not_resolve_is_a_load_error(
     assert line.startswith("evalsets/e.yaml:")
     assert f"$ref 'other.json' at $.properties.a does not resolve ({NO_FETCH})" in line
     assert "internal error" not in out + err
+
+
+# --- any schema a file can hold: a problem or a schema that checks, never an internal error ----------
+
+_KEYWORDS = [
+    "$ref", "$schema", "$id", "$anchor", "$dynamicRef", "$dynamicAnchor", "$defs", "definitions", "type",
+    "properties", "items", "prefixItems", "anyOf", "oneOf", "allOf", "not", "enum", "const", "pattern",
+    "uniqueItems", "minimum", "maxLength", "required", "additionalProperties", "format", "if", "then",
+]  # fmt: skip
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["", "#", "#/$defs/a", "#meta", "a.json", "string", "object", "^a+$", "date", "a"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from([*_KEYWORDS, "a"]), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+_LEAVES = st.sampled_from(
+    [
+        {}, {"type": "string"}, {"type": ["integer", "null"]}, {"$ref": "#"}, {"$ref": "#/$defs/a"},
+        {"$dynamicRef": "#meta"}, {"pattern": "^(a|aa)+$"}, {"format": "date"}, {"uniqueItems": True},
+        {"enum": [1, "a", None, {"$ref": "x"}]}, {"const": {"a": [1.0]}}, {"minimum": 1}, {"not": {}},
+    ]
+)  # fmt: skip
+_SCHEMAS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.builds(lambda k, xs: {k: xs}, st.sampled_from(["anyOf", "oneOf", "allOf", "prefixItems"]),
+                  st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda k, x: {k: x}, st.sampled_from(["items", "not", "if", "then", "additionalProperties"]), inner),
+        st.builds(lambda ps: {"type": "object", "properties": ps}, st.dictionaries(st.sampled_from(["a", "$ref"]), inner)),
+        st.builds(lambda d, x: {"$defs": {"a": d}, **x}, inner, inner),
+        st.builds(lambda x: {"$defs": {"n": {"$dynamicAnchor": "meta", **x}}, "$dynamicRef": "#meta"}, inner),
+    ),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(schema=st.dictionaries(st.sampled_from(_KEYWORDS), _JSON, max_size=5) | _SCHEMAS, value=_JSON)
+def test_any_schema_is_a_problem_or_checks_values(schema: dict[str, Any], value: Any) -> None:
+    bounded, problem = schema_problem(schema)
+    if problem is not None:
+        assert problem.text()
+        return
+    assert bounded is not None
+    with contextlib.suppress(GraderError):  # a limit, a pattern's timeout: the case's error, in one line
+        bounded.errors(value)

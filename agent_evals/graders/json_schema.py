@@ -71,10 +71,15 @@ def schema_problem(schema: dict[str, Any]) -> tuple[BoundedSchema | None, Schema
     from jsonschema.validators import validator_for
 
     dialect = schema.get("$schema")
-    if dialect is not None and not isinstance(dialect, str):
+    if "$schema" in schema and not isinstance(dialect, str):
         return None, SchemaProblem(
             "invalid", f"$schema is {_shorten(json.dumps(dialect))}, not a string", _DIALECT
         )
+    if "$schema" in schema and validator_for(schema, default=None) is None:  # type: ignore[arg-type]
+        # jsonschema checks a schema of an unknown dialect under the latest draft, warning that it
+        # will refuse it: refused here now, in one line.
+        what = f"$schema {_shorten(repr(dialect))} is not a draft of JSON Schema"
+        return None, SchemaProblem("invalid", what, _DIALECT)
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
@@ -290,10 +295,11 @@ class BoundedSchema:
     __slots__ = ("_validator", "overruns")
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        from jsonschema.validators import extend, validator_for
+        from jsonschema.validators import Draft202012Validator, extend, validator_for
         from referencing import Registry
 
-        base_cls = validator_for(schema)
+        # An unknown $schema: the latest draft, as jsonschema does (without its warning); `schema_problem` refuses it.
+        base_cls = validator_for(schema, default=Draft202012Validator)
         keywords = {name: _counted(keyword) for name, keyword in base_cls.VALIDATORS.items()}
         # `pattern` and `patternProperties` come from the (untrusted) schema and meet the model's
         # output: matched within agent_evals._regex's time limit, not with `re`, which has none.

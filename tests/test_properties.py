@@ -103,6 +103,29 @@ PROMPT_LINES = PROMPT.splitlines(keepends=True)
 EVALSET_LINES = EVALSET.splitlines(keepends=True)
 
 
+# The same files with an output schema (a pattern, $defs), a tool, a mock template, a recorded call,
+# and the graders that read them: what `run` checks before sending, and the bounded checks after.
+RICH_PROMPT = PROMPT.replace(
+    "messages:\n",
+    "tools:\n  - name: lookup\n    description: Look it up.\n    parameters:\n      type: object\n"
+    "      properties:\n        id: {type: integer}\n      required: [id]\nmessages:\n",
+).replace(
+    "output:\n  format: json\n",
+    "output:\n  format: json\n  schema:\n    type: object\n    properties:\n"
+    "      disposition: {type: string, pattern: '^[a-z_]+$'}\n    required: [disposition]\n"
+    "    $defs:\n      a: {type: string}\n",
+)
+RICH_EVALSET = EVALSET.replace(
+    "graders:\n",
+    'tools:\n  lookup:\n    mock:\n      template: \'{"id": {{ args.id }}, "status": "paid"}\'\n'
+    "graders:\n  - type: json_schema\n  - type: tool_args\n    tool: lookup\n    required: false\n"
+    "  - type: regex\n    pattern: 'refund|billing'\n    required: false\n",
+).replace(
+    "    tags: [refund]\n",
+    "    tags: [refund]\n    tools:\n      - {name: lookup, arguments: {id: 7}, result: {status: shipped}}\n",
+)
+
+
 @st.composite
 def mutated_yaml(draw: st.DrawFn, lines: list[str]) -> str:
     index = draw(st.integers(0, len(lines) - 1))
@@ -297,6 +320,37 @@ def test_validate_exits_0_or_2(capsys: pytest.CaptureFixture[str], prompt: bytes
         (root / "prompts/triage.yaml").write_bytes(prompt)
         (root / "evalsets/triage.yaml").write_bytes(evalset)
         cli_call(capsys, ["validate"], {0, 2})
+
+
+def test_the_rich_files_are_valid_and_run(capsys: pytest.CaptureFixture[str]) -> None:
+    # The property below mutates files that are good to begin with: every check passes on them.
+    with project() as root:
+        (root / "prompts/triage.yaml").write_text(RICH_PROMPT)
+        (root / "evalsets/triage.yaml").write_text(RICH_EVALSET)
+        cli_call(capsys, ["validate"], {0})
+        cli_call(capsys, ["run", "--no-cache", "--output", "out.jsonl"], {0, 1})
+        record = load_record(root / "out.jsonl")
+        assert [c.status for c in record.cases] == ["pass", "pass", "fail"]
+        assert {g.grader for g in record.cases[0].grades} == {
+            "json_schema",
+            "tool_args",
+            "regex",
+            "disposition",
+        }
+
+
+@CLI_SETTINGS
+@given(
+    prompt=yaml_files(RICH_PROMPT.splitlines(keepends=True)),
+    evalset=yaml_files(RICH_EVALSET.splitlines(keepends=True)),
+)
+def test_run_exits_cleanly(capsys: pytest.CaptureFixture[str], prompt: bytes, evalset: bytes) -> None:
+    # The agent is the project's own code (offline); a problem found before sending is exit 2, a case
+    # that could not be judged exit 3, a failing case 1.
+    with project() as root:
+        (root / "prompts/triage.yaml").write_bytes(prompt)
+        (root / "evalsets/triage.yaml").write_bytes(evalset)
+        cli_call(capsys, ["run", "--no-cache", "--output", "out.jsonl"], {0, 1, 2, 3})
 
 
 @settings(CLI_SETTINGS, max_examples=40)

@@ -9,8 +9,9 @@ each schema the graders run. Past it, that work is not done again in the job: th
 that need it are errors at once, saying so, and the run ends in about a minute.
 
 The runner gives each job a `JobClock` and makes it current (`running`) while the job's cases
-run, so the graders' patterns and schemas charge it wherever they are matched; outside a job
-(the monitor, `validate`) no clock is current and only the per-call limits apply.
+run, so the graders' patterns and schemas charge it wherever they are matched; the monitor does
+the same for a window's rows. Elsewhere (`validate`, which checks what files hold, not outputs) no
+clock is current and only the per-call limits apply.
 """
 
 from __future__ import annotations

@@ -525,6 +525,7 @@ def grade(window: Window, graders: Sequence[GraderBase], prompt: Prompt) -> tupl
     Returns:
         The tally, and each row as a case result (case id `line-<n>`) for the history.
     """
+    from agent_evals._jobclock import JobClock, running
     from agent_evals.graders.base import Sample, case_outcome
     from agent_evals.models import Case
     from agent_evals.record import CaseResult
@@ -536,6 +537,11 @@ def grade(window: Window, graders: Sequence[GraderBase], prompt: Prompt) -> tupl
     results: list[CaseResult] = []
 
     async def grade_all() -> None:
+        # A window is graded as a run's job is: each pattern and schema within the job clock's limit.
+        with running(JobClock()):
+            await grade_rows()
+
+    async def grade_rows() -> None:
         for index, row in enumerate(window.rows):
             output = row.output or ""
             parsed, parse_error = parse_output(output, request)

@@ -7,9 +7,11 @@ file supplies goes through agent_evals._regex, which stops the match after TIMEO
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -194,6 +196,33 @@ def test_a_pattern_under_the_limit_on_every_text_stops_at_the_jobs_limit(
             "without end; simplify it)"
         )
     assert compile_pattern(EVIL).timeouts == 0
+
+
+def test_the_monitor_grades_a_window_within_the_jobs_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A window of live traffic is graded as a run's job is: the pattern has the job's limit in all.
+    from agent_evals import monitor
+    from agent_evals.checks import WindowRow
+
+    monkeypatch.setattr(_jobclock, "JOB_SECONDS", 0.05)
+    rows = [WindowRow(line=i, at=None, version=None, vars={}, output="a" * 23 + "b") for i in range(1, 41)]
+    window = monitor.Window(
+        log="prod.jsonl",
+        since=dt.datetime(2026, 12, 1),
+        until=dt.datetime(2026, 12, 2),
+        version=None,
+        rows=rows,
+    )
+    grader = build_grader(GraderSpec(type="regex", pattern=EVIL))
+    prompt: Any = SimpleNamespace(output=SimpleNamespace(format="text", json_schema=None), tools=())
+    for _ in range(2):  # each window has a clock of its own
+        _, results = monitor.grade(window, [grader], prompt)
+        statuses = [r.status for r in results]
+        graded = statuses.index("error")
+        assert graded > 0
+        assert statuses == ["fail"] * graded + ["error"] * (40 - graded)
+        assert "s on this run's texts already, over the limit of 0.05 s" in (
+            results[-1].grades[0].error or ""
+        )
 
 
 def test_the_local_models_parameter_pattern_gives_up_instead_of_hanging() -> None:

@@ -89,6 +89,19 @@ def test_what_cannot_resolve_is_named_where_it_is(schema: dict[str, Any], text: 
     assert problem.text() == text
 
 
+@pytest.mark.parametrize(
+    "dialect", ["http://json-schema.org/draft-07/schema#", "https://json-schema.org/draft-07/schema#"]
+)
+def test_a_draft_is_known_by_either_scheme(dialect: str) -> None:
+    # Draft 7's tuple form of `items`, which 2020-12's metaschema refuses: the schema is read as draft 7.
+    bounded, problem = schema_problem({"$schema": dialect, "items": [{"type": "string"}]})
+    assert problem is None
+    assert bounded is not None
+    assert bounded.errors(["a"]) == []
+    (error,) = bounded.errors([1])
+    assert error.message == "1 is not of type 'string'"
+
+
 def test_a_reference_to_a_url_is_never_fetched(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

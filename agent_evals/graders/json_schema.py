@@ -68,20 +68,20 @@ def schema_problem(schema: dict[str, Any]) -> tuple[BoundedSchema | None, Schema
     draft's metaschema, every reference resolving inside it (nothing is fetched), and no value of a
     JSON type running away on it (`unusable`). The schema ready to use, or why it is not."""
     from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
 
     dialect = schema.get("$schema")
     if "$schema" in schema and not isinstance(dialect, str):
         return None, SchemaProblem(
             "invalid", f"$schema is {_shorten(json.dumps(dialect))}, not a string", _DIALECT
         )
-    if "$schema" in schema and validator_for(schema, default=None) is None:  # type: ignore[arg-type]
+    draft = _draft(schema)
+    if draft is None:
         # jsonschema checks a schema of an unknown dialect under the latest draft, warning that it
         # will refuse it: refused here now, in one line.
         what = f"$schema {_shorten(repr(dialect))} is not a draft of JSON Schema"
         return None, SchemaProblem("invalid", what, _DIALECT)
     try:
-        validator_for(schema).check_schema(schema)
+        draft.check_schema(schema)
     except SchemaError as exc:
         where = exc.json_path if exc.path else None
         return None, SchemaProblem("metaschema", exc.message, JSON_SCHEMA_HELP, where)
@@ -93,6 +93,26 @@ def schema_problem(schema: dict[str, Any]) -> tuple[BoundedSchema | None, Schema
     if problem is not None:
         return None, SchemaProblem("unusable", problem, FLATTEN)
     return bounded, None
+
+
+def _draft(schema: dict[str, Any]) -> type[Validator] | None:
+    """The draft `schema` is written in: its `$schema`'s (http and https taken alike: the drafts'
+    own URIs mix them, and authors do), 2020-12 without one; None for a `$schema` naming no draft."""
+    from jsonschema.validators import Draft202012Validator, validator_for
+
+    dialect = schema.get("$schema")
+    if dialect is None and "$schema" not in schema:
+        return Draft202012Validator
+    if not isinstance(dialect, str):
+        return None
+    scheme, sep, rest = dialect.partition("://")
+    other = {"http": "https", "https": "http"}.get(scheme)
+    for uri in (dialect, f"{other}{sep}{rest}" if other else None):
+        if uri is not None:
+            found = validator_for({"$schema": uri}, default=None)  # type: ignore[arg-type]
+            if found is not None:
+                return found
+    return None
 
 
 def check_schema(schema: dict[str, Any]) -> BoundedSchema:
@@ -295,11 +315,12 @@ class BoundedSchema:
     __slots__ = ("_validator", "overruns")
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        from jsonschema.validators import Draft202012Validator, extend, validator_for
+        from jsonschema.validators import Draft202012Validator, extend
         from referencing import Registry
 
-        # An unknown $schema: the latest draft, as jsonschema does (without its warning); `schema_problem` refuses it.
-        base_cls = validator_for(schema, default=Draft202012Validator)
+        # An unknown $schema: the latest draft, as jsonschema does (without its warning); `schema_problem`
+        # refuses it before a schema is used.
+        base_cls = _draft(schema) or Draft202012Validator
         keywords = {name: _counted(keyword) for name, keyword in base_cls.VALIDATORS.items()}
         # `pattern` and `patternProperties` come from the (untrusted) schema and meet the model's
         # output: matched within agent_evals._regex's time limit, not with `re`, which has none.

@@ -69,16 +69,16 @@ def schema_problem(schema: dict[str, Any]) -> tuple[BoundedSchema | None, Schema
     JSON type running away on it (`unusable`). The schema ready to use, or why it is not."""
     from jsonschema.exceptions import SchemaError
 
-    dialect = schema.get("$schema")
-    if "$schema" in schema and not isinstance(dialect, str):
-        return None, SchemaProblem(
-            "invalid", f"$schema is {_shorten(json.dumps(dialect))}, not a string", _DIALECT
-        )
     draft = _draft(schema)
     if draft is None:
-        # jsonschema checks a schema of an unknown dialect under the latest draft, warning that it
-        # will refuse it: refused here now, in one line.
-        what = f"$schema {_shorten(repr(dialect))} is not a draft of JSON Schema"
+        # (jsonschema checks a schema of an unknown dialect under the latest draft, warning that it
+        # will refuse it: refused here now, in one line.)
+        dialect = schema["$schema"]
+        what = (
+            f"$schema {_shorten(repr(dialect))} is not a draft of JSON Schema"
+            if isinstance(dialect, str)
+            else f"$schema is {_shorten(json.dumps(dialect))}, not a string"
+        )
         return None, SchemaProblem("invalid", what, _DIALECT)
     try:
         draft.check_schema(schema)
@@ -100,9 +100,9 @@ def _draft(schema: dict[str, Any]) -> type[Validator] | None:
     own URIs mix them, and authors do), 2020-12 without one; None for a `$schema` naming no draft."""
     from jsonschema.validators import Draft202012Validator, validator_for
 
-    dialect = schema.get("$schema")
-    if dialect is None and "$schema" not in schema:
+    if "$schema" not in schema:
         return Draft202012Validator
+    dialect = schema["$schema"]
     if not isinstance(dialect, str):
         return None
     scheme, sep, rest = dialect.partition("://")

@@ -49,16 +49,12 @@ LIMITS = Limits(
 )
 """What one render of one message may use; README 'Template limits' says why each."""
 
-JOB_SECONDS = _jobclock.JOB_SECONDS
-"""The most one prompt may take to render for the cases of one eval set, their turns included
-(the job's limit for each piece of file-supplied work, `_jobclock`).
-
-Each render is bounded by `LIMITS`, but a template just under them on every case would keep a
-10,000-case run rendering for hours before its first request. Real prompts render in well under
-a millisecond a case: this is 6 ms a case at 10,000 cases, 0.6 ms at 100,000."""
 _FORECAST_AFTER_S = 5.0
-"""After this long rendering a job, one on course for twice `JOB_SECONDS` stops at once (it would
-stop anyway, later): a slow template is reported in seconds, not after the full minute."""
+"""After this long rendering a job, one on course for twice `_jobclock.JOB_SECONDS` stops at once
+(it would stop anyway, later): a slow template is reported in seconds, not after the full minute.
+The prompt's templates are bounded over the job as its patterns and schemas are: each render by
+`LIMITS`, but a template just under them on every case would keep a 10,000-case run rendering for
+hours before its first request (real prompts render in well under a millisecond a case)."""
 
 
 @lru_cache(maxsize=1)
@@ -414,7 +410,7 @@ def render_turns(evalset: EvalSet, index: int) -> tuple[str, ...]:
 
 
 class RenderClock:
-    """How long the renders of one prompt on one eval set have taken, against `JOB_SECONDS`."""
+    """How long the renders of one prompt on one eval set have taken, against `_jobclock.JOB_SECONDS`."""
 
     __slots__ = ("started", "total")
 
@@ -424,12 +420,11 @@ class RenderClock:
         self.started = time.monotonic()
 
     def over(self, done: int) -> float | None:
-        """The seconds taken, when `done` cases have rendered and that is over `JOB_SECONDS` or on
+        """The seconds taken, when `done` cases have rendered and that is over the job limit or on
         course for twice it; else None."""
         elapsed = time.monotonic() - self.started
-        if elapsed > JOB_SECONDS or (
-            elapsed > _FORECAST_AFTER_S and elapsed / done * self.total > 2 * JOB_SECONDS
-        ):
+        limit = _jobclock.JOB_SECONDS
+        if elapsed > limit or (elapsed > _FORECAST_AFTER_S and elapsed / done * self.total > 2 * limit):
             return elapsed
         return None
 
@@ -442,7 +437,7 @@ class RenderClock:
         return TemplateError(
             f"{what} renders too slowly: {done:,} of {self.total:,} cases of eval set '{evalset.id}' took "
             f"{_time_text(elapsed)} ({_time_text(rate)} a case); all {self.total:,} would take about "
-            f"{_time_text(rate * self.total)}, over the limit of {JOB_SECONDS:g} s for a prompt on an eval set",
+            f"{_time_text(rate * self.total)}, over the limit of {_jobclock.JOB_SECONDS:g} s for a prompt on an eval set",
             path=path,
             line=line,
             hint="make the template do less work: loop over fewer items and avoid repeated filters on "
@@ -459,7 +454,7 @@ def render_all(
 ) -> None:
     """Render `prompt` and the turns of each case at `indexes` once, and drop what they give:
     a template that fails for one case, or that renders so slowly the cases together would
-    take more than `JOB_SECONDS`, stops the run before anything is sent.
+    take more than `_jobclock.JOB_SECONDS`, stops the run before anything is sent.
 
     Args:
         prompt: the prompt to render.

@@ -17,6 +17,7 @@ import pytest
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from agent_evals import _jobclock
 from agent_evals import render as render_module
 from agent_evals.cli import main
 from agent_evals.models import Case, Prompt
@@ -342,7 +343,10 @@ def test_sigterm_ends_a_process_rendering_a_slow_template(tmp_path: Path) -> Non
     evalset = (tmp_path / "evalsets/triage.yaml").read_text()
     (tmp_path / "evalsets/triage.yaml").write_text(evalset.split("cases:\n")[0] + "cases:\n" + cases)
     # Lifted: the job's render limit would end this run by itself after 5 s (see the tests below).
-    lifted = "from agent_evals import render\nrender.JOB_SECONDS = render._FORECAST_AFTER_S = float('inf')\n"
+    lifted = (
+        "from agent_evals import _jobclock, render\n"
+        "_jobclock.JOB_SECONDS = render._FORECAST_AFTER_S = float('inf')\n"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", lifted + "from agent_evals.cli import entry\nentry()\n", "run"],
         cwd=tmp_path,
@@ -451,7 +455,7 @@ _RATE = re.compile(
 @pytest.fixture
 def lowered(monkeypatch: pytest.MonkeyPatch) -> None:
     """The job render limit at 0.3 s and no forecast: a job stops when it has taken that long."""
-    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
+    monkeypatch.setattr(_jobclock, "JOB_SECONDS", 0.3)
     monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", float("inf"))
 
 
@@ -500,7 +504,7 @@ def test_a_job_on_course_for_twice_the_limit_stops_early(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # 400 slow cases would take seconds: the forecast stops them long before the limit itself.
-    monkeypatch.setattr(render_module, "JOB_SECONDS", 1.0)
+    monkeypatch.setattr(_jobclock, "JOB_SECONDS", 1.0)
     monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", 0.2)
     monkeypatch.chdir(_project(tmp_path, SLOW))
     _many_cases(tmp_path, 400)
@@ -541,7 +545,7 @@ def test_quick_templates_stay_far_under_the_job_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The same lowered limit, a real prompt's template: 2,000 cases render in a few milliseconds.
-    monkeypatch.setattr(render_module, "JOB_SECONDS", 0.3)
+    monkeypatch.setattr(_jobclock, "JOB_SECONDS", 0.3)
     monkeypatch.setattr(render_module, "_FORECAST_AFTER_S", 0.05)
     monkeypatch.chdir(_project(tmp_path, "{{ body | upper }} ({{ subject }})"))
     monkeypatch.delitem(sys.modules, "agent", raising=False)  # this project's agent, not an earlier test's

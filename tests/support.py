@@ -306,3 +306,22 @@ def run_past_the_job_limit(root: Path) -> list[str]:
         assert cases == (*graded, *refused)  # in order, with -j 1: the limit came, then held
         errors += [c.grades[0].error or "" for c in refused]
     return errors
+
+
+def refused(command: str, root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    """`validate` or `run` in the project at `root` (the working directory): its exit code and the
+    lines it said about the project (validate's stdout, run's stderr). Neither may print a traceback
+    or an internal error, and `run` may write no record: what validate finds, run refuses before
+    anything is sent."""
+    from agent_evals.cli import main
+
+    argv = ["validate"] if command == "validate" else ["run", "--output", "out.jsonl"]
+    code = main(argv)
+    captured = capsys.readouterr()
+    for said in (captured.out, captured.err):
+        assert "Traceback" not in said
+        assert "internal error" not in said
+    if command == "validate":
+        return code, captured.out.splitlines()
+    assert not (root / "out.jsonl").exists()
+    return code, captured.err.splitlines()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_evals.cli import main
-from tests.support import write_tree
+from tests.support import refused, write_tree
 
 PROMPT = """\
 schema_version: 1
@@ -73,18 +73,6 @@ def validate(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
     return code, captured.out.splitlines()
-
-
-def check(command: str, project: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
-    """`validate`, or `run`, which refuses what validate finds before anything is sent (exit 2) rather
-    than leaving every call to the tool unanswered (each case an error, exit 3): code and lines."""
-    if command == "validate":
-        return validate(capsys)
-    code = main(["run", "--output", "out.jsonl"])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    assert not (project / "out.jsonl").exists()
-    return code, captured.err.splitlines()
 
 
 def write_evalset(project: Path, text: str) -> None:
@@ -261,7 +249,7 @@ def test_a_mock_template_that_does_not_compile_in_the_sandbox(
 ) -> None:
     rules = "tools:\n  lookup_order:\n    mock:\n" + template
     write_evalset(project, HEAD + rules + CASES)
-    assert check(command, project, capsys) == (2, [expected])
+    assert refused(command, project, capsys) == (2, [expected])
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])
@@ -275,7 +263,7 @@ def test_a_mock_python_target_malformed_or_outside_the_project(
     )
     write_evalset(project, HEAD + rules + CASES)
     hint = "use python:module:function with a module file inside the project, e.g. python:agent.main:answer"
-    assert check(command, project, capsys) == (
+    assert refused(command, project, capsys) == (
         2,
         [
             "evalsets/refund.yaml:10: tools.lookup_order.mock.python: refusing python:os:system: 'os' is in "
@@ -286,7 +274,7 @@ def test_a_mock_python_target_malformed_or_outside_the_project(
         ],
     )
     write_evalset(project, HEAD + "tools:\n  lookup_order:\n    mock: {python: 'mocks:lookup'}\n" + CASES)
-    assert check(command, project, capsys) == (
+    assert refused(command, project, capsys) == (
         2,
         [
             "evalsets/refund.yaml:10: tools.lookup_order.mock.python: refusing python:mocks:lookup: no module "

@@ -24,7 +24,7 @@ from agent_evals.graders.base import Sample
 from agent_evals.graders.json_schema import BoundedSchema, SchemaTooCostly
 from agent_evals.models import Case, GraderSpec
 from agent_evals.record import ToolCallRecord, load_record
-from tests.support import run_past_the_job_limit, write_tree
+from tests.support import refused, run_past_the_job_limit, write_tree
 
 SELF = {"$ref": "#"}
 FIX = (
@@ -141,25 +141,23 @@ def test_a_schema_under_the_limits_on_every_value_stops_at_the_jobs_limit(
     ],
     ids=["output-recursive", "output-invalid", "tool-parameters"],
 )
-def test_run_refuses_a_prompt_whose_schema_cannot_be_used_before_anything_is_sent(
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_prompt_whose_schema_cannot_be_used_is_refused_before_anything_is_sent(
     prompt: str,
     expected: str,
+    command: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # The prompt file's error, at its line, exit 2: not a case error of every case (exit 3).
+    # The prompt file's error, at its line, exit 2 in both: in `run`, not a case error of every case (exit 3).
     echo_project(
         tmp_path,
         prompt=prompt,
         evalset="graders:\n  - type: json_schema\ncases:\n  - id: c1\n    vars: {text: '{\"a\": 1}'}\n",
     )
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "--output", "out.jsonl"]) == 2
-    out, err = capsys.readouterr()
-    assert err.splitlines() == [expected]
-    assert "internal error" not in out
-    assert not (tmp_path / "out.jsonl").exists()
+    assert refused(command, tmp_path, capsys) == (2, [expected])
 
 
 # Small pools, so that arrays often repeat an item (or one equal to it: 1 and 1.0, reordered keys).
@@ -236,40 +234,29 @@ def test_tool_args_with_a_schema_that_refers_to_itself_cannot_grade() -> None:
         asyncio.run(grader.grade(sample))
 
 
-@pytest.mark.parametrize(
-    ("parameters", "expected"),
-    [
-        (
-            "{$ref: '#'}",
-            "prompts/p.yaml:12: the parameters of tool 'lookup' are an unusable JSON Schema: it refers to "
-            f"itself without end on the value null {FIX}",
-        ),
-        (
-            "{type: object, properties: {id: {$ref: '#/properties/id'}}}",
-            "evalsets/e.yaml:12: case 'c1' records lookup arguments that do not fit its parameters: "
-            f"the JSON Schema refers to itself without end on this value {FIX} (fix the recorded arguments, "
-            "or the parameters of 'lookup' in prompts/p.yaml)",
-        ),
-    ],
-    ids=["at-the-prompt", "at-the-recorded-call"],
-)
-def test_validate_names_a_recursive_parameter_schema_in_one_line(
-    parameters: str,
-    expected: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def test_validate_names_a_recorded_call_a_recursive_parameter_schema_cannot_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The probes (one value of each type) never reach the property's self-reference; the recorded
+    # arguments do: one line at the recorded call, not a crash. (A schema the probes reach is refused
+    # at the prompt's line: the tool-parameters case above.)
     echo_project(
         tmp_path,
-        prompt=f"tools:\n  - name: lookup\n    description: Look it up (synthetic).\n    parameters: {parameters}\n",
+        prompt=(
+            "tools:\n  - name: lookup\n    description: Look it up (synthetic).\n"
+            "    parameters: {type: object, properties: {id: {$ref: '#/properties/id'}}}\n"
+        ),
         evalset=(
             "graders:\n  - type: contains\n    value: x\ncases:\n  - id: c1\n    vars: {text: hi}\n"
             "    tools:\n      - {name: lookup, arguments: {id: 1}, result: ok}\n"
         ),
     )
     monkeypatch.chdir(tmp_path)
-    assert main(["validate"]) == 2
-    out, err = capsys.readouterr()
-    assert "internal error" not in out + err
-    assert out.splitlines() == [expected]
+    assert refused("validate", tmp_path, capsys) == (
+        2,
+        [
+            "evalsets/e.yaml:12: case 'c1' records lookup arguments that do not fit its parameters: "
+            f"the JSON Schema refers to itself without end on this value {FIX} (fix the recorded arguments, "
+            "or the parameters of 'lookup' in prompts/p.yaml)"
+        ],
+    )

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from agent_evals.retry import RetryPolicy
     from agent_evals.runner import Job
 
+from agent_evals._gc import collecting_less
 from agent_evals.errors import (
     EXIT_CANNOT_EVALUATE,
     EXIT_CONFIG,
@@ -1621,13 +1622,9 @@ def main(argv: list[str] | None = None) -> int:
     # A closed stdout is a BrokenPipeError, turned into exit 141 below.
     handlers: dict[signal.Signals, Any] = {signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    # A run holds tens of thousands of live objects (cases, requests, results) and at the
-    # default thresholds the collector walks them all again and again: a sixth of a
-    # 10,000-case run's CPU. Collect less often (as mypy does); cycles are still found.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 20)
-    # And at exit it would walk every object still alive (a few hundred thousand: pydantic,
-    # typer, aiohttp...) once more, a quarter of a second for a process that is ending.
+    # The collector runs less often while the command runs (`_gc.collecting_less`). And at exit
+    # it would walk every object still alive (a few hundred thousand: pydantic, typer,
+    # aiohttp...) once more, a quarter of a second for a process that is ending.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     # Everything the command prints passes a scrubber: a key echoed by a provider into an
@@ -1638,41 +1635,42 @@ def main(argv: list[str] | None = None) -> int:
     # echo it into a record; `history.url` in the config is registered when the config is read.
     register_url(os.environ.get("AGENT_EVALS_HISTORY_URL"))
     _reset_output()
-    try:
+    with collecting_less():
         try:
-            app(args=argv, prog_name="agent-evals")
-        finally:
-            # What is still buffered for a pipe goes now, so a reader that left (`| head`) is
-            # noticed here and not as a traceback while the interpreter exits.
-            sys.stdout.flush()
-    except SystemExit as exc:
-        if _stdout_broken(streams[0]):
-            # The framework meets a closed stdout with exit 1, which would read as a failed gate.
+            try:
+                app(args=argv, prog_name="agent-evals")
+            finally:
+                # What is still buffered for a pipe goes now, so a reader that left (`| head`) is
+                # noticed here and not as a traceback while the interpreter exits.
+                sys.stdout.flush()
+        except SystemExit as exc:
+            if _stdout_broken(streams[0]):
+                # The framework meets a closed stdout with exit 1, which would read as a failed gate.
+                _drop_stdout()
+                return EXIT_BROKEN_PIPE
+            code = exc.code
+            return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_CONFIG)
+        except BrokenPipeError:
             _drop_stdout()
             return EXIT_BROKEN_PIPE
-        code = exc.code
-        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_CONFIG)
-    except BrokenPipeError:
-        _drop_stdout()
-        return EXIT_BROKEN_PIPE
-    except AgentEvalsError as exc:
-        render = getattr(exc, "render", None)
-        print(render() if render else str(exc), file=sys.stderr)
-        return exc.exit_code
-    except Exception as exc:
-        log = _write_crash_log(exc)
-        if _output.verbose:
-            # The traceback only, never locals: API keys live there.
-            print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
-        print(
-            f"internal error: {type(exc).__name__}: {exc} (this is a bug; details in {log})", file=sys.stderr
-        )
-        return EXIT_CANNOT_EVALUATE
-    finally:
-        sys.stdout, sys.stderr = streams
-        gc.set_threshold(*thresholds)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        except AgentEvalsError as exc:
+            render = getattr(exc, "render", None)
+            print(render() if render else str(exc), file=sys.stderr)
+            return exc.exit_code
+        except Exception as exc:
+            log = _write_crash_log(exc)
+            if _output.verbose:
+                # The traceback only, never locals: API keys live there.
+                print(scrub("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+            print(
+                f"internal error: {type(exc).__name__}: {exc} (this is a bug; details in {log})",
+                file=sys.stderr,
+            )
+            return EXIT_CANNOT_EVALUATE
+        finally:
+            sys.stdout, sys.stderr = streams
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return EXIT_OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shlex
@@ -15,7 +16,7 @@ import pytest
 
 from agent_evals.cli import main
 from agent_evals.record import load_record
-from tests.support import EVALSET, basic_project, write_tree
+from tests.support import AGENT, EVALSET, basic_project, write_tree
 
 
 @pytest.fixture
@@ -240,6 +241,27 @@ def test_main_leaves_the_host_process_signal_handlers_as_it_found_them(project: 
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)}
     assert main(["validate"]) == 0
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_a_run_collects_less_often_and_main_leaves_the_host_s_thresholds(project: Path) -> None:
+    """A run holds tens of thousands of objects: the collector runs at `_gc.THRESHOLDS` while it
+    runs (the agent's code sees them), and the host process gets its own back."""
+    from agent_evals._gc import THRESHOLDS
+
+    (project / "agent.py").write_text(
+        AGENT + "\nimport gc, json\nSEEN = []\n_answer = answer\n\n"
+        "async def answer(request):\n    SEEN.append(gc.get_threshold())\n    return await _answer(request)\n"
+    )
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        assert main(["run", "--no-cache", "--output", "r.jsonl"]) == 0
+        seen = set(sys.modules["agent"].SEEN)
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
+    assert seen == {THRESHOLDS}
+    assert THRESHOLDS[0] > 700
 
 
 def test_a_write_to_a_closed_connection_during_a_run_does_not_kill_the_process(project: Path) -> None:

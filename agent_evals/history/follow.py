@@ -5,7 +5,8 @@ the feed's writer thread shares the interpreter lock with the event loop: on a C
 10,000 cases it cost 1.2 s of the run's CPU, a fifth of its wall time. So a run of at least
 `FOLLOW_MIN` results has its record followed by a child, `python -m agent_evals.history.follow`,
 which reads the record as the run writes it and hands its cases to a `HistoryFeed` of its own
-(the same batches, transactions and rows), on another core. The run's process pays a one-byte
+(the same batches, transactions and rows), on another core. Its garbage collector runs at
+`_gc.THRESHOLDS`, as the run's does: at the defaults it took a fifth of the child's CPU. The run's process pays a one-byte
 write per record flush. A smaller run keeps the feed in its process: a child's start-up (its
 imports, a third of a second of CPU) would cost it more than its rows.
 
@@ -266,9 +267,12 @@ def _follow(record: Path, source: str, commands: int) -> Imported | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m agent_evals.history.follow RECORD SOURCE`, started by `FollowedRun`."""
+    from agent_evals._gc import collecting_less
+
     record, source = argv if argv is not None else sys.argv[1:]
     try:
-        imported = _follow(Path(record), source, sys.stdin.fileno())
+        with collecting_less():  # the lines and rows of a batch are many objects
+            imported = _follow(Path(record), source, sys.stdin.fileno())
     except ConfigError as exc:
         said: dict[str, Any] = {
             "error": {"message": exc.message, "path": exc.path, "line": exc.line, "hint": exc.hint}

@@ -8,6 +8,7 @@ run of `FOLLOW_MIN` cases never loads SQLAlchemy in its own process, and a Ctrl-
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -223,6 +224,25 @@ def test_the_child_runs_with_the_run_s_agent_evals_first_on_its_path(
         followed.close(END)
     path = next(v for v in environ if v.startswith(b"PYTHONPATH=")).decode().removeprefix("PYTHONPATH=")
     assert path.split(os.pathsep) == [str(Path(agent_evals.__file__).resolve().parents[1]), "relative"]
+
+
+def test_the_child_collects_garbage_at_the_run_s_thresholds(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch's parsed lines and rows are many objects: the child collects at `_gc.THRESHOLDS`,
+    as the run does (at the defaults the collector took a fifth of its CPU)."""
+    from agent_evals._gc import THRESHOLDS
+    from agent_evals.history import follow
+
+    seen: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(follow, "_follow", lambda *args: seen.append(gc.get_threshold()))
+    with open(os.devnull) as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        before = gc.get_threshold()
+        assert follow.main(["r.jsonl", "r.jsonl"]) == 0
+    assert seen == [THRESHOLDS]
+    assert gc.get_threshold() == before
+    assert json.loads(capsys.readouterr().out) == {"abandoned": True}
 
 
 # --- end to end --------------------------------------------------------------------------------------

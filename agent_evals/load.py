@@ -688,7 +688,11 @@ def load_project(root: Path, files: Sequence[Path] | None = None) -> Project:
         The project, with every problem found in `errors` rather than raised. Entries
         that must not be opened (a FIFO, a device, a dangling or looping symlink, a
         symlink out of the project) are errors too, and are never opened.
+
+    Raises:
+        ConfigError: `root` is not a project's root (`check_root`).
     """
+    check_root(root)
     errors: list[ConfigError] = []
     try:
         config = load_config(root)
@@ -752,16 +756,42 @@ def find_root(start: Path) -> Path:
         if os.path.lexists(folder / ".git"):
             break
     for folder in chain:
-        # lexists: a config that is a FIFO or a broken link still marks the root, and is reported.
-        if os.path.lexists(folder / CONFIG_FILE):
+        if _has_config(folder):
             return folder
     for folder in chain:
-        if (folder / "prompts").is_dir() or (folder / "evalsets").is_dir():
+        if _has_folders(folder):
             return folder
     raise ConfigError(
         "no agent-evals project here or above",
         hint="looked for agent-evals.yaml, prompts/, evalsets/; run 'agent-evals init' or pass -C DIR",
     )
+
+
+def check_root(root: Path) -> None:
+    """That `root` is a project's root, as `find_root` marks one: it holds `agent-evals.yaml`, a
+    `prompts/` or an `evalsets/` folder. A command that works on the project where it was started
+    (`run`, `ci`...) must not take a folder inside a project, or outside any, for an empty
+    project: `ci` there would find nothing changed and pass the gate.
+
+    Raises:
+        ConfigError: `root` is inside a project (naming its root) or in none.
+    """
+    if _has_config(root) or _has_folders(root):
+        return
+    found = find_root(root)  # raises: no project here or above
+    raise ConfigError(
+        f"{os.path.abspath(root)} is inside the agent-evals project at {found}, not its root",
+        hint=f"run from {found}, or pass -C {found}",
+    )
+
+
+def _has_config(folder: Path) -> bool:
+    # lexists: a config that is a FIFO or a broken link still marks the root, and is reported.
+    return os.path.lexists(folder / CONFIG_FILE)
+
+
+def _has_folders(folder: Path) -> bool:
+    return (folder / "prompts").is_dir() or (folder / "evalsets").is_dir()
 
 
 def find_evalset_file(root: Path, folder: str, evalset: str) -> Path | None:

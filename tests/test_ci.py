@@ -368,3 +368,50 @@ def test_a_baseline_dir_that_cannot_be_read_is_refused_not_gated_as_new(
         assert err.startswith(line), err
         assert len(err.splitlines()) == 1, err
     assert main(["ci", "--baseline-dir", "baselines"]) == 1  # the same change against a real baseline
+
+
+BREAKING = PROMPT.replace("      refund <- money back | want a refund\n", "")
+"""A prompt edit that breaks the refund cases: `ci` at the project's root fails the gate (exit 1)."""
+
+
+@pytest.mark.parametrize("command", [["ci", "--base", "main"], ["run", "--output", "out.jsonl"]])
+def test_a_folder_inside_the_project_is_refused_naming_its_root(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """Started in a subfolder, `ci` found no prompt changed and passed the gate (exit 0) on a
+    breaking edit: it is exit 2, one line naming the root, and nothing runs; `-C ROOT` gates it."""
+    repo.commit({"prompts/triage.yaml": BREAKING})
+    monkeypatch.chdir(repo.root / "prompts")
+    assert main(command) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"{repo.root / 'prompts'} is inside the agent-evals project at {repo.root}, not its root "
+        f"(run from {repo.root}, or pass -C {repo.root})"
+    ]
+    assert not (repo.root / "calls.log").exists()
+    assert not (repo.root / "prompts/calls.log").exists()
+    assert not (repo.root / "prompts/out.jsonl").exists()
+    if command[0] == "ci":
+        assert main(["-C", str(repo.root), *command]) == 1
+
+
+def test_a_folder_above_the_project_is_refused_not_gated_as_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A monorepo whose CI step runs at the repository's top, the project in `agent/`: `ci` there
+    found no prompt changed and passed the gate (exit 0). It is exit 2; `-C agent` gates the edit."""
+    files = {
+        "agent/prompts/triage.yaml": PROMPT,
+        "agent/evalsets/triage.yaml": evalset(BASE_CASES),
+        "agent/agent.py": AGENT,
+        ".gitignore": ".agent-evals/\ncalls.log\n",
+    }
+    repo = feature_branch(tmp_path / "mono", monkeypatch, files)
+    repo.commit({"agent/prompts/triage.yaml": BREAKING})
+    assert ci() == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "no agent-evals project here or above (looked for agent-evals.yaml, prompts/, evalsets/; "
+        "run 'agent-evals init' or pass -C DIR)"
+    ]
+    assert not (repo.root / "calls.log").exists()
+    assert main(["-C", "agent", "ci", "--base", "main"]) == 1

@@ -584,6 +584,7 @@ def diff_cmd(
 ) -> None:
     """Compare two run records case by case and gate the candidate. Exit 1 on regression."""
     from agent_evals.compare import compare_records
+    from agent_evals.load import root_or_here
 
     overrides = {
         "max_regressions": max_regressions,
@@ -592,7 +593,11 @@ def diff_cmd(
         "max_error_rate": max_error_rate,
     }
     report = compare_records(
-        base, candidate, Path("."), overrides=overrides, accept_policy_change=accept_policy_change
+        base,
+        candidate,
+        root_or_here(Path(".")),
+        overrides=overrides,
+        accept_policy_change=accept_policy_change,
     )
     report = _with_freshness(report)
     code = _publish(report, report_md, junit, json_path)
@@ -1389,14 +1394,12 @@ def report_cmd(
 ) -> None:
     """Show a run, or baseline vs candidate, as one HTML page with charts, filters and word diffs."""
     from agent_evals.compare import compare_records, single_run_report
+    from agent_evals.load import root_or_here
     from agent_evals.report import html
 
     # A viewer, not a gate: `diff` and `ci` decide exit codes.
-    report = (
-        compare_records(baseline, run, Path("."))
-        if baseline is not None
-        else single_run_report(run, Path("."))
-    )
+    root = root_or_here(Path("."))
+    report = compare_records(baseline, run, root) if baseline is not None else single_run_report(run, root)
     write_output(
         html_path, scrub(html.render(report)), what="the HTML report", fix="pass a writable --html path"
     )

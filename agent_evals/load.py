@@ -767,6 +767,16 @@ def find_root(start: Path) -> Path:
     )
 
 
+def root_or_here(start: Path) -> Path:
+    """The root of the project `start` is in (`find_root`), or `start` itself when it is in none:
+    where `diff` and `report` read the config and the eval set of records, which may be compared
+    outside any project (with the default policy) but, inside one, only with its own."""
+    try:
+        return find_root(start)
+    except ConfigError:
+        return start
+
+
 def check_root(root: Path) -> None:
     """That `root` is a project's root, as `find_root` marks one: it holds `agent-evals.yaml`, a
     `prompts/` or an `evalsets/` folder. A command that works on the project where it was started

@@ -288,3 +288,35 @@ def test_ci_applies_the_gate_options(
     assert main(["ci", "--base", "main", option, value, "--json", "set.json"]) == code
     assert pair("set.json")["verdict"]["policy"][policy_key] == float(value)
     assert pair("default.json")["verdict"]["policy"][policy_key] != float(value)
+
+
+def test_diff_in_a_folder_inside_the_project_gates_with_the_project_s_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started in a subfolder, `diff` found neither the project's config nor its eval set and gated
+    with the default policy: four regressions passed where the eval set allows none."""
+    repo = make_repo(tmp_path / "repo", monkeypatch, evalset(gate="gate: {max_regressions: 0}\n", judge=""))
+    repo.commit({"prompts/triage.yaml": SLIGHT})
+    assert main(["ci", "--base", "main", "--output", "out"]) == 1  # four regressions, none allowed
+    records = [str(repo.root / "out/base/triage.jsonl"), str(repo.root / "out/cand/triage.jsonl")]
+    monkeypatch.chdir(repo.root / "prompts")
+    assert main(["diff", *records, "--json", "inside.json"]) == 1
+    assert pair("inside.json")["verdict"]["policy"]["max_regressions"] == 0
+    # Outside any project, records are compared with the default policy.
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    assert main(["diff", *records, "--json", "outside.json"]) == 0
+    assert pair("outside.json")["verdict"]["policy"]["max_regressions"] is None
+
+
+def test_report_in_a_folder_inside_the_project_reads_the_project_s_eval_set(
+    plain: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain.commit({"prompts/triage.yaml": SLIGHT})
+    assert main(["ci", "--base", "main", "--output", "out"]) == 0
+    base, cand = (str(plain.root / f"out/{side}/triage.jsonl") for side in ("base", "cand"))
+    monkeypatch.chdir(plain.root / "prompts")
+    assert main(["report", cand, "--baseline", base, "--html", "page.html"]) == 0
+    page = (plain.root / "prompts/page.html").read_text()
+    assert str(plain.root / "evalsets/triage.yaml") in page

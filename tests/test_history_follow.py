@@ -210,6 +210,16 @@ def test_a_run_that_cannot_start_a_process_keeps_the_thread(
     assert count(history_url, run_id) == FOLLOW_MIN
 
 
+def environ_of(pid: int) -> list[bytes]:
+    """A started process's environment. Popen returns once exec has closed the process's
+    close-on-exec pipe, which the kernel does before it copies the environment onto the new stack:
+    read in between (a loaded machine), /proc/PID/environ is empty for a moment."""
+    deadline = time.monotonic() + 10  # a hang guard, not a timing assertion
+    while not (data := Path(f"/proc/{pid}/environ").read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return data.split(b"\0")
+
+
 def test_the_child_runs_with_the_run_s_agent_evals_first_on_its_path(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,7 +228,7 @@ def test_the_child_runs_with_the_run_s_agent_evals_first_on_its_path(
     monkeypatch.setenv("PYTHONPATH", "relative")
     writer, followed, _ = start(project, "pathed")
     try:
-        environ = Path(f"/proc/{followed._proc.pid}/environ").read_bytes().split(b"\0")
+        environ = environ_of(followed._proc.pid)
     finally:
         writer.close(END)
         followed.close(END)

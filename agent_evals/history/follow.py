@@ -6,9 +6,9 @@ the feed's writer thread shares the interpreter lock with the event loop: on a C
 `FOLLOW_MIN` results has its record followed by a child, `python -m agent_evals.history.follow`,
 which reads the record as the run writes it and hands its cases to a `HistoryFeed` of its own
 (the same batches, transactions and rows), on another core. Its garbage collector runs at
-`_gc.THRESHOLDS`, as the run's does: at the defaults it took a fifth of the child's CPU. The run's process pays a one-byte
-write per record flush. A smaller run keeps the feed in its process: a child's start-up (its
-imports, a third of a second of CPU) would cost it more than its rows.
+`_gc.THRESHOLDS`, as the run's does: at the defaults it took a fifth of the child's CPU. The run's
+process pays a one-byte write per record flush. A smaller run keeps the feed in its process: a
+child's start-up (its imports, a third of a second of CPU) would cost it more than its rows.
 
 The child reads the record, not the run's memory: what it writes is what the record holds, line
 for line (scrubbed of keys, as every record is).

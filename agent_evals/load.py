@@ -699,6 +699,7 @@ def load_project(root: Path, files: Sequence[Path] | None = None) -> Project:
     except ConfigError as exc:
         _collect(errors, exc)
         config = ProjectConfig()
+    errors.extend(_missing_folders(root, config))
     project = Project(root=root, config=config, errors=errors)
     prompt_dir = root / config.paths.prompts
     evalset_dir = root / config.paths.evalsets
@@ -728,6 +729,24 @@ def load_project(root: Path, files: Sequence[Path] | None = None) -> Project:
                     tried.add(os.path.realpath(candidate))
                     _load_into(project.prompts, load_prompt, _rel(candidate, root), errors)
     return project
+
+
+def _missing_folders(root: Path, config: ProjectConfig) -> list[ConfigError]:
+    """The prompts and eval sets folders `agent-evals.yaml` names (`paths:`) that are not folders:
+    a typo there left the project empty, so `validate` passed and `ci` found nothing changed."""
+    missing = []
+    for key, what in (("prompts", "prompts"), ("evalsets", "eval sets")):
+        folder = getattr(config.paths, key)
+        if key in config.paths.model_fields_set and not (root / folder).is_dir():
+            missing.append(
+                ConfigError(
+                    f"paths.{key}: {folder!r} is not a folder of the project",
+                    path=config.source_path,
+                    line=config.line_of("paths", key, value=True),
+                    hint=f"create it, or name the folder that holds the {what}",
+                )
+            )
+    return missing
 
 
 def find_root(start: Path) -> Path:

@@ -415,3 +415,25 @@ def test_a_folder_above_the_project_is_refused_not_gated_as_unchanged(
     ]
     assert not (repo.root / "calls.log").exists()
     assert main(["-C", "agent", "ci", "--base", "main"]) == 1
+
+
+def test_a_paths_folder_that_does_not_exist_is_refused_not_gated_as_unchanged(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in `paths:` left the project empty: `validate` passed (0 prompts) and `ci` found no
+    prompt changed and passed a breaking edit (exit 0). Each is exit 2 at the config's line."""
+    repo.commit(
+        {
+            "agent-evals.yaml": "schema_version: 1\npaths:\n  prompts: promts\n",
+            "prompts/triage.yaml": BREAKING,
+        }
+    )
+    expected = [
+        "agent-evals.yaml:3: paths.prompts: 'promts' is not a folder of the project "
+        "(create it, or name the folder that holds the prompts)"
+    ]
+    assert ci() == 2
+    assert capsys.readouterr().err.splitlines() == expected
+    assert not (repo.root / "calls.log").exists()
+    assert main(["validate"]) == 2
+    assert capsys.readouterr().out.splitlines()[:1] == expected

@@ -62,6 +62,7 @@ __all__ = [
     "load_prompt_at",
     "read_at",
     "resolve_base",
+    "untargeted_prompts",
     "worktree_at",
 ]
 
@@ -372,6 +373,18 @@ def _deleted_evalsets(repo_root: Path, project_root: Path, changed: tuple[str, .
 # --- mapping changes to pairs ---------------------------------------------------------
 
 
+def untargeted_prompts(changes: ChangeSet, project: Project) -> list[str]:
+    """The ids of the prompts whose files the changes touched and that no eval set of the project
+    targets (prompts of the work tree only): no pair gates them (`affected_pairs`), so nothing
+    evaluates the change. Sorted."""
+    if not changes.changed:
+        return []
+    layout = _Layout.of(changes.repo_root, project)
+    targeted = {evalset.prompt for evalset in project.evalsets.values()}
+    touched = {i for path in changes.changed if (i := _id_in(layout.prompts, path)) is not None}
+    return sorted(i for i in touched if i in project.prompts and i not in targeted)
+
+
 def affected_pairs(
     changes: ChangeSet,
     project: Project,
@@ -386,7 +399,7 @@ def affected_pairs(
     the eval set now targets a different prompt (gated with the new one), or when
     the code the pair runs changed: the prompt's `python:` package or `watch:` paths,
     or the eval set's `python:` graders (`agent_evals.sources`). A changed prompt no
-    eval set targets gives no pair; deleted eval sets are not pairs (see
+    eval set targets gives no pair (`untargeted_prompts` names them, for `ci` to refuse); deleted eval sets are not pairs (see
     `ChangeSet.deleted_evalsets`); neither is an eval set whose prompt exists
     neither in the work tree nor at the merge base (`validate` reports it).
 

@@ -119,8 +119,25 @@ def _base_config(project: Project, changes: ChangeSet) -> ProjectConfig:
     )
 
 
+def _untargeted(prompt: Prompt, changes: ChangeSet) -> ConfigError:
+    return ConfigError(
+        f"prompt '{prompt.id}' changed since {changes.short_sha} ({changes.base_ref}) and no eval set "
+        "targets it: nothing can gate the change",
+        path=prompt.source_path,
+        line=prompt.line_of("id"),
+        hint=f"add an eval set with 'prompt: {prompt.id}', its cases sampled from the prompt's traffic "
+        "with 'agent-evals sample': evals come before prompt changes",
+    )
+
+
 def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], ChangeSet | None, str | None]:
-    from agent_evals.changes import affected_pairs, changes_since, load_evalset_at, load_prompt_at
+    from agent_evals.changes import (
+        affected_pairs,
+        changes_since,
+        load_evalset_at,
+        load_prompt_at,
+        untargeted_prompts,
+    )
 
     assert options.base_ref is not None
     provider = _provider(project, options)
@@ -128,6 +145,9 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
     if watch_errors:
         raise ConfigErrors(watch_errors)
     changes = changes_since(project.root, options.base_ref)
+    if untargeted := untargeted_prompts(changes, project):
+        # Not "nothing changed": a change nothing can evaluate is not a gate passed.
+        raise ConfigErrors([_untargeted(project.prompts[i], changes) for i in untargeted])
     pairs = affected_pairs(changes, project, provider=provider)
     if not pairs and not changes.deleted_evalsets:
         runs_code = any(

@@ -437,3 +437,25 @@ def test_a_paths_folder_that_does_not_exist_is_refused_not_gated_as_unchanged(
     assert not (repo.root / "calls.log").exists()
     assert main(["validate"]) == 2
     assert capsys.readouterr().out.splitlines()[:1] == expected
+
+
+def test_a_changed_prompt_no_eval_set_targets_is_refused_not_called_unchanged(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prompt added (or edited) with no eval set of its own gave no pair, and `ci` said "no prompt
+    or eval set changed" and passed (exit 0): it is exit 2 at the prompt's id, naming what to add."""
+    repo.commit({"prompts/escalate.yaml": PROMPT.replace("id: triage", "id: escalate")})
+    assert ci() == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "prompts/escalate.yaml:2: prompt 'escalate' changed since "
+        f"{repo.git.git.merge_base('HEAD', 'main')[:8]} (main) and no eval set targets it: nothing can "
+        "gate the change (add an eval set with 'prompt: escalate', its cases sampled from the prompt's "
+        "traffic with 'agent-evals sample': evals come before prompt changes)"
+    ]
+    assert not (repo.root / "calls.log").exists()
+    # With its eval set, the new pair is gated (on absolute thresholds: it has no baseline).
+    escalate = evalset(BASE_CASES).replace("id: triage\nprompt: triage", "id: escalate\nprompt: escalate")
+    repo.commit({"evalsets/escalate.yaml": escalate})
+    assert ci("--json", "out.json") == 0
+    (only,) = json.loads((repo.root / "out.json").read_text())["pairs"]
+    assert (only["prompt_id"], only["evalset_id"], only["change"]) == ("escalate", "escalate", "new")

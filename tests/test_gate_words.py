@@ -119,6 +119,15 @@ def test_a_new_prompt_is_judged_alone_with_its_own_words() -> None:
         broken.headline
         == "could not evaluate: candidate: 2/2 cases could not be evaluated (100.0%; max 50.0%)"
     )
+    empty = gate_absolute(make_record([]), policy)
+    assert (empty.status, empty.headline) == (
+        "error",
+        "could not evaluate: candidate: no case to evaluate (the eval set has no cases, or none was selected)",
+    )
+    all_skipped = gate_absolute(make_record([("a", "skipped")]), policy)
+    assert [r.message for r in all_skipped.rules if r.rule == "max_error_rate"] == [
+        "candidate: no case was evaluated, every one was skipped"
+    ]
     cut = gate_absolute(make_record([("a", "pass")], status="interrupted"), policy)
     assert cut.headline == "could not evaluate: the candidate run did not finish (interrupted)"
 

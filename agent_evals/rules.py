@@ -419,14 +419,20 @@ def _completeness(record: RunRecord, side: str, policy: GatePolicy) -> list[Rule
         )
     ran = [r for r in results if r.status != "skipped"]
     errors = [r.case_id for r in ran if r.status == "error"]
-    rate = len(errors) / len(ran) if ran else 1.0
     if ran:
+        rate = len(errors) / len(ran)
+        passed = rate <= policy.max_error_rate
         said = f"{side}: {len(errors)}/{len(ran)} cases could not be evaluated ({pct(rate)}; max {pct(policy.max_error_rate)})"
-    elif skipped:  # not "0/0 could not be evaluated (100.0%)"
-        said = f"{side}: no case was evaluated, every one was skipped"
     else:
-        said = f"{side}: no case to evaluate (the eval set has no cases, or none was selected)"
-    rules.append(RuleResult("max_error_rate", rate <= policy.max_error_rate, said, tuple(errors), "error"))
+        # Nothing evaluated is never within the error rate, even `max_error_rate: 1`: a run of no
+        # case must not pass the gate.
+        passed = False
+        said = (
+            f"{side}: no case was evaluated, every one was skipped"
+            if skipped
+            else f"{side}: no case to evaluate (the eval set has no cases, or none was selected)"
+        )
+    rules.append(RuleResult("max_error_rate", passed, said, tuple(errors), "error"))
     return rules
 
 

@@ -124,6 +124,10 @@ def test_a_new_prompt_is_judged_alone_with_its_own_words() -> None:
         "error",
         "could not evaluate: candidate: no case to evaluate (the eval set has no cases, or none was selected)",
     )
+    # Nothing evaluated cannot pass, however many errors the policy allows.
+    assert gate_absolute(make_record([]), GatePolicy(max_error_rate=1.0)).status == "error"
+    # At the allowed rate exactly, the errors are within it.
+    assert gate_absolute(make_record([("a", "pass"), ("b", "error")]), policy).status == "pass"
     all_skipped = gate_absolute(make_record([("a", "skipped")]), policy)
     assert [r.message for r in all_skipped.rules if r.rule == "max_error_rate"] == [
         "candidate: no case was evaluated, every one was skipped"

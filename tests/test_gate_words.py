@@ -129,8 +129,8 @@ def test_a_new_prompt_is_judged_alone_with_its_own_words() -> None:
     # At the allowed rate exactly, the errors are within it.
     assert gate_absolute(make_record([("a", "pass"), ("b", "error")]), policy).status == "pass"
     all_skipped = gate_absolute(make_record([("a", "skipped")]), policy)
-    assert [r.message for r in all_skipped.rules if r.rule == "max_error_rate"] == [
-        "candidate: no case was evaluated, every one was skipped"
+    assert [(r.passed, r.message) for r in all_skipped.rules if r.rule == "max_error_rate"] == [
+        (False, "candidate: no case was evaluated, every one was skipped")
     ]
     cut = gate_absolute(make_record([("a", "pass")], status="interrupted"), policy)
     assert cut.headline == "could not evaluate: the candidate run did not finish (interrupted)"

@@ -364,6 +364,11 @@ def run_ci(
         )
     project = load_project(root)
     project.raise_errors()
+    # An eval set whose prompt is gone (a typo in `prompt:`) is in no pair: refused, not "unchanged".
+    if missing := [
+        project.missing_prompt(e) for e in project.evalsets.values() if e.prompt not in project.prompts
+    ]:
+        raise ConfigErrors(missing)
     changes = None
     deleted: list[PairReport] = []
     if options.base_ref is not None:

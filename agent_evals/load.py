@@ -68,6 +68,18 @@ class Project:
         if self.errors:
             raise ConfigErrors(self.errors)
 
+    def missing_prompt(self, evalset: EvalSet) -> ConfigError:
+        """The error of `evalset` targeting a prompt the project does not have: one wording for
+        `validate`, `run` (`runner.plan`) and `ci`, which refuses such a project rather than
+        finding no pair to gate."""
+        known = ", ".join(sorted(self.prompts)) or "none"
+        return ConfigError(
+            f"eval set targets prompt '{evalset.prompt}', which does not exist",
+            path=evalset.source_path,
+            line=evalset.line_of("prompt"),
+            hint=f"create {self.config.paths.prompts}/{evalset.prompt}.yaml or fix the id; known: {known}",
+        )
+
 
 def _dotted(loc: Iterable[int | str]) -> str:
     out = ""

@@ -313,12 +313,7 @@ def plan(
             continue
         prompt = project.prompts.get(evalset.prompt)
         if prompt is None:
-            raise ConfigError(
-                f"eval set targets prompt '{evalset.prompt}', which does not exist",
-                path=evalset.source_path,
-                line=evalset.line_of("prompt"),
-                hint=f"known prompts: {', '.join(sorted(project.prompts)) or 'none'}",
-            )
+            raise project.missing_prompt(evalset)
         prompt = with_model(prompt, provider=provider or project.config.defaults.provider, model=model)
         jobs.append(make_job(prompt, evalset, filters, shard=shard))
     if not jobs:

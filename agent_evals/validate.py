@@ -200,15 +200,7 @@ def check_evalset(evalset: EvalSet, project: Project) -> list[ConfigError]:
     if prompt is None and any(os.path.lexists(prompt_dir / f"{evalset.prompt}{s}") for s in YAML_SUFFIXES):
         pass  # the prompt exists but did not load (or must not be opened): its own errors say why
     elif prompt is None:
-        errors.append(
-            ConfigError(
-                f"eval set targets prompt '{evalset.prompt}', which does not exist",
-                path=evalset.source_path,
-                line=evalset.line_of("prompt"),
-                hint=f"create {project.config.paths.prompts}/{evalset.prompt}.yaml or fix the id "
-                f"(known: {', '.join(sorted(project.prompts)) or 'none'})",
-            )
-        )
+        errors.append(project.missing_prompt(evalset))
     else:
         try:
             compile_prompt(prompt)

@@ -459,3 +459,20 @@ def test_a_changed_prompt_no_eval_set_targets_is_refused_not_called_unchanged(
     assert ci("--json", "out.json") == 0
     (only,) = json.loads((repo.root / "out.json").read_text())["pairs"]
     assert (only["prompt_id"], only["evalset_id"], only["change"]) == ("escalate", "escalate", "new")
+
+
+def test_an_eval_set_retargeted_to_a_prompt_that_does_not_exist_is_refused(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in an eval set's `prompt:` put it in no pair, and `ci` said "no prompt or eval set
+    changed" and passed (exit 0): it is exit 2 at that line, as `validate` and `run` say it."""
+    repo.commit({"evalsets/triage.yaml": evalset(BASE_CASES).replace("prompt: triage", "prompt: traige")})
+    expected = [
+        "evalsets/triage.yaml:3: eval set targets prompt 'traige', which does not exist "
+        "(create prompts/traige.yaml or fix the id; known: triage)"
+    ]
+    assert ci() == 2
+    assert capsys.readouterr().err.splitlines() == expected
+    assert not (repo.root / "calls.log").exists()
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err.splitlines() == expected

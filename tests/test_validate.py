@@ -168,7 +168,7 @@ def test_evalset_pointing_at_a_missing_prompt(project: Path, capsys: pytest.Capt
     _, lines, _ = problems(capsys)
     assert lines == [
         "evalsets/triage.yaml:3: eval set targets prompt 'triage-v9', which does not exist "
-        "(create prompts/triage-v9.yaml or fix the id (known: triage))"
+        "(create prompts/triage-v9.yaml or fix the id; known: triage)"
     ]
 
 

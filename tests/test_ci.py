@@ -103,6 +103,13 @@ def ci(*args: str) -> int:
     return main(["ci", "--base", "main", *args])
 
 
+def ci_refuses(repo: GitRepo, capsys: pytest.CaptureFixture[str], expected: list[str]) -> None:
+    """`ci` exits 2 saying exactly `expected` on stderr, and no model is called."""
+    assert ci() == 2
+    assert capsys.readouterr().err.splitlines() == expected
+    assert not (repo.root / "calls.log").exists()
+
+
 def test_a_breaking_prompt_edit_fails_and_the_reports_name_the_cases(
     repo: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -408,12 +415,14 @@ def test_a_folder_above_the_project_is_refused_not_gated_as_unchanged(
     }
     repo = feature_branch(tmp_path / "mono", monkeypatch, files)
     repo.commit({"agent/prompts/triage.yaml": BREAKING})
-    assert ci() == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "no agent-evals project here or above (looked for agent-evals.yaml, prompts/, evalsets/; "
-        "run 'agent-evals init' or pass -C DIR)"
-    ]
-    assert not (repo.root / "calls.log").exists()
+    ci_refuses(
+        repo,
+        capsys,
+        [
+            "no agent-evals project here or above (looked for agent-evals.yaml, prompts/, evalsets/; "
+            "run 'agent-evals init' or pass -C DIR)"
+        ],
+    )
     assert main(["-C", "agent", "ci", "--base", "main"]) == 1
 
 
@@ -432,9 +441,7 @@ def test_a_paths_folder_that_does_not_exist_is_refused_not_gated_as_unchanged(
         "agent-evals.yaml:3: paths.prompts: 'promts' is not a folder of the project "
         "(create it, or name the folder that holds the prompts)"
     ]
-    assert ci() == 2
-    assert capsys.readouterr().err.splitlines() == expected
-    assert not (repo.root / "calls.log").exists()
+    ci_refuses(repo, capsys, expected)
     assert main(["validate"]) == 2
     assert capsys.readouterr().out.splitlines()[:1] == expected
 
@@ -445,14 +452,16 @@ def test_a_changed_prompt_no_eval_set_targets_is_refused_not_called_unchanged(
     """A prompt added (or edited) with no eval set of its own gave no pair, and `ci` said "no prompt
     or eval set changed" and passed (exit 0): it is exit 2 at the prompt's id, naming what to add."""
     repo.commit({"prompts/escalate.yaml": PROMPT.replace("id: triage", "id: escalate")})
-    assert ci() == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "prompts/escalate.yaml:2: prompt 'escalate' changed since "
-        f"{repo.git.git.merge_base('HEAD', 'main')[:8]} (main) and no eval set targets it: nothing can "
-        "gate the change (add an eval set with 'prompt: escalate', its cases sampled from the prompt's "
-        "traffic with 'agent-evals sample': evals come before prompt changes)"
-    ]
-    assert not (repo.root / "calls.log").exists()
+    ci_refuses(
+        repo,
+        capsys,
+        [
+            "prompts/escalate.yaml:2: prompt 'escalate' changed since "
+            f"{repo.git.git.merge_base('HEAD', 'main')[:8]} (main) and no eval set targets it: nothing can "
+            "gate the change (add an eval set with 'prompt: escalate', its cases sampled from the prompt's "
+            "traffic with 'agent-evals sample': evals come before prompt changes)"
+        ],
+    )
     # With its eval set, the new pair is gated (on absolute thresholds: it has no baseline).
     escalate = evalset(BASE_CASES).replace("id: triage\nprompt: triage", "id: escalate\nprompt: escalate")
     repo.commit({"evalsets/escalate.yaml": escalate})
@@ -471,8 +480,6 @@ def test_an_eval_set_retargeted_to_a_prompt_that_does_not_exist_is_refused(
         "evalsets/triage.yaml:3: eval set targets prompt 'traige', which does not exist "
         "(create prompts/traige.yaml or fix the id; known: triage)"
     ]
-    assert ci() == 2
-    assert capsys.readouterr().err.splitlines() == expected
-    assert not (repo.root / "calls.log").exists()
+    ci_refuses(repo, capsys, expected)
     assert main(["run"]) == 2
     assert capsys.readouterr().err.splitlines() == expected

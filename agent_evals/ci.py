@@ -40,7 +40,7 @@ from agent_evals.budget import Budget
 from agent_evals.compare import case_locations, compare_pair
 from agent_evals.errors import EXIT_CONFIG, ConfigError, ConfigErrors, EvaluationError, ProviderStopped
 from agent_evals.gate import GateReport, PairReport, gate_unchanged
-from agent_evals.integrity import Finding, check, effective_policy, stricter
+from agent_evals.integrity import Finding, check, effective_policy, loosened, stricter
 from agent_evals.load import CONFIG_FILE, Project, load_config, load_project
 from agent_evals.models import EvalSet, GatePolicy, ProjectConfig, Prompt
 from agent_evals.record import CaseResult, RunRecord, load_record
@@ -149,7 +149,11 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
         # Not "nothing changed": a change nothing can evaluate is not a gate passed.
         raise ConfigErrors([_untargeted(project.prompts[i], changes) for i in untargeted])
     pairs = affected_pairs(changes, project, provider=provider)
-    if not pairs and not changes.deleted_evalsets:
+    # agent-evals.yaml as at the merge base (read from git only when the change touched it).
+    config_changed = _repo_rel(changes, str(project.root / CONFIG_FILE)) in changes.changed
+    base_config = _base_config(project, changes) if config_changed else project.config
+    moved = _bar_moved(project, base_config, options, {p.evalset_id for p in pairs}) if config_changed else []
+    if not pairs and not changes.deleted_evalsets and not moved:
         runs_code = any(
             sources.code_scope(project.prompts[e.prompt], e, project.config, provider)
             for e in project.evalsets.values()
@@ -157,7 +161,6 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
         )
         what = "prompt, eval set or the code they run" if runs_code else "prompt or eval set"
         return [], changes, f"no {what} changed since {changes.merge_base[:8]} ({options.base_ref})"
-    base_config = _base_config(project, changes)
     pending: list[_Pending] = []
     for pair in pairs:
         prompt, evalset = project.prompts[pair.prompt_id], project.evalsets[pair.evalset_id]
@@ -205,7 +208,38 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
                 code_changed=pair.code_changed and not new,
             )
         )
-    return pending, changes, None
+    return pending + moved, changes, None
+
+
+def _bar_moved(
+    project: Project, base_config: ProjectConfig, options: CiOptions, gated: set[str]
+) -> list[_Pending]:
+    """The pairs no changed file put behind the gate whose bar a change to agent-evals.yaml's
+    `gate:` defaults loosened: each is gated as unchanged (nothing to run), with what loosened as
+    its findings, so lowering every eval set's bar at once is called out as lowering one's is."""
+    moved = []
+    for evalset in sorted(project.evalsets.values(), key=lambda e: e.id):
+        prompt = project.prompts.get(evalset.prompt)
+        if evalset.id in gated or prompt is None:
+            continue
+        base_policy = effective_policy(base_config, evalset, options.overrides)
+        cand_policy = effective_policy(project.config, evalset, options.overrides)
+        findings = loosened(base_policy, cand_policy)
+        if findings:
+            moved.append(
+                _Pending(
+                    prompt=prompt,
+                    evalset=evalset,
+                    change="unchanged",
+                    policy=cand_policy
+                    if options.accept_policy_change
+                    else stricter(base_policy, cand_policy),
+                    findings=findings,
+                    note=f"{CONFIG_FILE}'s gate defaults changed; the prompt and eval set hash the same "
+                    "as at the base",
+                )
+            )
+    return moved
 
 
 def _provider(project: Project, options: CiOptions) -> str | None:

@@ -483,3 +483,32 @@ def test_an_eval_set_retargeted_to_a_prompt_that_does_not_exist_is_refused(
     ci_refuses(repo, capsys, expected)
     assert main(["run"]) == 2
     assert capsys.readouterr().err.splitlines() == expected
+
+
+def test_loosening_the_project_s_gate_defaults_alone_is_called_out_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change to agent-evals.yaml's `gate:` alone changed no prompt or eval set, so `ci` said
+    "nothing changed" and passed (exit 0) while it lowered every eval set's bar. Each pair whose
+    bar it loosened is gated as unchanged with the loosened field as a finding: exit 1 until the
+    change is accepted, and nothing runs."""
+    files = {
+        "agent-evals.yaml": "schema_version: 1\ngate: {min_pass_rate: 0.9}\n",
+        "prompts/triage.yaml": PROMPT,
+        "evalsets/triage.yaml": evalset(BASE_CASES),
+        "agent.py": AGENT,
+        ".gitignore": ".agent-evals/\ncalls.log\n*.json\n",
+    }
+    repo = feature_branch(tmp_path / "repo", monkeypatch, files)
+    repo.commit({"agent-evals.yaml": "schema_version: 1\ngate: {min_pass_rate: 0.5}\n"})
+    assert ci("--json", "moved.json") == 1
+    (pair,) = json.loads((repo.root / "moved.json").read_text())["pairs"]
+    assert (pair["evalset_id"], pair["change"], pair["verdict"]["status"]) == ("triage", "unchanged", "fail")
+    assert [(f["kind"], f["rule"], f["old"], f["new"]) for f in pair["verdict"]["findings"]] == [
+        ("policy_loosened", "min_pass_rate", "0.9", "0.5")
+    ]
+    assert ci("--accept-policy-change") == 0
+    # Tightening the bar moves nothing a reviewer must see.
+    repo.commit({"agent-evals.yaml": "schema_version: 1\ngate: {min_pass_rate: 0.95}\n"})
+    assert main(["ci", "--base", "HEAD~1"]) == 0
+    assert not (repo.root / "calls.log").exists()

@@ -399,9 +399,10 @@ def affected_pairs(
     the eval set now targets a different prompt (gated with the new one), or when
     the code the pair runs changed: the prompt's `python:` package or `watch:` paths,
     or the eval set's `python:` graders (`agent_evals.sources`). A changed prompt no
-    eval set targets gives no pair (`untargeted_prompts` names them, for `ci` to refuse); deleted eval sets are not pairs (see
-    `ChangeSet.deleted_evalsets`); neither is an eval set whose prompt exists
-    neither in the work tree nor at the merge base (`validate` reports it).
+    eval set targets gives no pair (`untargeted_prompts` names them, for `ci` to
+    refuse); deleted eval sets are not pairs (see `ChangeSet.deleted_evalsets`);
+    neither is an eval set whose prompt exists neither in the work tree nor at the
+    merge base (`validate` reports it, and `ci` refuses the project: `Project.missing_prompt`).
 
     Args:
         changes: from `changes_since`.

@@ -157,7 +157,6 @@ def _prepare_git(project: Project, options: CiOptions) -> tuple[list[_Pending], 
         runs_code = any(
             sources.code_scope(project.prompts[e.prompt], e, project.config, provider)
             for e in project.evalsets.values()
-            if e.prompt in project.prompts
         )
         what = "prompt, eval set or the code they run" if runs_code else "prompt or eval set"
         return [], changes, f"no {what} changed since {changes.merge_base[:8]} ({options.base_ref})"
@@ -219,8 +218,7 @@ def _bar_moved(
     its findings, so lowering every eval set's bar at once is called out as lowering one's is."""
     moved = []
     for evalset in sorted(project.evalsets.values(), key=lambda e: e.id):
-        prompt = project.prompts.get(evalset.prompt)
-        if evalset.id in gated or prompt is None:
+        if evalset.id in gated:
             continue
         base_policy = effective_policy(base_config, evalset, options.overrides)
         cand_policy = effective_policy(project.config, evalset, options.overrides)
@@ -228,7 +226,7 @@ def _bar_moved(
         if findings:
             moved.append(
                 _Pending(
-                    prompt=prompt,
+                    prompt=project.prompts[evalset.prompt],
                     evalset=evalset,
                     change="unchanged",
                     policy=cand_policy
@@ -345,14 +343,11 @@ def _prepare_dir(project: Project, options: CiOptions) -> list[_Pending]:
         raise ConfigError(f"--baseline-dir {problem}", path=folder, hint=_BASELINE_DIR_HINT)
     pending = []
     for evalset in project.evalsets.values():
-        prompt = project.prompts.get(evalset.prompt)
-        if prompt is None:
-            continue
         path = folder / f"{evalset.id}.jsonl"
         base_record = load_record(path) if os.path.lexists(path) else None
         pending.append(
             _Pending(
-                prompt=prompt,
+                prompt=project.prompts[evalset.prompt],
                 evalset=evalset,
                 change="modified" if base_record else "new",
                 policy=effective_policy(project.config, evalset, options.overrides),
@@ -399,6 +394,7 @@ def run_ci(
     project = load_project(root)
     project.raise_errors()
     # An eval set whose prompt is gone (a typo in `prompt:`) is in no pair: refused, not "unchanged".
+    # Past here, every eval set's prompt is loaded.
     if missing := [
         project.missing_prompt(e) for e in project.evalsets.values() if e.prompt not in project.prompts
     ]:

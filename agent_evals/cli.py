@@ -244,9 +244,11 @@ def _print_json(data: Any) -> None:
 @app.command()
 def run(
     prompt: Annotated[
-        list[str] | None, typer.Option("--prompt", help="Only eval sets of this prompt id.")
+        list[str] | None, typer.Option("--prompt", metavar="<id>", help="Only eval sets of this prompt id.")
     ] = None,
-    evalset: Annotated[list[str] | None, typer.Option("--evalset", help="Only this eval set id.")] = None,
+    evalset: Annotated[
+        list[str] | None, typer.Option("--evalset", metavar="<id>", help="Only this eval set id.")
+    ] = None,
     provider: Annotated[str | None, typer.Option(help="Use this provider instead of the prompt's.")] = None,
     model: Annotated[str | None, typer.Option(help="Use this model name instead of the prompt's.")] = None,
     concurrency: Annotated[
@@ -254,7 +256,8 @@ def run(
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Record file (one eval set) or folder.")] = None,
     filter_: Annotated[
-        list[str] | None, typer.Option("--filter", help="Only cases whose id or a tag matches (glob).")
+        list[str] | None,
+        typer.Option("--filter", metavar="<glob>", help="Only cases whose id or a tag matches (glob)."),
     ] = None,
     prompt_file: Annotated[
         Path | None, typer.Option(help="Run this prompt file in place of the project's prompt with its id.")
@@ -775,7 +778,7 @@ DeployBranchOpt = Annotated[
 
 HistoryPromptOpt = Annotated[
     list[str] | None,
-    typer.Option("--prompt", help="Only this prompt id (repeatable; default: every prompt)."),
+    typer.Option("--prompt", metavar="<id>", help="Only this prompt id (repeatable; default: every prompt)."),
 ]
 HistoryEvalsetOpt = Annotated[
     str | None, typer.Option("--evalset", help="Only runs and verdicts of this eval set.")
@@ -1083,7 +1086,11 @@ UntilOpt = Annotated[
 ]
 LogMapOpt = Annotated[
     list[str] | None,
-    typer.Option("--map", help="TARGET=FIELD, repeatable, as sample takes it (replaces the eval set's map)."),
+    typer.Option(
+        "--map",
+        metavar="<target=field>",
+        help="TARGET=FIELD, repeatable, as sample takes it (replaces the eval set's map).",
+    ),
 ]
 LogMapFileOpt = Annotated[
     Path | None,
@@ -1366,7 +1373,9 @@ def calibrate(
     record: Annotated[
         list[Path] | None,
         typer.Option(
-            "--record", help="A run record to read; repeat for more (default: the eval set's records)."
+            "--record",
+            metavar="<path>",
+            help="A run record to read; repeat for more (default: the eval set's records).",
         ),
     ] = None,
     grader: Annotated[str | None, typer.Option("--grader", help="Only this judge grader.")] = None,
@@ -1419,6 +1428,7 @@ def sample(
         list[str] | None,
         typer.Option(
             "--map",
+            metavar="<target=field>",
             help="TARGET=FIELD, repeatable: vars.ticket.subject=payload.subject, label=resolution.disposition, "
             "expected.NAME=FIELD, timestamp=ts, cluster=conversation_id, output=..., feedback=..., tags.NAME=...",
         ),
@@ -1464,6 +1474,7 @@ def sample(
         list[str] | None,
         typer.Option(
             "--text-field",
+            metavar="<var>",
             help="A var compared for near-duplicates and diversity, e.g. ticket.body (repeatable).",
         ),
     ] = None,
@@ -1472,7 +1483,9 @@ def sample(
     ] = False,
     redact_pattern: Annotated[
         list[str] | None,
-        typer.Option("--redact-pattern", help="Also redact NAME=REGEX as <NAME> (repeatable)."),
+        typer.Option(
+            "--redact-pattern", metavar="<name=regex>", help="Also redact NAME=REGEX as <NAME> (repeatable)."
+        ),
     ] = None,
     cases_file: Annotated[
         bool | None,

@@ -88,6 +88,23 @@ def test_dash_h_is_help_on_every_command(capsys: pytest.CaptureFixture[str]) -> 
         assert short[1].startswith("Usage: agent-evals"), path
 
 
+METAVAR = re.compile(r"^\s+(?:-\w, )?--[\w-]+ <([^>]*)>", re.M)
+"""An option's line in `--help`, capturing what it says the option takes."""
+
+
+def test_help_says_what_an_option_takes_never_a_python_type(capsys: pytest.CaptureFixture[str]) -> None:
+    # typer 0.29 names a repeatable option's value by its annotation (`--filter <list[str]>`).
+    taken: dict[str, set[str]] = {}
+    for path in _commands(typer.main.get_command(app)):
+        code, out, _ = run([*path, "--help"], capsys)
+        assert code == 0, path
+        for metavar in METAVAR.findall(out):
+            taken.setdefault(metavar, set()).add(" ".join(path))
+    assert {"glob", "id", "path", "int range"} <= set(taken)
+    pythonic = {m: where for m, where in taken.items() if re.search(r"[\[\]]|list|Path", m)}
+    assert not pythonic, pythonic
+
+
 def test_dash_v_upper_is_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["-V"], capsys) == run(["--version"], capsys) == (0, f"agent-evals {__version__}\n", "")
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import gc
 import io
+import math
 import os
 import shlex
 import signal
@@ -67,6 +68,7 @@ from agent_evals.errors import (
     ConfigError,
     Interrupted,
 )
+from agent_evals.limits import MAX_CONCURRENCY, MAX_COUNT, MAX_REPEAT, MAX_SEED
 from agent_evals.outputs import write_output
 
 app = typer.Typer(
@@ -176,12 +178,24 @@ def _main(
             ) from None
 
 
+def _finite(value: float | None) -> float | None:
+    """A number option's callback: infinity and NaN (`1e400`, `inf`, `nan`) are no bound or count."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="Run only shard I of N (I/N), e.g. one job of a CI matrix.")
 ]
-Repeat = Annotated[int, typer.Option(min=1, help="Run each case K times (flakiness; repeats cached apart).")]
+Repeat = Annotated[
+    int, typer.Option(min=1, max=MAX_REPEAT, help="Run each case K times (flakiness; repeats cached apart).")
+]
 MaxCost = Annotated[
-    float | None, typer.Option(min=0, help="Cost ceiling in USD: stop before a call could cross it (exit 3).")
+    float | None,
+    typer.Option(
+        min=0, callback=_finite, help="Cost ceiling in USD: stop before a call could cross it (exit 3)."
+    ),
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Call the provider even for cached requests.")]
 Trace = Annotated[
@@ -193,13 +207,18 @@ ReportMd = Annotated[
 ReportJunit = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")]
 ReportJson = Annotated[Path | None, typer.Option("--json", help="Write the full diff and verdict as JSON.")]
 MaxRegressions = Annotated[
-    int | None, typer.Option(min=0, help="Override the gate: most cases allowed to regress.")
+    int | None, typer.Option(min=0, max=MAX_COUNT, help="Override the gate: most cases allowed to regress.")
 ]
 MinPassRate = Annotated[
-    float | None, typer.Option(min=0, max=1, help="Override the gate: candidate pass-rate floor.")
+    float | None,
+    typer.Option(min=0, max=1, callback=_finite, help="Override the gate: candidate pass-rate floor."),
 ]
-Alpha = Annotated[float | None, typer.Option(min=0, max=1, help="Override the gate: significance level.")]
-MaxErrorRate = Annotated[float | None, typer.Option(min=0, max=1, help="Override: above this, exit 3.")]
+Alpha = Annotated[
+    float | None, typer.Option(min=0, max=1, callback=_finite, help="Override the gate: significance level.")
+]
+MaxErrorRate = Annotated[
+    float | None, typer.Option(min=0, max=1, callback=_finite, help="Override: above this, exit 3.")
+]
 
 
 @app.command()
@@ -252,7 +271,7 @@ def run(
     provider: Annotated[str | None, typer.Option(help="Use this provider instead of the prompt's.")] = None,
     model: Annotated[str | None, typer.Option(help="Use this model name instead of the prompt's.")] = None,
     concurrency: Annotated[
-        int | None, typer.Option("-j", "--concurrency", min=1, help="Calls in flight.")
+        int | None, typer.Option("-j", "--concurrency", min=1, max=MAX_CONCURRENCY, help="Calls in flight.")
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Record file (one eval set) or folder.")] = None,
     filter_: Annotated[
@@ -300,7 +319,7 @@ def run(
     if resume is not None:
         previous, recorded = runner.find_resume(project, resume)
         selection = {k: recorded.get(k) for k in ("filters", "provider", "model", "shard")}
-        repeat = int(recorded.get("repeat") or 1)
+        repeat = recorded["repeat"]
         max_cost = max_cost if max_cost is not None else recorded.get("max_cost_usd")
         evalset = list(previous)
     jobs = runner.plan(
@@ -465,7 +484,7 @@ def _cache_json(stats: CacheStats, path: Path) -> dict[str, Any]:
 @cache_app.command("clear")
 def cache_clear(
     older_than_days: Annotated[
-        float | None, typer.Option(min=0, help="Only entries older than this.")
+        float | None, typer.Option(min=0, callback=_finite, help="Only entries older than this.")
     ] = None,
 ) -> None:
     """Delete cached responses (all, or the old ones)."""
@@ -626,7 +645,7 @@ def ci(
         typer.Option(help="The change loosens the gate on purpose (reviewed): use the candidate's policy."),
     ] = False,
     concurrency: Annotated[
-        int | None, typer.Option("-j", "--concurrency", min=1, help="Calls in flight.")
+        int | None, typer.Option("-j", "--concurrency", min=1, max=MAX_CONCURRENCY, help="Calls in flight.")
     ] = None,
     provider: Annotated[str | None, typer.Option(help="Run both sides on this provider.")] = None,
     model: Annotated[str | None, typer.Option(help="Run both sides on this model name.")] = None,
@@ -737,7 +756,8 @@ def history_import(
         typer.Argument(help="Run records (.jsonl), gate reports (diff/ci --json) or folders of them."),
     ],
     pr: Annotated[
-        int | None, typer.Option("--pr", min=1, help="The pull request the reports' verdicts belong to.")
+        int | None,
+        typer.Option("--pr", min=1, max=MAX_COUNT, help="The pull request the reports' verdicts belong to."),
     ] = None,
 ) -> None:
     """Load run records and gate verdicts (CI artifacts, shard records) into the history, skipping what it has."""
@@ -987,7 +1007,9 @@ def verify(
     days: Annotated[
         int, typer.Option("--days", min=1, max=366, help="Days on each side of going live.")
     ] = 14,
-    alpha: Annotated[float, typer.Option("--alpha", min=0.001, max=0.2, help="The level of a drop.")] = 0.05,
+    alpha: Annotated[
+        float, typer.Option("--alpha", min=0.001, max=0.2, callback=_finite, help="The level of a drop.")
+    ] = 0.05,
     live_from: LiveFromOpt = "auto",
     base: DeployBranchOpt = None,
     fmt: FormatOpt = "text",
@@ -1169,7 +1191,10 @@ def freshness(
     map_file: LogMapFileOpt = None,
     log_format: LogFormatOpt = None,
     min_per_stratum: Annotated[
-        int, typer.Option("--min-per-stratum", min=1, help="The fewest cases each stratum should have.")
+        int,
+        typer.Option(
+            "--min-per-stratum", min=1, max=MAX_COUNT, help="The fewest cases each stratum should have."
+        ),
     ] = 5,
     strict: Annotated[
         bool, typer.Option(help="Exit 1 when the eval set is stale (require it in CI).")
@@ -1353,7 +1378,10 @@ def comment_cmd(
         Path, typer.Option("--report", help="The Markdown report (agent-evals ci --report-md).")
     ],
     pr: Annotated[
-        int | None, typer.Option("--pr", help="PR number (default: from the GitHub Actions event).")
+        int | None,
+        typer.Option(
+            "--pr", min=1, max=MAX_COUNT, help="PR number (default: from the GitHub Actions event)."
+        ),
     ] = None,
     repo: Annotated[
         str | None, typer.Option("--repo", help="owner/name (default: GITHUB_REPOSITORY).")
@@ -1422,7 +1450,8 @@ def sample(
     ],
     prompt: Annotated[str, typer.Option("--prompt", help="The id of the prompt the eval set exercises.")],
     n: Annotated[
-        int, typer.Option("--n", min=1, help="Rows to sample (with --append: new rows to add).")
+        int,
+        typer.Option("--n", min=1, max=MAX_COUNT, help="Rows to sample (with --append: new rows to add)."),
     ] = 100,
     map_: Annotated[
         list[str] | None,
@@ -1451,11 +1480,19 @@ def sample(
     min_per_stratum: Annotated[
         int,
         typer.Option(
-            "--min-per-stratum", min=0, help="With --stratify-by: at least this many rows per stratum."
+            "--min-per-stratum",
+            min=0,
+            max=MAX_COUNT,
+            help="With --stratify-by: at least this many rows per stratum.",
         ),
     ] = 5,
     seed: Annotated[
-        int, typer.Option(help="Seed of every random choice: the same log and seed give the same files.")
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_SEED,
+            help="Seed of every random choice: the same log and seed give the same files.",
+        ),
     ] = 0,
     since: Annotated[str | None, typer.Option(help="Only rows at or after this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Only rows before this time (ISO 8601).")] = None,
@@ -1467,6 +1504,7 @@ def sample(
         typer.Option(
             "--dedup-threshold",
             min=0,
+            callback=_finite,
             help="Drop near-duplicates at or above this TF-IDF cosine (above 1: off).",
         ),
     ] = 0.95,

@@ -43,6 +43,7 @@ from agent_evals.errors import (
 )
 from agent_evals.graders import GraderBase, Sample, build_grader, get_path, grader_class
 from agent_evals.graders.base import REVIEW_REASON, case_outcome, review_reason
+from agent_evals.limits import MAX_REPEAT
 from agent_evals.load import Project, translate
 from agent_evals.models import Case, EvalSet, GraderSpec, ProjectConfig, Prompt
 from agent_evals.providers import ChatRequest, Completion, capabilities, resolve
@@ -1091,8 +1092,39 @@ def find_resume(project: Project, run: str) -> tuple[dict[str, Resume], dict[str
         record = load_record(path)
         finished = tuple(c for c in record.cases if c.status in ("pass", "fail"))
         resume[str(record.header.evalset["id"])] = Resume(path=path, header=record.header, done=finished)
-        options = dict(record.header.options)
+        options = _resumed_options(record.header.options, path)
     return resume, options
+
+
+def _resumed_options(options: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The options a record kept (`RunOptions.recorded`), checked as the command line checks them:
+    a record is a file anyone can edit, and a resumed run takes its repeat and cost ceiling.
+
+    Raises:
+        ConfigError: at the record's header line, for a value the run's own option would refuse.
+    """
+
+    def wrong(key: str, should: str) -> ConfigError:
+        return ConfigError(
+            f"the record's option {key} is {json.dumps(options.get(key))[:40]}, not {should}",
+            path=path,
+            line=1,
+            hint="the record was edited, or is not agent-evals'; start a new run instead",
+        )
+
+    repeat = options.get("repeat", 1)
+    if type(repeat) is not int or not 1 <= repeat <= MAX_REPEAT:
+        raise wrong("repeat", f"a whole number from 1 to {MAX_REPEAT:,}")
+    cost = options.get("max_cost_usd")
+    if cost is not None and (type(cost) not in (int, float) or not math.isfinite(cost) or cost < 0):
+        raise wrong("max_cost_usd", "a finite number of USD, 0 or more")
+    filters = options.get("filters") or []
+    if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
+        raise wrong("filters", "a list of patterns")
+    for key in ("provider", "model", "shard"):
+        if not isinstance(options.get(key), str | None):
+            raise wrong(key, "a string")
+    return {**options, "repeat": repeat, "filters": filters}
 
 
 def check_resume(

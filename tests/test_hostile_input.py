@@ -10,7 +10,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -681,3 +683,104 @@ def test_two_records_in_one_file_are_refused_the_same_way_by_the_history(
     )
     assert cli_error(capsys, "history", "import", "bad.jsonl") == (2, said)
     assert cli_error(capsys, "diff", "good.jsonl", "bad.jsonl") == (2, said)
+
+
+def _resumable(project: Path) -> Path:
+    """The record of a run stopped before its cases ran (no model is reachable), to resume."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+    env |= {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    subprocess.run(
+        [*CLI, "run", "--output", "run.jsonl"], cwd=project, env=env, capture_output=True, timeout=120
+    )
+    return project / "run.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "should"),
+    [
+        ("repeat", 10**23, "a whole number from 1 to 1,000"),  # planned every repeat before sending: a hang
+        ("repeat", "3", "a whole number from 1 to 1,000"),  # int("x") was an internal error
+        ("repeat", True, "a whole number from 1 to 1,000"),
+        ("repeat", 0, "a whole number from 1 to 1,000"),
+        ("max_cost_usd", "lots", "a finite number of USD, 0 or more"),
+        ("max_cost_usd", -1, "a finite number of USD, 0 or more"),
+        ("filters", "case-*", "a list of patterns"),
+        ("model", 7, "a string"),
+    ],
+)
+def test_a_resumed_record_s_options_are_held_to_the_command_line_s_bounds(
+    project: Path, capsys: pytest.CaptureFixture[str], key: str, value: object, should: str
+) -> None:
+    path = _resumable(project)
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["options"]["repeat"] == 1
+    header["options"][key] = value
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    code, err = cli_error(capsys, "run", "--resume", str(path))
+    shown = json.dumps(value)
+    assert (code, err) == (
+        2,
+        f"{path}:1: the record's option {key} is {shown}, not {should} "
+        "(the record was edited, or is not agent-evals'; start a new run instead)",
+    )
+
+
+# --- numbers on the command line ----------------------------------------------------------
+
+
+def _number_options() -> list[tuple[tuple[str, ...], str, type]]:
+    """Every option of every command that takes an int or a float: (command path, flag, type)."""
+    import typing
+
+    import typer.main
+
+    from agent_evals.cli import app
+
+    def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, (*path, name))
+
+    found = []
+    for path, command in walk(typer.main.get_command(app)):
+        if command.callback is None or hasattr(command, "commands"):
+            continue
+        hints = typing.get_type_hints(command.callback, include_extras=True)
+        for name, hint in hints.items():
+            if typing.get_origin(hint) is not typing.Annotated:
+                continue
+            base, *marks = typing.get_args(hint)
+            kinds = [k for k in (typing.get_args(base) or (base,)) if k is not type(None)]
+            info = next((m for m in marks if isinstance(m, typer.models.OptionInfo)), None)
+            if info is None or kinds not in ([int], [float]):
+                continue
+            flags = [d for d in (info.param_decls or ()) if d.startswith("--")] or [
+                "--" + name.replace("_", "-")
+            ]
+            found.append((path, flags[0], kinds[0]))
+    return found
+
+
+NUMBER_OPTIONS = _number_options()
+
+
+def test_the_number_options_are_found() -> None:
+    assert {(("run",), "--repeat", int), (("sample",), "--seed", int), (("run",), "--max-cost", float),
+            (("cache", "clear"), "--older-than-days", float), (("ci",), "--concurrency", int)} <= set(NUMBER_OPTIONS)  # fmt: skip
+    assert len(NUMBER_OPTIONS) >= 20
+
+
+@pytest.mark.parametrize(
+    ("path", "flag", "kind"), NUMBER_OPTIONS, ids=[" ".join((*p, f)) for p, f, _ in NUMBER_OPTIONS]
+)
+def test_every_number_option_refuses_what_is_past_any_bound(
+    project: Path, capsys: pytest.CaptureFixture[str], path: tuple[str, ...], flag: str, kind: type
+) -> None:
+    # --repeat 10**23 planned every repeat before sending anything (a hang SIGTERM could not stop),
+    # --seed 10**23 overflowed inside the sampler and --max-cost 1e400 stopped a run at once.
+    hostile = [str(10**23), str(-(10**23))] if kind is int else ["1e400", "inf", "-inf", "nan"]
+    for value in hostile:
+        code, err = cli_error(capsys, *path, flag, value)
+        assert code == 2, (path, flag, value, err)
+        assert f"Invalid value for '{flag}'" in err or f"/ '{flag}'" in err, err

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from agent_evals.errors import ConfigError
+from agent_evals.limits import MAX_SEED
 from agent_evals.load import load_evalset
 from agent_evals.sampling import SampleOptions, SampleReport, load_spec, parse_map_args, print_summary, sample
 from agent_evals.sampling._fields import MISSING, FieldMap, get_field
@@ -203,6 +204,20 @@ def test_diversity_is_reproducible_too(project: Path, tmp_path: Path) -> None:
         sample(options(project, log, n=60, method="diversity", chunksize=chunksize, overwrite=True))
         texts.append(evalset_path(project).read_bytes())
     assert texts[0] == texts[1] == texts[2]
+
+
+def test_a_seed_is_a_32_bit_number_the_sampler_and_scikit_learn_both_take(
+    project: Path, tmp_path: Path
+) -> None:
+    log = write_jsonl(tmp_path / "log.jsonl", gen.rows(400, seed=27))
+    for seed in (0, MAX_SEED):  # the largest reaches KMeans' random_state whole
+        sample(options(project, log, n=20, method="diversity", seed=seed, overwrite=True))
+        assert len(written(project)) + len(to_label(project)) == 20
+    for seed in (-1, MAX_SEED + 1, 10**23):  # scikit-learn refused them, or the priority hash overflowed
+        assert (
+            error_of(options(project, log, seed=seed))
+            == f"--seed must be from 0 to {MAX_SEED} (e.g. --seed 0)"
+        )
 
 
 def test_same_result_whatever_the_chunk_size(project: Path, big_log: Path) -> None:

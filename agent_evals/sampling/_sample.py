@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.errors import ConfigError
+from agent_evals.limits import MAX_SEED
 from agent_evals.models import ID_PATTERN
 from agent_evals.sampling._fields import FieldMap, SampleSpec, load_spec, set_path
 from agent_evals.sampling._options import (
@@ -195,6 +196,7 @@ def _check_options(options: SampleOptions) -> None:
     checks = [
         (options.n >= 1, f"--n must be at least 1 (got {options.n})", "e.g. --n 200"),
         (options.min_per_stratum >= 0, "--min-per-stratum must be 0 or more", "e.g. --min-per-stratum 5"),
+        (0 <= options.seed <= MAX_SEED, f"--seed must be from 0 to {MAX_SEED}", "e.g. --seed 0"),
         (options.pool_factor >= 1, "the pool factor must be at least 1", "e.g. 20"),
         (options.chunksize >= 1, "--chunksize must be at least 1", "e.g. --chunksize 20000"),
         (options.dedup_threshold > 0, "--dedup-threshold must be above 0", "e.g. 0.95; above 1 turns it off"),

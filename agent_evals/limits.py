@@ -5,9 +5,9 @@ A number past its bound is a usage error (exit 2) before anything runs: an unbou
 them so the command line can state them without importing those modules.
 """
 
-MAX_CONCURRENCY = 10_000
-"""The most calls a run keeps in flight (`-j`): far past any provider's limit, short of the sockets a
-process may open."""
+MAX_CONCURRENCY = 1_024
+"""The most calls a run keeps in flight (`-j`, agent-evals.yaml's `defaults.concurrency`, a provider's
+`max_concurrency`): far past any provider's limit, short of the sockets a process may open."""
 
 MAX_REPEAT = 1_000
 """The most times a run repeats each case (`--repeat`): enough to measure a flaky case's rate; every

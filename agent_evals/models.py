@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from agent_evals.limits import MAX_CONCURRENCY
+
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 DEFAULT_MAX_STEPS = 10
@@ -721,7 +723,7 @@ class Paths(_Model):
 
 class RunDefaults(_Model):
     provider: str | None = None
-    concurrency: int = Field(default=8, ge=1, le=1024)
+    concurrency: int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
     timeout_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(
         default=10,
@@ -768,7 +770,7 @@ class ProviderConfig(_Model):
     rpm: int | None = Field(default=None, gt=0, description="Requests per minute this provider allows.")
     tpm: int | None = Field(default=None, gt=0, description="Tokens per minute this provider allows.")
     max_concurrency: int | None = Field(
-        default=None, gt=0, description="Most calls in flight to this provider."
+        default=None, gt=0, le=MAX_CONCURRENCY, description="Most calls in flight to this provider."
     )
 
     @field_validator("type")

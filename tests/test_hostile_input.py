@@ -215,6 +215,26 @@ def test_a_number_that_is_not_finite_is_refused_at_its_line(
     assert "Input should be a finite number" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        ("schema_version: 1\ndefaults:\n  concurrency: 1025\n", 3),
+        ("schema_version: 1\nproviders:\n  gpu:\n    type: openai\n    max_concurrency: 1025\n", 5),
+    ],
+    ids=["defaults", "provider"],
+)
+def test_concurrency_in_the_config_has_the_command_line_s_bound(
+    project: Path, capsys: pytest.CaptureFixture[str], config: str, line: int
+) -> None:
+    (project / "agent-evals.yaml").write_text(config)
+    code, lines = validate(capsys)
+    assert code == 2
+    assert lines[0].startswith(f"agent-evals.yaml:{line}: "), lines
+    assert "1024" in lines[0], lines
+    (project / "agent-evals.yaml").write_text(config.replace("1025", "1024"))
+    assert validate(capsys)[0] == 0
+
+
 def test_an_empty_grader_list_is_still_said(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The length error is left out only when the list's own items failed (they say why)."""
     text = EVALSET.replace("  - type: exact_match\n    name: disposition\n    field: disposition\n", "  []\n")

@@ -363,6 +363,8 @@ def make_job(
         # Loaded now so a bad reviews file stops the run before anything is sent.
         reviews=load_reviews(Path(evalset.source_path)) if evalset.source_path else Reviews(),
     )
+    if errors := expected_errors(evalset, job.graders, indexes):
+        raise ConfigErrors(errors)
     if prompt.output.json_schema is not None or prompt.tools:
         # A schema the graders or the provider could not use is the prompt file's error, at its line.
         from agent_evals.graders.json_schema import prompt_schema_errors
@@ -551,6 +553,55 @@ def has_expected(expected: Any, path: str | None) -> bool:
     if value is not _MISSING and path is not None and isinstance(value, dict):
         value = get_path(value, path, default=_MISSING)
     return value is not _MISSING and value is not None
+
+
+def expected_errors(
+    evalset: EvalSet, graders: Sequence[GraderBase], indexes: Sequence[int] | None = None
+) -> list[ConfigError]:
+    """Each case (of `indexes`, else all) without the expected value a grader of it reads, at its line:
+    a problem of the eval set, found by `validate` and by `make_job` before anything is sent, not a
+    case that could not be evaluated once its model had answered."""
+    errors: list[ConfigError] = []
+    needing = [g for g in graders if g.needs_expected]
+    if not needing:
+        return errors
+    positions = range(len(evalset.cases)) if indexes is None else indexes
+    for grader in needing:
+        path = grader.expected_path()
+        for index in positions:
+            case = evalset.cases[index]
+            each = grader.spec.turns == "each" and case.turns
+            if each:
+                # A turn without an expected value is skipped; a conversation with none has nothing to grade.
+                if has_expected(case.expected, path) or any(
+                    has_expected(t.expected, path) for t in case.turns
+                ):
+                    continue
+            elif has_expected(case.expected, path):
+                continue
+            file, line = evalset.case_source(index)
+            key = f"expected.{path}" if path else "expected"
+            if each:
+                errors.append(
+                    ConfigError(
+                        f"no turn of case '{case.id}' has an '{key}', which grader '{grader.name}' "
+                        "(turns: each) needs",
+                        path=file,
+                        line=line,
+                        hint=f"add '{key}' to the case (its first turn) or to one of its turns, "
+                        "or grade it with turns: last",
+                    )
+                )
+            else:
+                errors.append(
+                    ConfigError(
+                        f"case '{case.id}' has no '{key}', which grader '{grader.name}' needs",
+                        path=file,
+                        line=line,
+                        hint=f"add '{key}' to the case, or give the case a different grader",
+                    )
+                )
+    return errors
 
 
 def _turn_records(

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_evals.errors import ConfigError, ConfigErrors
-from agent_evals.graders import GraderBase
 from agent_evals.load import (
     CONFIG_FILE,
     YAML_SUFFIXES,
@@ -38,7 +37,7 @@ from agent_evals.load import (
 from agent_evals.models import EvalSet, Prompt, ToolSpec
 from agent_evals.providers import capabilities, resolve
 from agent_evals.render import RenderClock, compile_prompt, render, render_turns
-from agent_evals.runner import build_graders, case_where, has_expected, judge_provider
+from agent_evals.runner import build_graders, case_where, expected_errors, judge_provider
 
 if TYPE_CHECKING:
     from agent_evals.graders.json_schema import BoundedSchema
@@ -71,47 +70,6 @@ def check_prompt(prompt: Prompt, project: Project) -> list[ConfigError]:
     from agent_evals.sources import check_watch
 
     errors.extend(check_watch(prompt, project.root))
-    return errors
-
-
-def _check_expected(evalset: EvalSet, graders: Sequence[GraderBase]) -> list[ConfigError]:
-    errors = []
-    for grader in graders:
-        if not grader.needs_expected:
-            continue
-        path = grader.expected_path()
-        for index, case in enumerate(evalset.cases):
-            each = grader.spec.turns == "each" and case.turns
-            if each:
-                # A turn without an expected value is skipped; a conversation with none has nothing to grade.
-                if has_expected(case.expected, path) or any(
-                    has_expected(t.expected, path) for t in case.turns
-                ):
-                    continue
-            elif has_expected(case.expected, path):
-                continue
-            file, line = evalset.case_source(index)
-            key = f"expected.{path}" if path else "expected"
-            if each:
-                errors.append(
-                    ConfigError(
-                        f"no turn of case '{case.id}' has an '{key}', which grader '{grader.name}' "
-                        "(turns: each) needs",
-                        path=file,
-                        line=line,
-                        hint=f"add '{key}' to the case (its first turn) or to one of its turns, "
-                        "or grade it with turns: last",
-                    )
-                )
-            else:
-                errors.append(
-                    ConfigError(
-                        f"case '{case.id}' has no '{key}', which grader '{grader.name}' needs",
-                        path=file,
-                        line=line,
-                        hint=f"add '{key}' to the case, or give the case a different grader",
-                    )
-                )
     return errors
 
 
@@ -178,7 +136,7 @@ def check_evalset(evalset: EvalSet, project: Project) -> list[ConfigError]:
     except ConfigError as exc:
         errors.extend(_errors(exc))
         graders = ()
-    errors.extend(_check_expected(evalset, graders))
+    errors.extend(expected_errors(evalset, graders))
     errors.extend(_check_turns(evalset))
     for grader in graders:
         provider = judge_provider(grader)

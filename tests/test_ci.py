@@ -512,3 +512,29 @@ def test_loosening_the_project_s_gate_defaults_alone_is_called_out_and_fails(
     repo.commit({"agent-evals.yaml": "schema_version: 1\ngate: {min_pass_rate: 0.95}\n"})
     assert main(["ci", "--base", "HEAD~1"]) == 0
     assert not (repo.root / "calls.log").exists()
+
+
+def test_a_case_without_the_expected_value_its_grader_reads_is_the_eval_set_s_error(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It ran every case and then said the case could not be evaluated (exit 3), as if the model or
+    the network had failed: CI could not tell it from an outage. It is exit 2 at the case's line, for
+    `ci` and `run` alike, before anything is sent, as `validate` says; `run --filter` past it runs."""
+    cases = BASE_CASES.replace(
+        '  - id: billing-3\n    vars: {body: "Where is my invoice"}\n    expected: {disposition: billing}\n',
+        '  - id: billing-3\n    vars: {body: "Where is my invoice"}\n    expected: {queue: billing}\n',
+    )
+    assert cases != BASE_CASES
+    repo.commit({"evalsets/triage.yaml": evalset(cases)})
+    line = next(i for i, row in enumerate(evalset(cases).splitlines(), 1) if "id: billing-3" in row)
+    expected = [
+        f"evalsets/triage.yaml:{line}: case 'billing-3' has no 'expected.disposition', which grader "
+        "'disposition' needs (add 'expected.disposition' to the case, or give the case a different grader)"
+    ]
+    ci_refuses(repo, capsys, expected)
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err.splitlines() == expected
+    assert not (repo.root / "calls.log").exists()
+    assert main(["validate"]) == 2
+    assert capsys.readouterr().out.splitlines()[:1] == expected
+    assert main(["run", "--filter", "refund-*"]) == 0

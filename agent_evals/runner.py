@@ -351,6 +351,8 @@ def make_job(
         ConfigError: a template does not render, a grader is misconfigured, or a JSON Schema the
             prompt declares is invalid or unusable.
     """
+    if not evalset.cases:
+        raise _no_cases(evalset)
     indexes = select(evalset, filters, shard)
     if only is not None:
         indexes = tuple(i for i in indexes if evalset.cases[i].id in only)
@@ -375,6 +377,23 @@ def make_job(
     # renders too slowly, stops the run before anything is sent. The run renders each as it sends it.
     render_all(prompt, evalset, indexes, case_where=partial(case_where, evalset))
     return job
+
+
+def _no_cases(evalset: EvalSet) -> ConfigError:
+    """An eval set without a case gates nothing: a run of it would read as clean. (`sample` writes one
+    when every row it chose awaits a label.)"""
+    key = "cases_file" if evalset.cases_file else "cases"
+    hint = "add cases to it"
+    if evalset.source_path:
+        waiting = Path(evalset.source_path).with_name(f"{Path(evalset.source_path).stem}.to-label.jsonl")
+        if waiting.is_file():
+            hint = f"label the rows 'agent-evals sample' set aside in {waiting.name} and add them as cases"
+    return ConfigError(
+        f"eval set '{evalset.id}' has no cases: nothing to evaluate",
+        path=evalset.source_path,
+        line=evalset.line_of(key),
+        hint=hint,
+    )
 
 
 def with_model(prompt: Prompt, *, provider: str | None, model: str | None) -> Prompt:

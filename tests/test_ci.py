@@ -538,3 +538,20 @@ def test_a_case_without_the_expected_value_its_grader_reads_is_the_eval_set_s_er
     assert main(["validate"]) == 2
     assert capsys.readouterr().out.splitlines()[:1] == expected
     assert main(["run", "--filter", "refund-*"]) == 0
+
+
+def test_an_eval_set_with_no_cases_is_its_error_not_an_outage(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run` wrote an empty record and exited 0; `ci` said the pair could not be evaluated (exit 3),
+    as for an outage. Both are exit 2 at the eval set's `cases:` line."""
+    text = evalset("[]\n").replace("cases:\n[]\n", "cases: []\n")
+    repo.commit({"evalsets/triage.yaml": text})
+    line = text.splitlines().index("cases: []") + 1
+    expected = [
+        f"evalsets/triage.yaml:{line}: eval set 'triage' has no cases: nothing to evaluate (add cases to it)"
+    ]
+    ci_refuses(repo, capsys, expected)
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err.splitlines() == expected
+    assert not (repo.root / ".agent-evals" / "runs").exists()

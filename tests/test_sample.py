@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from agent_evals.cli import main
 from agent_evals.errors import ConfigError
 from agent_evals.limits import MAX_SEED
 from agent_evals.load import load_evalset
@@ -218,6 +219,25 @@ def test_a_seed_is_a_32_bit_number_the_sampler_and_scikit_learn_both_take(
             error_of(options(project, log, seed=seed))
             == f"--seed must be from 0 to {MAX_SEED} (e.g. --seed 0)"
         )
+
+
+def test_an_eval_set_whose_every_row_awaits_a_label_stops_a_run_until_labelled(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run` on it wrote an empty record and exited 0, a clean run of nothing; it is exit 2 at the
+    eval set's cases line, naming the file of rows to label."""
+    rows = [{**row, "resolution": {"disposition": None}} for row in gen.rows(200, seed=28)]
+    sample(options(project, write_jsonl(tmp_path / "log.jsonl", rows), n=20, cases_file=True, overwrite=True))
+    assert written(project) == []
+    assert len(to_label(project)) == 20
+    text = evalset_path(project).read_text()
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.startswith("cases_file:"))
+    assert main(["-C", str(project), "run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"evalsets/ticket-triage.yaml:{line}: eval set 'ticket-triage' has no cases: nothing to evaluate "
+        "(label the rows 'agent-evals sample' set aside in ticket-triage.to-label.jsonl and add them as cases)"
+    ]
+    assert not (project / ".agent-evals" / "runs").exists()
 
 
 def test_same_result_whatever_the_chunk_size(project: Path, big_log: Path) -> None:

@@ -581,45 +581,27 @@ def expected_errors(
     a problem of the eval set, found by `validate` and by `make_job` before anything is sent, not a
     case that could not be evaluated once its model had answered."""
     errors: list[ConfigError] = []
-    needing = [g for g in graders if g.needs_expected]
-    if not needing:
-        return errors
     positions = range(len(evalset.cases)) if indexes is None else indexes
-    for grader in needing:
+    for grader in (g for g in graders if g.needs_expected):
         path = grader.expected_path()
+        key = f"expected.{path}" if path else "expected"
         for index in positions:
             case = evalset.cases[index]
-            each = grader.spec.turns == "each" and case.turns
-            if each:
-                # A turn without an expected value is skipped; a conversation with none has nothing to grade.
-                if has_expected(case.expected, path) or any(
-                    has_expected(t.expected, path) for t in case.turns
-                ):
-                    continue
-            elif has_expected(case.expected, path):
+            # Graded turn by turn, a turn without an expected value is skipped; a conversation with
+            # none has nothing to grade.
+            each = grader.spec.turns == "each" and bool(case.turns)
+            if has_expected(case.expected, path) or (
+                each and any(has_expected(turn.expected, path) for turn in case.turns)
+            ):
                 continue
-            file, line = evalset.case_source(index)
-            key = f"expected.{path}" if path else "expected"
             if each:
-                errors.append(
-                    ConfigError(
-                        f"no turn of case '{case.id}' has an '{key}', which grader '{grader.name}' "
-                        "(turns: each) needs",
-                        path=file,
-                        line=line,
-                        hint=f"add '{key}' to the case (its first turn) or to one of its turns, "
-                        "or grade it with turns: last",
-                    )
-                )
+                message = f"no turn of case '{case.id}' has an '{key}', which grader '{grader.name}' (turns: each) needs"
+                hint = f"add '{key}' to the case (its first turn) or to one of its turns, or grade it with turns: last"
             else:
-                errors.append(
-                    ConfigError(
-                        f"case '{case.id}' has no '{key}', which grader '{grader.name}' needs",
-                        path=file,
-                        line=line,
-                        hint=f"add '{key}' to the case, or give the case a different grader",
-                    )
-                )
+                message = f"case '{case.id}' has no '{key}', which grader '{grader.name}' needs"
+                hint = f"add '{key}' to the case, or give the case a different grader"
+            file, line = evalset.case_source(index)
+            errors.append(ConfigError(message, path=file, line=line, hint=hint))
     return errors
 
 
